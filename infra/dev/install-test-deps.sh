@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs the system packages the tests and the bench need, when they are missing:
+# Docker engine and CLI, RabbitMQ, skopeo, CNCF Distribution, a static busybox (base images
+# are made locally: there is no registry on the internet to pull from), and wrk.
+set -euo pipefail
+
+need=()
+command -v dockerd >/dev/null || need+=(docker.io)
+command -v rabbitmq-server >/dev/null || need+=(rabbitmq-server)
+command -v skopeo >/dev/null || need+=(skopeo)
+command -v docker-registry >/dev/null || need+=(docker-registry)
+command -v wrk >/dev/null || need+=(wrk)
+dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q "ok installed" || need+=(busybox-static)
+
+if ((${#need[@]})); then
+  echo "installing: ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi

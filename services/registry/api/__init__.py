@@ -1,0 +1,1 @@
+"""OCI Distribution endpoints, one module per resource."""

@@ -1,0 +1,44 @@
+"""Request parsing shared by the OCI handlers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from urllib.parse import urlencode
+
+from aiohttp import web
+
+from services.registry.keys import registry_key
+from shared.oci import errors
+from shared.oci.names import RepositoryName
+
+DEFAULT_PAGE = 1000
+MAX_PAGE = 10_000
+DOCKER_CONTENT_DIGEST = "Docker-Content-Digest"
+
+
+async def repository(request: web.Request) -> RepositoryName:
+    """The repository named in the path, in an existing space."""
+    name = RepositoryName.parse(request.match_info["name"])
+    await request.app[registry_key].check_space(name)
+    return name
+
+
+def body_chunks(request: web.Request) -> AsyncIterator[bytes]:
+    return request.content.iter_any()
+
+
+def has_body(request: web.Request) -> bool:
+    return request.body_exists and request.content_length != 0
+
+
+def page_size(request: web.Request) -> int:
+    raw = request.query.get("n")
+    if raw is None or raw == "":
+        return DEFAULT_PAGE
+    if not raw.isdigit():
+        raise errors.PaginationInvalid("n must be a non-negative integer", detail={"n": raw[:20]})
+    return min(int(raw), MAX_PAGE)
+
+
+def next_link(path: str, last: str, n: int) -> str:
+    return f'<{path}?{urlencode({"n": n, "last": last})}>; rel="next"'

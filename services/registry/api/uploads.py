@@ -1,0 +1,103 @@
+"""``/v2/<name>/blobs/uploads/``: start, mount, chunk, status, finish and cancel uploads."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from services.registry.api.common import DOCKER_CONTENT_DIGEST, body_chunks, has_body, repository
+from services.registry.keys import metrics_key, registry_key, uploads_key
+from shared.oci import errors
+from shared.oci.digest import Digest
+from shared.oci.names import RepositoryName
+from shared.oci.ranges import parse_content_range
+
+
+def _session_headers(name: RepositoryName, upload_id: str, offset: int) -> dict[str, str]:
+    return {
+        "Location": f"/v2/{name}/blobs/uploads/{upload_id}",
+        "Range": f"0-{max(offset - 1, 0)}",
+        "Docker-Upload-UUID": upload_id,
+        "Content-Length": "0",
+    }
+
+
+def _blob_created(name: RepositoryName, digest: str) -> web.Response:
+    return web.Response(
+        status=201,
+        headers={"Location": f"/v2/{name}/blobs/{digest}", DOCKER_CONTENT_DIGEST: digest},
+    )
+
+
+async def start_upload(request: web.Request) -> web.Response:
+    name = await repository(request)
+    uploads = request.app[uploads_key]
+    mount = request.query.get("mount")
+    if mount is not None:
+        digest = Digest.parse(mount)
+        source = _mount_source(request.query.get("from"))
+        if await request.app[registry_key].mount(name, digest, source):
+            return _blob_created(name, str(digest))
+
+    digest_param = request.query.get("digest")
+    if digest_param is not None and mount is None:
+        digest = Digest.parse(digest_param)
+        upload = await uploads.start(name)
+        with request.app[metrics_key].uploads_in_flight.track_inprogress():
+            await uploads.finish(
+                name, upload.id, digest, body_chunks(request), content_length=request.content_length
+            )
+        return _blob_created(name, str(digest))
+
+    upload = await uploads.start(name)
+    return web.Response(status=202, headers=_session_headers(name, upload.id, 0))
+
+
+def _mount_source(value: str | None) -> RepositoryName | None:
+    """A ``from`` that is not a valid name is ignored: the client gets a plain upload."""
+    if not value:
+        return None
+    try:
+        return RepositoryName.parse(value)
+    except errors.NameInvalid:
+        return None
+
+
+async def upload_status(request: web.Request) -> web.Response:
+    name = await repository(request)
+    upload = await request.app[uploads_key].status(name, request.match_info["upload_id"])
+    return web.Response(status=204, headers=_session_headers(name, upload.id, upload.offset))
+
+
+async def patch_upload(request: web.Request) -> web.Response:
+    name = await repository(request)
+    upload_id = request.match_info["upload_id"]
+    raw_range = request.headers.get("Content-Range")
+    content_range = parse_content_range(raw_range) if raw_range else None
+    with request.app[metrics_key].uploads_in_flight.track_inprogress():
+        offset = await request.app[uploads_key].append(
+            name, upload_id, body_chunks(request), content_range, request.content_length
+        )
+    return web.Response(status=202, headers=_session_headers(name, upload_id, offset))
+
+
+async def finish_upload(request: web.Request) -> web.Response:
+    name = await repository(request)
+    upload_id = request.match_info["upload_id"]
+    digest_param = request.query.get("digest")
+    if not digest_param:
+        raise errors.DigestInvalid("the digest query parameter is required")
+    digest = Digest.parse(digest_param)
+    raw_range = request.headers.get("Content-Range")
+    content_range = parse_content_range(raw_range) if raw_range else None
+    chunks = body_chunks(request) if has_body(request) else None
+    with request.app[metrics_key].uploads_in_flight.track_inprogress():
+        await request.app[uploads_key].finish(
+            name, upload_id, digest, chunks, content_range, request.content_length
+        )
+    return _blob_created(name, str(digest))
+
+
+async def cancel_upload(request: web.Request) -> web.Response:
+    name = await repository(request)
+    await request.app[uploads_key].cancel(name, request.match_info["upload_id"])
+    return web.Response(status=204)

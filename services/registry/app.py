@@ -1,0 +1,123 @@
+"""The registry's composition root: ``create_app(settings)`` builds the aiohttp application."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from services.registry import bootstrap
+from services.registry.api import base, blobs, health, listings, manifests, referrers, uploads
+from services.registry.auth import Authenticator
+from services.registry.keys import (
+    auth_key,
+    identity_key,
+    metadata_key,
+    metrics_key,
+    registry_key,
+    settings_key,
+    store_key,
+    uploads_key,
+)
+from services.registry.metrics import Metrics
+from services.registry.middleware import access_log, oci_errors
+from services.registry.registry import Registry
+from services.registry.uploads import Uploads
+from shared.metadata.store import MetadataStore
+from shared.settings import Settings
+from shared.storage.factory import open_blob_store
+from shared.storage.port import BlobStore
+
+API_VERSION_HEADER = ("Docker-Distribution-API-Version", "registry/2.0")
+admin_credentials_key = web.AppKey("admin_credentials", bootstrap.AdminCredentials)
+
+_NAME = r"{name:[^{}]+?}"
+_DIGEST = r"{digest:[^/]+}"
+
+
+def create_app(
+    settings: Settings,
+    *,
+    metadata: MetadataStore | None = None,
+    store: BlobStore | None = None,
+) -> web.Application:
+    """The registry application; metadata and storage are opened from ``settings`` unless
+    given. ``settings.mongo_url`` must be set (the CLI starts the embedded server if needed)."""
+    app = web.Application(middlewares=[access_log, oci_errors, require_credentials])
+    app[settings_key] = settings
+    app[metrics_key] = Metrics()
+    app.cleanup_ctx.append(_resources(metadata, store))
+    app.on_response_prepare.append(_api_version_header)
+    _add_routes(app)
+    return app
+
+
+def _resources(
+    metadata: MetadataStore | None, store: BlobStore | None
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def resources(app: web.Application) -> AsyncIterator[None]:
+        settings = app[settings_key]
+        own_metadata = metadata is None
+        if metadata is None:
+            if settings.mongo_url is None:
+                raise RuntimeError("create_app needs settings.mongo_url")
+            app[metadata_key] = MetadataStore.connect(settings.mongo_url)
+        else:
+            app[metadata_key] = metadata
+        own_store = store is None
+        app[store_key] = store if store is not None else await open_blob_store(settings)
+        credentials = await bootstrap.first_start(app[metadata_key], settings)
+        if credentials is not None:
+            app[admin_credentials_key] = credentials
+        app[registry_key] = Registry(
+            app[metadata_key], app[store_key], cache_ttl=settings.cache_ttl_seconds
+        )
+        app[uploads_key] = Uploads(app[metadata_key], app[store_key])
+        app[auth_key] = Authenticator(app[metadata_key])
+        yield
+        if own_store:
+            await app[store_key].close()
+        if own_metadata:
+            await app[metadata_key].close()
+
+    return resources
+
+
+@web.middleware
+async def require_credentials(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every OCI request needs valid credentials (roles per space come later)."""
+    if request.path.startswith("/v2"):
+        request[identity_key] = await request.app[auth_key].authenticate(
+            request.headers.get("Authorization")
+        )
+    return await handler(request)
+
+
+async def _api_version_header(request: web.Request, response: web.StreamResponse) -> None:
+    if request.path.startswith("/v2"):
+        response.headers[API_VERSION_HEADER[0]] = API_VERSION_HEADER[1]
+
+
+def _add_routes(app: web.Application) -> None:
+    router = app.router
+    router.add_get("/healthz", health.healthz)
+    router.add_get("/readyz", health.readyz)
+    router.add_get("/metrics", health.metrics)
+    router.add_get("/v2/", base.version_check)
+    router.add_get("/v2", base.version_check)
+    router.add_get("/v2/_catalog", listings.catalog)
+    router.add_get(f"/v2/{_NAME}/tags/list", listings.list_tags)
+    router.add_get(f"/v2/{_NAME}/referrers/{_DIGEST}", referrers.list_referrers)
+    router.add_get(r"/v2/" + _NAME + r"/manifests/{reference}", manifests.get_manifest)
+    router.add_put(r"/v2/" + _NAME + r"/manifests/{reference}", manifests.put_manifest)
+    router.add_delete(r"/v2/" + _NAME + r"/manifests/{reference}", manifests.delete_manifest)
+    for path in (f"/v2/{_NAME}/blobs/uploads/", f"/v2/{_NAME}/blobs/uploads"):
+        router.add_post(path, uploads.start_upload)
+    session = f"/v2/{_NAME}/blobs/uploads/{{upload_id}}"
+    router.add_get(session, uploads.upload_status)
+    router.add_patch(session, uploads.patch_upload)
+    router.add_put(session, uploads.finish_upload)
+    router.add_delete(session, uploads.cancel_upload)
+    router.add_get(f"/v2/{_NAME}/blobs/{_DIGEST}", blobs.get_blob)
+    router.add_delete(f"/v2/{_NAME}/blobs/{_DIGEST}", blobs.delete_blob)

@@ -1,0 +1,65 @@
+"""What exists from the first start: space ``spaces-1`` and user ``admin``."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from services.registry.auth import ADMIN, hash_password, verify_password
+from shared.metadata.store import MetadataStore
+from shared.settings import Settings
+
+DEFAULT_SPACE = ("spaces-1", "Default")
+PASSWORD_FILE = "admin-password"
+
+
+@dataclass(frozen=True, slots=True)
+class AdminCredentials:
+    username: str
+    password: str = field(repr=False)
+    source: str  # "environment", "generated" or a file path
+
+
+async def first_start(metadata: MetadataStore, settings: Settings) -> AdminCredentials | None:
+    """Create the default space and the admin user when missing.
+
+    Returns the admin credentials when this process knows them, so they can be shown.
+    """
+    await metadata.ensure_indexes()
+    await metadata.ensure_space(*DEFAULT_SPACE)
+    if settings.admin_password is not None:
+        user = await metadata.get_user(ADMIN)
+        if user is None or not verify_password(
+            settings.admin_password, user.get("password_hash", "")
+        ):
+            await metadata.put_user_password(ADMIN, hash_password(settings.admin_password))
+        return AdminCredentials(ADMIN, settings.admin_password, "environment")
+
+    password_file = settings.data_dir / PASSWORD_FILE
+    stored = _read_password(password_file)
+    user = await metadata.get_user(ADMIN)
+    if user is not None:
+        if stored is not None and verify_password(stored, user.get("password_hash", "")):
+            return AdminCredentials(ADMIN, stored, str(password_file))
+        return None
+    password = secrets.token_urlsafe(18)
+    if await metadata.create_user(ADMIN, hash_password(password)):
+        _write_password(password_file, password)
+        return AdminCredentials(ADMIN, password, "generated")
+    return None
+
+
+def _read_password(path: Path) -> str | None:
+    with contextlib.suppress(FileNotFoundError):
+        return path.read_text().strip() or None
+    return None
+
+
+def _write_password(path: Path, password: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(password + "\n")

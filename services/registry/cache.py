@@ -1,0 +1,59 @@
+"""A small in-process LRU cache whose entries expire, bounded by total weight."""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from typing import Generic, TypeVar
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+class TtlCache(Generic[K, V]):
+    def __init__(
+        self,
+        ttl_seconds: float,
+        max_weight: int,
+        weigh: Callable[[V], int] = lambda _: 1,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.ttl = ttl_seconds
+        self.max_weight = max_weight
+        self._weigh = weigh
+        self._clock = clock
+        self._entries: OrderedDict[K, tuple[float, int, V]] = OrderedDict()
+        self._weight = 0
+
+    def get(self, key: K) -> V | None:
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        expires, _, value = entry
+        if expires < self._clock():
+            self.discard(key)
+            return None
+        self._entries.move_to_end(key)
+        return value
+
+    def put(self, key: K, value: V) -> None:
+        if self.ttl <= 0:
+            return
+        weight = self._weigh(value)
+        if weight > self.max_weight:
+            return
+        self.discard(key)
+        self._entries[key] = (self._clock() + self.ttl, weight, value)
+        self._weight += weight
+        while self._weight > self.max_weight:
+            _, (_, old_weight, _) = self._entries.popitem(last=False)
+            self._weight -= old_weight
+
+    def discard(self, key: K) -> None:
+        entry = self._entries.pop(key, None)
+        if entry is not None:
+            self._weight -= entry[1]
+
+    def __len__(self) -> int:
+        return len(self._entries)

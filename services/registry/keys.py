@@ -1,0 +1,22 @@
+"""Typed keys for what the registry keeps on its aiohttp application."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from services.registry.auth import Authenticator, Identity
+from services.registry.metrics import Metrics
+from services.registry.registry import Registry
+from services.registry.uploads import Uploads
+from shared.metadata.store import MetadataStore
+from shared.settings import Settings
+from shared.storage.port import BlobStore
+
+settings_key = web.AppKey("settings", Settings)
+metadata_key = web.AppKey("metadata", MetadataStore)
+store_key = web.AppKey("store", BlobStore)
+registry_key = web.AppKey("registry", Registry)
+uploads_key = web.AppKey("uploads", Uploads)
+auth_key = web.AppKey("auth", Authenticator)
+metrics_key = web.AppKey("metrics", Metrics)
+identity_key = web.RequestKey("identity", Identity)

@@ -1,0 +1,41 @@
+"""Run the registry service until told to stop."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import structlog
+from aiohttp import web
+
+from services.registry.app import admin_credentials_key, create_app
+from services.registry.bootstrap import AdminCredentials
+from shared.settings import Settings
+
+log = structlog.get_logger("spacedock.registry")
+
+
+async def run_registry(
+    settings: Settings,
+    stop: asyncio.Event,
+    on_ready: Callable[[AdminCredentials | None], None] | None = None,
+) -> None:
+    app = create_app(settings)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=10)
+    await runner.setup()
+    try:
+        site = web.TCPSite(
+            runner, settings.listen_host, settings.listen_port, backlog=1024, reuse_address=True
+        )
+        await site.start()
+        log.info(
+            "registry_listening",
+            listen=f"{settings.listen_host}:{settings.listen_port}",
+            public_url=settings.public_url,
+            storage=settings.storage,
+        )
+        if on_ready is not None:
+            on_ready(app.get(admin_credentials_key))
+        await stop.wait()
+    finally:
+        await runner.cleanup()

@@ -1,0 +1,173 @@
+"""The registry model: what the OCI endpoints do, between the handlers and the two stores."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from services.registry.cache import TtlCache
+from shared.metadata.store import MetadataStore, StoredManifest
+from shared.oci import errors
+from shared.oci.digest import Digest
+from shared.oci.manifest import ParsedManifest, parse_manifest
+from shared.oci.names import Reference, RepositoryName
+from shared.storage.port import BlobLocation, BlobStore
+
+MANIFEST_CACHE_BYTES = 64 * 1024 * 1024
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class BlobHandle:
+    digest: str
+    size: int
+    location: BlobLocation
+
+
+class Registry:
+    def __init__(self, metadata: MetadataStore, store: BlobStore, cache_ttl: float) -> None:
+        self.metadata = metadata
+        self.store = store
+        # Tags move, so other instances may serve a moved or deleted tag for up to `cache_ttl`
+        # seconds; this instance forgets its own changes at once. Manifests never change.
+        self._tags: TtlCache[tuple[str, str], str] = TtlCache(cache_ttl, 100_000)
+        self._manifests: TtlCache[tuple[str, str], StoredManifest] = TtlCache(
+            cache_ttl, MANIFEST_CACHE_BYTES, weigh=lambda m: m.size + 512
+        )
+        self._spaces: TtlCache[str, bool] = TtlCache(max(cache_ttl, 5.0), 10_000)
+
+    async def check_space(self, name: RepositoryName) -> None:
+        """Raise NAME_UNKNOWN unless the repository's space exists."""
+        known = self._spaces.get(name.space)
+        if known is None:
+            known = await self.metadata.get_space(name.space) is not None
+            self._spaces.put(name.space, known)
+        if not known:
+            raise errors.NameUnknown(
+                f"space {name.space} does not exist", detail={"name": name.full}
+            )
+
+    # blobs ----------------------------------------------------------------------------------
+
+    async def blob(self, name: RepositoryName, digest: Digest) -> BlobHandle:
+        size = await self.metadata.linked_blob_size(name.full, str(digest))
+        if size is None:
+            raise errors.BlobUnknown(detail={"digest": str(digest)})
+        location = await self.store.locate(str(digest))
+        if location is None:
+            raise errors.BlobUnknown(detail={"digest": str(digest)})
+        return BlobHandle(str(digest), location.size, location)
+
+    async def mount(
+        self, name: RepositoryName, digest: Digest, source: RepositoryName | None
+    ) -> bool:
+        """Link a blob another repository holds into ``name``; False when there is none.
+
+        Without a source, any repository's copy will do (the caller may read every space
+        until roles per space exist).
+        """
+        if source is not None:
+            size = await self.metadata.linked_blob_size(source.full, str(digest))
+        else:
+            link = await self.metadata.find_link(str(digest), spaces=None)
+            size = None if link is None else int(link["size"])
+        if size is None or await self.store.locate(str(digest)) is None:
+            return False
+        await self.metadata.touch_repository(name.full)
+        await self.metadata.link_blob(name.full, str(digest), size)
+        return True
+
+    async def delete_blob(self, name: RepositoryName, digest: Digest) -> None:
+        if not await self.metadata.unlink_blob(name.full, str(digest)):
+            raise errors.BlobUnknown(detail={"digest": str(digest)})
+
+    # manifests ------------------------------------------------------------------------------
+
+    async def resolve(self, name: RepositoryName, reference: Reference) -> str:
+        if reference.digest is not None:
+            return str(reference.digest)
+        assert reference.tag is not None
+        key = (name.full, reference.tag)
+        digest = self._tags.get(key)
+        if digest is None:
+            digest = await self.metadata.get_tag(name.full, reference.tag)
+            if digest is None:
+                raise errors.ManifestUnknown(detail={"tag": reference.tag})
+            self._tags.put(key, digest)
+        return digest
+
+    async def manifest(self, name: RepositoryName, reference: Reference) -> StoredManifest:
+        digest = await self.resolve(name, reference)
+        key = (name.full, digest)
+        manifest = self._manifests.get(key)
+        if manifest is None:
+            manifest = await self.metadata.get_manifest(name.full, digest)
+            if manifest is None:
+                raise errors.ManifestUnknown(detail={"digest": digest})
+            self._manifests.put(key, manifest)
+        return manifest
+
+    async def put_manifest(
+        self, name: RepositoryName, reference: Reference, content: bytes, content_type: str | None
+    ) -> ParsedManifest:
+        manifest = parse_manifest(content, content_type)
+        if reference.digest is not None:
+            computed = Digest.of(content, reference.digest.algorithm)
+            if computed != reference.digest:
+                raise errors.DigestInvalid(
+                    "manifest digest does not match the reference",
+                    detail={"reference": str(reference.digest), "digest": str(computed)},
+                )
+            manifest = dataclasses.replace(manifest, digest=str(computed))
+        await self._check_references(name, manifest)
+        await self.metadata.touch_repository(name.full)
+        await self.metadata.put_manifest(name.full, manifest, content)
+        if reference.tag is not None:
+            await self.metadata.set_tag(name.full, reference.tag, manifest.digest)
+            self._tags.discard((name.full, reference.tag))
+        return manifest
+
+    async def _check_references(self, name: RepositoryName, manifest: ParsedManifest) -> None:
+        if manifest.blobs:
+            linked = await self.metadata.linked_digests(name.full, manifest.blobs)
+            missing = [d for d in manifest.blobs if d not in linked]
+            if missing:
+                raise errors.ManifestBlobUnknown(detail={"blobs": missing})
+        if manifest.manifests:
+            present = await self.metadata.existing_manifests(name.full, manifest.manifests)
+            missing = [d for d in manifest.manifests if d not in present]
+            if missing:
+                raise errors.ManifestBlobUnknown(
+                    "index references manifests unknown to this repository",
+                    detail={"manifests": missing},
+                )
+
+    async def delete_manifest(self, name: RepositoryName, reference: Reference) -> None:
+        """A tag reference deletes only the tag; a digest deletes the manifest and its tags."""
+        if reference.tag is not None:
+            self._tags.discard((name.full, reference.tag))
+            if not await self.metadata.delete_tag(name.full, reference.tag):
+                raise errors.ManifestUnknown(detail={"tag": reference.tag})
+            return
+        digest = str(reference.digest)
+        try:
+            tags = await self.metadata.delete_manifest(name.full, digest)
+        except LookupError as exc:
+            raise errors.ManifestUnknown(detail={"digest": digest}) from exc
+        self._manifests.discard((name.full, digest))
+        for tag in tags:
+            self._tags.discard((name.full, tag))
+
+    # listings -------------------------------------------------------------------------------
+
+    async def tags(self, name: RepositoryName, last: str | None, limit: int) -> list[str]:
+        tags = await self.metadata.list_tags(name.full, after=last, limit=limit)
+        if not tags and last is None and not await self.metadata.repository_exists(name.full):
+            raise errors.NameUnknown(detail={"name": name.full})
+        return tags
+
+    async def catalog(self, last: str | None, limit: int) -> list[str]:
+        return await self.metadata.list_repositories(after=last, limit=limit)
+
+    async def referrers(
+        self, name: RepositoryName, subject: Digest, artifact_type: str | None
+    ) -> list[StoredManifest]:
+        return await self.metadata.referrers(name.full, str(subject), artifact_type)

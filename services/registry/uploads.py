@@ -1,0 +1,241 @@
+"""Blob upload sessions (distribution-spec "Pushing blobs").
+
+A session lives in MongoDB and its bytes in the blob store, so any instance can take the next
+chunk. A write first claims the session with a lease (a compare-and-set on the document) so two
+writes never interleave; a write that fails leaves the offset where it was, and the next write
+discards whatever it left behind.
+
+The digest is computed while the bytes stream in. Hash state cannot be stored, so the running
+hash stays in this instance's memory with the offset it covers; when the next chunk or the final
+PUT reaches another instance (or this one restarted), the digest is computed by reading the
+staged bytes back from storage instead. Either way a blob is linked only after its digest is
+proven.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import hashlib
+import uuid
+from collections import OrderedDict
+from collections.abc import AsyncIterator
+
+import structlog
+
+from shared.metadata.store import MetadataStore, Upload
+from shared.oci import errors
+from shared.oci.digest import Digest
+from shared.oci.names import RepositoryName
+from shared.oci.ranges import ByteRange
+from shared.storage.port import BlobStore
+
+log = structlog.get_logger("spacedock.uploads")
+
+LEASE = dt.timedelta(seconds=60)
+LEASE_RENEW_SECONDS = 20.0
+MAX_LOCAL_HASHERS = 4096
+
+
+class Uploads:
+    def __init__(self, metadata: MetadataStore, store: BlobStore) -> None:
+        self.metadata = metadata
+        self.store = store
+        self._hashers: OrderedDict[str, tuple[int, hashlib._Hash]] = OrderedDict()
+
+    async def start(self, name: RepositoryName) -> Upload:
+        upload_id = str(uuid.uuid4())
+        state = await self.store.begin_upload(upload_id)
+        await self.metadata.create_upload(upload_id, name.full, state)
+        self._hashers[upload_id] = (0, hashlib.sha256())
+        self._trim_hashers()
+        return Upload(upload_id, name.full, 0, state, dt.datetime.now(dt.UTC))
+
+    async def status(self, name: RepositoryName, upload_id: str) -> Upload:
+        upload = await self.metadata.get_upload(_checked_id(upload_id))
+        if upload is None or upload.repository != name.full:
+            raise errors.BlobUploadUnknown(detail={"upload": upload_id})
+        return upload
+
+    async def append(
+        self,
+        name: RepositoryName,
+        upload_id: str,
+        chunks: AsyncIterator[bytes],
+        content_range: ByteRange | None,
+        content_length: int | None,
+    ) -> int:
+        """Write a chunk; return the new offset."""
+        async with self._claim(name, upload_id) as claim:
+            upload = claim.upload
+            _check_chunk(upload.offset, content_range, content_length)
+            await self._write(claim, chunks, content_range)
+            return claim.offset
+
+    async def finish(
+        self,
+        name: RepositoryName,
+        upload_id: str,
+        digest: Digest,
+        chunks: AsyncIterator[bytes] | None,
+        content_range: ByteRange | None = None,
+        content_length: int | None = None,
+    ) -> int:
+        """Write the last chunk (if any), prove the digest and link the blob; return its size.
+
+        A digest that does not match cancels the session: nothing of it becomes visible.
+        """
+        async with self._claim(name, upload_id) as claim:
+            if chunks is not None:
+                _check_chunk(claim.upload.offset, content_range, content_length)
+                await self._write(claim, chunks, content_range)
+            size = claim.offset
+            try:
+                await self._verify(claim.upload, size, digest)
+            except errors.DigestInvalid:
+                await self._discard(claim.upload)
+                claim.finished = True
+                raise
+            if (
+                await self.metadata.get_blob(str(digest)) is not None
+                and (await self.store.locate(str(digest))) is not None
+            ):
+                await self.store.abort_upload(upload_id, claim.storage)
+            else:
+                await self.store.commit_upload(upload_id, claim.storage, str(digest), size)
+                await self.metadata.record_blob(str(digest), size)
+            await self.metadata.touch_repository(name.full)
+            await self.metadata.link_blob(name.full, str(digest), size)
+            await self.metadata.delete_upload(upload_id)
+            self._hashers.pop(upload_id, None)
+            claim.finished = True
+            return size
+
+    async def cancel(self, name: RepositoryName, upload_id: str) -> None:
+        async with self._claim(name, upload_id) as claim:
+            await self._discard(claim.upload)
+            claim.finished = True
+
+    # internals ------------------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def _claim(self, name: RepositoryName, upload_id: str) -> AsyncIterator[_Claim]:
+        token = uuid.uuid4().hex
+        claimed = await self.metadata.claim_upload(_checked_id(upload_id), token, LEASE)
+        if claimed is None:
+            current = await self.metadata.get_upload(upload_id)
+            if current is None or current.repository != name.full:
+                raise errors.BlobUploadUnknown(detail={"upload": upload_id})
+            raise errors.RangeInvalid(
+                "another write to this upload is in progress", detail={"offset": current.offset}
+            )
+        if claimed.repository != name.full:
+            await self.metadata.release_upload(upload_id, token)
+            raise errors.BlobUploadUnknown(detail={"upload": upload_id})
+        claim = _Claim(claimed)
+        renewer = asyncio.create_task(self._renew(upload_id, token))
+        try:
+            yield claim
+        except BaseException:
+            self._hashers.pop(upload_id, None)
+            raise
+        finally:
+            renewer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewer
+            if not claim.finished:
+                await self.metadata.release_upload(
+                    upload_id, token, offset=claim.offset, storage=claim.storage
+                )
+
+    async def _renew(self, upload_id: str, token: str) -> None:
+        while True:
+            await asyncio.sleep(LEASE_RENEW_SECONDS)
+            await self.metadata.renew_upload(upload_id, token, LEASE)
+
+    async def _write(
+        self, claim: _Claim, chunks: AsyncIterator[bytes], content_range: ByteRange | None
+    ) -> None:
+        """Append to the upload; the claim moves forward only when all of the chunk is in."""
+        upload = claim.upload
+        hasher = self._hasher_at(upload.id, upload.offset)
+        written, storage = await self.store.append_upload(
+            upload.id, upload.storage, upload.offset, chunks, hasher
+        )
+        if content_range is not None and written != content_range.length:
+            raise errors.SizeInvalid(
+                "chunk length does not match Content-Range",
+                detail={"content_range_length": content_range.length, "received": written},
+            )
+        claim.offset, claim.storage = upload.offset + written, storage
+        if hasher is not None:
+            self._hashers[upload.id] = (claim.offset, hasher)
+            self._trim_hashers()
+
+    def _hasher_at(self, upload_id: str, offset: int) -> hashlib._Hash | None:
+        entry = self._hashers.pop(upload_id, None)
+        if entry is not None and entry[0] == offset:
+            return entry[1]
+        return hashlib.sha256() if offset == 0 else None
+
+    def _trim_hashers(self) -> None:
+        while len(self._hashers) > MAX_LOCAL_HASHERS:
+            self._hashers.popitem(last=False)
+
+    async def _verify(self, upload: Upload, size: int, digest: Digest) -> None:
+        entry = self._hashers.get(upload.id)
+        if digest.algorithm == "sha256" and entry is not None and entry[0] == size:
+            computed = entry[1].hexdigest()
+        else:
+            log.info("upload_rehash", upload=upload.id, size=size)
+            hasher = digest.hasher()
+            state = await self._current_state(upload)
+            async for chunk in self.store.read_upload(upload.id, state, size):
+                await self.store.run(hasher.update, chunk)
+            computed = hasher.hexdigest()
+        if computed != digest.hex:
+            raise errors.DigestInvalid(
+                detail={"expected": str(digest), "computed": f"{digest.algorithm}:{computed}"}
+            )
+
+    async def _current_state(self, upload: Upload) -> dict[str, object]:
+        fresh = await self.metadata.get_upload(upload.id)
+        return upload.storage if fresh is None else fresh.storage
+
+    async def _discard(self, upload: Upload) -> None:
+        state = await self._current_state(upload)
+        await self.store.abort_upload(upload.id, state)
+        await self.metadata.delete_upload(upload.id)
+        self._hashers.pop(upload.id, None)
+
+
+class _Claim:
+    """A write's hold on an upload: where it started and where it got to."""
+
+    def __init__(self, upload: Upload) -> None:
+        self.upload = upload
+        self.offset = upload.offset
+        self.storage = upload.storage
+        self.finished = False
+
+
+def _check_chunk(offset: int, content_range: ByteRange | None, content_length: int | None) -> None:
+    if content_range is None:
+        return
+    if content_range.start != offset:
+        raise errors.RangeInvalid(
+            "chunk out of order", detail={"expected_start": offset, "got": content_range.start}
+        )
+    if content_length is not None and content_length != content_range.length:
+        raise errors.SizeInvalid(
+            "Content-Length does not match Content-Range",
+            detail={"content_length": content_length, "content_range_length": content_range.length},
+        )
+
+
+def _checked_id(upload_id: str) -> str:
+    try:
+        return str(uuid.UUID(upload_id))
+    except ValueError as exc:
+        raise errors.BlobUploadUnknown(detail={"upload": upload_id[:100]}) from exc

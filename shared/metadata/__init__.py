@@ -1,0 +1,1 @@
+"""Registry metadata in MongoDB (PyMongo's async API)."""

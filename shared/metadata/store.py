@@ -1,0 +1,354 @@
+"""Metadata documents and every query on them, behind one class.
+
+Collections (``_id`` chosen so that uniqueness and the hot lookups need no extra index):
+- ``spaces``       ``{_id: "spaces-1", name, anonymous_pull, created_at}``
+- ``users``        ``{_id: username, password_hash, created_at}``
+- ``repositories`` ``{_id: "<space>/<name>", space, created_at}``
+- ``blobs``        ``{_id: digest, size, created_at}``: blobs committed to storage, once each
+- ``blob_links``   ``{_id: "<repo>@<digest>", repository, digest, size, created_at}``: what a
+                   repository may read
+- ``manifests``    ``{_id: "<repo>@<digest>", repository, digest, media_type, size, content,
+                   blobs, manifests, subject, artifact_type, config_media_type, annotations,
+                   created_at}``
+- ``tags``         ``{_id: "<repo>:<tag>", repository, tag, digest, updated_at}``
+- ``uploads``      ``{_id: upload id, repository, offset, storage, lock, created_at, updated_at}``
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from bson import Binary
+from pymongo import ASCENDING, AsyncMongoClient, ReturnDocument
+from pymongo.asynchronous.database import AsyncDatabase
+
+from shared.oci.manifest import ParsedManifest
+
+Document = dict[str, Any]
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredManifest:
+    repository: str
+    digest: str
+    media_type: str
+    size: int
+    content: bytes
+    subject: str | None
+    artifact_type: str | None
+    config_media_type: str | None
+    annotations: dict[str, str]
+
+    @classmethod
+    def from_document(cls, doc: Document) -> StoredManifest:
+        return cls(
+            repository=doc["repository"],
+            digest=doc["digest"],
+            media_type=doc["media_type"],
+            size=doc["size"],
+            content=bytes(doc["content"]),
+            subject=doc.get("subject"),
+            artifact_type=doc.get("artifact_type"),
+            config_media_type=doc.get("config_media_type"),
+            annotations=doc.get("annotations") or {},
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Upload:
+    id: str
+    repository: str
+    offset: int
+    storage: dict[str, Any]
+    created_at: dt.datetime
+
+    @classmethod
+    def from_document(cls, doc: Document) -> Upload:
+        return cls(doc["_id"], doc["repository"], doc["offset"], doc["storage"], doc["created_at"])
+
+
+class MetadataStore:
+    def __init__(self, client: AsyncMongoClient[Document], database: str = "spacedock") -> None:
+        self.client = client
+        self.db: AsyncDatabase[Document] = client[database]
+
+    @classmethod
+    def connect(
+        cls, url: str, database: str = "spacedock", timeout_ms: int = 5000
+    ) -> MetadataStore:
+        client: AsyncMongoClient[Document] = AsyncMongoClient(
+            url,
+            serverSelectionTimeoutMS=timeout_ms,
+            connectTimeoutMS=timeout_ms,
+            socketTimeoutMS=max(timeout_ms * 4, 20000),
+            tz_aware=True,
+        )
+        return cls(client, client.get_default_database("spacedock").name)
+
+    async def close(self) -> None:
+        await self.client.close()
+
+    async def ping(self) -> None:
+        await self.db.command("ping")
+
+    async def ensure_indexes(self) -> None:
+        db = self.db
+        await db.repositories.create_index([("space", ASCENDING), ("_id", ASCENDING)])
+        await db.blob_links.create_index([("digest", ASCENDING)])
+        await db.blob_links.create_index([("repository", ASCENDING)])
+        await db.manifests.create_index([("repository", ASCENDING), ("subject", ASCENDING)])
+        await db.manifests.create_index([("digest", ASCENDING)])
+        await db.manifests.create_index([("blobs", ASCENDING)])
+        await db.manifests.create_index([("manifests", ASCENDING)])
+        await db.tags.create_index([("repository", ASCENDING), ("tag", ASCENDING)], unique=True)
+        await db.tags.create_index([("repository", ASCENDING), ("digest", ASCENDING)])
+        await db.uploads.create_index([("updated_at", ASCENDING)])
+
+    # spaces and users -----------------------------------------------------------------------
+
+    async def get_space(self, space_id: str) -> Document | None:
+        return await self.db.spaces.find_one({"_id": space_id})
+
+    async def ensure_space(self, space_id: str, name: str) -> None:
+        await self.db.spaces.update_one(
+            {"_id": space_id},
+            {"$setOnInsert": {"name": name, "anonymous_pull": False, "created_at": utcnow()}},
+            upsert=True,
+        )
+
+    async def get_user(self, username: str) -> Document | None:
+        return await self.db.users.find_one({"_id": username})
+
+    async def create_user(self, username: str, password_hash: str) -> bool:
+        """Insert the user unless it exists; True when this call created it."""
+        result = await self.db.users.update_one(
+            {"_id": username},
+            {"$setOnInsert": {"password_hash": password_hash, "created_at": utcnow()}},
+            upsert=True,
+        )
+        return result.upserted_id is not None
+
+    async def put_user_password(self, username: str, password_hash: str) -> None:
+        await self.db.users.update_one(
+            {"_id": username},
+            {"$set": {"password_hash": password_hash}, "$setOnInsert": {"created_at": utcnow()}},
+            upsert=True,
+        )
+
+    # repositories ---------------------------------------------------------------------------
+
+    async def touch_repository(self, repository: str) -> None:
+        await self.db.repositories.update_one(
+            {"_id": repository},
+            {"$setOnInsert": {"space": repository.split("/", 1)[0], "created_at": utcnow()}},
+            upsert=True,
+        )
+
+    async def list_repositories(
+        self, *, after: str | None, limit: int, spaces: Iterable[str] | None = None
+    ) -> list[str]:
+        query: Document = {}
+        if after is not None:
+            query["_id"] = {"$gt": after}
+        if spaces is not None:
+            query["space"] = {"$in": list(spaces)}
+        cursor = self.db.repositories.find(query, {"_id": 1}).sort("_id", ASCENDING).limit(limit)
+        return [doc["_id"] async for doc in cursor]
+
+    # blobs ----------------------------------------------------------------------------------
+
+    async def record_blob(self, digest: str, size: int) -> None:
+        await self.db.blobs.update_one(
+            {"_id": digest},
+            {"$setOnInsert": {"size": size, "created_at": utcnow()}},
+            upsert=True,
+        )
+
+    async def get_blob(self, digest: str) -> Document | None:
+        return await self.db.blobs.find_one({"_id": digest})
+
+    async def link_blob(self, repository: str, digest: str, size: int) -> None:
+        await self.db.blob_links.update_one(
+            {"_id": f"{repository}@{digest}"},
+            {
+                "$setOnInsert": {
+                    "repository": repository,
+                    "digest": digest,
+                    "size": size,
+                    "created_at": utcnow(),
+                }
+            },
+            upsert=True,
+        )
+
+    async def linked_blob_size(self, repository: str, digest: str) -> int | None:
+        doc = await self.db.blob_links.find_one({"_id": f"{repository}@{digest}"}, {"size": 1})
+        return None if doc is None else int(doc["size"])
+
+    async def linked_digests(self, repository: str, digests: Iterable[str]) -> set[str]:
+        ids = [f"{repository}@{d}" for d in digests]
+        cursor = self.db.blob_links.find({"_id": {"$in": ids}}, {"digest": 1})
+        return {doc["digest"] async for doc in cursor}
+
+    async def find_link(self, digest: str, spaces: Iterable[str] | None) -> Document | None:
+        """A link to ``digest`` in any repository of ``spaces`` (all spaces when None)."""
+        query: Document = {"digest": digest}
+        if spaces is not None:
+            query["repository"] = {"$regex": "^(" + "|".join(re.escape(s) for s in spaces) + ")/"}
+        return await self.db.blob_links.find_one(query)
+
+    async def unlink_blob(self, repository: str, digest: str) -> bool:
+        result = await self.db.blob_links.delete_one({"_id": f"{repository}@{digest}"})
+        return result.deleted_count == 1
+
+    # manifests ------------------------------------------------------------------------------
+
+    async def put_manifest(self, repository: str, manifest: ParsedManifest, content: bytes) -> None:
+        await self.db.manifests.update_one(
+            {"_id": f"{repository}@{manifest.digest}"},
+            {
+                "$setOnInsert": {
+                    "repository": repository,
+                    "digest": manifest.digest,
+                    "media_type": manifest.media_type,
+                    "size": manifest.size,
+                    "content": Binary(content),
+                    "blobs": list(manifest.blobs),
+                    "manifests": list(manifest.manifests),
+                    "subject": manifest.subject,
+                    "artifact_type": manifest.artifact_type,
+                    "config_media_type": manifest.config_media_type,
+                    "annotations": manifest.annotations,
+                    "created_at": utcnow(),
+                }
+            },
+            upsert=True,
+        )
+
+    async def get_manifest(self, repository: str, digest: str) -> StoredManifest | None:
+        doc = await self.db.manifests.find_one({"_id": f"{repository}@{digest}"})
+        return None if doc is None else StoredManifest.from_document(doc)
+
+    async def existing_manifests(self, repository: str, digests: Iterable[str]) -> set[str]:
+        ids = [f"{repository}@{d}" for d in digests]
+        cursor = self.db.manifests.find({"_id": {"$in": ids}}, {"digest": 1})
+        return {doc["digest"] async for doc in cursor}
+
+    async def delete_manifest(self, repository: str, digest: str) -> list[str]:
+        """Delete the manifest and the tags pointing at it; return those tags.
+
+        Tags go first so that no tag ever points at a missing manifest.
+        """
+        tags = [
+            doc["tag"]
+            async for doc in self.db.tags.find(
+                {"repository": repository, "digest": digest}, {"tag": 1}
+            )
+        ]
+        await self.db.tags.delete_many({"repository": repository, "digest": digest})
+        result = await self.db.manifests.delete_one({"_id": f"{repository}@{digest}"})
+        if result.deleted_count == 0 and not tags:
+            raise LookupError(digest)
+        return tags
+
+    async def referrers(
+        self, repository: str, subject: str, artifact_type: str | None
+    ) -> list[StoredManifest]:
+        query: Document = {"repository": repository, "subject": subject}
+        cursor = self.db.manifests.find(query).sort("digest", ASCENDING)
+        found = [StoredManifest.from_document(doc) async for doc in cursor]
+        if artifact_type is not None:
+            found = [m for m in found if (m.artifact_type or m.config_media_type) == artifact_type]
+        return found
+
+    # tags -----------------------------------------------------------------------------------
+
+    async def set_tag(self, repository: str, tag: str, digest: str) -> None:
+        await self.db.tags.update_one(
+            {"_id": f"{repository}:{tag}"},
+            {
+                "$set": {"digest": digest, "updated_at": utcnow()},
+                "$setOnInsert": {"repository": repository, "tag": tag},
+            },
+            upsert=True,
+        )
+
+    async def get_tag(self, repository: str, tag: str) -> str | None:
+        doc = await self.db.tags.find_one({"_id": f"{repository}:{tag}"}, {"digest": 1})
+        return None if doc is None else str(doc["digest"])
+
+    async def list_tags(self, repository: str, *, after: str | None, limit: int) -> list[str]:
+        query: Document = {"repository": repository}
+        if after is not None:
+            query["tag"] = {"$gt": after}
+        cursor = self.db.tags.find(query, {"tag": 1}).sort("tag", ASCENDING).limit(limit)
+        return [doc["tag"] async for doc in cursor]
+
+    async def delete_tag(self, repository: str, tag: str) -> bool:
+        result = await self.db.tags.delete_one({"_id": f"{repository}:{tag}"})
+        return result.deleted_count == 1
+
+    async def repository_exists(self, repository: str) -> bool:
+        return await self.db.repositories.find_one({"_id": repository}, {"_id": 1}) is not None
+
+    # upload sessions ------------------------------------------------------------------------
+
+    async def create_upload(self, upload_id: str, repository: str, storage: Document) -> None:
+        now = utcnow()
+        await self.db.uploads.insert_one(
+            {
+                "_id": upload_id,
+                "repository": repository,
+                "offset": 0,
+                "storage": storage,
+                "lock": None,
+                "created_at": now,
+                "updated_at": now,
+            }
+        )
+
+    async def get_upload(self, upload_id: str) -> Upload | None:
+        doc = await self.db.uploads.find_one({"_id": upload_id})
+        return None if doc is None else Upload.from_document(doc)
+
+    async def claim_upload(self, upload_id: str, token: str, lease: dt.timedelta) -> Upload | None:
+        """Take the upload for one write; None when it is missing or another write holds it."""
+        now = utcnow()
+        doc = await self.db.uploads.find_one_and_update(
+            {
+                "_id": upload_id,
+                "$or": [{"lock": None}, {"lock.until": {"$lt": now}}],
+            },
+            {"$set": {"lock": {"token": token, "until": now + lease}, "updated_at": now}},
+            return_document=ReturnDocument.AFTER,
+        )
+        return None if doc is None else Upload.from_document(doc)
+
+    async def release_upload(
+        self, upload_id: str, token: str, offset: int | None = None, storage: Document | None = None
+    ) -> bool:
+        changes: Document = {"lock": None, "updated_at": utcnow()}
+        if offset is not None:
+            changes["offset"] = offset
+        if storage is not None:
+            changes["storage"] = storage
+        result = await self.db.uploads.update_one(
+            {"_id": upload_id, "lock.token": token}, {"$set": changes}
+        )
+        return result.modified_count == 1
+
+    async def renew_upload(self, upload_id: str, token: str, lease: dt.timedelta) -> None:
+        await self.db.uploads.update_one(
+            {"_id": upload_id, "lock.token": token}, {"$set": {"lock.until": utcnow() + lease}}
+        )
+
+    async def delete_upload(self, upload_id: str) -> None:
+        await self.db.uploads.delete_one({"_id": upload_id})

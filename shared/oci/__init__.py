@@ -1,0 +1,1 @@
+"""Pure OCI Distribution primitives: no I/O, no framework imports."""

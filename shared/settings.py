@@ -1,0 +1,163 @@
+"""Configuration of PRODUCT.md §3, read from the environment once and validated.
+
+Nothing reads the environment at import time: a process calls ``Settings.from_env()`` in its
+entry point and passes the result down.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+
+class SettingsError(ValueError):
+    """One or more variables have values the product cannot use."""
+
+
+@dataclass(frozen=True, slots=True)
+class S3Settings:
+    endpoint: str
+    access_key: str = field(repr=False)
+    secret_key: str = field(repr=False)
+    bucket: str
+    secure: bool
+    region: str | None
+    redirect: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    listen_host: str
+    listen_port: int
+    public_url: str
+    data_dir: Path
+    storage: str
+    s3: S3Settings | None
+    mongo_url: str | None
+    amqp_url: str | None = field(repr=False)
+    admin_password: str | None = field(repr=False)
+    registry_url: str
+    docker_host: str | None
+    cache_ttl_seconds: float
+    log_format: str
+
+    @property
+    def public_host(self) -> str:
+        """``host[:port]`` of the public URL, as used in image references."""
+        return urlsplit(self.public_url).netloc
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        problems: list[str] = []
+
+        def get(name: str, default: str | None = None) -> str | None:
+            value = env.get(name)
+            return default if value is None or value == "" else value
+
+        def boolean(name: str, default: bool) -> bool:
+            raw = get(name)
+            if raw is None:
+                return default
+            lowered = raw.strip().lower()
+            if lowered in ("1", "true", "yes", "on"):
+                return True
+            if lowered in ("0", "false", "no", "off"):
+                return False
+            problems.append(f"{name}={raw!r}: expected true or false")
+            return default
+
+        listen = get("SPACEDOCK_LISTEN", "127.0.0.1:5000") or ""
+        host, _, port_text = listen.rpartition(":")
+        port = 0
+        if not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+            problems.append(f"SPACEDOCK_LISTEN={listen!r}: expected host:port, e.g. 0.0.0.0:5000")
+        else:
+            port = int(port_text)
+        host = host.strip("[]")
+
+        default_public = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+        public_url = (get("SPACEDOCK_PUBLIC_URL", default_public) or "").rstrip("/")
+        if not _is_http_url(public_url):
+            problems.append(f"SPACEDOCK_PUBLIC_URL={public_url!r}: expected an http(s) URL")
+        registry_url = (get("SPACEDOCK_REGISTRY_URL", public_url) or "").rstrip("/")
+        if not _is_http_url(registry_url):
+            problems.append(f"SPACEDOCK_REGISTRY_URL={registry_url!r}: expected an http(s) URL")
+
+        storage = (get("SPACEDOCK_STORAGE", "filesystem") or "").lower()
+        s3: S3Settings | None = None
+        if storage == "s3":
+            missing = [
+                name
+                for name in ("ENDPOINT", "ACCESS_KEY", "SECRET_KEY", "BUCKET")
+                if get(f"SPACEDOCK_S3_{name}") is None
+            ]
+            if missing:
+                names = ", ".join(f"SPACEDOCK_S3_{m}" for m in missing)
+                problems.append(f"SPACEDOCK_STORAGE=s3 needs {names}")
+            else:
+                endpoint = get("SPACEDOCK_S3_ENDPOINT") or ""
+                if "://" in endpoint:
+                    problems.append(
+                        f"SPACEDOCK_S3_ENDPOINT={endpoint!r}: expected host:port without a "
+                        "scheme (use SPACEDOCK_S3_SECURE for https)"
+                    )
+                s3 = S3Settings(
+                    endpoint=endpoint,
+                    access_key=get("SPACEDOCK_S3_ACCESS_KEY") or "",
+                    secret_key=get("SPACEDOCK_S3_SECRET_KEY") or "",
+                    bucket=get("SPACEDOCK_S3_BUCKET") or "",
+                    secure=boolean("SPACEDOCK_S3_SECURE", False),
+                    region=get("SPACEDOCK_S3_REGION"),
+                    redirect=boolean("SPACEDOCK_S3_REDIRECT", False),
+                )
+        elif storage != "filesystem":
+            problems.append(f"SPACEDOCK_STORAGE={storage!r}: expected filesystem or s3")
+        elif boolean("SPACEDOCK_S3_REDIRECT", False):
+            problems.append("SPACEDOCK_S3_REDIRECT=true needs SPACEDOCK_STORAGE=s3")
+
+        mongo_url = get("SPACEDOCK_MONGO_URL")
+        if mongo_url is not None and not mongo_url.startswith(("mongodb://", "mongodb+srv://")):
+            problems.append("SPACEDOCK_MONGO_URL: expected a mongodb:// or mongodb+srv:// URL")
+        amqp_url = get("SPACEDOCK_AMQP_URL")
+        if amqp_url is not None and not amqp_url.startswith(("amqp://", "amqps://")):
+            problems.append("SPACEDOCK_AMQP_URL: expected an amqp:// or amqps:// URL")
+
+        ttl_text = get("SPACEDOCK_CACHE_TTL_SECONDS", "2") or "2"
+        try:
+            cache_ttl = float(ttl_text)
+            if cache_ttl < 0:
+                raise ValueError(ttl_text)
+        except ValueError:
+            problems.append(f"SPACEDOCK_CACHE_TTL_SECONDS={ttl_text!r}: expected seconds >= 0")
+            cache_ttl = 0.0
+
+        log_format = (get("SPACEDOCK_LOG_FORMAT", "auto") or "").lower()
+        if log_format not in ("auto", "json", "console"):
+            problems.append(f"SPACEDOCK_LOG_FORMAT={log_format!r}: expected auto, json or console")
+
+        if problems:
+            raise SettingsError("invalid configuration:\n  " + "\n  ".join(problems))
+        return cls(
+            listen_host=host,
+            listen_port=port,
+            public_url=public_url,
+            data_dir=Path(get("SPACEDOCK_DATA_DIR", "./.spacedock") or ".spacedock").resolve(),
+            storage=storage,
+            s3=s3,
+            mongo_url=mongo_url,
+            amqp_url=amqp_url,
+            admin_password=get("SPACEDOCK_ADMIN_PASSWORD"),
+            registry_url=registry_url,
+            docker_host=get("DOCKER_HOST"),
+            cache_ttl_seconds=cache_ttl,
+            log_format=log_format,
+        )
+
+
+def _is_http_url(value: str) -> bool:
+    parts = urlsplit(value)
+    return parts.scheme in ("http", "https") and bool(parts.netloc)

@@ -1,0 +1,1 @@
+"""Blob storage: one port, a filesystem driver and an S3 driver."""

@@ -1,0 +1,119 @@
+"""Blobs as files: ``blobs/<alg>/<2 hex>/<hex>``, uploads staged in ``uploads/<id>``."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import BinaryIO
+
+from shared.storage.port import BlobLocation, BlobStore, StorageError, UploadState, pipelined_writes
+
+READ_CHUNK_BYTES = 1024 * 1024
+
+
+class FilesystemBlobStore(BlobStore):
+    def __init__(self, root: Path, io_threads: int = 32) -> None:
+        super().__init__(io_threads)
+        self.root = root
+        (root / "blobs").mkdir(parents=True, exist_ok=True)
+        (root / "uploads").mkdir(parents=True, exist_ok=True)
+
+    def blob_path(self, digest: str) -> Path:
+        algorithm, hex_ = digest.split(":", 1)
+        return self.root / "blobs" / algorithm / hex_[:2] / hex_
+
+    def _upload_path(self, upload_id: str) -> Path:
+        return self.root / "uploads" / upload_id
+
+    async def check(self) -> None:
+        probe = self.root / "uploads" / ".probe"
+        try:
+            await self.run(probe.write_bytes, b"ok")
+        except OSError as exc:
+            raise StorageError(f"filesystem storage not writable: {exc}") from exc
+
+    async def begin_upload(self, upload_id: str) -> UploadState:
+        await self.run(self._upload_path(upload_id).touch)
+        return {}
+
+    async def append_upload(
+        self,
+        upload_id: str,
+        state: UploadState,
+        offset: int,
+        chunks: AsyncIterator[bytes],
+        hasher: hashlib._Hash | None,
+    ) -> tuple[int, UploadState]:
+        path = self._upload_path(upload_id)
+        try:
+            handle: BinaryIO = await self.run(open, path, "r+b")
+        except FileNotFoundError as exc:
+            raise StorageError(f"upload data missing: {upload_id}") from exc
+        try:
+            await self.run(handle.truncate, offset)
+            await self.run(handle.seek, offset)
+
+            def sink(data: bytes) -> None:
+                handle.write(data)
+                if hasher is not None:
+                    hasher.update(data)
+
+            written = await pipelined_writes(chunks, sink, self)
+            await self.run(handle.flush)
+        finally:
+            await self.run(handle.close)
+        return written, state
+
+    async def read_upload(
+        self, upload_id: str, state: UploadState, size: int
+    ) -> AsyncIterator[bytes]:
+        async for chunk in self._read_file(self._upload_path(upload_id), 0, size):
+            yield chunk
+
+    async def commit_upload(
+        self, upload_id: str, state: UploadState, digest: str, size: int
+    ) -> None:
+        source, target = self._upload_path(upload_id), self.blob_path(digest)
+
+        def commit() -> None:
+            with source.open("r+b") as handle:
+                handle.truncate(size)
+                os.fsync(handle.fileno())
+            target.parent.mkdir(parents=True, exist_ok=True)
+            source.replace(target)  # atomic: readers see all of the blob or none of it
+
+        await self.run(commit)
+
+    async def abort_upload(self, upload_id: str, state: UploadState) -> None:
+        await self.run(lambda: self._upload_path(upload_id).unlink(missing_ok=True))
+
+    async def locate(self, digest: str) -> BlobLocation | None:
+        path = self.blob_path(digest)
+        try:
+            stat = await self.run(path.stat)
+        except FileNotFoundError:
+            return None
+        return BlobLocation(size=stat.st_size, path=path)
+
+    async def read(self, digest: str, start: int, length: int) -> AsyncIterator[bytes]:
+        async for chunk in self._read_file(self.blob_path(digest), start, length):
+            yield chunk
+
+    async def _read_file(self, path: Path, start: int, length: int) -> AsyncIterator[bytes]:
+        handle: BinaryIO = await self.run(open, path, "rb")
+        try:
+            await self.run(handle.seek, start)
+            remaining = length
+            while remaining > 0:
+                chunk: bytes = await self.run(handle.read, min(READ_CHUNK_BYTES, remaining))
+                if not chunk:
+                    raise StorageError(f"{path.name}: file shorter than expected")
+                remaining -= len(chunk)
+                yield chunk
+        finally:
+            await self.run(handle.close)
+
+    async def delete(self, digest: str) -> None:
+        await self.run(lambda: self.blob_path(digest).unlink(missing_ok=True))

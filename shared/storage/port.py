@@ -1,0 +1,132 @@
+"""The blob storage port.
+
+Blobs are stored once per digest. Uploads are staged under an upload id until the registry
+has proven their digest, then committed to the digest's place; nothing is readable before.
+The driver's upload state (``UploadState``) is a small JSON-able dict that the registry keeps
+in the upload session's metadata, so any instance can continue an upload.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+UploadState = dict[str, Any]
+
+# Bytes gathered from the network before one write is handed to a worker thread.
+WRITE_BUFFER_BYTES = 4 * 1024 * 1024
+
+
+class StorageError(Exception):
+    """The storage backend failed or could not be reached."""
+
+
+@dataclass(frozen=True, slots=True)
+class BlobLocation:
+    """Where a committed blob can be read from: a local file, or only through ``read``."""
+
+    size: int
+    path: Path | None = None
+
+
+class BlobStore(ABC):
+    """What the registry and the reaper need from blob storage."""
+
+    def __init__(self, io_threads: int = 32) -> None:
+        self._executor = ThreadPoolExecutor(io_threads, thread_name_prefix="storage")
+
+    async def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    async def run(self, func: Callable[..., Any], *args: Any) -> Any:
+        """Run blocking storage I/O on the store's own threads."""
+        return await asyncio.get_running_loop().run_in_executor(self._executor, func, *args)
+
+    @abstractmethod
+    async def check(self) -> None:
+        """Raise StorageError when the backend is not usable."""
+
+    @abstractmethod
+    async def begin_upload(self, upload_id: str) -> UploadState: ...
+
+    @abstractmethod
+    async def append_upload(
+        self,
+        upload_id: str,
+        state: UploadState,
+        offset: int,
+        chunks: AsyncIterator[bytes],
+        hasher: hashlib._Hash | None,
+    ) -> tuple[int, UploadState]:
+        """Write ``chunks`` at ``offset``; return the bytes written and the new state.
+
+        ``hasher`` (when given) is updated with every byte, on the storage threads. Bytes past
+        ``offset`` left by an earlier failed write are discarded.
+        """
+
+    @abstractmethod
+    def read_upload(self, upload_id: str, state: UploadState, size: int) -> AsyncIterator[bytes]:
+        """The ``size`` bytes staged so far, in order."""
+
+    @abstractmethod
+    async def commit_upload(
+        self, upload_id: str, state: UploadState, digest: str, size: int
+    ) -> None:
+        """Make the staged bytes the blob ``digest`` and drop the staging data."""
+
+    @abstractmethod
+    async def abort_upload(self, upload_id: str, state: UploadState) -> None: ...
+
+    @abstractmethod
+    async def locate(self, digest: str) -> BlobLocation | None:
+        """The committed blob, or None when storage does not hold it."""
+
+    @abstractmethod
+    def read(self, digest: str, start: int, length: int) -> AsyncIterator[bytes]:
+        """``length`` bytes of the blob from ``start``."""
+
+    @abstractmethod
+    async def delete(self, digest: str) -> None: ...
+
+    async def presigned_url(self, digest: str) -> str | None:
+        """A URL clients can fetch the blob from directly, when the driver offers one."""
+        return None
+
+
+async def pipelined_writes(
+    chunks: AsyncIterator[bytes],
+    sink: Callable[[bytes], None],
+    store: BlobStore,
+    buffer_bytes: int = WRITE_BUFFER_BYTES,
+) -> int:
+    """Feed ``chunks`` to the blocking ``sink`` in buffers, reading the next buffer from the
+    network while the previous one is written. Returns the number of bytes written."""
+    pending: asyncio.Future[Any] | None = None
+    buffer = bytearray()
+    total = 0
+    try:
+        async for chunk in chunks:
+            buffer += chunk
+            if len(buffer) >= buffer_bytes:
+                if pending is not None:
+                    await pending
+                data, buffer = bytes(buffer), bytearray()
+                total += len(data)
+                pending = asyncio.ensure_future(store.run(sink, data))
+        if pending is not None:
+            await pending
+            pending = None
+        if buffer:
+            total += len(buffer)
+            await store.run(sink, bytes(buffer))
+    finally:
+        if pending is not None and not pending.done():
+            # Let the thread finish before the caller closes what it writes to.
+            await asyncio.wait([pending])
+    return total

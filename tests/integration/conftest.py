@@ -1,0 +1,3 @@
+from tests.support.fixtures import client, registry, repo
+
+__all__ = ["client", "registry", "repo"]

@@ -1,0 +1,165 @@
+"""Real services the tests start as child processes: SecantusDB, moto's S3 server, registries."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{process.args!r} exited with {process.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{process.args!r} did not listen on {port} within {timeout}s")
+
+
+@dataclass
+class Service:
+    process: subprocess.Popen[bytes]
+    port: int
+    log_path: Path
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.wait()
+
+    def log_tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def start(command: list[str], port: int, log_path: Path, env: Mapping[str, str] | None = None) -> Service:
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, env=None if env is None else dict(env)
+        )
+    service = Service(process, port, log_path)
+    try:
+        wait_for_port(port, process)
+    except RuntimeError as exc:
+        service.stop()
+        raise RuntimeError(f"{exc}\n{service.log_tail()}") from exc
+    return service
+
+
+def start_secantus(workdir: Path, *, test_commands: bool = True) -> Service:
+    port = free_port()
+    command = [
+        str(BIN / "secantusd-py"),
+        "--host", "127.0.0.1",
+        "--port", str(port),
+        "--storage-path", str(workdir / "data"),
+        "--log-level", "WARNING",
+    ]
+    if test_commands:
+        command.append("--enable-test-commands")
+    return start(command, port, workdir / "secantus.log")
+
+
+def start_moto(workdir: Path) -> Service:
+    port = free_port()
+    return start([str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)], port, workdir / "moto.log")
+
+
+ADMIN_PASSWORD = "test-admin-password"
+
+
+@dataclass
+class Registry:
+    """A ``spacedock registry`` process and how to reach it."""
+
+    url: str
+    host: str
+    service: Service
+    data_dir: Path
+    env: dict[str, str] = field(repr=False)
+    username: str = "admin"
+    password: str = ADMIN_PASSWORD
+
+    @property
+    def auth(self) -> tuple[str, str]:
+        return (self.username, self.password)
+
+    def stop(self) -> None:
+        self.service.stop()
+
+
+def start_registry(
+    workdir: Path,
+    mongo_url: str,
+    *,
+    storage: str = "filesystem",
+    s3_endpoint: str | None = None,
+    bucket: str | None = None,
+    extra_env: Mapping[str, str] | None = None,
+    port: int | None = None,
+) -> Registry:
+    port = port or free_port()
+    data_dir = workdir / "data"
+    env = {
+        **os.environ,
+        "SPACEDOCK_LISTEN": f"127.0.0.1:{port}",
+        "SPACEDOCK_DATA_DIR": str(data_dir),
+        "SPACEDOCK_MONGO_URL": mongo_url,
+        "SPACEDOCK_ADMIN_PASSWORD": ADMIN_PASSWORD,
+        "SPACEDOCK_STORAGE": storage,
+        "SPACEDOCK_LOG_FORMAT": "json",
+    }
+    if storage == "s3":
+        assert s3_endpoint is not None and bucket is not None
+        env.update(
+            SPACEDOCK_S3_ENDPOINT=s3_endpoint,
+            SPACEDOCK_S3_ACCESS_KEY="testing",
+            SPACEDOCK_S3_SECRET_KEY="testing",
+            SPACEDOCK_S3_BUCKET=bucket,
+            SPACEDOCK_S3_REGION="us-east-1",
+        )
+    env.update(extra_env or {})
+    service = start([str(BIN / "spacedock"), "registry"], port, workdir / "registry.log", env)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return Registry(url, f"127.0.0.1:{port}", service, data_dir, env)
+        except requests.RequestException:
+            pass
+        time.sleep(0.2)
+    service.stop()
+    raise RuntimeError(f"registry not ready\n{service.log_tail()}")
+
+
+def have(command: str) -> bool:
+    return shutil.which(command) is not None
