@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the system packages the tests and the bench need, when they are missing:
 # Docker engine and CLI, RabbitMQ, skopeo, CNCF Distribution, a static busybox (base images
-# are made locally: there is no registry on the internet to pull from), and wrk.
+# are made locally: there is no registry on the internet to pull from), wrk, and docker-compose
+# (v1, packaged by Debian) to validate docker-compose.yml.
 set -euo pipefail
 
 need=()
@@ -10,6 +11,7 @@ command -v rabbitmq-server >/dev/null || need+=(rabbitmq-server)
 command -v skopeo >/dev/null || need+=(skopeo)
 command -v docker-registry >/dev/null || need+=(docker-registry)
 command -v wrk >/dev/null || need+=(wrk)
+command -v docker-compose >/dev/null || need+=(docker-compose)
 dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q "ok installed" || need+=(busybox-static)
 
 if ((${#need[@]})); then

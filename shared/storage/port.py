@@ -24,7 +24,12 @@ WRITE_BUFFER_BYTES = 4 * 1024 * 1024
 
 
 class StorageError(Exception):
-    """The storage backend failed or could not be reached."""
+    """The storage backend failed or could not be reached; ``code`` is the backend's own
+    error code when it gave one (e.g. S3's ``NoSuchKey``)."""
+
+    def __init__(self, message: str, code: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 @dataclass(frozen=True, slots=True)

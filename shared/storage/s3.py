@@ -55,12 +55,13 @@ class S3BlobStore(BlobStore):
         )
 
     async def _call(self, func: Any, *args: Any, **kwargs: Any) -> Any:
+        """Run one blocking SDK call; every failure becomes a StorageError."""
         try:
             return await self.run(lambda: func(*args, **kwargs))
-        except S3Error:
-            raise
+        except S3Error as exc:
+            raise StorageError(f"S3 {func.__name__} failed: {exc.code}", code=exc.code) from exc
         except _BACKEND_ERRORS as exc:
-            raise StorageError(f"S3 request failed: {exc}") from exc
+            raise StorageError(f"S3 {func.__name__} failed: {exc}") from exc
 
     @staticmethod
     def _blob_key(digest: str) -> str:
@@ -75,16 +76,12 @@ class S3BlobStore(BlobStore):
         if not await self._call(self.client.bucket_exists, self.bucket):
             try:
                 await self._call(self.client.make_bucket, self.bucket)
-            except S3Error as exc:
+            except StorageError as exc:
                 if exc.code not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
-                    raise StorageError(f"cannot create bucket {self.bucket}: {exc}") from exc
+                    raise
 
     async def check(self) -> None:
-        try:
-            exists = await self._call(self.client.bucket_exists, self.bucket)
-        except S3Error as exc:
-            raise StorageError(f"S3 bucket check failed: {exc.code}") from exc
-        if not exists:
+        if not await self._call(self.client.bucket_exists, self.bucket):
             raise StorageError(f"S3 bucket {self.bucket} does not exist")
 
     async def begin_upload(self, upload_id: str) -> UploadState:
@@ -116,6 +113,9 @@ class S3BlobStore(BlobStore):
             written = await pipelined_writes(chunks, sink, self, buffer_bytes=PART_BYTES)
             if written:
                 await self.run(writer.finish)
+        except _BACKEND_ERRORS as exc:
+            await self.run(writer.abort)
+            raise StorageError(f"S3 write of upload {upload_id} failed: {exc}") from exc
         except BaseException:
             await self.run(writer.abort)
             raise
@@ -141,19 +141,16 @@ class S3BlobStore(BlobStore):
         segments = state.get("segments", [])
         target = self._blob_key(digest)
         keys = [self._segment_key(upload_id, start) for start, _ in segments]
-        try:
-            if not keys:
-                await self._call(self.client.put_object, self.bucket, target, _Empty(), 0)
-            else:
-                # Lengths are explicit: a failed write may have left a segment object longer
-                # than the part of it the session counts.
-                sources = [
-                    ComposeSource(self.bucket, key, offset=0, length=length)
-                    for key, (_, length) in zip(keys, segments, strict=True)
-                ]
-                await self._call(self.client.compose_object, self.bucket, target, sources)
-        except S3Error as exc:
-            raise StorageError(f"S3 commit failed: {exc.code}") from exc
+        if not keys:
+            await self._call(self.client.put_object, self.bucket, target, _Empty(), 0)
+        else:
+            # Lengths are explicit: a failed write may have left a segment object longer
+            # than the part of it the session counts.
+            sources = [
+                ComposeSource(self.bucket, key, offset=0, length=length)
+                for key, (_, length) in zip(keys, segments, strict=True)
+            ]
+            await self._call(self.client.compose_object, self.bucket, target, sources)
         await self._remove(keys)
 
     async def abort_upload(self, upload_id: str, state: UploadState) -> None:
@@ -174,10 +171,10 @@ class S3BlobStore(BlobStore):
     async def locate(self, digest: str) -> BlobLocation | None:
         try:
             stat = await self._call(self.client.stat_object, self.bucket, self._blob_key(digest))
-        except S3Error as exc:
+        except StorageError as exc:
             if exc.code in ("NoSuchKey", "NoSuchObject", "ResourceNotFound"):
                 return None
-            raise StorageError(f"S3 stat failed: {exc.code}") from exc
+            raise
         return BlobLocation(size=int(stat.size))
 
     async def read(self, digest: str, start: int, length: int) -> AsyncIterator[bytes]:
@@ -187,12 +184,9 @@ class S3BlobStore(BlobStore):
     async def _read_object(self, key: str, start: int, length: int) -> AsyncIterator[bytes]:
         if length == 0:
             return
-        try:
-            response = await self._call(
-                self.client.get_object, self.bucket, key, offset=start, length=length
-            )
-        except S3Error as exc:
-            raise StorageError(f"S3 read of {key} failed: {exc.code}") from exc
+        response = await self._call(
+            self.client.get_object, self.bucket, key, offset=start, length=length
+        )
         stream: Iterator[bytes] = response.stream(READ_CHUNK_BYTES)
         try:
             while True:

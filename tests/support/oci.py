@@ -52,7 +52,9 @@ class Client:
 
     def push_blob(self, repo: str, data: bytes) -> str:
         digest = digest_of(data)
-        response = self.request("POST", f"/v2/{repo}/blobs/uploads/", params={"digest": digest}, data=data)
+        response = self.request(
+            "POST", f"/v2/{repo}/blobs/uploads/", params={"digest": digest}, data=data
+        )
         assert response.status_code == 201, response.text
         return digest
 
@@ -60,14 +62,25 @@ class Client:
         self, repo: str, reference: str, body: bytes, media_type: str = OCI_MANIFEST
     ) -> requests.Response:
         return self.request(
-            "PUT", f"/v2/{repo}/manifests/{reference}", data=body, headers={"Content-Type": media_type}
+            "PUT",
+            f"/v2/{repo}/manifests/{reference}",
+            data=body,
+            headers={"Content-Type": media_type},
         )
 
     def push_image(
-        self, repo: str, tag: str | None, layers: list[bytes], *, config: bytes | None = None, **fields: Any
+        self,
+        repo: str,
+        tag: str | None,
+        layers: list[bytes],
+        *,
+        config: bytes | None = None,
+        **fields: Any,
     ) -> tuple[str, bytes]:
         """Push config, layers and an OCI manifest; return the manifest digest and bytes."""
-        config = config if config is not None else canonical({"architecture": "amd64", "os": "linux"})
+        config = (
+            config if config is not None else canonical({"architecture": "amd64", "os": "linux"})
+        )
         self.push_blob(repo, config)
         for layer in layers:
             self.push_blob(repo, layer)

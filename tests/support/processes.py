@@ -59,7 +59,9 @@ class Service:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
 
-def start(command: list[str], port: int, log_path: Path, env: Mapping[str, str] | None = None) -> Service:
+def start(
+    command: list[str], port: int, log_path: Path, env: Mapping[str, str] | None = None
+) -> Service:
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log:
         process = subprocess.Popen(
@@ -78,10 +80,14 @@ def start_secantus(workdir: Path, *, test_commands: bool = True) -> Service:
     port = free_port()
     command = [
         str(BIN / "secantusd-py"),
-        "--host", "127.0.0.1",
-        "--port", str(port),
-        "--storage-path", str(workdir / "data"),
-        "--log-level", "WARNING",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--storage-path",
+        str(workdir / "data"),
+        "--log-level",
+        "WARNING",
     ]
     if test_commands:
         command.append("--enable-test-commands")
@@ -90,7 +96,9 @@ def start_secantus(workdir: Path, *, test_commands: bool = True) -> Service:
 
 def start_moto(workdir: Path) -> Service:
     port = free_port()
-    return start([str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)], port, workdir / "moto.log")
+    return start(
+        [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)], port, workdir / "moto.log"
+    )
 
 
 ADMIN_PASSWORD = "test-admin-password"

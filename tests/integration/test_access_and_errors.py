@@ -1,0 +1,112 @@
+"""Credentials, spaces, names and error bodies at the HTTP level."""
+
+from __future__ import annotations
+
+import json
+
+import requests
+
+from tests.support.oci import Client, error_codes
+from tests.support.processes import Registry
+
+
+def test_version_check_challenges_without_credentials(registry: Registry) -> None:
+    """/v2/ without credentials answers 401 with a challenge and the API version header."""
+    response = requests.get(f"{registry.url}/v2/", timeout=10)
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"].startswith("Basic ")
+    assert response.headers["Docker-Distribution-API-Version"] == "registry/2.0"
+    assert error_codes(response) == ["UNAUTHORIZED"]
+
+
+def test_version_check_with_credentials(client: Client) -> None:
+    """/v2/ with the admin's credentials answers 200."""
+    response = client.request("GET", "/v2/")
+    assert response.status_code == 200
+    assert response.headers["Docker-Distribution-API-Version"] == "registry/2.0"
+
+
+def test_wrong_password_and_anonymous_pull_are_refused(registry: Registry, repo: str) -> None:
+    """Pull, push and delete need valid credentials."""
+    owner = Client.for_registry(registry.url, registry.auth)
+    owner.push_image(repo, "t", [b"l"])
+    for auth in (None, ("admin", "wrong"), ("nobody", "x")):
+        stranger = Client.for_registry(registry.url, auth)
+        for method, path in (
+            ("GET", f"/v2/{repo}/manifests/t"),
+            ("POST", f"/v2/{repo}/blobs/uploads/"),
+            ("DELETE", f"/v2/{repo}/manifests/t"),
+            ("GET", "/v2/_catalog"),
+        ):
+            response = stranger.request(method, path)
+            assert response.status_code == 401, (auth, method, path)
+            assert error_codes(response) == ["UNAUTHORIZED"]
+    assert owner.request("GET", f"/v2/{repo}/manifests/t").status_code == 200
+
+
+def test_malformed_basic_credentials_are_401(registry: Registry) -> None:
+    """Garbage in the Authorization header is a 401, not a server error."""
+    response = requests.get(
+        f"{registry.url}/v2/", headers={"Authorization": "Basic !!!notbase64"}, timeout=10
+    )
+    assert response.status_code == 401
+
+
+def test_unknown_space_is_name_unknown(client: Client) -> None:
+    """A repository in a space that does not exist is NAME_UNKNOWN, for reads and pushes."""
+    for method, path in (
+        ("GET", "/v2/spaces-404/app/manifests/latest"),
+        ("POST", "/v2/spaces-404/app/blobs/uploads/"),
+        ("GET", "/v2/spaces-404/app/tags/list"),
+    ):
+        response = client.request(method, path)
+        assert response.status_code == 404
+        assert error_codes(response) == ["NAME_UNKNOWN"]
+
+
+def test_invalid_names_are_name_invalid(client: Client) -> None:
+    """Names outside the OCI grammar, or without a space, are NAME_INVALID."""
+    for name in ("Spaces-1/App", "spaces-1/a..b", "app", "spaces-1/" + "a" * 260):
+        response = client.request("GET", f"/v2/{name}/tags/list")
+        assert response.status_code == 400, name
+        assert error_codes(response) == ["NAME_INVALID"]
+
+
+def test_unknown_endpoint_and_method_have_oci_bodies(client: Client) -> None:
+    """Unknown paths and unsupported methods still answer with an OCI error body."""
+    unknown = client.request("GET", "/v2/spaces-1/app/nothing-here")
+    assert unknown.status_code == 404
+    assert error_codes(unknown)
+    wrong_method = client.request("PATCH", "/v2/spaces-1/app/manifests/latest")
+    assert wrong_method.status_code == 405
+    assert error_codes(wrong_method) == ["UNSUPPORTED"]
+
+
+def test_health_readiness_and_metrics(client: Client, registry: Registry, repo: str) -> None:
+    """/healthz and /readyz answer 200; /metrics counts requests and bytes by route."""
+    assert requests.get(f"{registry.url}/healthz", timeout=10).status_code == 200
+    ready = requests.get(f"{registry.url}/readyz", timeout=10)
+    assert ready.status_code == 200
+    assert ready.json()["checks"] == {"metadata": "ok", "storage": "ok"}
+    client.push_image(repo, "m", [b"metrics"])
+    text = requests.get(f"{registry.url}/metrics", timeout=10).text
+    assert (
+        'spacedock_http_requests_total{method="PUT",route="/v2/{name}/manifests/{reference}"'
+        in text
+    )
+    assert "spacedock_http_request_duration_seconds_bucket" in text
+    assert "spacedock_http_received_bytes_total" in text
+    assert "spacedock_uploads_in_flight" in text
+
+
+def test_request_log_line_has_the_fields(client: Client, registry: Registry, repo: str) -> None:
+    """Each request is one JSON log line with method, path, status, bytes, duration, repo."""
+    client.push_image(repo, "logged", [b"log"])
+    lines = [line for line in registry.service.log_path.read_text().splitlines() if repo in line]
+    assert lines
+    entry = json.loads(lines[-1])
+    assert entry["event"] == "request"
+    for key in ("method", "path", "status", "bytes_in", "bytes_out", "duration_ms"):
+        assert key in entry
+    assert entry["repository"] == repo
+    assert "test-admin-password" not in registry.service.log_path.read_text()
