@@ -36,7 +36,7 @@ class Settings:
     data_dir: Path
     storage: str
     s3: S3Settings | None
-    mongo_url: str | None
+    mongo_url: str | None = field(repr=False)
     amqp_url: str | None = field(repr=False)
     admin_password: str | None = field(repr=False)
     registry_url: str
@@ -79,7 +79,10 @@ class Settings:
             port = int(port_text)
         host = host.strip("[]")
 
-        default_public = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+        public_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+        if ":" in public_host:
+            public_host = f"[{public_host}]"  # an IPv6 literal in a URL
+        default_public = f"http://{public_host}:{port}"
         public_url = (get("SPACEDOCK_PUBLIC_URL", default_public) or "").rstrip("/")
         if not _is_http_url(public_url):
             problems.append(f"SPACEDOCK_PUBLIC_URL={public_url!r}: expected an http(s) URL")

@@ -32,7 +32,7 @@ def verify_password(password: str, encoded: str) -> bool:
         salt, expected = base64.b64decode(salt_b64), base64.b64decode(digest_b64)
     except (ValueError, binascii.Error):
         return False
-    if scheme != "scrypt":
+    if scheme != "scrypt" or not salt or not expected:
         return False
     actual = hashlib.scrypt(password.encode(), salt=salt, dklen=len(expected), **_SCRYPT)
     return hmac.compare_digest(actual, expected)

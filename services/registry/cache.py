@@ -40,10 +40,10 @@ class TtlCache(Generic[K, V]):
     def put(self, key: K, value: V) -> None:
         if self.ttl <= 0:
             return
+        self.discard(key)  # even when the new value is too heavy to keep: never serve the old
         weight = self._weigh(value)
         if weight > self.max_weight:
             return
-        self.discard(key)
         self._entries[key] = (self._clock() + self.ttl, weight, value)
         self._weight += weight
         while self._weight > self.max_weight:

@@ -24,7 +24,7 @@ class Digest:
     @classmethod
     def parse(cls, text: str) -> Digest:
         """Parse and validate ``alg:hex``; only registered algorithms are accepted."""
-        match = _DIGEST_RE.match(text)
+        match = _DIGEST_RE.fullmatch(text)
         if match is None:
             raise DigestInvalid("invalid digest format", detail={"digest": text[:200]})
         algorithm, encoded = match.groups()

@@ -56,6 +56,8 @@ def parse_manifest(data: bytes, content_type: str | None) -> ParsedManifest:
         document = json.loads(data)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ManifestInvalid("manifest is not valid JSON", detail={"reason": str(exc)}) from exc
+    except RecursionError as exc:
+        raise ManifestInvalid("manifest JSON is nested too deeply") from exc
     if not isinstance(document, dict):
         raise ManifestInvalid("manifest must be a JSON object")
 

@@ -35,10 +35,10 @@ class RepositoryName:
 
     @classmethod
     def parse(cls, text: str) -> RepositoryName:
-        if len(text) > MAX_NAME_LENGTH or NAME_RE.match(text) is None:
+        if len(text) > MAX_NAME_LENGTH or NAME_RE.fullmatch(text) is None:
             raise NameInvalid(detail={"name": text[:MAX_NAME_LENGTH]})
         space = text.split("/", 1)[0]
-        if "/" not in text or SPACE_RE.match(space) is None:
+        if "/" not in text or SPACE_RE.fullmatch(space) is None:
             raise NameInvalid(
                 "repository names are <space>/<name>, e.g. spaces-1/app",
                 detail={"name": text},
@@ -47,7 +47,7 @@ class RepositoryName:
 
 
 def is_tag(text: str) -> bool:
-    return TAG_RE.match(text) is not None
+    return TAG_RE.fullmatch(text) is not None
 
 
 def parse_tag(text: str) -> str:

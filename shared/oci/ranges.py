@@ -28,7 +28,7 @@ def parse_content_range(value: str) -> ByteRange:
 
     ``bytes <start>-<end>/<total>`` (RFC 9110 form) is accepted as well.
     """
-    match = _CONTENT_RANGE_RE.match(value.strip())
+    match = _CONTENT_RANGE_RE.fullmatch(value.strip())
     if match is None:
         raise BlobUploadInvalid("malformed Content-Range", detail={"content_range": value[:100]})
     start, end = int(match.group(1)), int(match.group(2))
@@ -48,7 +48,7 @@ def parse_range(value: str | None, size: int) -> ByteRange | None:
     value = value.strip()
     if not value.startswith("bytes=") or "," in value:
         return None
-    match = _RANGE_RE.match(value)
+    match = _RANGE_RE.fullmatch(value)
     if match is None:
         return None
     first, last = match.groups()
@@ -56,8 +56,10 @@ def parse_range(value: str | None, size: int) -> ByteRange | None:
         if last == "":
             return None
         suffix = int(last)
-        if suffix == 0 or size == 0:
+        if suffix == 0:
             raise RangeInvalid(detail={"range": value, "size": size})
+        if size == 0:
+            return None  # a non-empty suffix of an empty blob: send it whole (RFC 9110 14.1.1)
         return ByteRange(max(0, size - suffix), size - 1)
     start = int(first)
     end = size - 1 if last == "" else min(int(last), size - 1)

@@ -31,8 +31,9 @@ PART_BYTES = 8 * 1024 * 1024
 READ_CHUNK_BYTES = 1024 * 1024
 PRESIGN_EXPIRY = timedelta(minutes=20)
 
-# What the SDK and urllib3 raise when the server cannot be reached or fails.
-_BACKEND_ERRORS = (MinioException, urllib3.exceptions.HTTPError, OSError)
+# What the SDK and urllib3 raise when the server cannot be reached or fails. (urllib3 wraps
+# socket errors; a bare OSError comes from the client's side of a write, not from S3.)
+_BACKEND_ERRORS = (MinioException, urllib3.exceptions.HTTPError)
 
 
 class S3BlobStore(BlobStore):
