@@ -15,5 +15,10 @@ fi
 if ! rabbitmqctl -q status >/dev/null 2>&1; then
   echo "starting rabbitmq-server"
   rabbitmq-server -detached >/dev/null 2>&1 || true
-  timeout 120 rabbitmqctl -q await_startup >/dev/null
+  # await_startup fails at once until the node has registered with epmd: poll until it answers.
+  for _ in $(seq 1 120); do
+    rabbitmqctl -q await_startup >/dev/null 2>&1 && break
+    sleep 1
+  done
+  rabbitmqctl -q await_startup >/dev/null || { echo "rabbitmq-server did not start"; exit 1; }
 fi
