@@ -1,0 +1,90 @@
+"""``python -m tests.bench``: run every workload on both registries, print and save the figures.
+
+Exit status 0 whatever the figures say; 1 when the bench could not measure, 130 on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import sys
+import time
+from pathlib import Path
+from types import FrameType
+
+from tests.bench import payloads as payload_files
+from tests.bench.errors import BenchError
+from tests.bench.registries import DISTRIBUTION_BINARY, running_registries
+from tests.bench.report import Measurement, table, write_json
+from tests.bench.workloads import run_all
+
+RESULTS_FILE = Path("bench-results.json")
+# The C clients that carry the load, and the reference registry, with their Debian packages.
+TOOLS = {"curl": "curl", "wrk": "wrk", DISTRIBUTION_BINARY: "docker-registry"}
+# Above this load average something else is running, and the figures will show it.
+BUSY_LOAD = 0.5
+
+
+def main() -> int:
+    # SIGTERM (and SIGINT, even when started in the background with it ignored) unwinds like
+    # Ctrl-C, so the registries are stopped and the files removed.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _interrupt)
+    load_before = _load_average()
+    started = time.monotonic()
+    try:
+        measurements = run()
+    except BenchError as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("bench: interrupted", file=sys.stderr)
+        return 130
+    elapsed = time.monotonic() - started
+    print(table(measurements))
+    context = {"elapsed_seconds": round(elapsed, 1), "load_average_before": load_before}
+    write_json(RESULTS_FILE, measurements, context)
+    print(f"\n{elapsed:.0f} s; results written to {RESULTS_FILE.resolve()}")
+    return 0
+
+
+def run() -> list[Measurement]:
+    _require_tools()
+    with payload_files.workspace() as workdir:
+        _say(f"preparing payloads in {workdir}")
+        payload_files.prefault(workdir)
+        payloads = payload_files.prepare(workdir / "payloads")
+        _say("starting Distribution, SecantusDB and Spacedock")
+        with running_registries(workdir / "registries") as registries:
+            _say("running workloads (Distribution first, then Spacedock)")
+            return run_all(registries, payloads)
+
+
+def _require_tools() -> None:
+    missing = [
+        f"{tool} (apt-get install {package})"
+        for tool, package in TOOLS.items()
+        if shutil.which(tool) is None
+    ]
+    if missing:
+        raise BenchError("missing: " + ", ".join(missing))
+
+
+def _load_average() -> float:
+    load = round(os.getloadavg()[0], 2)
+    if load > BUSY_LOAD:
+        _say(f"warning: load average {load} before the run; other work will skew the figures")
+    return load
+
+
+def _say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+if __name__ == "__main__":
+    sys.exit(main())
