@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install run test lint unit integration e2e bench services clean
+.PHONY: install run test lint unit integration e2e bench deps services clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,8 +18,10 @@ install: $(STAMP)
 run: install
 	$(BIN)/spacedock serve
 
-services:
+deps:
 	bash infra/dev/install-test-deps.sh
+
+services: deps
 	bash infra/dev/start-services.sh
 
 lint: install
@@ -39,7 +41,7 @@ e2e: install services
 test: install services lint
 	$(BIN)/pytest tests/unit tests/integration tests/e2e
 
-bench: install services
+bench: install deps
 	$(BIN)/python -m tests.bench
 
 clean:

@@ -14,7 +14,6 @@ import sys
 from collections.abc import Awaitable, Callable
 
 import structlog
-import uvloop
 
 from services.builder.main import run_builder
 from services.reaper.main import run_reaper
@@ -45,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     configure_logging(settings.log_format)
     try:
-        return uvloop.run(_run(args.command, settings))
+        return asyncio.run(_run(args.command, settings))
     except EmbeddedMongoError as exc:
         print(f"spacedock: {exc}", file=sys.stderr)
         return 1

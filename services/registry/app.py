@@ -21,7 +21,7 @@ from services.registry.keys import (
     uploads_key,
 )
 from services.registry.metrics import Metrics
-from services.registry.middleware import access_log, oci_errors
+from services.registry.middleware import oci_errors
 from services.registry.registry import Registry
 from services.registry.uploads import Uploads
 from shared.metadata.store import MetadataStore
@@ -44,7 +44,7 @@ def create_app(
 ) -> web.Application:
     """The registry application; metadata and storage are opened from ``settings`` unless
     given. ``settings.mongo_url`` must be set (the CLI starts the embedded server if needed)."""
-    app = web.Application(middlewares=[access_log, oci_errors, require_credentials])
+    app = web.Application(middlewares=[oci_errors, require_credentials])
     app[settings_key] = settings
     app[metrics_key] = Metrics()
     app.cleanup_ctx.append(_resources(metadata, store))

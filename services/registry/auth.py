@@ -18,6 +18,7 @@ from shared.oci.errors import Unauthorized
 
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
 ADMIN = "admin"
+KDF_CONCURRENCY = 2
 
 
 def hash_password(password: str) -> str:
@@ -48,6 +49,10 @@ class Authenticator:
         self.metadata = metadata
         self.realm = realm
         self._verified: TtlCache[str, Identity] = TtlCache(ttl_seconds=60, max_weight=10_000)
+        # Requests with the same header while it is being checked wait for that one check.
+        self._checking: dict[str, asyncio.Task[Identity]] = {}
+        # Each scrypt run holds 16 MiB; a burst of logins must not multiply that.
+        self._kdf_slots = asyncio.Semaphore(KDF_CONCURRENCY)
 
     def challenge(self) -> dict[str, str]:
         return {"WWW-Authenticate": f'Basic realm="{self.realm}"'}
@@ -60,15 +65,27 @@ class Authenticator:
         known = self._verified.get(key)
         if known is not None:
             return known
+        check = self._checking.get(key)
+        if check is None:
+            check = asyncio.ensure_future(self._check(key, authorization))
+            self._checking[key] = check
+            check.add_done_callback(lambda _: self._checking.pop(key, None))
+        return await asyncio.shield(check)
+
+    async def _check(self, key: str, authorization: str) -> Identity:
         try:
             decoded = base64.b64decode(authorization[6:].strip(), validate=True).decode()
             username, _, password = decoded.partition(":")
         except (binascii.Error, UnicodeDecodeError) as exc:
             raise Unauthorized("malformed Basic credentials") from exc
         user = await self.metadata.get_user(username)
-        if user is None or not await asyncio.to_thread(
-            verify_password, password, user.get("password_hash", "")
-        ):
+        if user is None:
+            raise Unauthorized("invalid username or password")
+        async with self._kdf_slots:
+            valid = await asyncio.to_thread(
+                verify_password, password, user.get("password_hash", "")
+            )
+        if not valid:
             raise Unauthorized("invalid username or password")
         identity = Identity(username)
         self._verified.put(key, identity)

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 
 import structlog
 from aiohttp import web
 
+from services.registry.access_log import RequestLog
 from services.registry.app import admin_credentials_key, create_app
 from services.registry.bootstrap import AdminCredentials
 from shared.settings import Settings
 
 log = structlog.get_logger("spacedock.registry")
+READ_BUFFER_BYTES = 1024 * 1024
 
 
 async def run_registry(
@@ -21,7 +24,15 @@ async def run_registry(
     on_ready: Callable[[AdminCredentials | None], None] | None = None,
 ) -> None:
     app = create_app(settings)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=10)
+    runner = web.AppRunner(
+        app,
+        access_log=logging.getLogger("spacedock.access"),
+        access_log_class=RequestLog,
+        handle_signals=False,
+        shutdown_timeout=10,
+        # Let the socket reader run further ahead of the storage threads before pausing.
+        read_bufsize=READ_BUFFER_BYTES,
+    )
     await runner.setup()
     try:
         site = web.TCPSite(

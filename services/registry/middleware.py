@@ -1,8 +1,6 @@
-"""The two middlewares: one line per request (log and metrics), and OCI error rendering."""
+"""OCI error rendering: every failure leaves as an OCI error body, in one place."""
 
 from __future__ import annotations
-
-import time
 
 import structlog
 from aiohttp import web
@@ -10,44 +8,11 @@ from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Handler
 from pymongo.errors import ConnectionFailure, OperationFailure, PyMongoError
 
-from services.registry.keys import auth_key, metrics_key
+from services.registry.keys import auth_key
 from shared.oci import errors
 from shared.storage.port import StorageError
 
 log = structlog.get_logger("spacedock.registry")
-
-
-@web.middleware
-async def access_log(request: web.Request, handler: Handler) -> web.StreamResponse:
-    started = time.perf_counter()
-    response: web.StreamResponse | None = None
-    try:
-        response = await handler(request)
-        return response
-    finally:
-        elapsed = time.perf_counter() - started
-        status = response.status if response is not None else 500
-        route = request.match_info.route.resource
-        route_name = route.canonical if route is not None else "unmatched"
-        bytes_in = request.content.total_bytes
-        bytes_out = response.body_length if response is not None else 0
-        metrics = request.app[metrics_key]
-        metrics.requests.labels(route_name, request.method, str(status)).inc()
-        metrics.latency.labels(route_name, request.method).observe(elapsed)
-        if bytes_in:
-            metrics.bytes_in.inc(bytes_in)
-        if bytes_out:
-            metrics.bytes_out.inc(bytes_out)
-        log.info(
-            "request",
-            method=request.method,
-            path=request.path,
-            status=status,
-            bytes_in=bytes_in,
-            bytes_out=bytes_out,
-            duration_ms=round(elapsed * 1000, 2),
-            repository=request.match_info.get("name"),
-        )
 
 
 @web.middleware

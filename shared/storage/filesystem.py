@@ -55,12 +55,7 @@ class FilesystemBlobStore(BlobStore):
             await self.run(handle.truncate, offset)
             await self.run(handle.seek, offset)
 
-            def sink(data: bytes) -> None:
-                handle.write(data)
-                if hasher is not None:
-                    hasher.update(data)
-
-            written = await pipelined_writes(chunks, sink, self)
+            written = await pipelined_writes(chunks, handle.write, hasher, self)
             await self.run(handle.flush)
         finally:
             await self.run(handle.close)
@@ -78,11 +73,12 @@ class FilesystemBlobStore(BlobStore):
         source, target = self._upload_path(upload_id), self.blob_path(digest)
 
         def commit() -> None:
-            with source.open("r+b") as handle:
-                handle.truncate(size)
-                os.fsync(handle.fileno())
+            # Bytes past `size` may remain from a write that failed after its last chunk.
+            os.truncate(source, size)
             target.parent.mkdir(parents=True, exist_ok=True)
-            source.replace(target)  # atomic: readers see all of the blob or none of it
+            # The rename is what makes the blob appear, whole or not at all; like Distribution
+            # there is no fsync: a killed process loses nothing the page cache holds.
+            source.replace(target)
 
         await self.run(commit)
 

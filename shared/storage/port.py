@@ -20,7 +20,7 @@ from typing import Any
 UploadState = dict[str, Any]
 
 # Bytes gathered from the network before one write is handed to a worker thread.
-WRITE_BUFFER_BYTES = 4 * 1024 * 1024
+WRITE_BUFFER_BYTES = 2 * 1024 * 1024
 
 
 class StorageError(Exception):
@@ -106,32 +106,55 @@ class BlobStore(ABC):
 
 async def pipelined_writes(
     chunks: AsyncIterator[bytes],
-    sink: Callable[[bytes], None],
+    write: Callable[[bytes], object],
+    hasher: hashlib._Hash | None,
     store: BlobStore,
     buffer_bytes: int = WRITE_BUFFER_BYTES,
 ) -> int:
-    """Feed ``chunks`` to the blocking ``sink`` in buffers, reading the next buffer from the
-    network while the previous one is written. Returns the number of bytes written."""
-    pending: asyncio.Future[Any] | None = None
-    buffer = bytearray()
+    """Feed ``chunks`` to the blocking ``write`` (and ``hasher``) in buffers; return the bytes.
+
+    Three things overlap: the event loop gathers the next buffer from the network while one
+    storage thread writes the previous buffer and another hashes it. Each of write and hash
+    has one buffer at a time, so both see the bytes in order.
+    """
+    in_flight: list[asyncio.Future[Any]] = []
+    parts: list[bytes] = []
+    gathered = 0
     total = 0
+
+    def submit(data: bytes) -> list[asyncio.Future[Any]]:
+        futures: list[asyncio.Future[Any]] = [asyncio.ensure_future(store.run(write, data))]
+        if hasher is not None:
+            futures.append(asyncio.ensure_future(store.run(hasher.update, data)))
+        return futures
+
     try:
         async for chunk in chunks:
-            buffer += chunk
-            if len(buffer) >= buffer_bytes:
-                if pending is not None:
-                    await pending
-                data, buffer = bytes(buffer), bytearray()
+            parts.append(chunk)
+            gathered += len(chunk)
+            if gathered >= buffer_bytes:
+                data, parts, gathered = b"".join(parts), [], 0
+                await _settle(in_flight)
+                in_flight = submit(data)
                 total += len(data)
-                pending = asyncio.ensure_future(store.run(sink, data))
-        if pending is not None:
-            await pending
-            pending = None
-        if buffer:
-            total += len(buffer)
-            await store.run(sink, bytes(buffer))
+        await _settle(in_flight)
+        if parts:
+            data = b"".join(parts)
+            in_flight = submit(data)
+            await _settle(in_flight)
+            total += len(data)
     finally:
-        if pending is not None and not pending.done():
-            # Let the thread finish before the caller closes what it writes to.
-            await asyncio.wait([pending])
+        # Never leave a thread writing to something the caller is about to close.
+        if in_flight:
+            await asyncio.wait(in_flight)
     return total
+
+
+async def _settle(futures: list[asyncio.Future[Any]]) -> None:
+    """Wait for all of ``futures``, then raise the first failure among them."""
+    if not futures:
+        return
+    results = await asyncio.gather(*futures, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result

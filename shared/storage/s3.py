@@ -105,13 +105,8 @@ class S3BlobStore(BlobStore):
         writer = _MultipartWriter(self.client, self.bucket, self._segment_key(upload_id, start))
         writer.pending = prefix
 
-        def sink(data: bytes) -> None:
-            if hasher is not None:
-                hasher.update(data)
-            writer.write(data)
-
         try:
-            written = await pipelined_writes(chunks, sink, self, buffer_bytes=PART_BYTES)
+            written = await pipelined_writes(chunks, writer.write, hasher, self, PART_BYTES)
             if written:
                 await self.run(writer.finish)
         except _BACKEND_ERRORS as exc:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from typing import BinaryIO
+import os
+import select
+from collections.abc import Awaitable, Callable
+from typing import Any, BinaryIO
 
 from aiohttp import web
 from aiohttp.abc import AbstractStreamWriter
@@ -14,7 +17,9 @@ from shared.oci import errors
 from shared.oci.digest import Digest
 from shared.oci.ranges import parse_range
 
-SENDFILE_FALLBACK_CHUNK = 1024 * 1024
+SEND_CHUNK = 1024 * 1024
+# A client that takes no bytes for this long is dropped.
+SEND_STALL_SECONDS = 60
 
 
 async def get_blob(request: web.Request) -> web.StreamResponse:
@@ -44,7 +49,7 @@ async def get_blob(request: web.Request) -> web.StreamResponse:
             handle = await asyncio.to_thread(blob.location.path.open, "rb")
         except FileNotFoundError as exc:
             raise errors.BlobUnknown(detail={"digest": blob.digest}) from exc
-        return FileRangeResponse(handle, start, count, status, headers)
+        return FileRangeResponse(handle, start, count, status, headers, request.app[store_key].run)
 
     response = web.StreamResponse(status=status, headers=headers)
     response.content_length = count
@@ -64,45 +69,92 @@ async def delete_blob(request: web.Request) -> web.Response:
 
 
 class FileRangeResponse(web.StreamResponse):
-    """``count`` bytes of an open file from ``offset``, sent with sendfile(2); closes it."""
+    """``count`` bytes of an open file from ``offset``, written to the socket by a storage
+    thread; closes the file.
+
+    On this kind of host read(2) + send(2) in 1 MiB steps outruns sendfile(2) by more than
+    half again, and a thread keeps the event loop free for other requests while a blob goes
+    out. The headers are flushed first and nothing else writes to the socket until the body
+    is done, so the thread owns the socket's sending side for that time.
+    """
 
     def __init__(
-        self, handle: BinaryIO, offset: int, count: int, status: int, headers: dict[str, str]
+        self,
+        handle: BinaryIO,
+        offset: int,
+        count: int,
+        status: int,
+        headers: dict[str, str],
+        run: Callable[..., Awaitable[Any]],
     ) -> None:
         super().__init__(status=status, headers=headers)
-        self._handle, self._offset, self._count = handle, offset, count
+        self._handle, self._offset, self._count, self._run = handle, offset, count, run
+        self._sent_by_thread = 0
         self.content_length = count
 
     async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
         if self.prepared:
             return await super().prepare(request)
-        loop = asyncio.get_running_loop()
-        handle = self._handle
         try:
             writer = await super().prepare(request)
-            if request.method == "HEAD" or self._count == 0:
-                await super().write_eof()
-                return writer
-            transport = request.transport
-            if transport is None:
-                raise ConnectionResetError("connection lost")
-            try:
-                await loop.sendfile(transport, handle, self._offset, self._count)
-            except NotImplementedError:
-                await self._copy(loop, handle)
+            if request.method != "HEAD" and self._count > 0:
+                await self._send_body(request)
             await super().write_eof()
             return writer
         finally:
-            await loop.run_in_executor(None, handle.close)
+            await self._run(self._handle.close)
 
-    async def _copy(self, loop: asyncio.AbstractEventLoop, handle: BinaryIO) -> None:
-        await loop.run_in_executor(None, handle.seek, self._offset)
+    async def _send_body(self, request: web.BaseRequest) -> None:
+        transport = request.transport
+        if transport is None or transport.is_closing():
+            raise ConnectionResetError("connection lost")
+        sock = transport.get_extra_info("socket")
+        if sock is None or transport.get_extra_info("sslcontext") is not None:
+            await self._copy_through_transport()
+            return
+        # The headers must leave first; they are a few hundred bytes, so this rarely loops.
+        while transport.get_write_buffer_size() > 0:  # noqa: ASYNC110
+            await asyncio.sleep(0.001)
+        try:
+            await self._run(send_file_range, sock.fileno(), self._handle, self._offset, self._count)
+        except OSError:
+            transport.abort()  # the client went away mid-body: nothing else to send it
+            raise ConnectionResetError("client closed the connection") from None
+        self._sent_by_thread = self._count
+
+    @property
+    def body_length(self) -> int:
+        return super().body_length + self._sent_by_thread
+
+    async def _copy_through_transport(self) -> None:
+        """The portable path (TLS and other transports without a socket of their own)."""
+        await self._run(self._handle.seek, self._offset)
         remaining = self._count
         while remaining > 0:
-            chunk = await loop.run_in_executor(
-                None, handle.read, min(SENDFILE_FALLBACK_CHUNK, remaining)
-            )
+            chunk: bytes = await self._run(self._handle.read, min(SEND_CHUNK, remaining))
             if not chunk:
                 raise ConnectionResetError("blob file shorter than expected")
             remaining -= len(chunk)
             await super().write(chunk)
+
+
+def send_file_range(socket_fd: int, handle: BinaryIO, offset: int, count: int) -> None:
+    """Blocking: write ``count`` bytes of ``handle`` from ``offset`` to a non-blocking socket."""
+    buffer = bytearray(SEND_CHUNK)
+    view = memoryview(buffer)
+    poller = select.poll()
+    poller.register(socket_fd, select.POLLOUT)
+    handle.seek(offset)
+    remaining = count
+    while remaining > 0:
+        read = handle.readinto(view[: min(SEND_CHUNK, remaining)])  # type: ignore[attr-defined]
+        if not read:
+            raise ConnectionResetError("blob file shorter than expected")
+        sent = 0
+        while sent < read:
+            try:
+                sent += os.write(socket_fd, view[sent:read])
+            except BlockingIOError:
+                if not poller.poll(SEND_STALL_SECONDS * 1000):
+                    raise TimeoutError("client stopped reading") from None
+        remaining -= read
