@@ -48,15 +48,17 @@ class FilesystemBlobStore(BlobStore):
     ) -> tuple[int, UploadState]:
         path = self._upload_path(upload_id)
         try:
-            handle: BinaryIO = await self.run(open, path, "r+b")
+            # Unbuffered: writes go straight to the descriptor with writev(2).
+            handle: BinaryIO = await self.run(open, path, "r+b", 0)
         except FileNotFoundError as exc:
             raise StorageError(f"upload data missing: {upload_id}") from exc
         try:
             await self.run(handle.truncate, offset)
             await self.run(handle.seek, offset)
 
-            written = await pipelined_writes(chunks, handle.write, hasher, self)
-            await self.run(handle.flush)
+            written = await pipelined_writes(
+                chunks, lambda parts: _write_all(handle, parts), hasher, self
+            )
         finally:
             await self.run(handle.close)
         return written, state
@@ -113,3 +115,14 @@ class FilesystemBlobStore(BlobStore):
 
     async def delete(self, digest: str) -> None:
         await self.run(lambda: self.blob_path(digest).unlink(missing_ok=True))
+
+
+def _write_all(handle: BinaryIO, parts: list[bytes]) -> None:
+    """Write every part with as few system calls as the kernel allows (writev(2))."""
+    views = [memoryview(part) for part in parts]
+    while views:
+        written = os.writev(handle.fileno(), views)
+        while views and written >= len(views[0]):
+            written -= len(views.pop(0))
+        if views and written:
+            views[0] = views[0][written:]

@@ -106,48 +106,53 @@ class BlobStore(ABC):
 
 async def pipelined_writes(
     chunks: AsyncIterator[bytes],
-    write: Callable[[bytes], object],
+    write: Callable[[list[bytes]], object],
     hasher: hashlib._Hash | None,
     store: BlobStore,
     buffer_bytes: int = WRITE_BUFFER_BYTES,
 ) -> int:
-    """Feed ``chunks`` to the blocking ``write`` (and ``hasher``) in buffers; return the bytes.
+    """Feed ``chunks`` to the blocking ``write`` (and ``hasher``) in batches; return the bytes.
 
-    Three things overlap: the event loop gathers the next buffer from the network while one
-    storage thread writes the previous buffer and another hashes it. Each of write and hash
-    has one buffer at a time, so both see the bytes in order.
+    Three things overlap: the event loop gathers the next batch from the network while one
+    storage thread writes the previous batch and another hashes it. Each of write and hash has
+    one batch at a time, so both see the bytes in order. A batch is the list of chunks as
+    received: joining them would copy every byte once more on the event loop.
     """
     in_flight: list[asyncio.Future[Any]] = []
-    parts: list[bytes] = []
+    batch: list[bytes] = []
     gathered = 0
     total = 0
 
-    def submit(data: bytes) -> list[asyncio.Future[Any]]:
-        futures: list[asyncio.Future[Any]] = [asyncio.ensure_future(store.run(write, data))]
+    def submit(parts: list[bytes]) -> list[asyncio.Future[Any]]:
+        futures: list[asyncio.Future[Any]] = [asyncio.ensure_future(store.run(write, parts))]
         if hasher is not None:
-            futures.append(asyncio.ensure_future(store.run(hasher.update, data)))
+            futures.append(asyncio.ensure_future(store.run(_hash_all, hasher, parts)))
         return futures
 
     try:
         async for chunk in chunks:
-            parts.append(chunk)
+            batch.append(chunk)
             gathered += len(chunk)
             if gathered >= buffer_bytes:
-                data, parts, gathered = b"".join(parts), [], 0
                 await _settle(in_flight)
-                in_flight = submit(data)
-                total += len(data)
+                in_flight = submit(batch)
+                total += gathered
+                batch, gathered = [], 0
         await _settle(in_flight)
-        if parts:
-            data = b"".join(parts)
-            in_flight = submit(data)
+        if batch:
+            in_flight = submit(batch)
             await _settle(in_flight)
-            total += len(data)
+            total += gathered
     finally:
         # Never leave a thread writing to something the caller is about to close.
         if in_flight:
             await asyncio.wait(in_flight)
     return total
+
+
+def _hash_all(hasher: hashlib._Hash, parts: list[bytes]) -> None:
+    for part in parts:
+        hasher.update(part)
 
 
 async def _settle(futures: list[asyncio.Future[Any]]) -> None:

@@ -221,9 +221,8 @@ class _MultipartWriter:
         self.upload_id: str | None = None
         self.parts: list[Any] = []
 
-    def write(self, data: bytes) -> None:
-        if self.pending:
-            data, self.pending = self.pending + data, b""
+    def write(self, parts: list[bytes]) -> None:
+        data, self.pending = b"".join([self.pending, *parts]), b""
         if self.upload_id is None:
             self.upload_id = self.client._create_multipart_upload(self.bucket, self.key, {})
         number = len(self.parts) + 1
@@ -232,7 +231,7 @@ class _MultipartWriter:
 
     def finish(self) -> None:
         if self.pending:
-            self.write(b"")
+            self.write([])
         if self.upload_id is not None:
             self.client._complete_multipart_upload(
                 self.bucket, self.key, self.upload_id, self.parts

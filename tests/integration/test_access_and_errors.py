@@ -6,7 +6,7 @@ import json
 
 import requests
 
-from tests.support.oci import Client, error_codes
+from tests.support.oci import Client, digest_of, error_codes
 from tests.support.processes import Registry
 
 
@@ -100,13 +100,22 @@ def test_health_readiness_and_metrics(client: Client, registry: Registry, repo: 
 
 
 def test_request_log_line_has_the_fields(client: Client, registry: Registry, repo: str) -> None:
-    """Each request is one JSON log line with method, path, status, bytes, duration, repo."""
-    client.push_image(repo, "logged", [b"log"])
-    lines = [line for line in registry.service.log_path.read_text().splitlines() if repo in line]
-    assert lines
-    entry = json.loads(lines[-1])
-    assert entry["event"] == "request"
-    for key in ("method", "path", "status", "bytes_in", "bytes_out", "duration_ms"):
-        assert key in entry
-    assert entry["repository"] == repo
+    """Each request is one JSON log line with method, path, status, the bytes that really
+    went in and out, duration and repository; no password appears in the log."""
+    layer = b"log" * 10_000
+    client.push_image(repo, "logged", [layer])
+    client.request("GET", f"/v2/{repo}/blobs/{digest_of(layer)}")
+    client.request("GET", f"/v2/{repo}/manifests/logged")
+    entries = [
+        json.loads(line)
+        for line in registry.service.log_path.read_text().splitlines()
+        if repo in line and '"event": "request"' in line
+    ]
+    by_request = {(e["method"], e["path"].rsplit("/", 2)[-2]): e for e in entries}
+    blob_get = by_request[("GET", "blobs")]
+    assert blob_get["status"] == 200 and blob_get["bytes_out"] >= len(layer)
+    assert blob_get["repository"] == repo and blob_get["duration_ms"] >= 0
+    assert by_request[("GET", "manifests")]["bytes_out"] > 0
+    blob_push = next(e for e in entries if e["method"] == "POST" and e["bytes_in"] == len(layer))
+    assert blob_push["status"] == 201
     assert "test-admin-password" not in registry.service.log_path.read_text()
