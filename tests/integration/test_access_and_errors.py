@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import requests
 
@@ -106,12 +107,18 @@ def test_request_log_line_has_the_fields(client: Client, registry: Registry, rep
     client.push_image(repo, "logged", [layer])
     client.request("GET", f"/v2/{repo}/blobs/{digest_of(layer)}")
     client.request("GET", f"/v2/{repo}/manifests/logged")
-    entries = [
-        json.loads(line)
-        for line in registry.service.log_path.read_text().splitlines()
-        if repo in line and '"event": "request"' in line
-    ]
-    by_request = {(e["method"], e["path"].rsplit("/", 2)[-2]): e for e in entries}
+    # The line is written once the response has gone out, so it may trail the client a bit.
+    deadline = time.monotonic() + 5
+    while True:
+        entries = [
+            json.loads(line)
+            for line in registry.service.log_path.read_text().splitlines()
+            if repo in line and '"event": "request"' in line
+        ]
+        by_request = {(e["method"], e["path"].rsplit("/", 2)[-2]): e for e in entries}
+        if ("GET", "manifests") in by_request or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
     blob_get = by_request[("GET", "blobs")]
     assert blob_get["status"] == 200 and blob_get["bytes_out"] >= len(layer)
     assert blob_get["repository"] == repo and blob_get["duration_ms"] >= 0
