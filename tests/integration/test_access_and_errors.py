@@ -90,7 +90,15 @@ def test_health_readiness_and_metrics(client: Client, registry: Registry, repo: 
     assert ready.status_code == 200
     assert ready.json()["checks"] == {"metadata": "ok", "storage": "ok"}
     client.push_image(repo, "m", [b"metrics"])
-    text = requests.get(f"{registry.url}/metrics", timeout=10).text
+    put_manifest = (
+        'spacedock_http_requests_total{method="PUT",route="/v2/{name}/manifests/{reference}"'
+    )
+    deadline = time.monotonic() + 5  # recorded once the response has gone out
+    while True:
+        text = requests.get(f"{registry.url}/metrics", timeout=10).text
+        if put_manifest in text or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
     assert (
         'spacedock_http_requests_total{method="PUT",route="/v2/{name}/manifests/{reference}"'
         in text
