@@ -92,9 +92,9 @@ class Uploads:
                 await self._write(claim, chunks, content_range)
             size = claim.offset
             try:
-                await self._verify(claim.upload, size, digest)
+                await self._verify(claim, digest)
             except errors.DigestInvalid:
-                await self._discard(claim.upload)
+                await self._discard(claim)
                 claim.finished = True
                 raise
             if (
@@ -114,7 +114,7 @@ class Uploads:
 
     async def cancel(self, name: RepositoryName, upload_id: str) -> None:
         async with self._claim(name, upload_id) as claim:
-            await self._discard(claim.upload)
+            await self._discard(claim)
             claim.finished = True
 
     # internals ------------------------------------------------------------------------------
@@ -183,15 +183,17 @@ class Uploads:
         while len(self._hashers) > MAX_LOCAL_HASHERS:
             self._hashers.popitem(last=False)
 
-    async def _verify(self, upload: Upload, size: int, digest: Digest) -> None:
-        entry = self._hashers.get(upload.id)
+    async def _verify(self, claim: _Claim, digest: Digest) -> None:
+        """Prove the bytes staged so far (the claim's state, this write included) are
+        ``digest``: from the running hash when this instance saw them all, else by reading."""
+        upload_id, size = claim.upload.id, claim.offset
+        entry = self._hashers.get(upload_id)
         if digest.algorithm == "sha256" and entry is not None and entry[0] == size:
             computed = entry[1].hexdigest()
         else:
-            log.info("upload_rehash", upload=upload.id, size=size)
+            log.info("upload_rehash", upload=upload_id, size=size)
             hasher = digest.hasher()
-            state = await self._current_state(upload)
-            async for chunk in self.store.read_upload(upload.id, state, size):
+            async for chunk in self.store.read_upload(upload_id, claim.storage, size):
                 await self.store.run(hasher.update, chunk)
             computed = hasher.hexdigest()
         if computed != digest.hex:
@@ -199,15 +201,11 @@ class Uploads:
                 detail={"expected": str(digest), "computed": f"{digest.algorithm}:{computed}"}
             )
 
-    async def _current_state(self, upload: Upload) -> dict[str, object]:
-        fresh = await self.metadata.get_upload(upload.id)
-        return upload.storage if fresh is None else fresh.storage
-
-    async def _discard(self, upload: Upload) -> None:
-        state = await self._current_state(upload)
-        await self.store.abort_upload(upload.id, state)
-        await self.metadata.delete_upload(upload.id)
-        self._hashers.pop(upload.id, None)
+    async def _discard(self, claim: _Claim) -> None:
+        upload_id = claim.upload.id
+        await self.store.abort_upload(upload_id, claim.storage)
+        await self.metadata.delete_upload(upload_id)
+        self._hashers.pop(upload_id, None)
 
 
 class _Claim:
