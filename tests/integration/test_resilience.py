@@ -19,6 +19,7 @@ from tests.support.oci import Client, digest_of, error_codes
 from tests.support.processes import (
     Registry,
     Service,
+    restart_registry,
     start,
     start_moto,
     start_registry,
@@ -150,13 +151,7 @@ def test_upload_survives_a_restart(tmp_path: Path, mongo_url: str) -> None:
     location = client.request("POST", "/v2/spaces-1/restart/blobs/uploads/").headers["Location"]
     client.request("PATCH", location, data=data[:MiB], headers={"Content-Range": f"0-{MiB - 1}"})
     registry.stop()
-    port = int(registry.host.rsplit(":", 1)[1])
-    registry = start_registry(
-        tmp_path / "r2",
-        mongo_url,
-        port=port,
-        extra_env={"SPACEDOCK_DATA_DIR": str(registry.data_dir)},
-    )
+    registry = restart_registry(registry, tmp_path / "r2")
     try:
         status = client.request("GET", location)
         assert status.status_code == 204 and status.headers["Range"] == f"0-{MiB - 1}"
@@ -208,13 +203,7 @@ def test_sigkill_during_pushes_leaves_nothing_half_written(tmp_path: Path, mongo
     for thread in writers:
         thread.join()
 
-    port = int(registry.host.rsplit(":", 1)[1])
-    registry = start_registry(
-        tmp_path / "r2",
-        mongo_url,
-        port=port,
-        extra_env={"SPACEDOCK_DATA_DIR": str(registry.data_dir)},
-    )
+    registry = restart_registry(registry, tmp_path / "r2")
     try:
         assert client.request("GET", f"/v2/{repo}/blobs/{digest_of(data)}").status_code == 404
         assert client.request("GET", f"/v2/{repo}/blobs/{digest_of(single)}").status_code == 404

@@ -169,5 +169,12 @@ def start_registry(
     raise RuntimeError(f"registry not ready\n{service.log_tail()}")
 
 
+def restart_registry(old: Registry, workdir: Path) -> Registry:
+    """The same registry again after it stopped or died: same port, settings and data."""
+    settings = {key: value for key, value in old.env.items() if key.startswith("SPACEDOCK_")}
+    port = int(old.host.rsplit(":", 1)[1])
+    return start_registry(workdir, settings["SPACEDOCK_MONGO_URL"], port=port, extra_env=settings)
+
+
 def have(command: str) -> bool:
     return shutil.which(command) is not None
