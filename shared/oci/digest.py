@@ -41,7 +41,3 @@ class Digest:
 
     def hasher(self) -> hashlib._Hash:
         return hashlib.new(self.algorithm)
-
-
-def sha256_of(data: bytes) -> str:
-    return f"sha256:{hashlib.sha256(data).hexdigest()}"

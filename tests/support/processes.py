@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -174,7 +173,3 @@ def restart_registry(old: Registry, workdir: Path) -> Registry:
     settings = {key: value for key, value in old.env.items() if key.startswith("SPACEDOCK_")}
     port = int(old.host.rsplit(":", 1)[1])
     return start_registry(workdir, settings["SPACEDOCK_MONGO_URL"], port=port, extra_env=settings)
-
-
-def have(command: str) -> bool:
-    return shutil.which(command) is not None

@@ -6,7 +6,7 @@ import hashlib
 
 import pytest
 
-from shared.oci.digest import Digest, sha256_of
+from shared.oci.digest import Digest
 from shared.oci.errors import DigestInvalid
 
 SHA256_HEX = hashlib.sha256(b"spacedock").hexdigest()
@@ -124,7 +124,7 @@ def test_of_computes_sha256_by_default(data: bytes) -> None:
     """Digest.of hashes the bytes with sha256 unless told otherwise."""
     digest = Digest.of(data)
     assert digest == Digest("sha256", hashlib.sha256(data).hexdigest())
-    assert str(digest) == sha256_of(data)
+    assert str(digest) == "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 def test_of_supports_sha512() -> None:
