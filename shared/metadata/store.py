@@ -263,11 +263,14 @@ class MetadataStore:
         self, repository: str, subject: str, artifact_type: str | None
     ) -> list[StoredManifest]:
         query: Document = {"repository": repository, "subject": subject}
-        cursor = self.db.manifests.find(query).sort("digest", ASCENDING)
-        found = [StoredManifest.from_document(doc) async for doc in cursor]
         if artifact_type is not None:
-            found = [m for m in found if (m.artifact_type or m.config_media_type) == artifact_type]
-        return found
+            # A manifest's artifact type is its artifactType, else its config's media type.
+            query["$or"] = [
+                {"artifact_type": artifact_type},
+                {"artifact_type": None, "config_media_type": artifact_type},
+            ]
+        cursor = self.db.manifests.find(query).sort("digest", ASCENDING)
+        return [StoredManifest.from_document(doc) async for doc in cursor]
 
     # tags -----------------------------------------------------------------------------------
 

@@ -52,6 +52,13 @@ def test_referrers_listed_and_filtered_by_artifact_type(client: Client, repo: st
     )
     assert filtered.headers["OCI-Filters-Applied"] == "artifactType"
     assert [d["digest"] for d in filtered.json()["manifests"]] == [sig]
+    # Without artifactType, a manifest's type is its config's media type.
+    by_config = client.request(
+        "GET",
+        f"/v2/{repo}/referrers/{subject_digest}",
+        params={"artifactType": "application/vnd.example.sbom.config"},
+    )
+    assert [d["digest"] for d in by_config.json()["manifests"]] == [sbom]
 
 
 def test_unknown_subject_has_an_empty_list(client: Client, repo: str) -> None:
