@@ -12,6 +12,8 @@ command -v skopeo >/dev/null || need+=(skopeo)
 command -v docker-registry >/dev/null || need+=(docker-registry)
 command -v wrk >/dev/null || need+=(wrk)
 command -v docker-compose >/dev/null || need+=(docker-compose)
+command -v curl >/dev/null || need+=(curl)  # the bench's client
+command -v file >/dev/null || need+=(file)  # tells a static busybox from a dynamic one
 dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q "ok installed" || need+=(busybox-static)
 
 if ((${#need[@]})); then
