@@ -20,8 +20,9 @@ from services.registry.keys import (
     store_key,
     uploads_key,
 )
+from services.registry.management import feed, openapi, spaces
 from services.registry.metrics import Metrics
-from services.registry.middleware import oci_errors
+from services.registry.middleware import error_bodies
 from services.registry.registry import Registry
 from services.registry.uploads import Uploads
 from shared.metadata.store import MetadataStore
@@ -30,6 +31,7 @@ from shared.storage.factory import open_blob_store
 from shared.storage.port import BlobStore
 
 API_VERSION_HEADER = ("Docker-Distribution-API-Version", "registry/2.0")
+OPENAPI_PATH = "/api/v1/openapi.json"
 admin_credentials_key = web.AppKey("admin_credentials", bootstrap.AdminCredentials)
 
 _NAME = r"{name:[^{}]+?}"
@@ -44,7 +46,7 @@ def create_app(
 ) -> web.Application:
     """The registry application; metadata and storage are opened from ``settings`` unless
     given. ``settings.mongo_url`` must be set (the CLI starts the embedded server if needed)."""
-    app = web.Application(middlewares=[oci_errors, require_credentials])
+    app = web.Application(middlewares=[error_bodies, require_credentials])
     app[settings_key] = settings
     app[metrics_key] = Metrics()
     app.cleanup_ctx.append(_resources(metadata, store))
@@ -86,8 +88,9 @@ def _resources(
 
 @web.middleware
 async def require_credentials(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Every OCI request needs valid credentials (roles per space come later)."""
-    if request.path.startswith("/v2"):
+    """Every OCI and management request needs valid credentials (roles per space come later);
+    the API's own description is public."""
+    if request.path.startswith(("/v2", "/api/")) and request.path != OPENAPI_PATH:
         request[identity_key] = await request.app[auth_key].authenticate(
             request.headers.get("Authorization")
         )
@@ -121,3 +124,14 @@ def _add_routes(app: web.Application) -> None:
     router.add_delete(session, uploads.cancel_upload)
     router.add_get(f"/v2/{_NAME}/blobs/{_DIGEST}", blobs.get_blob)
     router.add_delete(f"/v2/{_NAME}/blobs/{_DIGEST}", blobs.delete_blob)
+
+    router.add_get(OPENAPI_PATH, openapi.openapi_document)
+    router.add_get("/api/v1/spaces", spaces.list_spaces)
+    router.add_post("/api/v1/spaces", spaces.create_space)
+    router.add_get("/api/v1/spaces/{space}", spaces.get_space)
+    router.add_patch("/api/v1/spaces/{space}", spaces.update_space)
+    router.add_delete("/api/v1/spaces/{space}", spaces.delete_space)
+    router.add_get("/api/v1/spaces/{space}/repositories", feed.list_repositories)
+    router.add_get(
+        "/api/v1/spaces/{space}/repositories/{repository:.+}/versions", feed.list_versions
+    )

@@ -1,6 +1,8 @@
-"""OCI error rendering: every failure leaves as an OCI error body, in one place."""
+"""Error rendering in one place: OCI bodies for the registry, JSON errors for the API."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import structlog
 from aiohttp import web
@@ -9,6 +11,7 @@ from aiohttp.typedefs import Handler
 from pymongo.errors import ConnectionFailure, OperationFailure, PyMongoError
 
 from services.registry.keys import auth_key
+from services.registry.management.errors import ApiError, api_error_body
 from shared.oci import errors
 from shared.storage.port import StorageError
 
@@ -16,10 +19,13 @@ log = structlog.get_logger("spacedock.registry")
 
 
 @web.middleware
-async def oci_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Every failure leaves as an OCI error body; only server faults are 5xx."""
+async def error_bodies(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every failure leaves as an error body (OCI's under /v2, the management API's under
+    /api); only server faults are 5xx."""
     try:
         return await handler(request)
+    except ApiError as exc:
+        return _json(request, api_error_body(exc.code, exc.message, exc.detail), exc.status)
     except errors.RegistryError as exc:
         return render(request, exc)
     except web.HTTPException as exc:
@@ -51,11 +57,15 @@ async def oci_errors(request: web.Request, handler: Handler) -> web.StreamRespon
 def render(
     request: web.Request, error: errors.RegistryError, status: int | None = None
 ) -> web.Response:
-    headers = {}
-    if isinstance(error, errors.Unauthorized):
-        headers.update(request.app[auth_key].challenge())
     if status is None and error.status >= 500:
         log.error("server_error", code=error.code, message=error.message)
-    return web.json_response(
-        errors.error_body(error), status=status or error.status, headers=headers
-    )
+    status = status or error.status
+    if request.path.startswith("/api/"):
+        code = "NOT_FOUND" if status == 404 else error.code
+        return _json(request, api_error_body(code, error.message, error.detail), status)
+    return _json(request, errors.error_body(error), status)
+
+
+def _json(request: web.Request, body: dict[str, Any], status: int) -> web.Response:
+    headers = request.app[auth_key].challenge() if status == 401 else {}
+    return web.json_response(body, status=status, headers=headers)

@@ -36,14 +36,17 @@ class Registry:
 
     async def check_space(self, name: RepositoryName) -> None:
         """Raise NAME_UNKNOWN unless the repository's space exists."""
-        known = self._spaces.get(name.space)
-        if known is None:
-            known = await self.metadata.get_space(name.space) is not None
-            self._spaces.put(name.space, known)
-        if not known:
+        # Only spaces that exist are remembered, so a new space can be used at once.
+        if self._spaces.get(name.space):
+            return
+        if await self.metadata.get_space(name.space) is None:
             raise errors.NameUnknown(
                 f"space {name.space} does not exist", detail={"name": name.full}
             )
+        self._spaces.put(name.space, True)
+
+    def forget_space(self, space_id: str) -> None:
+        self._spaces.discard(space_id)
 
     # blobs ----------------------------------------------------------------------------------
 

@@ -117,6 +117,74 @@ class MetadataStore:
     async def get_space(self, space_id: str) -> Document | None:
         return await self.db.spaces.find_one({"_id": space_id})
 
+    async def list_spaces(self) -> list[Document]:
+        return [doc async for doc in self.db.spaces.find({}).sort("_id", ASCENDING)]
+
+    async def create_space(self, space_id: str, name: str, anonymous_pull: bool) -> Document:
+        """Insert a space; DuplicateKeyError when the id is taken."""
+        doc = {
+            "_id": space_id,
+            "name": name,
+            "anonymous_pull": anonymous_pull,
+            "created_at": utcnow(),
+        }
+        await self.db.spaces.insert_one(doc)
+        return doc
+
+    async def space_ids(self, prefix: str) -> list[str]:
+        cursor = self.db.spaces.find({"_id": {"$regex": f"^{re.escape(prefix)}"}}, {"_id": 1})
+        return [doc["_id"] async for doc in cursor]
+
+    async def update_space(self, space_id: str, changes: Document) -> Document | None:
+        return await self.db.spaces.find_one_and_update(
+            {"_id": space_id}, {"$set": changes}, return_document=ReturnDocument.AFTER
+        )
+
+    async def delete_space(self, space_id: str) -> bool:
+        result = await self.db.spaces.delete_one({"_id": space_id})
+        return result.deleted_count == 1
+
+    async def space_has_repositories(self, space_id: str) -> bool:
+        return await self.db.repositories.find_one({"space": space_id}, {"_id": 1}) is not None
+
+    async def search_repositories(
+        self, space_id: str, *, query: str | None, after: str | None, limit: int
+    ) -> list[Document]:
+        """Repositories of a space by name, optionally those whose name contains ``query``
+        (case-insensitive), after the name ``after``."""
+        conditions: Document = {"space": space_id}
+        name_filters: list[Document] = []
+        if query:
+            pattern = f"^{re.escape(space_id)}/.*{re.escape(query)}"
+            name_filters.append({"_id": {"$regex": pattern, "$options": "i"}})
+        if after is not None:
+            name_filters.append({"_id": {"$gt": after}})
+        if name_filters:
+            conditions["$and"] = name_filters
+        cursor = self.db.repositories.find(conditions).sort("_id", ASCENDING).limit(limit)
+        return [doc async for doc in cursor]
+
+    async def tagged_manifests(self, repository: str) -> list[Document]:
+        """Every tag of the repository with its manifest's digest, sizes and push time."""
+        tags = [doc async for doc in self.db.tags.find({"repository": repository})]
+        digests = list({doc["digest"] for doc in tags})
+        sizes = {
+            doc["digest"]: doc.get("total_size", doc["size"])
+            async for doc in self.db.manifests.find(
+                {"_id": {"$in": [f"{repository}@{d}" for d in digests]}},
+                {"digest": 1, "size": 1, "total_size": 1},
+            )
+        }
+        return [
+            {
+                "tag": doc["tag"],
+                "digest": doc["digest"],
+                "size": sizes.get(doc["digest"], 0),
+                "pushed_at": doc["updated_at"],
+            }
+            for doc in tags
+        ]
+
     async def ensure_space(self, space_id: str, name: str) -> None:
         await self.db.spaces.update_one(
             {"_id": space_id},
@@ -220,6 +288,7 @@ class MetadataStore:
                     "digest": manifest.digest,
                     "media_type": manifest.media_type,
                     "size": manifest.size,
+                    "total_size": manifest.size + manifest.referenced_size,
                     "content": Binary(content),
                     "blobs": list(manifest.blobs),
                     "manifests": list(manifest.manifests),

@@ -42,6 +42,9 @@ class ParsedManifest:
     artifact_type: str | None = None
     config_media_type: str | None = None
     annotations: dict[str, str] = field(default_factory=dict)
+    # Bytes of what it references directly (config and layers, or child manifests), as
+    # declared by its descriptors; with ``size``, what a feed shows as the image's size.
+    referenced_size: int = 0
 
     @property
     def is_index(self) -> bool:
@@ -90,6 +93,7 @@ def parse_manifest(data: bytes, content_type: str | None) -> ParsedManifest:
             digest=digest,
             size=len(data),
             manifests=tuple(dict.fromkeys(c.digest for c in children)),
+            referenced_size=sum(c.size for c in children),
             subject=subject,
             artifact_type=artifact_type,
             annotations=annotations,
@@ -103,6 +107,7 @@ def parse_manifest(data: bytes, content_type: str | None) -> ParsedManifest:
         digest=digest,
         size=len(data),
         blobs=tuple(dict.fromkeys(blobs)),
+        referenced_size=config.size + sum(layer.size for layer in layers),
         subject=subject,
         artifact_type=artifact_type,
         config_media_type=config.media_type,

@@ -1,0 +1,51 @@
+"""Parsing of management API requests: JSON bodies and query parameters."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+
+from services.registry.management.errors import ApiError, Invalid
+
+MAX_BODY_BYTES = 64 * 1024
+
+
+async def json_object(request: web.Request, allowed: set[str]) -> dict[str, Any]:
+    """The body as a JSON object with only ``allowed`` keys."""
+    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+        raise ApiError("request body too large")
+    raw = await request.content.read(MAX_BODY_BYTES + 1)
+    if len(raw) > MAX_BODY_BYTES:
+        raise ApiError("request body too large")
+    try:
+        body = json.loads(raw or b"{}")
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise ApiError("body is not valid JSON") from exc
+    if not isinstance(body, dict):
+        raise Invalid("body must be a JSON object")
+    unknown = sorted(set(body) - allowed)
+    if unknown:
+        raise Invalid(f"unknown fields: {', '.join(unknown)}", detail={"allowed": sorted(allowed)})
+    return body
+
+
+def int_param(request: web.Request, name: str, default: int, *, low: int, high: int) -> int:
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return default
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise ApiError(f"{name} must be an integer from {low} to {high}")
+    return int(raw)
+
+
+def bool_param(request: web.Request, name: str, default: bool) -> bool:
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return default
+    if raw.lower() in ("true", "1"):
+        return True
+    if raw.lower() in ("false", "0"):
+        return False
+    raise ApiError(f"{name} must be true or false")
