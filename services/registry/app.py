@@ -112,9 +112,10 @@ def _add_routes(app: web.Application) -> None:
     router.add_get("/v2/_catalog", listings.catalog)
     router.add_get(f"/v2/{_NAME}/tags/list", listings.list_tags)
     router.add_get(f"/v2/{_NAME}/referrers/{_DIGEST}", referrers.list_referrers)
-    router.add_get(r"/v2/" + _NAME + r"/manifests/{reference}", manifests.get_manifest)
-    router.add_put(r"/v2/" + _NAME + r"/manifests/{reference}", manifests.put_manifest)
-    router.add_delete(r"/v2/" + _NAME + r"/manifests/{reference}", manifests.delete_manifest)
+    manifest = f"/v2/{_NAME}/manifests/{{reference}}"
+    router.add_get(manifest, manifests.get_manifest)
+    router.add_put(manifest, manifests.put_manifest)
+    router.add_delete(manifest, manifests.delete_manifest)
     for path in (f"/v2/{_NAME}/blobs/uploads/", f"/v2/{_NAME}/blobs/uploads"):
         router.add_post(path, uploads.start_upload)
     session = f"/v2/{_NAME}/blobs/uploads/{{upload_id}}"

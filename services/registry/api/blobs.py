@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import os
 import select
 from collections.abc import Awaitable, Callable
-from typing import Any, BinaryIO
+from typing import Any
 
 from aiohttp import web
 from aiohttp.abc import AbstractStreamWriter
@@ -46,7 +47,7 @@ async def get_blob(request: web.Request) -> web.StreamResponse:
         headers["Content-Range"] = f"bytes {byte_range.start}-{byte_range.end}/{blob.size}"
     if blob.location.path is not None:
         try:
-            handle = await asyncio.to_thread(blob.location.path.open, "rb")
+            handle = await request.app[store_key].run(blob.location.path.open, "rb")
         except FileNotFoundError as exc:
             raise errors.BlobUnknown(detail={"digest": blob.digest}) from exc
         return FileRangeResponse(handle, start, count, status, headers, request.app[store_key].run)
@@ -80,7 +81,7 @@ class FileRangeResponse(web.StreamResponse):
 
     def __init__(
         self,
-        handle: BinaryIO,
+        handle: io.BufferedIOBase,
         offset: int,
         count: int,
         status: int,
@@ -138,7 +139,7 @@ class FileRangeResponse(web.StreamResponse):
             await super().write(chunk)
 
 
-def send_file_range(socket_fd: int, handle: BinaryIO, offset: int, count: int) -> None:
+def send_file_range(socket_fd: int, handle: io.BufferedIOBase, offset: int, count: int) -> None:
     """Blocking: write ``count`` bytes of ``handle`` from ``offset`` to a non-blocking socket."""
     buffer = bytearray(SEND_CHUNK)
     view = memoryview(buffer)
@@ -147,7 +148,7 @@ def send_file_range(socket_fd: int, handle: BinaryIO, offset: int, count: int) -
     handle.seek(offset)
     remaining = count
     while remaining > 0:
-        read = handle.readinto(view[: min(SEND_CHUNK, remaining)])  # type: ignore[attr-defined]
+        read = handle.readinto(view[: min(SEND_CHUNK, remaining)])
         if not read:
             raise ConnectionResetError("blob file shorter than expected")
         sent = 0

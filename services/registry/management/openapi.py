@@ -23,6 +23,14 @@ def _ok(description: str, schema: str | None = None) -> dict[str, Any]:
     }
 
 
+def _limit(maximum: int) -> dict[str, Any]:
+    return {
+        "name": "limit",
+        "in": "query",
+        "schema": {"type": "integer", "minimum": 1, "maximum": maximum},
+    }
+
+
 SPACE_PARAM = {"name": "space", "in": "path", "required": True, "schema": {"type": "string"}}
 COMMON_ERRORS = {"401": _error("no valid credentials"), "404": _error("no such space")}
 
@@ -168,11 +176,7 @@ DOCUMENT: dict[str, Any] = {
                 "summary": "The feed view: repositories, searched by name",
                 "parameters": [
                     {"name": "q", "in": "query", "schema": {"type": "string"}},
-                    {
-                        "name": "limit",
-                        "in": "query",
-                        "schema": {"type": "integer", "minimum": 1, "maximum": 500},
-                    },
+                    _limit(500),
                     {"name": "cursor", "in": "query", "schema": {"type": "string"}},
                 ],
                 "responses": {
@@ -196,11 +200,7 @@ DOCUMENT: dict[str, Any] = {
                 "summary": "Tags as Octopus versions, newest first",
                 "parameters": [
                     {"name": "prerelease", "in": "query", "schema": {"type": "boolean"}},
-                    {
-                        "name": "limit",
-                        "in": "query",
-                        "schema": {"type": "integer", "minimum": 1, "maximum": 10000},
-                    },
+                    _limit(10_000),
                 ],
                 "responses": {"200": _ok("the versions", "VersionList"), **COMMON_ERRORS},
             },
