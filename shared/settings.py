@@ -42,6 +42,7 @@ class Settings:
     registry_url: str
     docker_host: str | None
     cache_ttl_seconds: float
+    token_ttl_seconds: int
     log_format: str
 
     @property
@@ -138,6 +139,15 @@ class Settings:
             problems.append(f"SPACEDOCK_CACHE_TTL_SECONDS={ttl_text!r}: expected seconds >= 0")
             cache_ttl = 0.0
 
+        token_ttl_text = get("SPACEDOCK_TOKEN_TTL_SECONDS", "300") or "300"
+        token_ttl = 300
+        if not token_ttl_text.isdigit() or not 1 <= int(token_ttl_text) <= 86_400:
+            problems.append(
+                f"SPACEDOCK_TOKEN_TTL_SECONDS={token_ttl_text!r}: expected seconds from 1 to 86400"
+            )
+        else:
+            token_ttl = int(token_ttl_text)
+
         log_format = (get("SPACEDOCK_LOG_FORMAT", "auto") or "").lower()
         if log_format not in ("auto", "json", "console"):
             problems.append(f"SPACEDOCK_LOG_FORMAT={log_format!r}: expected auto, json or console")
@@ -157,6 +167,7 @@ class Settings:
             registry_url=registry_url,
             docker_host=get("DOCKER_HOST"),
             cache_ttl_seconds=cache_ttl,
+            token_ttl_seconds=token_ttl,
             log_format=log_format,
         )
 

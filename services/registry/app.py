@@ -8,19 +8,30 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from services.registry import bootstrap
-from services.registry.api import base, blobs, health, listings, manifests, referrers, uploads
-from services.registry.auth import Authenticator
+from services.registry.api import (
+    base,
+    blobs,
+    health,
+    listings,
+    manifests,
+    referrers,
+    token,
+    uploads,
+)
+from services.registry.identity.access import AccessControl, AuthenticationRequired
+from services.registry.identity.tokens import TokenSigner
 from services.registry.keys import (
-    auth_key,
-    identity_key,
+    access_key,
     metadata_key,
     metrics_key,
+    principal_key,
     registry_key,
     settings_key,
     store_key,
     uploads_key,
 )
-from services.registry.management import feed, openapi, spaces
+from services.registry.management import routes as management_routes
+from services.registry.management.routes import OPENAPI_PATH
 from services.registry.metrics import Metrics
 from services.registry.middleware import error_bodies
 from services.registry.registry import Registry
@@ -31,7 +42,6 @@ from shared.storage.factory import open_blob_store
 from shared.storage.port import BlobStore
 
 API_VERSION_HEADER = ("Docker-Distribution-API-Version", "registry/2.0")
-OPENAPI_PATH = "/api/v1/openapi.json"
 admin_credentials_key = web.AppKey("admin_credentials", bootstrap.AdminCredentials)
 
 _NAME = r"{name:[^{}]+?}"
@@ -46,7 +56,7 @@ def create_app(
 ) -> web.Application:
     """The registry application; metadata and storage are opened from ``settings`` unless
     given. ``settings.mongo_url`` must be set (the CLI starts the embedded server if needed)."""
-    app = web.Application(middlewares=[error_bodies, require_credentials])
+    app = web.Application(middlewares=[error_bodies, identify_caller])
     app[settings_key] = settings
     app[metrics_key] = Metrics()
     app.cleanup_ctx.append(_resources(metadata, store))
@@ -76,7 +86,13 @@ def _resources(
             app[metadata_key], app[store_key], cache_ttl=settings.cache_ttl_seconds
         )
         app[uploads_key] = Uploads(app[metadata_key], app[store_key])
-        app[auth_key] = Authenticator(app[metadata_key])
+        app[access_key] = AccessControl(
+            app[metadata_key].accounts,
+            TokenSigner(await app[metadata_key].accounts.signing_key()),
+            public_url=settings.public_url,
+            cache_ttl=settings.cache_ttl_seconds,
+            token_ttl=settings.token_ttl_seconds,
+        )
         yield
         if own_store:
             await app[store_key].close()
@@ -87,13 +103,15 @@ def _resources(
 
 
 @web.middleware
-async def require_credentials(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Every OCI and management request needs valid credentials (roles per space come later);
-    the API's own description is public."""
+async def identify_caller(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Know the caller of every OCI and management request: credentials that are present
+    must be valid, and absent ones make an anonymous caller, who may pull from spaces that
+    allow it. The management API needs an account; its own description is public."""
     if request.path.startswith(("/v2", "/api/")) and request.path != OPENAPI_PATH:
-        request[identity_key] = await request.app[auth_key].authenticate(
-            request.headers.get("Authorization")
-        )
+        principal = await request.app[access_key].authenticate(request.headers.get("Authorization"))
+        if request.path.startswith("/api/") and principal.username is None:
+            raise AuthenticationRequired()
+        request[principal_key] = principal
     return await handler(request)
 
 
@@ -107,6 +125,8 @@ def _add_routes(app: web.Application) -> None:
     router.add_get("/healthz", health.healthz)
     router.add_get("/readyz", health.readyz)
     router.add_get("/metrics", health.metrics)
+    router.add_get("/auth/token", token.get_token)
+    router.add_post("/auth/token", token.post_token)
     router.add_get("/v2/", base.version_check)
     router.add_get("/v2", base.version_check)
     router.add_get("/v2/_catalog", listings.catalog)
@@ -126,13 +146,4 @@ def _add_routes(app: web.Application) -> None:
     router.add_get(f"/v2/{_NAME}/blobs/{_DIGEST}", blobs.get_blob)
     router.add_delete(f"/v2/{_NAME}/blobs/{_DIGEST}", blobs.delete_blob)
 
-    router.add_get(OPENAPI_PATH, openapi.openapi_document)
-    router.add_get("/api/v1/spaces", spaces.list_spaces)
-    router.add_post("/api/v1/spaces", spaces.create_space)
-    router.add_get("/api/v1/spaces/{space}", spaces.get_space)
-    router.add_patch("/api/v1/spaces/{space}", spaces.update_space)
-    router.add_delete("/api/v1/spaces/{space}", spaces.delete_space)
-    router.add_get("/api/v1/spaces/{space}/repositories", feed.list_repositories)
-    router.add_get(
-        "/api/v1/spaces/{space}/repositories/{repository:.+}/versions", feed.list_versions
-    )
+    management_routes.add_routes(router)

@@ -1,4 +1,6 @@
-"""What exists from the first start: space ``spaces-1`` and user ``admin``."""
+"""What exists from the first start: space ``spaces-1``, the superuser ``admin``, and the
+service accounts of the builder (writer in every space) and the reaper (admin in every
+space), which sign in with API keys only."""
 
 from __future__ import annotations
 
@@ -8,11 +10,15 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from services.registry.auth import ADMIN, hash_password, verify_password
+from services.registry.identity.passwords import hash_password, verify_password
+from services.registry.identity.roles import Role
+from shared.metadata.accounts import AccountStore
 from shared.metadata.store import MetadataStore
 from shared.settings import Settings
 
+ADMIN = "admin"
 DEFAULT_SPACE = ("spaces-1", "Default")
+SERVICE_ACCOUNTS = {"spacedock-builder": Role.WRITER, "spacedock-reaper": Role.ADMIN}
 PASSWORD_FILE = "admin-password"
 
 
@@ -30,23 +36,34 @@ async def first_start(metadata: MetadataStore, settings: Settings) -> AdminCrede
     """
     await metadata.ensure_indexes()
     await metadata.ensure_space(*DEFAULT_SPACE)
+    accounts = metadata.accounts
+    for username, role in SERVICE_ACCOUNTS.items():
+        await accounts.create_user(
+            username, None, service=username.removeprefix("spacedock-"), global_role=role.label
+        )
+    credentials = await _admin(accounts, settings)
+    await accounts.make_superuser(ADMIN)
+    return credentials
+
+
+async def _admin(accounts: AccountStore, settings: Settings) -> AdminCredentials | None:
     if settings.admin_password is not None:
-        user = await metadata.get_user(ADMIN)
-        if user is None or not verify_password(
-            settings.admin_password, user.get("password_hash", "")
-        ):
-            await metadata.put_user_password(ADMIN, hash_password(settings.admin_password))
+        user = await accounts.get_user(ADMIN)
+        if user is None:
+            await accounts.create_user(ADMIN, hash_password(settings.admin_password))
+        elif not verify_password(settings.admin_password, user.get("password_hash", "")):
+            await accounts.set_password(ADMIN, hash_password(settings.admin_password))
         return AdminCredentials(ADMIN, settings.admin_password, "environment")
 
     password_file = settings.data_dir / PASSWORD_FILE
     stored = _read_password(password_file)
-    user = await metadata.get_user(ADMIN)
+    user = await accounts.get_user(ADMIN)
     if user is not None:
         if stored is not None and verify_password(stored, user.get("password_hash", "")):
             return AdminCredentials(ADMIN, stored, str(password_file))
         return None
     password = secrets.token_urlsafe(18)
-    if await metadata.create_user(ADMIN, hash_password(password)):
+    if await accounts.create_user(ADMIN, hash_password(password)):
         _write_password(password_file, password)
         return AdminCredentials(ADMIN, password, "generated")
     return None

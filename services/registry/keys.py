@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from services.registry.auth import Authenticator, Identity
+from services.registry.identity.access import AccessControl, Principal
 from services.registry.metrics import Metrics
 from services.registry.registry import Registry
 from services.registry.uploads import Uploads
@@ -17,6 +17,6 @@ metadata_key = web.AppKey("metadata", MetadataStore)
 store_key = web.AppKey("store", BlobStore)
 registry_key = web.AppKey("registry", Registry)
 uploads_key = web.AppKey("uploads", Uploads)
-auth_key = web.AppKey("auth", Authenticator)
+access_key = web.AppKey("access", AccessControl)
 metrics_key = web.AppKey("metrics", Metrics)
-identity_key = web.RequestKey("identity", Identity)
+principal_key = web.RequestKey("principal", Principal)

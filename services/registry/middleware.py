@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import structlog
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Handler
+from multidict import CIMultiDict
 from pymongo.errors import ConnectionFailure, OperationFailure, PyMongoError
 
-from services.registry.keys import auth_key
+from services.registry.identity.access import Challenged
+from services.registry.keys import access_key
 from services.registry.management.errors import ApiError, api_error_body
 from shared.oci import errors
 from shared.storage.port import StorageError
 
 log = structlog.get_logger("spacedock.registry")
+TOKEN_PATH = "/auth/token"
 
 
 @web.middleware
@@ -25,7 +26,8 @@ async def error_bodies(request: web.Request, handler: Handler) -> web.StreamResp
     try:
         return await handler(request)
     except ApiError as exc:
-        return _json(request, api_error_body(exc.code, exc.message, exc.detail), exc.status)
+        body = api_error_body(exc.code, exc.message, exc.detail)
+        return web.json_response(body, status=exc.status)
     except errors.RegistryError as exc:
         return render(request, exc)
     except web.HTTPException as exc:
@@ -60,12 +62,25 @@ def render(
     if status is None and error.status >= 500:
         log.error("server_error", code=error.code, message=error.message)
     status = status or error.status
+    headers = CIMultiDict[str]()
+    if status == 401 or isinstance(error, Challenged):
+        for challenge in _challenges(request, error):
+            headers.add("WWW-Authenticate", challenge)
     if request.path.startswith("/api/"):
         code = "NOT_FOUND" if status == 404 else error.code
-        return _json(request, api_error_body(code, error.message, error.detail), status)
-    return _json(request, errors.error_body(error), status)
-
-
-def _json(request: web.Request, body: dict[str, Any], status: int) -> web.Response:
-    headers = request.app[auth_key].challenge() if status == 401 else {}
+        body = api_error_body(code, error.message, error.detail)
+    else:
+        body = errors.error_body(error)
     return web.json_response(body, status=status, headers=headers)
+
+
+def _challenges(request: web.Request, error: errors.RegistryError) -> list[str]:
+    """Bearer for registry clients; the token endpoint and the management API also offer
+    Basic, which is what people with curl or a browser have."""
+    if request.path.startswith(TOKEN_PATH):
+        return ['Basic realm="spacedock"']
+    scope = error.scope if isinstance(error, Challenged) else None
+    reason = error.error if isinstance(error, Challenged) else None
+    return request.app[access_key].challenge(
+        scope=scope, error=reason, basic=request.path.startswith("/api/")
+    )

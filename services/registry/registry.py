@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from services.registry.cache import TtlCache
+from services.registry.identity.access import SpaceAccess
 from shared.metadata.store import MetadataStore, StoredManifest
 from shared.oci import errors
 from shared.oci.digest import Digest
@@ -32,18 +33,20 @@ class Registry:
         self._manifests: TtlCache[tuple[str, str], StoredManifest] = TtlCache(
             cache_ttl, MANIFEST_CACHE_BYTES, weigh=lambda m: m.size + 512
         )
-        self._spaces: TtlCache[str, bool] = TtlCache(max(cache_ttl, 5.0), 10_000)
+        self._spaces: TtlCache[str, SpaceAccess] = TtlCache(cache_ttl, 10_000)
 
-    async def check_space(self, name: RepositoryName) -> None:
-        """Raise NAME_UNKNOWN unless the repository's space exists."""
+    async def space(self, space_id: str) -> SpaceAccess | None:
+        """The space, or None when it does not exist."""
         # Only spaces that exist are remembered, so a new space can be used at once.
-        if self._spaces.get(name.space):
-            return
-        if await self.metadata.get_space(name.space) is None:
-            raise errors.NameUnknown(
-                f"space {name.space} does not exist", detail={"name": name.full}
-            )
-        self._spaces.put(name.space, True)
+        cached = self._spaces.get(space_id)
+        if cached is not None:
+            return cached
+        doc = await self.metadata.get_space(space_id)
+        if doc is None:
+            return None
+        space = SpaceAccess(doc["_id"], bool(doc.get("anonymous_pull", False)))
+        self._spaces.put(space_id, space)
+        return space
 
     def forget_space(self, space_id: str) -> None:
         self._spaces.discard(space_id)
@@ -60,17 +63,23 @@ class Registry:
         return BlobHandle(str(digest), location.size, location)
 
     async def mount(
-        self, name: RepositoryName, digest: Digest, source: RepositoryName | None
+        self,
+        name: RepositoryName,
+        digest: Digest,
+        source: RepositoryName | None,
+        readable_spaces: frozenset[str] | None,
     ) -> bool:
         """Link a blob another repository holds into ``name``; False when there is none.
 
-        Without a source, any repository's copy will do (the caller may read every space
-        until roles per space exist).
+        The caller must be allowed to read ``source``. Without a source, a copy in any
+        repository of ``readable_spaces`` will do (None: every space).
         """
         if source is not None:
             size = await self.metadata.linked_blob_size(source.full, str(digest))
+        elif readable_spaces is not None and not readable_spaces:
+            size = None
         else:
-            link = await self.metadata.find_link(str(digest), spaces=None)
+            link = await self.metadata.find_link(str(digest), spaces=readable_spaces)
             size = None if link is None else int(link["size"])
         if size is None or await self.store.locate(str(digest)) is None:
             return False
@@ -167,8 +176,13 @@ class Registry:
             raise errors.NameUnknown(detail={"name": name.full})
         return tags
 
-    async def catalog(self, last: str | None, limit: int) -> list[str]:
-        return await self.metadata.list_repositories(after=last, limit=limit)
+    async def catalog(
+        self, last: str | None, limit: int, spaces: frozenset[str] | None
+    ) -> list[str]:
+        """Repository names after ``last``, in the given spaces (None: every space)."""
+        if spaces is not None and not spaces:
+            return []
+        return await self.metadata.list_repositories(after=last, limit=limit, spaces=spaces)
 
     async def referrers(
         self, name: RepositoryName, subject: Digest, artifact_type: str | None

@@ -1,8 +1,9 @@
 """Metadata documents and every query on them, behind one class.
 
+Accounts (users, memberships, API keys) are in ``accounts``, reached as ``.accounts``.
+
 Collections (``_id`` chosen so that uniqueness and the hot lookups need no extra index):
 - ``spaces``       ``{_id: "spaces-1", name, anonymous_pull, created_at}``
-- ``users``        ``{_id: username, password_hash, created_at}``
 - ``repositories`` ``{_id: "<space>/<name>", space, created_at}``
 - ``blobs``        ``{_id: digest, size, created_at}``: blobs committed to storage, once each
 - ``blob_links``   ``{_id: "<repo>@<digest>", repository, digest, size, created_at}``: what a
@@ -26,6 +27,7 @@ from bson import Binary
 from pymongo import ASCENDING, AsyncMongoClient, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 
+from shared.metadata.accounts import AccountStore
 from shared.oci.manifest import ParsedManifest
 
 Document = dict[str, Any]
@@ -79,6 +81,7 @@ class MetadataStore:
     def __init__(self, client: AsyncMongoClient[Document], database: str = "spacedock") -> None:
         self.client = client
         self.db: AsyncDatabase[Document] = client[database]
+        self.accounts = AccountStore(self.db)
 
     @classmethod
     def connect(
@@ -111,8 +114,9 @@ class MetadataStore:
         await db.tags.create_index([("repository", ASCENDING), ("tag", ASCENDING)], unique=True)
         await db.tags.create_index([("repository", ASCENDING), ("digest", ASCENDING)])
         await db.uploads.create_index([("updated_at", ASCENDING)])
+        await self.accounts.ensure_indexes()
 
-    # spaces and users -----------------------------------------------------------------------
+    # spaces ---------------------------------------------------------------------------------
 
     async def get_space(self, space_id: str) -> Document | None:
         return await self.db.spaces.find_one({"_id": space_id})
@@ -189,25 +193,6 @@ class MetadataStore:
         await self.db.spaces.update_one(
             {"_id": space_id},
             {"$setOnInsert": {"name": name, "anonymous_pull": False, "created_at": utcnow()}},
-            upsert=True,
-        )
-
-    async def get_user(self, username: str) -> Document | None:
-        return await self.db.users.find_one({"_id": username})
-
-    async def create_user(self, username: str, password_hash: str) -> bool:
-        """Insert the user unless it exists; True when this call created it."""
-        result = await self.db.users.update_one(
-            {"_id": username},
-            {"$setOnInsert": {"password_hash": password_hash, "created_at": utcnow()}},
-            upsert=True,
-        )
-        return result.upserted_id is not None
-
-    async def put_user_password(self, username: str, password_hash: str) -> None:
-        await self.db.users.update_one(
-            {"_id": username},
-            {"$set": {"password_hash": password_hash}, "$setOnInsert": {"created_at": utcnow()}},
             upsert=True,
         )
 

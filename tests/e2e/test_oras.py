@@ -21,8 +21,9 @@ EMPTY_CONFIG = b"{}"
 
 @pytest.fixture
 def oras_client(registry: Registry) -> Any:
-    """An oras-py client for the registry over plain http, with Basic credentials."""
-    client = oras.client.OrasClient(hostname=registry.host, insecure=True, auth_backend="basic")
+    """An oras-py client for the registry over plain http, with its default (Docker token)
+    authentication."""
+    client = oras.client.OrasClient(hostname=registry.host, insecure=True)
     client.auth.set_basic_auth(registry.username, registry.password)
     return client
 

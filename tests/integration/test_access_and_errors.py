@@ -12,10 +12,13 @@ from tests.support.processes import Registry
 
 
 def test_version_check_challenges_without_credentials(registry: Registry) -> None:
-    """/v2/ without credentials answers 401 with a challenge and the API version header."""
+    """/v2/ without credentials answers 401 with a Docker token challenge and the API version
+    header."""
     response = requests.get(f"{registry.url}/v2/", timeout=10)
     assert response.status_code == 401
-    assert response.headers["WWW-Authenticate"].startswith("Basic ")
+    assert response.headers["WWW-Authenticate"] == (
+        f'Bearer realm="{registry.url}/auth/token",service="spacedock"'
+    )
     assert response.headers["Docker-Distribution-API-Version"] == "registry/2.0"
     assert error_codes(response) == ["UNAUTHORIZED"]
 

@@ -178,10 +178,11 @@ def test_documented_routes_answer(registry: Registry) -> None:
     document = requests.get(f"{registry.url}/api/v1/openapi.json", timeout=10).json()
     auth = registry.auth
     for path, item in document["paths"].items():
-        for method in ("get", "post", "patch", "delete"):
+        for method in ("get", "post", "put", "patch", "delete"):
             if method not in item:
                 continue
-            url = registry.url + path.replace("{space}", "nope").replace("{repository}", "x")
+            concrete = re.sub(r"{\w+}", "x", path.replace("{space}", "nope"))
+            url = registry.url + concrete
             response = requests.request(method, url, auth=auth, json={}, timeout=10)
             assert response.status_code != 405, (method, path)
             unknown_route = response.status_code == 404 and "does not exist" not in response.text

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from services.registry.app import create_app
-from services.registry.management.openapi import DOCUMENT
+from services.registry.management.routes import DOCUMENT
 from shared.settings import Settings
 
 METHODS = ("get", "post", "put", "patch", "delete")

@@ -6,7 +6,7 @@ import base64
 
 import pytest
 
-from services.registry.auth import hash_password, verify_password
+from services.registry.identity.passwords import hash_password, verify_password
 
 
 @pytest.mark.parametrize("password", ["s3cret", "", "pässwörd-🔑", "a" * 1000, "with:colon$dollar"])

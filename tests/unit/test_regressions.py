@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from services.registry.auth import verify_password
 from services.registry.cache import TtlCache
+from services.registry.identity.passwords import verify_password
 from shared.oci.digest import Digest
 from shared.oci.errors import DigestInvalid, ManifestInvalid, NameInvalid
 from shared.oci.manifest import parse_manifest

@@ -13,6 +13,7 @@ from aiohttp import web
 from aiohttp.abc import AbstractStreamWriter
 
 from services.registry.api.common import DOCKER_CONTENT_DIGEST, repository
+from services.registry.identity.roles import Action
 from services.registry.keys import registry_key, settings_key, store_key
 from shared.oci import errors
 from shared.oci.digest import Digest
@@ -24,7 +25,7 @@ SEND_STALL_SECONDS = 60
 
 
 async def get_blob(request: web.Request) -> web.StreamResponse:
-    name = await repository(request)
+    name = await repository(request, Action.PULL)
     digest = Digest.parse(request.match_info["digest"])
     blob = await request.app[registry_key].blob(name, digest)
     settings = request.app[settings_key]
@@ -63,7 +64,7 @@ async def get_blob(request: web.Request) -> web.StreamResponse:
 
 
 async def delete_blob(request: web.Request) -> web.Response:
-    name = await repository(request)
+    name = await repository(request, Action.DELETE)
     digest = Digest.parse(request.match_info["digest"])
     await request.app[registry_key].delete_blob(name, digest)
     return web.Response(status=202, headers={DOCKER_CONTENT_DIGEST: str(digest)})

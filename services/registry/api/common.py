@@ -7,7 +7,8 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from services.registry.keys import registry_key
+from services.registry.identity.roles import Action
+from services.registry.keys import access_key, principal_key, registry_key
 from shared.oci import errors
 from shared.oci.names import RepositoryName
 
@@ -16,10 +17,12 @@ MAX_PAGE = 10_000
 DOCKER_CONTENT_DIGEST = "Docker-Content-Digest"
 
 
-async def repository(request: web.Request) -> RepositoryName:
-    """The repository named in the path, in an existing space."""
+async def repository(request: web.Request, action: Action) -> RepositoryName:
+    """The repository named in the path, once the caller is known to be allowed ``action``
+    on it (in an existing space)."""
     name = RepositoryName.parse(request.match_info["name"])
-    await request.app[registry_key].check_space(name)
+    space = await request.app[registry_key].space(name.space)
+    await request.app[access_key].authorize(request[principal_key], name, space, action)
     return name
 
 

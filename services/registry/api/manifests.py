@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from services.registry.api.common import DOCKER_CONTENT_DIGEST, repository
+from services.registry.identity.roles import Action
 from services.registry.keys import registry_key
 from shared.oci import errors
 from shared.oci.manifest import MAX_MANIFEST_BYTES
@@ -12,7 +13,7 @@ from shared.oci.names import Reference
 
 
 async def get_manifest(request: web.Request) -> web.Response:
-    name = await repository(request)
+    name = await repository(request, Action.PULL)
     reference = Reference.parse(request.match_info["reference"])
     manifest = await request.app[registry_key].manifest(name, reference)
     headers = {
@@ -25,7 +26,7 @@ async def get_manifest(request: web.Request) -> web.Response:
 
 
 async def put_manifest(request: web.Request) -> web.Response:
-    name = await repository(request)
+    name = await repository(request, Action.PUSH)
     reference = Reference.parse(request.match_info["reference"])
     if request.content_length is not None and request.content_length > MAX_MANIFEST_BYTES:
         raise errors.ManifestTooLarge(detail={"limit": MAX_MANIFEST_BYTES})
@@ -53,7 +54,7 @@ async def _read_limited(request: web.Request, limit: int) -> bytes:
 
 
 async def delete_manifest(request: web.Request) -> web.Response:
-    name = await repository(request)
+    name = await repository(request, Action.DELETE)
     reference = Reference.parse(request.match_info["reference"])
     await request.app[registry_key].delete_manifest(name, reference)
     return web.Response(status=202)

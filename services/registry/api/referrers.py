@@ -8,13 +8,14 @@ from typing import Any
 from aiohttp import web
 
 from services.registry.api.common import repository
+from services.registry.identity.roles import Action
 from services.registry.keys import registry_key
 from shared.oci import media_types as mt
 from shared.oci.digest import Digest
 
 
 async def list_referrers(request: web.Request) -> web.Response:
-    name = await repository(request)
+    name = await repository(request, Action.PULL)
     subject = Digest.parse(request.match_info["digest"])
     artifact_type = request.query.get("artifactType") or None
     referrers = await request.app[registry_key].referrers(name, subject, artifact_type)

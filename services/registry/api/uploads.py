@@ -5,7 +5,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from services.registry.api.common import DOCKER_CONTENT_DIGEST, body_chunks, has_body, repository
-from services.registry.keys import metrics_key, registry_key, uploads_key
+from services.registry.identity.roles import Action
+from services.registry.keys import access_key, metrics_key, principal_key, registry_key, uploads_key
 from shared.oci import errors
 from shared.oci.digest import Digest
 from shared.oci.names import RepositoryName
@@ -29,13 +30,12 @@ def _blob_created(name: RepositoryName, digest: str) -> web.Response:
 
 
 async def start_upload(request: web.Request) -> web.Response:
-    name = await repository(request)
+    name = await repository(request, Action.PUSH)
     uploads = request.app[uploads_key]
     mount = request.query.get("mount")
     if mount is not None:
         digest = Digest.parse(mount)
-        source = _mount_source(request.query.get("from"))
-        if await request.app[registry_key].mount(name, digest, source):
+        if await _mount(request, name, digest, _mount_source(request.query.get("from"))):
             return _blob_created(name, str(digest))
 
     digest_param = request.query.get("digest")
@@ -52,6 +52,22 @@ async def start_upload(request: web.Request) -> web.Response:
     return web.Response(status=202, headers=_session_headers(name, upload.id, 0))
 
 
+async def _mount(
+    request: web.Request, name: RepositoryName, digest: Digest, source: RepositoryName | None
+) -> bool:
+    """Mount only what the caller could pull; otherwise the client gets a plain upload,
+    which tells nothing about the other repository."""
+    registry, access = request.app[registry_key], request.app[access_key]
+    principal = request[principal_key]
+    if source is not None:
+        space = await registry.space(source.space)
+        if not await access.permits(principal, source, space, Action.PULL):
+            return False
+        return await registry.mount(name, digest, source, readable_spaces=None)
+    readable = await access.visible_spaces(principal)
+    return await registry.mount(name, digest, None, readable_spaces=readable)
+
+
 def _mount_source(value: str | None) -> RepositoryName | None:
     """A ``from`` that is not a valid name is ignored: the client gets a plain upload."""
     if not value:
@@ -63,13 +79,13 @@ def _mount_source(value: str | None) -> RepositoryName | None:
 
 
 async def upload_status(request: web.Request) -> web.Response:
-    name = await repository(request)
+    name = await repository(request, Action.PUSH)
     upload = await request.app[uploads_key].status(name, request.match_info["upload_id"])
     return web.Response(status=204, headers=_session_headers(name, upload.id, upload.offset))
 
 
 async def patch_upload(request: web.Request) -> web.Response:
-    name = await repository(request)
+    name = await repository(request, Action.PUSH)
     upload_id = request.match_info["upload_id"]
     raw_range = request.headers.get("Content-Range")
     content_range = parse_content_range(raw_range) if raw_range else None
@@ -81,7 +97,7 @@ async def patch_upload(request: web.Request) -> web.Response:
 
 
 async def finish_upload(request: web.Request) -> web.Response:
-    name = await repository(request)
+    name = await repository(request, Action.PUSH)
     upload_id = request.match_info["upload_id"]
     digest_param = request.query.get("digest")
     if not digest_param:
@@ -98,6 +114,6 @@ async def finish_upload(request: web.Request) -> web.Response:
 
 
 async def cancel_upload(request: web.Request) -> web.Response:
-    name = await repository(request)
+    name = await repository(request, Action.PUSH)
     await request.app[uploads_key].cancel(name, request.match_info["upload_id"])
     return web.Response(status=204)

@@ -32,3 +32,7 @@ def api_error_body(code: str, message: str, detail: Any = None) -> dict[str, Any
     if detail is not None:
         error["detail"] = detail
     return {"error": error}
+
+
+class Forbidden(ApiError):
+    status, code = 403, "FORBIDDEN"

@@ -12,8 +12,10 @@ from typing import Any
 
 from aiohttp import web
 
+from services.registry.identity.roles import Role
 from services.registry.keys import metadata_key
 from services.registry.management.errors import ApiError, NotFound
+from services.registry.management.guard import space_with_role
 from services.registry.management.requests import bool_param, int_param
 from shared.oci.errors import NameInvalid
 from shared.oci.names import RepositoryName
@@ -77,10 +79,8 @@ async def list_versions(request: web.Request) -> web.Response:
 
 
 async def _space(request: web.Request) -> str:
-    space_id = request.match_info["space"]
-    if await request.app[metadata_key].get_space(space_id) is None:
-        raise NotFound(f"space {space_id} does not exist")
-    return space_id
+    space: str = (await space_with_role(request, Role.READER))["_id"]
+    return space
 
 
 def _encode_cursor(last: str) -> str:

@@ -1,220 +1,192 @@
-"""The OpenAPI document of ``/api/v1`` (a test checks it against the routes)."""
+"""The OpenAPI document of ``/api/v1``, built from the same operation table as the router
+(``management.routes``), so the two cannot drift apart; a test checks it anyway."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
-from aiohttp import web
+from aiohttp.typedefs import Handler
 
-
-def _error(description: str) -> dict[str, Any]:
-    return {
-        "description": description,
-        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-    }
-
-
-def _ok(description: str, schema: str | None = None) -> dict[str, Any]:
-    if schema is None:
-        return {"description": description}
-    return {
-        "description": description,
-        "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}},
-    }
-
-
-def _limit(maximum: int) -> dict[str, Any]:
-    return {
-        "name": "limit",
-        "in": "query",
-        "schema": {"type": "integer", "minimum": 1, "maximum": maximum},
-    }
-
-
-SPACE_PARAM = {"name": "space", "in": "path", "required": True, "schema": {"type": "string"}}
-COMMON_ERRORS = {"401": _error("no valid credentials"), "404": _error("no such space")}
-
-DOCUMENT: dict[str, Any] = {
-    "openapi": "3.1.0",
-    "info": {"title": "Spacedock management API", "version": "1"},
-    "components": {
-        "securitySchemes": {"basic": {"type": "http", "scheme": "basic"}},
-        "schemas": {
-            "Error": {
-                "type": "object",
-                "required": ["error"],
-                "properties": {
-                    "error": {
-                        "type": "object",
-                        "required": ["code", "message"],
-                        "properties": {
-                            "code": {"type": "string"},
-                            "message": {"type": "string"},
-                            "detail": {},
-                        },
-                    }
-                },
-            },
-            "Space": {
-                "type": "object",
-                "required": ["id", "name", "anonymous_pull"],
-                "properties": {
-                    "id": {"type": "string"},
-                    "name": {"type": "string"},
-                    "anonymous_pull": {"type": "boolean"},
-                    "created_at": {"type": "string", "format": "date-time"},
-                },
-            },
-            "SpaceInput": {
-                "type": "object",
-                "additionalProperties": False,
-                "properties": {
-                    "id": {"type": "string"},
-                    "name": {"type": "string"},
-                    "anonymous_pull": {"type": "boolean"},
-                },
-            },
-            "SpaceList": {
-                "type": "object",
-                "properties": {
-                    "spaces": {"type": "array", "items": {"$ref": "#/components/schemas/Space"}}
-                },
-            },
-            "RepositoryPage": {
-                "type": "object",
-                "properties": {
-                    "repositories": {
-                        "type": "array",
-                        "items": {
-                            "type": "object",
-                            "properties": {
-                                "name": {"type": "string"},
-                                "full_name": {"type": "string"},
-                                "created_at": {"type": "string", "format": "date-time"},
-                            },
-                        },
-                    },
-                    "next_cursor": {"type": ["string", "null"]},
-                },
-            },
-            "VersionList": {
-                "type": "object",
-                "properties": {
-                    "repository": {"type": "string"},
-                    "versions": {
-                        "type": "array",
-                        "items": {
-                            "type": "object",
-                            "properties": {
-                                "tag": {"type": "string"},
-                                "prerelease": {"type": "boolean"},
-                                "digest": {"type": "string"},
-                                "size": {"type": "integer"},
-                                "pushed_at": {"type": "string", "format": "date-time"},
-                            },
-                        },
-                    },
-                },
-            },
-        },
-    },
-    "security": [{"basic": []}],
-    "paths": {
-        "/api/v1/spaces": {
-            "get": {
-                "summary": "List spaces",
-                "responses": {"200": _ok("the spaces", "SpaceList"), "401": COMMON_ERRORS["401"]},
-            },
-            "post": {
-                "summary": "Create a space (next free spaces-N when id is absent)",
-                "requestBody": {
-                    "required": True,
-                    "content": {
-                        "application/json": {"schema": {"$ref": "#/components/schemas/SpaceInput"}}
-                    },
-                },
-                "responses": {
-                    "201": _ok("created", "Space"),
-                    "409": _error("id taken"),
-                    "422": _error("invalid fields"),
-                    "401": COMMON_ERRORS["401"],
-                },
-            },
-        },
-        "/api/v1/spaces/{space}": {
-            "parameters": [SPACE_PARAM],
-            "get": {
-                "summary": "Read a space",
-                "responses": {"200": _ok("the space", "Space"), **COMMON_ERRORS},
-            },
-            "patch": {
-                "summary": "Rename a space or change anonymous pull",
-                "requestBody": {
-                    "required": True,
-                    "content": {
-                        "application/json": {"schema": {"$ref": "#/components/schemas/SpaceInput"}}
-                    },
-                },
-                "responses": {
-                    "200": _ok("the space", "Space"),
-                    "422": _error("invalid fields"),
-                    **COMMON_ERRORS,
-                },
-            },
-            "delete": {
-                "summary": "Delete an empty space",
-                "responses": {
-                    "204": _ok("deleted"),
-                    "409": _error("default or not empty"),
-                    **COMMON_ERRORS,
-                },
-            },
-        },
-        "/api/v1/spaces/{space}/repositories": {
-            "parameters": [SPACE_PARAM],
-            "get": {
-                "summary": "The feed view: repositories, searched by name",
-                "parameters": [
-                    {"name": "q", "in": "query", "schema": {"type": "string"}},
-                    _limit(500),
-                    {"name": "cursor", "in": "query", "schema": {"type": "string"}},
-                ],
-                "responses": {
-                    "200": _ok("a page of repositories", "RepositoryPage"),
-                    **COMMON_ERRORS,
-                },
-            },
-        },
-        "/api/v1/spaces/{space}/repositories/{repository}/versions": {
-            "parameters": [
-                SPACE_PARAM,
-                {
-                    "name": "repository",
-                    "in": "path",
-                    "required": True,
-                    "schema": {"type": "string"},
-                    "description": "may contain /",
-                },
-            ],
-            "get": {
-                "summary": "Tags as Octopus versions, newest first",
-                "parameters": [
-                    {"name": "prerelease", "in": "query", "schema": {"type": "boolean"}},
-                    _limit(10_000),
-                ],
-                "responses": {"200": _ok("the versions", "VersionList"), **COMMON_ERRORS},
-            },
-        },
-        "/api/v1/openapi.json": {
-            "get": {
-                "summary": "This document",
-                "security": [],
-                "responses": {"200": _ok("the OpenAPI document")},
-            },
-        },
-    },
+ERROR_DESCRIPTIONS = {
+    400: "malformed request",
+    401: "no valid credentials",
+    403: "the caller's role is too low",
+    404: "not found, or not visible to the caller",
+    409: "conflicts with the current state",
+    422: "invalid fields",
 }
 
 
-async def openapi_document(request: web.Request) -> web.Response:
-    return web.json_response(DOCUMENT)
+@dataclass(frozen=True, slots=True)
+class Operation:
+    method: str
+    path: str  # as OpenAPI writes it: /api/v1/spaces/{space}
+    handler: Handler
+    summary: str
+    ok: tuple[int, str | None]  # success status and response schema
+    body: str | None = None  # request schema
+    query: tuple[dict[str, Any], ...] = ()
+    errors: tuple[int, ...] = ()
+    public: bool = False
+    path_patterns: dict[str, str] = field(default_factory=dict)  # {name: regex} for the router
+
+    @property
+    def route_path(self) -> str:
+        path = self.path
+        for name, pattern in self.path_patterns.items():
+            path = path.replace(f"{{{name}}}", f"{{{name}:{pattern}}}")
+        return path
+
+
+def query_param(name: str, schema: dict[str, Any], description: str = "") -> dict[str, Any]:
+    param: dict[str, Any] = {"name": name, "in": "query", "schema": schema}
+    if description:
+        param["description"] = description
+    return param
+
+
+def limit_param(maximum: int) -> dict[str, Any]:
+    return query_param("limit", {"type": "integer", "minimum": 1, "maximum": maximum})
+
+
+def _ref(schema: str) -> dict[str, Any]:
+    return {"$ref": f"#/components/schemas/{schema}"}
+
+
+def _json(schema: str) -> dict[str, Any]:
+    return {"application/json": {"schema": _ref(schema)}}
+
+
+def _operation(op: Operation) -> dict[str, Any]:
+    status, schema = op.ok
+    success: dict[str, Any] = {"description": "success"}
+    if schema is not None:
+        success["content"] = _json(schema)
+    responses: dict[str, Any] = {str(status): success}
+    codes = set(op.errors) | ({400} if op.query or op.body else set())
+    if not op.public:
+        codes.add(401)
+    for code in sorted(codes):
+        responses[str(code)] = {"description": ERROR_DESCRIPTIONS[code], "content": _json("Error")}
+    document: dict[str, Any] = {"summary": op.summary, "responses": responses}
+    parameters = [
+        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        for name in re.findall(r"{(\w+)}", op.path)
+    ] + list(op.query)
+    if parameters:
+        document["parameters"] = parameters
+    if op.body is not None:
+        document["requestBody"] = {"required": True, "content": _body_content(op.body)}
+    if op.public:
+        document["security"] = []
+    return document
+
+
+def _body_content(schema: str) -> dict[str, Any]:
+    if schema == "PackageUpload":
+        return {"multipart/form-data": {"schema": _ref(schema)}}
+    return _json(schema)
+
+
+def build_document(operations: Iterable[Operation]) -> dict[str, Any]:
+    paths: dict[str, dict[str, Any]] = {}
+    for op in operations:
+        paths.setdefault(op.path, {})[op.method.lower()] = _operation(op)
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Spacedock management API", "version": "1"},
+        "components": {
+            "securitySchemes": {
+                "basic": {
+                    "type": "http",
+                    "scheme": "basic",
+                    "description": "a username with its password or one of its API keys",
+                },
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "a token from /auth/token",
+                },
+            },
+            "schemas": SCHEMAS,
+        },
+        "security": [{"basic": []}, {"bearer": []}],
+        "paths": paths,
+    }
+
+
+def _object(required: list[str] | None = None, **properties: Any) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "object", "properties": properties}
+    if required:
+        schema["required"] = required
+    return schema
+
+
+def _input(**properties: Any) -> dict[str, Any]:
+    return {**_object(**properties), "additionalProperties": False}
+
+
+def _list(key: str, item: str) -> dict[str, Any]:
+    return _object([key], **{key: {"type": "array", "items": _ref(item)}})
+
+
+STRING = {"type": "string"}
+BOOLEAN = {"type": "boolean"}
+INTEGER = {"type": "integer"}
+TIME = {"type": "string", "format": "date-time"}
+ROLE = {"type": "string", "enum": ["reader", "writer", "admin"]}
+
+SCHEMAS: dict[str, Any] = {
+    "Error": _object(
+        ["error"],
+        error=_object(["code", "message"], code=STRING, message=STRING, detail={}),
+    ),
+    "Space": _object(
+        ["id", "name", "anonymous_pull"],
+        id=STRING,
+        name=STRING,
+        anonymous_pull=BOOLEAN,
+        created_at=TIME,
+    ),
+    "SpaceInput": _input(id=STRING, name=STRING, anonymous_pull=BOOLEAN),
+    "SpaceList": _list("spaces", "Space"),
+    "Repository": _object(name=STRING, full_name=STRING, created_at=TIME),
+    "RepositoryPage": _object(
+        ["repositories"],
+        repositories={"type": "array", "items": _ref("Repository")},
+        next_cursor={"type": ["string", "null"]},
+    ),
+    "Version": _object(tag=STRING, prerelease=BOOLEAN, digest=STRING, size=INTEGER, pushed_at=TIME),
+    "VersionList": _object(repository=STRING, versions={"type": "array", "items": _ref("Version")}),
+    "User": _object(
+        ["username"],
+        username=STRING,
+        superuser=BOOLEAN,
+        service={"type": ["string", "null"]},
+        global_role={"type": ["string", "null"]},
+        created_at=TIME,
+        memberships={
+            "type": "array",
+            "items": _object(space=STRING, role=ROLE),
+        },
+    ),
+    "UserInput": _input(username=STRING, password=STRING, superuser=BOOLEAN),
+    "UserUpdate": _input(password=STRING),
+    "UserList": _list("users", "User"),
+    "ApiKey": _object(["id", "name"], id=STRING, name=STRING, created_at=TIME),
+    "ApiKeyCreated": _object(
+        ["id", "key"],
+        id=STRING,
+        name=STRING,
+        created_at=TIME,
+        key={"type": "string", "description": "shown only in this response"},
+    ),
+    "ApiKeyInput": _input(name=STRING),
+    "ApiKeyList": _list("api_keys", "ApiKey"),
+    "Member": _object(["username", "role"], space=STRING, username=STRING, role=ROLE),
+    "MemberInput": _input(role=ROLE),
+    "MemberList": _object(space=STRING, members={"type": "array", "items": _ref("Member")}),
+}

@@ -9,8 +9,10 @@ from aiohttp import web
 from pymongo.errors import DuplicateKeyError
 
 from services.registry.bootstrap import DEFAULT_SPACE
-from services.registry.keys import metadata_key, registry_key
+from services.registry.identity.roles import Role
+from services.registry.keys import access_key, metadata_key, registry_key
 from services.registry.management.errors import Conflict, Invalid, NotFound
+from services.registry.management.guard import caller, require_superuser, space_with_role
 from services.registry.management.requests import json_object
 from shared.metadata.store import Document
 from shared.oci.names import SPACE_RE
@@ -30,11 +32,16 @@ def space_json(doc: Document) -> dict[str, Any]:
 
 
 async def list_spaces(request: web.Request) -> web.Response:
+    """The spaces the caller has a role in."""
+    visible = await request.app[access_key].visible_spaces(caller(request))
     spaces = await request.app[metadata_key].list_spaces()
-    return web.json_response({"spaces": [space_json(doc) for doc in spaces]})
+    return web.json_response(
+        {"spaces": [space_json(doc) for doc in spaces if visible is None or doc["_id"] in visible]}
+    )
 
 
 async def create_space(request: web.Request) -> web.Response:
+    await require_superuser(request)
     body = await json_object(request, {"id", "name", "anonymous_pull"})
     name = _name(body.get("name"))
     anonymous_pull = _flag(body.get("anonymous_pull", False))
@@ -68,10 +75,11 @@ async def _create_numbered(request: web.Request, name: str, anonymous_pull: bool
 
 
 async def get_space(request: web.Request) -> web.Response:
-    return web.json_response(space_json(await _existing(request)))
+    return web.json_response(space_json(await space_with_role(request, Role.READER)))
 
 
 async def update_space(request: web.Request) -> web.Response:
+    await space_with_role(request, Role.ADMIN)
     body = await json_object(request, {"name", "anonymous_pull"})
     changes: dict[str, Any] = {}
     if "name" in body:
@@ -82,11 +90,13 @@ async def update_space(request: web.Request) -> web.Response:
     doc = await request.app[metadata_key].update_space(space_id, changes)
     if doc is None:
         raise NotFound(f"space {space_id} does not exist")
+    request.app[registry_key].forget_space(space_id)
     return web.json_response(space_json(doc))
 
 
 async def delete_space(request: web.Request) -> web.Response:
     """Only an empty space other than the default can go: nothing is deleted implicitly."""
+    await require_superuser(request)
     space_id = (await _existing(request))["_id"]
     metadata = request.app[metadata_key]
     if space_id == DEFAULT_SPACE[0]:
@@ -95,6 +105,8 @@ async def delete_space(request: web.Request) -> web.Response:
         raise Conflict(f"space {space_id} still has repositories")
     await metadata.delete_space(space_id)
     request.app[registry_key].forget_space(space_id)
+    for username in await metadata.accounts.delete_space_memberships(space_id):
+        request.app[access_key].forget(username)
     return web.Response(status=204)
 
 

@@ -1,0 +1,89 @@
+"""Every ``/api/v1`` operation in one table: the router and the OpenAPI document both come
+from it."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from services.registry.management import feed, members, spaces, users
+from services.registry.management.openapi import (
+    Operation,
+    build_document,
+    limit_param,
+    query_param,
+)
+
+OPENAPI_PATH = "/api/v1/openapi.json"
+SPACE = "/api/v1/spaces/{space}"
+USER = "/api/v1/users/{username}"
+ANY_DEPTH = {"repository": ".+"}
+
+
+async def openapi_document(request: web.Request) -> web.Response:
+    return web.json_response(DOCUMENT)
+
+
+OPERATIONS: tuple[Operation, ...] = (
+    Operation(
+        "GET", OPENAPI_PATH, openapi_document, "This document", (200, None), public=True
+    ),
+    # spaces
+    Operation("GET", "/api/v1/spaces", spaces.list_spaces, "Spaces the caller has a role in",
+              (200, "SpaceList")),
+    Operation("POST", "/api/v1/spaces", spaces.create_space,
+              "Create a space (next free spaces-N when id is absent); superusers",
+              (201, "Space"), body="SpaceInput", errors=(403, 409, 422)),
+    Operation("GET", SPACE, spaces.get_space, "Read a space (reader)", (200, "Space"),
+              errors=(404,)),
+    Operation("PATCH", SPACE, spaces.update_space,
+              "Rename a space or change anonymous pull (admin)", (200, "Space"),
+              body="SpaceInput", errors=(403, 404, 422)),
+    Operation("DELETE", SPACE, spaces.delete_space,
+              "Delete an empty space other than the default; superusers", (204, None),
+              errors=(403, 404, 409)),
+    # the feed view
+    Operation("GET", f"{SPACE}/repositories", feed.list_repositories,
+              "The feed view: repositories, searched by name (reader)", (200, "RepositoryPage"),
+              query=(query_param("q", {"type": "string"}, "case-insensitive substring"),
+                     limit_param(500), query_param("cursor", {"type": "string"})),
+              errors=(404,)),
+    Operation("GET", f"{SPACE}/repositories/{{repository}}/versions", feed.list_versions,
+              "Tags as Octopus versions, newest first (reader)", (200, "VersionList"),
+              query=(query_param("prerelease", {"type": "boolean"}), limit_param(10_000)),
+              errors=(404,), path_patterns=ANY_DEPTH),
+    # members
+    Operation("GET", f"{SPACE}/members", members.list_members, "Members and roles (admin)",
+              (200, "MemberList"), errors=(403, 404)),
+    Operation("PUT", f"{SPACE}/members/{{username}}", members.put_member,
+              "Give a user a role in the space (admin)", (200, "Member"), body="MemberInput",
+              errors=(403, 404, 422)),
+    Operation("DELETE", f"{SPACE}/members/{{username}}", members.delete_member,
+              "Take a user's role in the space away (admin)", (204, None), errors=(403, 404)),
+    # users and API keys
+    Operation("GET", "/api/v1/users", users.list_users, "Every account; superusers",
+              (200, "UserList"), errors=(403,)),
+    Operation("POST", "/api/v1/users", users.create_user, "Create a user; superusers",
+              (201, "User"), body="UserInput", errors=(403, 409, 422)),
+    Operation("GET", USER, users.get_user, "Read an account and its roles (self or superuser)",
+              (200, "User"), errors=(404,)),
+    Operation("PATCH", USER, users.update_user,
+              "Change the password (self or superuser); ends the old one's tokens",
+              (200, "User"), body="UserUpdate", errors=(404, 422)),
+    Operation("DELETE", USER, users.delete_user, "Delete a user and its keys; superusers",
+              (204, None), errors=(403, 404, 409)),
+    Operation("GET", f"{USER}/api-keys", users.list_api_keys,
+              "The account's API keys, without secrets (self or superuser)",
+              (200, "ApiKeyList"), errors=(404,)),
+    Operation("POST", f"{USER}/api-keys", users.create_api_key,
+              "Create an API key, shown once (self or superuser)", (201, "ApiKeyCreated"),
+              body="ApiKeyInput", errors=(404, 409, 422)),
+    Operation("DELETE", f"{USER}/api-keys/{{key_id}}", users.delete_api_key,
+              "Revoke an API key (self or superuser)", (204, None), errors=(404,)),
+)  # fmt: skip
+
+DOCUMENT = build_document(OPERATIONS)
+
+
+def add_routes(router: web.UrlDispatcher) -> None:
+    for op in OPERATIONS:
+        router.add_route(op.method, op.route_path, op.handler)
