@@ -22,10 +22,12 @@ from services.registry.main import run_registry
 from shared.logging import configure_logging
 from shared.metadata.embedded import EmbeddedMongo, EmbeddedMongoError
 from shared.settings import Settings, SettingsError
+from spacedock import admin
 
 log = structlog.get_logger("spacedock")
 
 Service = Callable[[Settings, asyncio.Event], Awaitable[None]]
+SERVICES = ("serve", "registry", "builder", "reaper")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,6 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("registry", help="run the registry (OCI and management API)")
     commands.add_parser("builder", help="run the builder")
     commands.add_parser("reaper", help="run the reaper")
+    admin.add_verbs(commands)
     args = parser.parse_args(argv)
 
     try:
@@ -42,6 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"spacedock: {exc}", file=sys.stderr)
         return 2
+    if args.command not in SERVICES:
+        return admin.run(args, settings)
     configure_logging(settings.log_format)
     try:
         return asyncio.run(_run(args.command, settings))

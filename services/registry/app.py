@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import socket
 from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
@@ -18,14 +20,17 @@ from services.registry.api import (
     token,
     uploads,
 )
+from services.registry.events import ImageEvents
 from services.registry.identity.access import AccessControl, AuthenticationRequired
 from services.registry.identity.tokens import TokenSigner
 from services.registry.keys import (
     access_key,
+    bus_key,
     metadata_key,
     metrics_key,
     principal_key,
     registry_key,
+    relay_key,
     settings_key,
     store_key,
     uploads_key,
@@ -36,6 +41,8 @@ from services.registry.metrics import Metrics
 from services.registry.middleware import error_bodies
 from services.registry.registry import Registry
 from services.registry.uploads import Uploads
+from shared.events.bus import AmqpBus, EventBus, InProcessBus
+from shared.events.relay import OutboxRelay
 from shared.metadata.store import MetadataStore
 from shared.settings import Settings
 from shared.storage.factory import open_blob_store
@@ -53,51 +60,68 @@ def create_app(
     *,
     metadata: MetadataStore | None = None,
     store: BlobStore | None = None,
+    bus: EventBus | None = None,
 ) -> web.Application:
-    """The registry application; metadata and storage are opened from ``settings`` unless
-    given. ``settings.mongo_url`` must be set (the CLI starts the embedded server if needed)."""
+    """The registry application; metadata, storage and the event bus are opened from
+    ``settings`` unless given. ``settings.mongo_url`` must be set (the CLI starts the embedded
+    server if needed); without ``settings.amqp_url`` events go to an in-process bus."""
     app = web.Application(middlewares=[error_bodies, identify_caller])
     app[settings_key] = settings
     app[metrics_key] = Metrics()
-    app.cleanup_ctx.append(_resources(metadata, store))
+    app.cleanup_ctx.append(_resources(metadata, store, bus))
     app.on_response_prepare.append(_api_version_header)
     _add_routes(app)
     return app
 
 
 def _resources(
-    metadata: MetadataStore | None, store: BlobStore | None
+    metadata: MetadataStore | None, store: BlobStore | None, bus: EventBus | None
 ) -> Callable[[web.Application], AsyncIterator[None]]:
     async def resources(app: web.Application) -> AsyncIterator[None]:
         settings = app[settings_key]
-        own_metadata = metadata is None
+        own_metadata, own_store, own_bus = metadata is None, store is None, bus is None
         if metadata is None:
             if settings.mongo_url is None:
                 raise RuntimeError("create_app needs settings.mongo_url")
             app[metadata_key] = MetadataStore.connect(settings.mongo_url)
         else:
             app[metadata_key] = metadata
-        own_store = store is None
         app[store_key] = store if store is not None else await open_blob_store(settings)
-        credentials = await bootstrap.first_start(app[metadata_key], settings)
+        if bus is None:
+            app[bus_key] = AmqpBus(settings.amqp_url) if settings.amqp_url else InProcessBus()
+        else:
+            app[bus_key] = bus
+        meta = app[metadata_key]
+        await meta.check_transactions()
+        credentials = await bootstrap.first_start(meta, settings)
         if credentials is not None:
             app[admin_credentials_key] = credentials
+
+        owner = f"registry@{socket.gethostname()}:{settings.listen_port}"
+        relay = OutboxRelay(meta.outbox, app[bus_key], owner)
+        app[relay_key] = relay
+        events = ImageEvents(settings.public_url, settings.public_host, relay.notify)
         app[registry_key] = Registry(
-            app[metadata_key], app[store_key], cache_ttl=settings.cache_ttl_seconds
+            meta, app[store_key], cache_ttl=settings.cache_ttl_seconds, events=events
         )
-        app[uploads_key] = Uploads(app[metadata_key], app[store_key])
+        app[uploads_key] = Uploads(meta, app[store_key])
         app[access_key] = AccessControl(
-            app[metadata_key].accounts,
-            TokenSigner(await app[metadata_key].accounts.signing_key()),
+            meta.accounts,
+            TokenSigner(await meta.accounts.signing_key()),
             public_url=settings.public_url,
             cache_ttl=settings.cache_ttl_seconds,
             token_ttl=settings.token_ttl_seconds,
         )
+        relaying = asyncio.ensure_future(relay.run())
         yield
+        relaying.cancel()
+        await asyncio.gather(relaying, return_exceptions=True)
+        if own_bus:
+            await app[bus_key].close()
         if own_store:
             await app[store_key].close()
         if own_metadata:
-            await app[metadata_key].close()
+            await meta.close()
 
     return resources
 

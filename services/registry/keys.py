@@ -8,6 +8,8 @@ from services.registry.identity.access import AccessControl, Principal
 from services.registry.metrics import Metrics
 from services.registry.registry import Registry
 from services.registry.uploads import Uploads
+from shared.events.bus import EventBus
+from shared.events.relay import OutboxRelay
 from shared.metadata.store import MetadataStore
 from shared.settings import Settings
 from shared.storage.port import BlobStore
@@ -19,4 +21,6 @@ registry_key = web.AppKey("registry", Registry)
 uploads_key = web.AppKey("uploads", Uploads)
 access_key = web.AppKey("access", AccessControl)
 metrics_key = web.AppKey("metrics", Metrics)
+bus_key = web.AppKey("bus", EventBus)
+relay_key = web.AppKey("relay", OutboxRelay)
 principal_key = web.RequestKey("principal", Principal)

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 
+from pymongo.asynchronous.client_session import AsyncClientSession
+
 from services.registry.cache import TtlCache
+from services.registry.events import ImageEvents
 from services.registry.identity.access import SpaceAccess
 from shared.metadata.store import MetadataStore, StoredManifest
 from shared.oci import errors
@@ -24,9 +27,12 @@ class BlobHandle:
 
 
 class Registry:
-    def __init__(self, metadata: MetadataStore, store: BlobStore, cache_ttl: float) -> None:
+    def __init__(
+        self, metadata: MetadataStore, store: BlobStore, cache_ttl: float, events: ImageEvents
+    ) -> None:
         self.metadata = metadata
         self.store = store
+        self.events = events
         # Tags move, so other instances may serve a moved or deleted tag for up to `cache_ttl`
         # seconds; this instance forgets its own changes at once. Manifests never change.
         self._tags: TtlCache[tuple[str, str], str] = TtlCache(cache_ttl, 100_000)
@@ -118,7 +124,12 @@ class Registry:
         return manifest
 
     async def put_manifest(
-        self, name: RepositoryName, reference: Reference, content: bytes, content_type: str | None
+        self,
+        name: RepositoryName,
+        reference: Reference,
+        content: bytes,
+        content_type: str | None,
+        actor: str | None,
     ) -> ParsedManifest:
         manifest = parse_manifest(content, content_type)
         if reference.digest is not None:
@@ -131,10 +142,21 @@ class Registry:
             manifest = dataclasses.replace(manifest, digest=str(computed))
         await self._check_references(name, manifest)
         await self.metadata.touch_repository(name.full)
-        await self.metadata.put_manifest(name.full, manifest, content)
-        if reference.tag is not None:
-            await self.metadata.set_tag(name.full, reference.tag, manifest.digest)
-            self._tags.discard((name.full, reference.tag))
+        tag = reference.tag
+        event = self.events.pushed(
+            name, tag, manifest.digest, manifest.media_type, manifest.size, actor
+        )
+
+        async def commit(session: AsyncClientSession) -> None:
+            await self.metadata.put_manifest(name.full, manifest, content, session=session)
+            if tag is not None:
+                await self.metadata.set_tag(name.full, tag, manifest.digest, session=session)
+            await self.metadata.outbox.add([event], session=session)
+
+        await self.metadata.transaction(commit)
+        if tag is not None:
+            self._tags.discard((name.full, tag))
+        self.events.notify()
         return manifest
 
     async def _check_references(self, name: RepositoryName, manifest: ParsedManifest) -> None:
@@ -152,20 +174,55 @@ class Registry:
                     detail={"manifests": missing},
                 )
 
-    async def delete_manifest(self, name: RepositoryName, reference: Reference) -> None:
-        """A tag reference deletes only the tag; a digest deletes the manifest and its tags."""
+    async def delete_manifest(
+        self, name: RepositoryName, reference: Reference, actor: str | None
+    ) -> None:
+        """A tag reference deletes only the tag; a digest deletes the manifest and its tags.
+        Each tag removed, and the manifest itself, is an ``image.deleted`` event."""
         if reference.tag is not None:
-            self._tags.discard((name.full, reference.tag))
-            if not await self.metadata.delete_tag(name.full, reference.tag):
-                raise errors.ManifestUnknown(detail={"tag": reference.tag})
-            return
-        digest = str(reference.digest)
+            await self._delete_tag(name, reference.tag, actor)
+        else:
+            await self._delete_digest(name, str(reference.digest), actor)
+        self.events.notify()
+
+    async def _delete_tag(self, name: RepositoryName, tag: str, actor: str | None) -> None:
+        async def commit(session: AsyncClientSession) -> None:
+            digest = await self.metadata.delete_tag(name.full, tag, session=session)
+            if digest is None:
+                raise errors.ManifestUnknown(detail={"tag": tag})
+            manifest = await self.metadata.get_manifest(name.full, digest, session=session)
+            media_type = None if manifest is None else manifest.media_type
+            size = None if manifest is None else manifest.size
+            event = self.events.deleted(name, tag, digest, media_type, size, actor)
+            await self.metadata.outbox.add([event], session=session)
+
         try:
-            tags = await self.metadata.delete_manifest(name.full, digest)
-        except LookupError as exc:
-            raise errors.ManifestUnknown(detail={"digest": digest}) from exc
+            await self.metadata.transaction(commit)
+        finally:
+            self._tags.discard((name.full, tag))
+
+    async def _delete_digest(self, name: RepositoryName, digest: str, actor: str | None) -> None:
+        removed_tags: list[str] = []
+
+        async def commit(session: AsyncClientSession) -> None:
+            try:
+                manifest, tags = await self.metadata.delete_manifest(
+                    name.full, digest, session=session
+                )
+            except LookupError as exc:
+                raise errors.ManifestUnknown(detail={"digest": digest}) from exc
+            media_type = None if manifest is None else manifest.media_type
+            size = None if manifest is None else manifest.size
+            events = [
+                self.events.deleted(name, tag, digest, media_type, size, actor)
+                for tag in [*tags, None]
+            ]
+            await self.metadata.outbox.add(events, session=session)
+            removed_tags[:] = tags
+
+        await self.metadata.transaction(commit)
         self._manifests.discard((name.full, digest))
-        for tag in tags:
+        for tag in removed_tags:
             self._tags.discard((name.full, tag))
 
     # listings -------------------------------------------------------------------------------

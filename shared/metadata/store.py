@@ -19,14 +19,16 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from bson import Binary
 from pymongo import ASCENDING, AsyncMongoClient, ReturnDocument
+from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
+from shared.events.outbox import Outbox
 from shared.metadata.accounts import AccountStore
 from shared.oci.manifest import ParsedManifest
 
@@ -77,11 +79,19 @@ class Upload:
         return cls(doc["_id"], doc["repository"], doc["offset"], doc["storage"], doc["created_at"])
 
 
+class TransactionsUnsupported(RuntimeError):
+    pass
+
+
+T = TypeVar("T")
+
+
 class MetadataStore:
     def __init__(self, client: AsyncMongoClient[Document], database: str = "spacedock") -> None:
         self.client = client
         self.db: AsyncDatabase[Document] = client[database]
         self.accounts = AccountStore(self.db)
+        self.outbox = Outbox(self.db)
 
     @classmethod
     def connect(
@@ -115,6 +125,24 @@ class MetadataStore:
         await db.tags.create_index([("repository", ASCENDING), ("digest", ASCENDING)])
         await db.uploads.create_index([("updated_at", ASCENDING)])
         await self.accounts.ensure_indexes()
+        await self.outbox.ensure_indexes()
+
+    async def check_transactions(self) -> None:
+        """Fail with a clear message unless the server can run multi-document transactions,
+        which the event outbox needs (a replica set, even of one member, or a sharded
+        cluster)."""
+        hello = await self.db.command("hello")
+        if not hello.get("setName") and hello.get("msg") != "isdbgrid":
+            raise TransactionsUnsupported(
+                "MongoDB must be a replica set (one member is enough: start mongod with "
+                "--replSet rs0 and run rs.initiate()); Spacedock records each change and its "
+                "event in one transaction"
+            )
+
+    async def transaction(self, work: Callable[[AsyncClientSession], Awaitable[T]]) -> T:
+        """Run ``work`` in one transaction, retried by the driver on transient errors."""
+        async with self.client.start_session() as session:
+            return await session.with_transaction(work)
 
     # spaces ---------------------------------------------------------------------------------
 
@@ -264,7 +292,14 @@ class MetadataStore:
 
     # manifests ------------------------------------------------------------------------------
 
-    async def put_manifest(self, repository: str, manifest: ParsedManifest, content: bytes) -> None:
+    async def put_manifest(
+        self,
+        repository: str,
+        manifest: ParsedManifest,
+        content: bytes,
+        *,
+        session: AsyncClientSession | None = None,
+    ) -> None:
         await self.db.manifests.update_one(
             {"_id": f"{repository}@{manifest.digest}"},
             {
@@ -285,10 +320,13 @@ class MetadataStore:
                 }
             },
             upsert=True,
+            session=session,
         )
 
-    async def get_manifest(self, repository: str, digest: str) -> StoredManifest | None:
-        doc = await self.db.manifests.find_one({"_id": f"{repository}@{digest}"})
+    async def get_manifest(
+        self, repository: str, digest: str, *, session: AsyncClientSession | None = None
+    ) -> StoredManifest | None:
+        doc = await self.db.manifests.find_one({"_id": f"{repository}@{digest}"}, session=session)
         return None if doc is None else StoredManifest.from_document(doc)
 
     async def existing_manifests(self, repository: str, digests: Iterable[str]) -> set[str]:
@@ -296,22 +334,28 @@ class MetadataStore:
         cursor = self.db.manifests.find({"_id": {"$in": ids}}, {"digest": 1})
         return {doc["digest"] async for doc in cursor}
 
-    async def delete_manifest(self, repository: str, digest: str) -> list[str]:
-        """Delete the manifest and the tags pointing at it; return those tags.
+    async def delete_manifest(
+        self, repository: str, digest: str, *, session: AsyncClientSession | None = None
+    ) -> tuple[StoredManifest | None, list[str]]:
+        """Delete the manifest and the tags pointing at it; return both.
 
         Tags go first so that no tag ever points at a missing manifest.
         """
         tags = [
             doc["tag"]
             async for doc in self.db.tags.find(
-                {"repository": repository, "digest": digest}, {"tag": 1}
+                {"repository": repository, "digest": digest}, {"tag": 1}, session=session
             )
         ]
-        await self.db.tags.delete_many({"repository": repository, "digest": digest})
-        result = await self.db.manifests.delete_one({"_id": f"{repository}@{digest}"})
-        if result.deleted_count == 0 and not tags:
+        await self.db.tags.delete_many(
+            {"repository": repository, "digest": digest}, session=session
+        )
+        doc = await self.db.manifests.find_one_and_delete(
+            {"_id": f"{repository}@{digest}"}, session=session
+        )
+        if doc is None and not tags:
             raise LookupError(digest)
-        return tags
+        return (None if doc is None else StoredManifest.from_document(doc)), tags
 
     async def referrers(
         self, repository: str, subject: str, artifact_type: str | None
@@ -328,7 +372,14 @@ class MetadataStore:
 
     # tags -----------------------------------------------------------------------------------
 
-    async def set_tag(self, repository: str, tag: str, digest: str) -> None:
+    async def set_tag(
+        self,
+        repository: str,
+        tag: str,
+        digest: str,
+        *,
+        session: AsyncClientSession | None = None,
+    ) -> None:
         await self.db.tags.update_one(
             {"_id": f"{repository}:{tag}"},
             {
@@ -336,6 +387,7 @@ class MetadataStore:
                 "$setOnInsert": {"repository": repository, "tag": tag},
             },
             upsert=True,
+            session=session,
         )
 
     async def get_tag(self, repository: str, tag: str) -> str | None:
@@ -349,9 +401,14 @@ class MetadataStore:
         cursor = self.db.tags.find(query, {"tag": 1}).sort("tag", ASCENDING).limit(limit)
         return [doc["tag"] async for doc in cursor]
 
-    async def delete_tag(self, repository: str, tag: str) -> bool:
-        result = await self.db.tags.delete_one({"_id": f"{repository}:{tag}"})
-        return result.deleted_count == 1
+    async def delete_tag(
+        self, repository: str, tag: str, *, session: AsyncClientSession | None = None
+    ) -> str | None:
+        """Delete the tag; the digest it pointed at, or None when there was no such tag."""
+        doc = await self.db.tags.find_one_and_delete(
+            {"_id": f"{repository}:{tag}"}, {"digest": 1}, session=session
+        )
+        return None if doc is None else str(doc["digest"])
 
     async def repository_exists(self, repository: str) -> bool:
         return await self.db.repositories.find_one({"_id": repository}, {"_id": 1}) is not None

@@ -6,7 +6,7 @@ from aiohttp import web
 
 from services.registry.api.common import DOCKER_CONTENT_DIGEST, repository
 from services.registry.identity.roles import Action
-from services.registry.keys import registry_key
+from services.registry.keys import principal_key, registry_key
 from shared.oci import errors
 from shared.oci.manifest import MAX_MANIFEST_BYTES
 from shared.oci.names import Reference
@@ -32,7 +32,11 @@ async def put_manifest(request: web.Request) -> web.Response:
         raise errors.ManifestTooLarge(detail={"limit": MAX_MANIFEST_BYTES})
     content = await _read_limited(request, MAX_MANIFEST_BYTES)
     manifest = await request.app[registry_key].put_manifest(
-        name, reference, content, request.headers.get("Content-Type")
+        name,
+        reference,
+        content,
+        request.headers.get("Content-Type"),
+        actor=request[principal_key].username,
     )
     headers = {
         "Location": f"/v2/{name}/manifests/{manifest.digest}",
@@ -56,5 +60,7 @@ async def _read_limited(request: web.Request, limit: int) -> bytes:
 async def delete_manifest(request: web.Request) -> web.Response:
     name = await repository(request, Action.DELETE)
     reference = Reference.parse(request.match_info["reference"])
-    await request.app[registry_key].delete_manifest(name, reference)
+    await request.app[registry_key].delete_manifest(
+        name, reference, actor=request[principal_key].username
+    )
     return web.Response(status=202)

@@ -1,0 +1,60 @@
+"""The registry's events, ``image.pushed`` and ``image.deleted``: built here, written to the
+outbox in the same transaction as the change, and published by the relay."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from shared.events.envelope import CloudEvent, image_event
+from shared.oci.names import RepositoryName
+
+
+class ImageEvents:
+    def __init__(self, public_url: str, public_host: str, notify: Callable[[], None]) -> None:
+        self.source = f"{public_url}/v2"
+        self.public_host = public_host
+        self.notify = notify  # after a commit: wakes the relay
+
+    def pushed(
+        self,
+        name: RepositoryName,
+        tag: str | None,
+        digest: str,
+        media_type: str,
+        size: int,
+        actor: str | None,
+    ) -> CloudEvent:
+        return self._event("image.pushed", name, tag, digest, media_type, size, actor)
+
+    def deleted(
+        self,
+        name: RepositoryName,
+        tag: str | None,
+        digest: str,
+        media_type: str | None,
+        size: int | None,
+        actor: str | None,
+    ) -> CloudEvent:
+        return self._event("image.deleted", name, tag, digest, media_type, size, actor)
+
+    def _event(
+        self,
+        kind: str,
+        name: RepositoryName,
+        tag: str | None,
+        digest: str,
+        media_type: str | None,
+        size: int | None,
+        actor: str | None,
+    ) -> CloudEvent:
+        return image_event(
+            kind,
+            source=self.source,
+            public_host=self.public_host,
+            repository=name.full,
+            tag=tag,
+            digest=digest,
+            media_type=media_type,
+            size=size,
+            actor=actor,
+        )

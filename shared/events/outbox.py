@@ -1,0 +1,135 @@
+"""The outbox: events written to MongoDB in the same transaction as the change they report,
+and handed to the relay, which publishes them and then deletes them.
+
+``outbox`` documents: ``{_id: event id, exchange, routing_key, type, body, correlation_id,
+reply_to, created_at, claimed_by, claim, claimed_until, attempts}``.
+
+A relay claims entries for a lease; an entry is claimable when its lease has lapsed, or by
+the owner that claimed it before (a restarted instance of the same name resumes its own
+entries at once instead of waiting out the lease of its previous life). So two live relays
+never hold the same entry at once; an entry published but not yet deleted when its relay
+died is published again (at-least-once; consumers deduplicate by ``id``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from bson import Binary
+from pymongo import ASCENDING
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.database import AsyncDatabase
+
+from shared.events.envelope import EVENTS_EXCHANGE, CloudEvent
+
+Document = dict[str, Any]
+NEVER = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxEntry:
+    id: str
+    exchange: str
+    routing_key: str
+    type: str
+    body: bytes
+    correlation_id: str | None
+    reply_to: str | None
+
+    @classmethod
+    def from_document(cls, doc: Document) -> OutboxEntry:
+        return cls(
+            doc["_id"],
+            doc["exchange"],
+            doc["routing_key"],
+            doc["type"],
+            bytes(doc["body"]),
+            doc.get("correlation_id"),
+            doc.get("reply_to"),
+        )
+
+
+class Outbox:
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self.collection = db.outbox
+
+    async def ensure_indexes(self) -> None:
+        await self.collection.create_index([("claimed_until", ASCENDING)])
+        await self.collection.create_index([("claimed_by", ASCENDING)])
+        await self.collection.create_index([("created_at", ASCENDING)])
+
+    async def add(
+        self,
+        events: Sequence[CloudEvent],
+        *,
+        session: AsyncClientSession | None = None,
+        exchange: str = EVENTS_EXCHANGE,
+    ) -> None:
+        if not events:
+            return
+        now = _now()
+        await self.collection.insert_many(
+            [
+                {
+                    "_id": event.id,
+                    "exchange": exchange,
+                    "routing_key": event.kind,
+                    "type": event.type,
+                    "body": Binary(event.body()),
+                    "correlation_id": event.correlation_id,
+                    "reply_to": event.reply_to,
+                    "created_at": now,
+                    "claimed_by": None,
+                    "claimed_until": NEVER,
+                    "attempts": 0,
+                }
+                for event in events
+            ],
+            session=session,
+        )
+
+    async def claim(self, owner: str, lease: dt.timedelta, limit: int) -> list[OutboxEntry]:
+        """Up to ``limit`` entries, oldest first, now held by ``owner`` for ``lease``."""
+        now = _now()
+        claimable: Document = {"$or": [{"claimed_until": {"$lt": now}}, {"claimed_by": owner}]}
+        candidates = [
+            doc["_id"]
+            async for doc in self.collection.find(claimable, {"_id": 1})
+            .sort("created_at", ASCENDING)
+            .limit(limit)
+        ]
+        if not candidates:
+            return []
+        claim = uuid.uuid4().hex
+        await self.collection.update_many(
+            {"_id": {"$in": candidates}, **claimable},
+            {
+                "$set": {"claimed_by": owner, "claim": claim, "claimed_until": now + lease},
+                "$inc": {"attempts": 1},
+            },
+        )
+        cursor = self.collection.find({"claim": claim}).sort("created_at", ASCENDING)
+        return [OutboxEntry.from_document(doc) async for doc in cursor]
+
+    async def done(self, owner: str, ids: Sequence[str]) -> None:
+        if ids:
+            await self.collection.delete_many({"_id": {"$in": list(ids)}, "claimed_by": owner})
+
+    async def release(self, owner: str, ids: Sequence[str]) -> None:
+        """Give entries back at once (their publish failed) rather than at lease end."""
+        if ids:
+            await self.collection.update_many(
+                {"_id": {"$in": list(ids)}, "claimed_by": owner},
+                {"$set": {"claimed_by": None, "claimed_until": NEVER}},
+            )
+
+    async def pending(self) -> int:
+        return await self.collection.count_documents({})

@@ -1,0 +1,106 @@
+"""The relay: publishes outbox entries with confirms, deletes them once confirmed, and keeps
+going through broker and database outages (entries simply wait in MongoDB)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+
+import structlog
+from pymongo.errors import PyMongoError
+
+from shared.events.bus import BusUnavailable, EventBus, Outgoing
+from shared.events.outbox import Outbox, OutboxEntry
+
+log = structlog.get_logger("spacedock.events")
+
+DEFAULT_BATCH = 200
+# Longer than a batch can take to publish (each publish times out well before), so a live
+# relay never has its entries claimed by another.
+DEFAULT_LEASE = dt.timedelta(seconds=60)
+IDLE_POLL_SECONDS = 1.0
+MAX_BACKOFF_SECONDS = 5.0
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        outbox: Outbox,
+        bus: EventBus,
+        owner: str,
+        *,
+        batch: int = DEFAULT_BATCH,
+        lease: dt.timedelta = DEFAULT_LEASE,
+        idle_poll: float = IDLE_POLL_SECONDS,
+    ) -> None:
+        self.outbox = outbox
+        self.bus = bus
+        self.owner = owner
+        self.batch = batch
+        self.lease = lease
+        self.idle_poll = idle_poll
+        self._wake = asyncio.Event()
+        self.published = 0
+
+    def notify(self) -> None:
+        """New entries were committed: look now rather than at the next poll."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Relay until cancelled."""
+        backoff = 0.1
+        while True:
+            try:
+                count = await self.relay_once()
+            except (BusUnavailable, PyMongoError) as exc:
+                log.warning("outbox_relay_waiting", error=str(exc)[:300], retry_in=backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+                continue
+            backoff = 0.1
+            if count < self.batch:
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.idle_poll)
+
+    async def relay_once(self) -> int:
+        """Publish one batch; the number of entries published."""
+        entries = await self.outbox.claim(self.owner, self.lease, self.batch)
+        if not entries:
+            return 0
+        results = await asyncio.gather(
+            *(self._publish(entry) for entry in entries), return_exceptions=True
+        )
+        confirmed = [e.id for e, r in zip(entries, results, strict=True) if r is None]
+        failed = [e.id for e, r in zip(entries, results, strict=True) if r is not None]
+        await self.outbox.done(self.owner, confirmed)
+        self.published += len(confirmed)
+        if failed:
+            await self.outbox.release(self.owner, failed)
+            first = next(r for r in results if r is not None)
+            raise BusUnavailable(f"{len(failed)} of {len(entries)} not confirmed: {first}")
+        return len(confirmed)
+
+    async def _publish(self, entry: OutboxEntry) -> None:
+        message = Outgoing(
+            exchange=entry.exchange,
+            routing_key=entry.routing_key,
+            body=entry.body,
+            message_id=entry.id,
+            type=entry.type,
+            correlation_id=entry.correlation_id,
+        )
+        await self.bus.publish(message)
+        if entry.reply_to:
+            # The default exchange routes by queue name: the requester's reply queue.
+            await self.bus.publish(
+                Outgoing(
+                    exchange="",
+                    routing_key=entry.reply_to,
+                    body=entry.body,
+                    message_id=entry.id,
+                    type=entry.type,
+                    correlation_id=entry.correlation_id,
+                )
+            )

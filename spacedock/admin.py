@@ -1,0 +1,236 @@
+"""The ``spacedock`` admin verbs: the management API from a terminal.
+
+Credentials: ``--user`` (default ``$SPACEDOCK_USERNAME`` or ``admin``) with
+``$SPACEDOCK_PASSWORD`` (a password or an API key); for ``admin`` on the machine that runs
+``make run``, the generated password in the data dir is used when nothing else is given.
+Output is the API's JSON; a failure prints the API's message and exits 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import getpass
+import json
+import os
+import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
+from typing import Any
+
+from shared.settings import Settings
+
+PASSWORD_FILE = "admin-password"
+
+
+class AdminError(Exception):
+    pass
+
+
+def add_verbs(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register the admin verbs on the ``spacedock`` parser."""
+    spaces = _group(commands, "spaces", "list, create, show, change and delete spaces")
+    _verb(spaces, "list", _spaces_list)
+    create = _verb(spaces, "create", _spaces_create)
+    create.add_argument("name")
+    create.add_argument("--id", help="e.g. spaces-7; the next free spaces-N when absent")
+    create.add_argument("--anonymous-pull", action="store_true")
+    _verb(spaces, "show", _spaces_show).add_argument("space")
+    update = _verb(spaces, "update", _spaces_update)
+    update.add_argument("space")
+    update.add_argument("--name")
+    update.add_argument("--anonymous-pull", choices=["true", "false"])
+    _verb(spaces, "delete", _spaces_delete).add_argument("space")
+
+    users = _group(commands, "users", "accounts")
+    _verb(users, "list", _users_list)
+    user_create = _verb(users, "create", _users_create)
+    user_create.add_argument("username")
+    user_create.add_argument("--superuser", action="store_true")
+    _verb(users, "show", _users_show).add_argument("username")
+    _verb(users, "passwd", _users_passwd).add_argument("username")
+    _verb(users, "delete", _users_delete).add_argument("username")
+
+    keys = _group(commands, "keys", "API keys (a new key is shown once)")
+    _verb(keys, "list", _keys_list).add_argument("username")
+    key_create = _verb(keys, "create", _keys_create)
+    key_create.add_argument("username")
+    key_create.add_argument("--name", default="")
+    key_revoke = _verb(keys, "revoke", _keys_revoke)
+    key_revoke.add_argument("username")
+    key_revoke.add_argument("key_id")
+
+    members = _group(commands, "members", "roles in a space")
+    _verb(members, "list", _members_list).add_argument("space")
+    member_set = _verb(members, "set", _members_set)
+    member_set.add_argument("space")
+    member_set.add_argument("username")
+    member_set.add_argument("role", choices=["reader", "writer", "admin"])
+    member_remove = _verb(members, "remove", _members_remove)
+    member_remove.add_argument("space")
+    member_remove.add_argument("username")
+
+
+def _group(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser], name: str, help_text: str
+) -> argparse._SubParsersAction[argparse.ArgumentParser]:
+    parser = commands.add_parser(name, help=help_text)
+    return parser.add_subparsers(dest="verb", required=True)
+
+
+Verb = Callable[["Api", argparse.Namespace], Any]
+
+
+def _verb(
+    group: argparse._SubParsersAction[argparse.ArgumentParser], name: str, run: Verb
+) -> argparse.ArgumentParser:
+    parser = group.add_parser(name)
+    parser.add_argument("--url", help="the registry (default: $SPACEDOCK_REGISTRY_URL)")
+    parser.add_argument("--user", default=os.environ.get("SPACEDOCK_USERNAME") or "admin")
+    parser.set_defaults(run=run)
+    return parser
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    api = Api(args.url or settings.registry_url, args.user, _secret(args.user, settings))
+    try:
+        result = args.run(api, args)
+    except AdminError as exc:
+        print(f"spacedock: {exc}", file=sys.stderr)
+        return 1
+    if result is not None:
+        print(json.dumps(result, indent=2))
+    return 0
+
+
+def _secret(user: str, settings: Settings) -> str:
+    secret = os.environ.get("SPACEDOCK_PASSWORD")
+    if secret:
+        return secret
+    if user == "admin":
+        if settings.admin_password:
+            return settings.admin_password
+        path = settings.data_dir / PASSWORD_FILE
+        if path.exists():
+            return path.read_text().strip()
+    return getpass.getpass(f"password or API key of {user}: ")
+
+
+class Api:
+    def __init__(self, url: str, user: str, secret: str) -> None:
+        self.base = url.rstrip("/") + "/api/v1"
+        token = base64.b64encode(f"{user}:{secret}".encode()).decode()
+        self.headers = {"Authorization": f"Basic {token}", "Accept": "application/json"}
+
+    def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        data = None if body is None else json.dumps(body).encode()
+        headers = dict(self.headers)
+        if data is not None:
+            headers["Content-Type"] = "application/json"
+        url = self.base + urllib.parse.quote(path)
+        request = urllib.request.Request(url, data=data, method=method, headers=headers)
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:
+                raw = response.read()
+        except urllib.error.HTTPError as exc:
+            raise AdminError(_message(exc)) from exc
+        except urllib.error.URLError as exc:
+            raise AdminError(f"cannot reach {self.base}: {exc.reason}") from exc
+        return json.loads(raw) if raw else None
+
+
+def _message(exc: urllib.error.HTTPError) -> str:
+    try:
+        error = json.loads(exc.read())["error"]
+        return f"{exc.code} {error['code']}: {error['message']}"
+    except (ValueError, KeyError, TypeError):
+        return f"{exc.code} {exc.reason}"
+
+
+def _new_password(username: str) -> str:
+    from_env = os.environ.get("SPACEDOCK_NEW_PASSWORD")
+    if from_env:
+        return from_env
+    first = getpass.getpass(f"new password for {username}: ")
+    if first != getpass.getpass("again: "):
+        raise AdminError("the passwords differ")
+    return first
+
+
+def _spaces_list(api: Api, args: argparse.Namespace) -> Any:
+    return api.call("GET", "/spaces")
+
+
+def _spaces_create(api: Api, args: argparse.Namespace) -> Any:
+    body: dict[str, Any] = {"name": args.name, "anonymous_pull": args.anonymous_pull}
+    if args.id:
+        body["id"] = args.id
+    return api.call("POST", "/spaces", body)
+
+
+def _spaces_show(api: Api, args: argparse.Namespace) -> Any:
+    return api.call("GET", f"/spaces/{args.space}")
+
+
+def _spaces_update(api: Api, args: argparse.Namespace) -> Any:
+    body: dict[str, Any] = {}
+    if args.name is not None:
+        body["name"] = args.name
+    if args.anonymous_pull is not None:
+        body["anonymous_pull"] = args.anonymous_pull == "true"
+    return api.call("PATCH", f"/spaces/{args.space}", body)
+
+
+def _spaces_delete(api: Api, args: argparse.Namespace) -> Any:
+    return api.call("DELETE", f"/spaces/{args.space}")
+
+
+def _users_list(api: Api, args: argparse.Namespace) -> Any:
+    return api.call("GET", "/users")
+
+
+def _users_create(api: Api, args: argparse.Namespace) -> Any:
+    body = {
+        "username": args.username,
+        "password": _new_password(args.username),
+        "superuser": args.superuser,
+    }
+    return api.call("POST", "/users", body)
+
+
+def _users_show(api: Api, args: argparse.Namespace) -> Any:
+    return api.call("GET", f"/users/{args.username}")
+
+
+def _users_passwd(api: Api, args: argparse.Namespace) -> Any:
+    return api.call("PATCH", f"/users/{args.username}", {"password": _new_password(args.username)})
+
+
+def _users_delete(api: Api, args: argparse.Namespace) -> Any:
+    return api.call("DELETE", f"/users/{args.username}")
+
+
+def _keys_list(api: Api, args: argparse.Namespace) -> Any:
+    return api.call("GET", f"/users/{args.username}/api-keys")
+
+
+def _keys_create(api: Api, args: argparse.Namespace) -> Any:
+    return api.call("POST", f"/users/{args.username}/api-keys", {"name": args.name})
+
+
+def _keys_revoke(api: Api, args: argparse.Namespace) -> Any:
+    return api.call("DELETE", f"/users/{args.username}/api-keys/{args.key_id}")
+
+
+def _members_list(api: Api, args: argparse.Namespace) -> Any:
+    return api.call("GET", f"/spaces/{args.space}/members")
+
+
+def _members_set(api: Api, args: argparse.Namespace) -> Any:
+    return api.call("PUT", f"/spaces/{args.space}/members/{args.username}", {"role": args.role})
+
+
+def _members_remove(api: Api, args: argparse.Namespace) -> Any:
+    return api.call("DELETE", f"/spaces/{args.space}/members/{args.username}")
