@@ -17,7 +17,9 @@ import sys
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
 from shared.settings import Settings
@@ -61,6 +63,12 @@ def add_verbs(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     key_revoke = _verb(keys, "revoke", _keys_revoke)
     key_revoke.add_argument("username")
     key_revoke.add_argument("key_id")
+
+    package = _group(commands, "package", "packages in a space's feed")
+    push = _verb(package, "push", _package_push)
+    push.add_argument("space")
+    push.add_argument("file", help="<id>.<version>.<zip|tar.gz|tgz>")
+    push.add_argument("--replace", action="store_true", help="replace an existing version")
 
     members = _group(commands, "members", "roles in a space")
     _verb(members, "list", _members_list).add_argument("space")
@@ -129,7 +137,42 @@ class Api:
         headers = dict(self.headers)
         if data is not None:
             headers["Content-Type"] = "application/json"
-        url = self.base + urllib.parse.quote(path)
+        return self._send(method, path, data, headers)
+
+    def upload(self, path: str, file: Path, query: dict[str, str]) -> Any:
+        """POST ``file`` as the multipart field ``file``, streamed from disk."""
+        boundary = uuid.uuid4().hex
+        head = (
+            f"--{boundary}\r\n"
+            f'Content-Disposition: form-data; name="file"; filename="{file.name}"\r\n'
+            "Content-Type: application/octet-stream\r\n\r\n"
+        ).encode()
+        tail = f"\r\n--{boundary}--\r\n".encode()
+        headers = {
+            **self.headers,
+            "Content-Type": f"multipart/form-data; boundary={boundary}",
+            "Content-Length": str(len(head) + file.stat().st_size + len(tail)),
+        }
+
+        def body() -> Iterator[bytes]:
+            yield head
+            with file.open("rb") as handle:
+                while chunk := handle.read(1024 * 1024):
+                    yield chunk
+            yield tail
+
+        suffix = f"?{urllib.parse.urlencode(query)}" if query else ""
+        return self._send("POST", path, body(), headers, suffix)
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        data: bytes | Iterable[bytes] | None,
+        headers: dict[str, str],
+        suffix: str = "",
+    ) -> Any:
+        url = self.base + urllib.parse.quote(path) + suffix
         request = urllib.request.Request(url, data=data, method=method, headers=headers)
         try:
             with urllib.request.urlopen(request, timeout=60) as response:
@@ -222,6 +265,14 @@ def _keys_create(api: Api, args: argparse.Namespace) -> Any:
 
 def _keys_revoke(api: Api, args: argparse.Namespace) -> Any:
     return api.call("DELETE", f"/users/{args.username}/api-keys/{args.key_id}")
+
+
+def _package_push(api: Api, args: argparse.Namespace) -> Any:
+    file = Path(args.file)
+    if not file.is_file():
+        raise AdminError(f"{file} is not a file")
+    query = {"replace": "true"} if args.replace else {}
+    return api.upload(f"/spaces/{args.space}/packages", file, query)
 
 
 def _members_list(api: Api, args: argparse.Namespace) -> Any:

@@ -1,10 +1,12 @@
-"""A small in-process LRU cache whose entries expire, bounded by total weight."""
+"""A small in-process LRU cache whose entries expire, bounded by total weight; and a guard
+that lets concurrent requests for one key share one computation."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable
 from typing import Generic, TypeVar
 
 K = TypeVar("K", bound=Hashable)
@@ -57,3 +59,18 @@ class TtlCache(Generic[K, V]):
 
     def __len__(self) -> int:
         return len(self._entries)
+
+
+class SingleFlight(Generic[K, V]):
+    """Concurrent calls for one key share the first call's result (and its exception)."""
+
+    def __init__(self) -> None:
+        self._running: dict[K, asyncio.Future[V]] = {}
+
+    async def run(self, key: K, compute: Callable[[], Awaitable[V]]) -> V:
+        running = self._running.get(key)
+        if running is None:
+            running = asyncio.ensure_future(compute())
+            self._running[key] = running
+            running.add_done_callback(lambda _: self._running.pop(key, None))
+        return await asyncio.shield(running)

@@ -112,6 +112,33 @@ class Uploads:
             claim.finished = True
             return size
 
+    async def put_stream(
+        self, name: RepositoryName, chunks: AsyncIterator[bytes]
+    ) -> tuple[Digest, int]:
+        """Store a blob whose digest is not known in advance: hash it on the way in, then
+        commit and link it like any upload. Nothing is visible if the stream fails."""
+        upload = await self.start(name)
+        try:
+            await self.append(name, upload.id, chunks, None, None)
+            entry = self._hashers.get(upload.id)
+            if entry is not None:
+                digest = Digest.parse(f"sha256:{entry[1].hexdigest()}")
+            else:  # evicted from the local hashers: read the staged bytes back
+                digest = await self._rehash(name, upload.id)
+            size = await self.finish(name, upload.id, digest, None)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await self.cancel(name, upload.id)
+            raise
+        return digest, size
+
+    async def _rehash(self, name: RepositoryName, upload_id: str) -> Digest:
+        async with self._claim(name, upload_id) as claim:
+            hasher = hashlib.sha256()
+            async for chunk in self.store.read_upload(upload_id, claim.storage, claim.offset):
+                await self.store.run(hasher.update, chunk)
+            return Digest.parse(f"sha256:{hasher.hexdigest()}")
+
     async def cancel(self, name: RepositoryName, upload_id: str) -> None:
         async with self._claim(name, upload_id) as claim:
             await self._discard(claim)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import Any
 import oras.client
 import oras.oci
 import pytest
+import requests
 
 from tests.support.oci import OCI_EMPTY, OCI_INDEX, OCI_MANIFEST, Client, digest_of
 from tests.support.processes import Registry
@@ -245,3 +247,35 @@ def test_tags_are_listed_and_deleted(
     assert oras_client.get_tags(target, N=1) == ["v1"]
     assert oras_client.delete_tag(target, "v1") is True
     assert oras_client.get_tags(target) == ["v2"]
+
+
+def test_packages_move_between_oras_and_the_feed(
+    registry: Registry, oras_client: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A package pushed with oras downloads from the management API, and one uploaded there
+    is pulled by oras under its file name."""
+    package_id = f"orastool-{os.urandom(3).hex()}"
+    archive = tmp_path / f"{package_id}.3.1.0.tgz"
+    archive.write_bytes(gzip.compress(b"a package pushed with oras"))
+    monkeypatch.chdir(tmp_path)  # oras titles a file with the path it was given
+    response = oras_client.push(
+        target=f"{registry.host}/spaces-1/packages/{package_id}:3.1.0", files=[archive.name]
+    )
+    assert response.status_code == 201, response.text
+    api = f"{registry.url}/api/v1/spaces/spaces-1/packages/{package_id}"
+    download = requests.get(f"{api}/3.1.0", auth=registry.auth, timeout=30)
+    assert download.status_code == 200 and download.content == archive.read_bytes()
+
+    uploaded = gzip.compress(b"a package uploaded to the feed")
+    created = requests.post(
+        f"{registry.url}/api/v1/spaces/spaces-1/packages",
+        files={"file": (f"{package_id}.3.2.0.tar.gz", uploaded)},
+        auth=registry.auth,
+        timeout=30,
+    )
+    assert created.status_code == 201, created.text
+    pulled = tmp_path / "pulled"
+    oras_client.pull(
+        target=f"{registry.host}/spaces-1/packages/{package_id}:3.2.0", outdir=str(pulled)
+    )
+    assert (pulled / f"{package_id}.3.2.0.tar.gz").read_bytes() == uploaded

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import uuid
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -82,3 +84,23 @@ def test_failures_print_the_api_message_and_exit_1(cli_registry: Registry) -> No
         cli_registry, "spaces", "list", SPACEDOCK_REGISTRY_URL="http://127.0.0.1:9"
     )
     assert code == 1 and "cannot reach" in err
+
+
+def test_package_push_uploads_a_file(cli_registry: Registry, tmp_path: Path) -> None:
+    archive = tmp_path / "clitool.4.0.0.zip"
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as handle:
+        handle.writestr("run.sh", "#!/bin/sh\necho hi\n")
+    archive.write_bytes(buffer.getvalue())
+    code, body, err = spacedock(cli_registry, "package", "push", "spaces-1", str(archive))
+    assert code == 0, err
+    assert body["repository"] == "spaces-1/packages/clitool" and body["tag"] == "4.0.0"
+    code, _, err = spacedock(cli_registry, "package", "push", "spaces-1", str(archive))
+    assert code == 1 and "409" in err
+    assert spacedock(cli_registry, "package", "push", "spaces-1", str(archive), "--replace")[0] == 0
+    download = requests.get(
+        f"{cli_registry.url}/api/v1/spaces/spaces-1/packages/clitool/4.0.0",
+        auth=cli_registry.auth,
+        timeout=10,
+    )
+    assert download.content == archive.read_bytes()

@@ -15,6 +15,7 @@ from aiohttp.abc import AbstractStreamWriter
 from services.registry.api.common import DOCKER_CONTENT_DIGEST, repository
 from services.registry.identity.roles import Action
 from services.registry.keys import registry_key, settings_key, store_key
+from services.registry.registry import BlobHandle
 from shared.oci import errors
 from shared.oci.digest import Digest
 from shared.oci.ranges import parse_range
@@ -33,31 +34,38 @@ async def get_blob(request: web.Request) -> web.StreamResponse:
         url = await request.app[store_key].presigned_url(blob.digest)
         if url is not None:
             raise web.HTTPTemporaryRedirect(url, headers={DOCKER_CONTENT_DIGEST: blob.digest})
+    return await send_blob(request, blob, {"Content-Type": "application/octet-stream"})
 
+
+async def send_blob(
+    request: web.Request, blob: BlobHandle, headers: dict[str, str]
+) -> web.StreamResponse:
+    """The blob (or the ``Range`` asked for), streamed from storage."""
     headers = {
         DOCKER_CONTENT_DIGEST: blob.digest,
-        "Content-Type": "application/octet-stream",
         "Accept-Ranges": "bytes",
         "ETag": f'"{blob.digest}"',
         "Cache-Control": "max-age=31536000",
+        **headers,
     }
     byte_range = parse_range(request.headers.get("Range"), blob.size)
     start, count, status = 0, blob.size, 200
     if byte_range is not None:
         start, count, status = byte_range.start, byte_range.length, 206
         headers["Content-Range"] = f"bytes {byte_range.start}-{byte_range.end}/{blob.size}"
+    store = request.app[store_key]
     if blob.location.path is not None:
         try:
-            handle = await request.app[store_key].run(blob.location.path.open, "rb")
+            handle = await store.run(blob.location.path.open, "rb")
         except FileNotFoundError as exc:
             raise errors.BlobUnknown(detail={"digest": blob.digest}) from exc
-        return FileRangeResponse(handle, start, count, status, headers, request.app[store_key].run)
+        return FileRangeResponse(handle, start, count, status, headers, store.run)
 
     response = web.StreamResponse(status=status, headers=headers)
     response.content_length = count
     await response.prepare(request)
     if request.method != "HEAD":
-        async for chunk in request.app[store_key].read(blob.digest, start, count):
+        async for chunk in store.read(blob.digest, start, count):
             await response.write(chunk)
     await response.write_eof()
     return response

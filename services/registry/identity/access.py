@@ -18,11 +18,11 @@ import asyncio
 import base64
 import binascii
 import hashlib
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any
 
-from services.registry.cache import TtlCache
+from services.registry.cache import SingleFlight, TtlCache
 from services.registry.identity import api_keys
 from services.registry.identity.passwords import verify_password
 from services.registry.identity.roles import Action, Grants, Role, ScopeRequest
@@ -100,25 +100,6 @@ def key_credential(key_id: str) -> str:
     return f"key:{key_id}"
 
 
-K = TypeVar("K", bound=Hashable)
-V = TypeVar("V")
-
-
-class SingleFlight(Generic[K, V]):
-    """Concurrent calls for one key share the first call's result."""
-
-    def __init__(self) -> None:
-        self._running: dict[K, asyncio.Future[V]] = {}
-
-    async def run(self, key: K, compute: Callable[[], Awaitable[V]]) -> V:
-        running = self._running.get(key)
-        if running is None:
-            running = asyncio.ensure_future(compute())
-            self._running[key] = running
-            running.add_done_callback(lambda _: self._running.pop(key, None))
-        return await asyncio.shield(running)
-
-
 class AccessControl:
     def __init__(
         self,
@@ -176,13 +157,15 @@ class AccessControl:
         return await self.basic_credentials(username, secret)
 
     async def basic_credentials(self, username: str, secret: str) -> Principal:
-        """A user with a password or one of their API keys."""
+        """A user with a password or one of their API keys. A secret shaped like a key is
+        only ever checked as one, so guessing keys never costs a password hash."""
         key = api_keys.parse_key(secret)
-        if key is not None:
-            principal = await self._api_key(username, key)
-            if principal is not None:
-                return principal
-        return await self._password(username, secret)
+        if key is None:
+            return await self._password(username, secret)
+        principal = await self._api_key(username, key)
+        if principal is None:
+            raise AuthenticationRequired("invalid username or API key")
+        return principal
 
     async def _api_key(self, username: str, key: api_keys.ApiKey) -> Principal | None:
         stored = await self.accounts.get_api_key(key.id)

@@ -44,11 +44,16 @@ async def list_repositories(request: web.Request) -> web.Response:
 
 
 async def list_versions(request: web.Request) -> web.Response:
+    space = await _space(request)
+    return await versions_response(request, space, request.match_info["repository"])
+
+
+async def versions_response(request: web.Request, space: str, path: str) -> web.Response:
+    """The tags of ``<space>/<path>`` read as Octopus versions, newest first."""
     include_prerelease = bool_param(request, "prerelease", True)
     limit = int_param(request, "limit", 100, low=1, high=10_000)
-    space = await _space(request)
     try:
-        name = RepositoryName.parse(f"{space}/{request.match_info['repository']}")
+        name = RepositoryName.parse(f"{space}/{path}")
     except NameInvalid as exc:
         raise ApiError("invalid repository name") from exc
     metadata = request.app[metadata_key]

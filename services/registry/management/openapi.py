@@ -63,7 +63,10 @@ def _json(schema: str) -> dict[str, Any]:
 def _operation(op: Operation) -> dict[str, Any]:
     status, schema = op.ok
     success: dict[str, Any] = {"description": "success"}
-    if schema is not None:
+    if schema == "binary":
+        binary = {"type": "string", "format": "binary"}
+        success["content"] = {"application/octet-stream": {"schema": binary}}
+    elif schema is not None:
         success["content"] = _json(schema)
     responses: dict[str, Any] = {str(status): success}
     codes = set(op.errors) | ({400} if op.query or op.body else set())
@@ -189,4 +192,22 @@ SCHEMAS: dict[str, Any] = {
     "Member": _object(["username", "role"], space=STRING, username=STRING, role=ROLE),
     "MemberInput": _input(role=ROLE),
     "MemberList": _object(space=STRING, members={"type": "array", "items": _ref("Member")}),
+    "PackageUpload": _object(
+        ["file"],
+        file={
+            "type": "string",
+            "format": "binary",
+            "description": "named <id>.<version>.<zip|tar.gz|tgz>",
+        },
+    ),
+    "Package": _object(
+        ["id", "version", "repository", "tag", "digest"],
+        id=STRING,
+        version=STRING,
+        repository=STRING,
+        tag=STRING,
+        digest=STRING,
+        size=INTEGER,
+        reference=STRING,
+    ),
 }

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from services.registry.management import feed, members, spaces, users
+from services.registry.management import feed, members, packages, spaces, users
 from services.registry.management.openapi import (
     Operation,
     build_document,
@@ -51,6 +51,21 @@ OPERATIONS: tuple[Operation, ...] = (
               "Tags as Octopus versions, newest first (reader)", (200, "VersionList"),
               query=(query_param("prerelease", {"type": "boolean"}), limit_param(10_000)),
               errors=(404,), path_patterns=ANY_DEPTH),
+    # packages
+    Operation("POST", f"{SPACE}/packages", packages.upload_package,
+              "Upload <id>.<version>.<zip|tar.gz|tgz>, stored as an OCI artifact in "
+              "<space>/packages/<id>:<version> (writer)", (201, "Package"),
+              body="PackageUpload",
+              query=(query_param("replace", {"type": "boolean"},
+                                 "replace an existing version (409 otherwise)"),),
+              errors=(403, 404, 409, 422)),
+    Operation("GET", f"{SPACE}/packages/{{id}}/versions", packages.list_package_versions,
+              "A package's versions in Octopus order, newest first (reader)",
+              (200, "VersionList"),
+              query=(query_param("prerelease", {"type": "boolean"}), limit_param(10_000)),
+              errors=(404,)),
+    Operation("GET", f"{SPACE}/packages/{{id}}/{{version}}", packages.download_package,
+              "Download a package file (reader)", (200, "binary"), errors=(404, 409)),
     # members
     Operation("GET", f"{SPACE}/members", members.list_members, "Members and roles (admin)",
               (200, "MemberList"), errors=(403, 404)),

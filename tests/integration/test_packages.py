@@ -1,0 +1,158 @@
+"""Packages through the management API: upload, versions, download, and what OCI clients
+see of them."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import uuid
+import zipfile
+
+import requests
+
+from tests.support.accounts import Admin
+from tests.support.oci import Client
+from tests.support.processes import Registry
+
+
+def zip_bytes(files: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, content in files.items():
+            archive.writestr(name, content)
+    return buffer.getvalue()
+
+
+def upload(
+    registry: Registry,
+    space: str,
+    filename: str,
+    content: bytes,
+    auth: tuple[str, str] | None = None,
+    **params: str,
+) -> requests.Response:
+    return requests.post(
+        f"{registry.url}/api/v1/spaces/{space}/packages",
+        files={"file": (filename, content)},
+        params=params,
+        auth=auth or registry.auth,
+        timeout=60,
+    )
+
+
+def test_a_package_goes_in_and_comes_out_the_same(registry: Registry) -> None:
+    package_id = f"web-{uuid.uuid4().hex[:6]}"
+    content = zip_bytes({"appsettings.json": b'{"Logging": {}}', "bin/app.dll": b"\x00" * 5000})
+    response = upload(registry, "spaces-1", f"{package_id}.1.2.1.zip", content)
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert body["repository"] == f"spaces-1/packages/{package_id}"
+    assert (body["id"], body["version"], body["tag"], body["size"]) == (
+        package_id,
+        "1.2.1",
+        "1.2.1",
+        len(content),
+    )
+    assert upload(registry, "spaces-1", f"{package_id}.1.10.0.zip", content).status_code == 201
+    assert upload(registry, "spaces-1", f"{package_id}.1.3.0-beta.zip", content).status_code == 201
+
+    api = f"{registry.url}/api/v1/spaces/spaces-1/packages/{package_id}"
+    versions = requests.get(f"{api}/versions", auth=registry.auth, timeout=10).json()
+    assert [v["tag"] for v in versions["versions"]] == ["1.10.0", "1.3.0-beta", "1.2.1"]
+    download = requests.get(f"{api}/1.2.1", auth=registry.auth, timeout=10)
+    assert download.status_code == 200
+    assert download.content == content
+    assert download.headers["Content-Type"] == "application/zip"
+    assert download.headers["Content-Disposition"] == (
+        f'attachment; filename="{package_id}.1.2.1.zip"'
+    )
+
+    # OCI clients see an artifact whose one layer is the file, titled with its name.
+    client = Client.for_registry(registry.url, registry.auth)
+    manifest = client.request("GET", f"/v2/spaces-1/packages/{package_id}/manifests/1.2.1").json()
+    assert manifest["artifactType"] == "application/vnd.spacedock.package.v1"
+    (layer,) = manifest["layers"]
+    assert layer["annotations"]["org.opencontainers.image.title"] == f"{package_id}.1.2.1.zip"
+    blob = client.request("GET", f"/v2/spaces-1/packages/{package_id}/blobs/{layer['digest']}")
+    assert blob.content == content
+
+
+def test_an_existing_version_is_replaced_only_when_asked(registry: Registry) -> None:
+    package_id = f"tool-{uuid.uuid4().hex[:6]}"
+    first = gzip.compress(b"first")
+    second = gzip.compress(b"second")
+    assert upload(registry, "spaces-1", f"{package_id}.2.0.0.tar.gz", first).status_code == 201
+    again = upload(registry, "spaces-1", f"{package_id}.2.0.0.tar.gz", second)
+    assert again.status_code == 409
+    assert "replace=true" in again.json()["error"]["message"]
+    replaced = upload(registry, "spaces-1", f"{package_id}.2.0.0.tgz", second, replace="true")
+    assert replaced.status_code == 201
+    url = f"{registry.url}/api/v1/spaces/spaces-1/packages/{package_id}/2.0.0"
+    download = requests.get(url, auth=registry.auth, timeout=10)
+    assert download.content == second
+    assert download.headers["Content-Disposition"].endswith('.tgz"')
+
+
+def test_bad_uploads_are_refused_and_leave_nothing(registry: Registry) -> None:
+    package_id = f"bad-{uuid.uuid4().hex[:6]}"
+    good = zip_bytes({"a": b"b"})
+    cases = [
+        (upload(registry, "spaces-1", f"{package_id}.zip", good), 422),
+        (upload(registry, "spaces-1", f"{package_id}.1.0.0.rar", good), 422),
+        (upload(registry, "spaces-1", f"{package_id}.1.0.0+build.5.zip", good), 422),
+        (upload(registry, "spaces-1", f"{package_id}.1.0.0.zip", b"not a zip at all"), 422),
+        (upload(registry, "spaces-1", f"{package_id}.1.0.0.tgz", good), 422),
+        (upload(registry, "spaces-1", f"{package_id}.1.0.0.zip", b""), 422),
+        (
+            requests.post(
+                f"{registry.url}/api/v1/spaces/spaces-1/packages",
+                data=good,
+                auth=registry.auth,
+                timeout=10,
+            ),
+            400,
+        ),
+        (
+            requests.post(
+                f"{registry.url}/api/v1/spaces/spaces-1/packages",
+                files={"other": ("x.1.0.zip", good)},
+                auth=registry.auth,
+                timeout=10,
+            ),
+            422,
+        ),
+    ]
+    for response, status in cases:
+        assert response.status_code == status, response.text
+        assert response.json()["error"]["message"]
+    versions = requests.get(
+        f"{registry.url}/api/v1/spaces/spaces-1/packages/{package_id}/versions",
+        auth=registry.auth,
+        timeout=10,
+    )
+    assert versions.status_code == 404
+    client = Client.for_registry(registry.url, registry.auth)
+    tags = client.request("GET", f"/v2/spaces-1/packages/{package_id}/tags/list")
+    assert tags.status_code == 404
+
+
+def test_package_roles(registry: Registry) -> None:
+    """Readers download, writers upload, strangers see no such space."""
+    admin = Admin(registry.url, registry.auth)
+    space = admin.space("pkg")
+    reader, writer, stranger = admin.user("r"), admin.user("w"), admin.user("s")
+    admin.grant(space, reader, "reader")
+    admin.grant(space, writer, "writer")
+    content = zip_bytes({"f": b"x"})
+    assert upload(registry, space, "app.1.0.0.zip", content, auth=reader.basic).status_code == 403
+    assert upload(registry, space, "app.1.0.0.zip", content, auth=stranger.basic).status_code == 404
+    assert (
+        upload(registry, space, "app.1.0.0.zip", content, auth=writer.key_basic).status_code == 201
+    )
+    url = f"{registry.url}/api/v1/spaces/{space}/packages/app/1.0.0"
+    assert requests.get(url, auth=reader.basic, timeout=10).content == content
+    assert requests.get(url, auth=stranger.basic, timeout=10).status_code == 404
+    missing = requests.get(url.replace("1.0.0", "9.9.9"), auth=reader.basic, timeout=10)
+    assert missing.status_code == 404
+    assert json.loads(missing.text)["error"]["code"] == "NOT_FOUND"
