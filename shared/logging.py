@@ -16,17 +16,23 @@ def configure_logging(log_format: str = "auto", level: int = logging.INFO) -> No
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
+    # Tracebacks never carry local variables: they may hold passwords, keys or tokens.
     renderer: structlog.typing.Processor = (
         structlog.processors.JSONRenderer()
         if use_json
-        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        else structlog.dev.ConsoleRenderer(
+            colors=sys.stderr.isatty(), exception_formatter=structlog.dev.plain_traceback
+        )
+    )
+    tracebacks: structlog.typing.Processor = (
+        structlog.processors.ExceptionRenderer(
+            structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
+        )
+        if use_json
+        else structlog.dev.set_exc_info
     )
     structlog.configure(
-        processors=[
-            *shared_processors,
-            structlog.processors.dict_tracebacks if use_json else structlog.dev.set_exc_info,
-            renderer,
-        ],
+        processors=[*shared_processors, tracebacks, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(level),
         logger_factory=structlog.WriteLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=True,

@@ -97,6 +97,8 @@ def _resources(
         if credentials is not None:
             app[admin_credentials_key] = credentials
 
+        # Unique among live processes (one host cannot bind a port twice), and the same
+        # after a restart, so a restarted instance resumes its own outbox claims at once.
         owner = f"registry@{socket.gethostname()}:{settings.listen_port}"
         relay = OutboxRelay(meta.outbox, app[bus_key], owner)
         app[relay_key] = relay

@@ -53,8 +53,11 @@ class OutboxRelay:
         while True:
             try:
                 count = await self.relay_once()
-            except (BusUnavailable, PyMongoError) as exc:
-                log.warning("outbox_relay_waiting", error=str(exc)[:300], retry_in=backoff)
+            except Exception as exc:
+                if isinstance(exc, (BusUnavailable, PyMongoError)):
+                    log.warning("outbox_relay_waiting", error=str(exc)[:300], retry_in=backoff)
+                else:  # a bug must not end the relay: its entries would wait for a restart
+                    log.exception("outbox_relay_failed", retry_in=backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
                 continue

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from bson import Binary
 from pymongo import ASCENDING, ReturnDocument
+from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
 
 Document = dict[str, Any]
 SIGNING_KEY_ID = "token-signing-key"
@@ -38,9 +39,13 @@ class Account:
     api_keys: frozenset[str] = frozenset()
 
 
+Transaction = Callable[[Callable[[AsyncClientSession], Awaitable[Any]]], Awaitable[Any]]
+
+
 class AccountStore:
-    def __init__(self, db: AsyncDatabase[Document]) -> None:
+    def __init__(self, db: AsyncDatabase[Document], transaction: Transaction) -> None:
         self.db = db
+        self._transaction = transaction
 
     async def ensure_indexes(self) -> None:
         await self.db.memberships.create_index([("username", ASCENDING)])
@@ -91,7 +96,8 @@ class AccountStore:
         """Insert the user unless it exists; True when this call created it."""
         fields: Document = {
             "superuser": superuser,
-            "epoch": 0,
+            # Random, not 0: tokens of a deleted user never fit a new one of the same name.
+            "epoch": secrets.randbelow(2**62),
             "created_at": _now(),
         }
         if password_hash is not None:
@@ -116,12 +122,16 @@ class AccountStore:
         await self.db.users.update_one({"_id": username}, {"$set": {"superuser": True}})
 
     async def delete_user(self, username: str) -> bool:
-        """Remove the user, then its keys and memberships; a half-done delete leaves only
-        keys and memberships of a user that no longer exists, which grant nothing."""
-        result = await self.db.users.delete_one({"_id": username})
-        await self.db.api_keys.delete_many({"username": username})
-        await self.db.memberships.delete_many({"username": username})
-        return result.deleted_count == 1
+        """Remove the user with its keys and memberships, all or nothing: a user created
+        later under the same name must not inherit any of them."""
+
+        async def delete(session: AsyncClientSession) -> bool:
+            result = await self.db.users.delete_one({"_id": username}, session=session)
+            await self.db.api_keys.delete_many({"username": username}, session=session)
+            await self.db.memberships.delete_many({"username": username}, session=session)
+            return result.deleted_count == 1
+
+        return bool(await self._transaction(delete))
 
     # memberships ----------------------------------------------------------------------------
 
@@ -145,12 +155,6 @@ class AccountStore:
     async def list_memberships(self, space: str) -> list[Document]:
         cursor = self.db.memberships.find({"space": space}).sort("username", ASCENDING)
         return [doc async for doc in cursor]
-
-    async def delete_space_memberships(self, space: str) -> list[str]:
-        """Remove every membership of a space; the usernames that had one."""
-        members = [doc["username"] for doc in await self.list_memberships(space)]
-        await self.db.memberships.delete_many({"space": space})
-        return members
 
     # API keys -------------------------------------------------------------------------------
 
@@ -180,6 +184,3 @@ class AccountStore:
     async def delete_api_key(self, username: str, key_id: str) -> bool:
         result = await self.db.api_keys.delete_one({"_id": key_id, "username": username})
         return result.deleted_count == 1
-
-
-__all__ = ["Account", "AccountStore", "DuplicateKeyError"]

@@ -90,7 +90,7 @@ class MetadataStore:
     def __init__(self, client: AsyncMongoClient[Document], database: str = "spacedock") -> None:
         self.client = client
         self.db: AsyncDatabase[Document] = client[database]
-        self.accounts = AccountStore(self.db)
+        self.accounts = AccountStore(self.db, self.transaction)
         self.outbox = Outbox(self.db)
 
     @classmethod
@@ -153,14 +153,20 @@ class MetadataStore:
         return [doc async for doc in self.db.spaces.find({}).sort("_id", ASCENDING)]
 
     async def create_space(self, space_id: str, name: str, anonymous_pull: bool) -> Document:
-        """Insert a space; DuplicateKeyError when the id is taken."""
+        """Insert a space; DuplicateKeyError when the id is taken. A space starts with no
+        members, even when one of the same id existed before."""
         doc = {
             "_id": space_id,
             "name": name,
             "anonymous_pull": anonymous_pull,
             "created_at": utcnow(),
         }
-        await self.db.spaces.insert_one(doc)
+
+        async def create(session: AsyncClientSession) -> None:
+            await self.db.spaces.insert_one(doc, session=session)
+            await self.db.memberships.delete_many({"space": space_id}, session=session)
+
+        await self.transaction(create)
         return doc
 
     async def space_ids(self, prefix: str) -> list[str]:
@@ -172,9 +178,22 @@ class MetadataStore:
             {"_id": space_id}, {"$set": changes}, return_document=ReturnDocument.AFTER
         )
 
-    async def delete_space(self, space_id: str) -> bool:
-        result = await self.db.spaces.delete_one({"_id": space_id})
-        return result.deleted_count == 1
+    async def delete_space(self, space_id: str) -> list[str] | None:
+        """Delete the space and its memberships together; the former members, or None when
+        there was no such space."""
+
+        async def delete(session: AsyncClientSession) -> list[str] | None:
+            result = await self.db.spaces.delete_one({"_id": space_id}, session=session)
+            if result.deleted_count == 0:
+                return None
+            members = [
+                doc["username"]
+                async for doc in self.db.memberships.find({"space": space_id}, session=session)
+            ]
+            await self.db.memberships.delete_many({"space": space_id}, session=session)
+            return members
+
+        return await self.transaction(delete)
 
     async def space_has_repositories(self, space_id: str) -> bool:
         return await self.db.repositories.find_one({"space": space_id}, {"_id": 1}) is not None

@@ -354,3 +354,100 @@ def test_no_secret_reaches_the_log(pair: tuple[Registry, Registry], admin: Admin
         assert "/auth/token" in log or registry is pair[1]
         for secret in secrets:
             assert secret not in log
+
+
+def test_credentials_change_only_with_the_password(
+    registry_a: Registry, admin: Admin, space: str
+) -> None:
+    """A token or an API key, even a superuser's, cannot mint keys, change a password or
+    manage accounts: a leaked one cannot take the account over."""
+    erin = _member(admin, space, "writer")
+    token_client = bearer_client(
+        registry_a.url, token(registry_a.url, erin.basic, f"repository:{space}/app:pull")
+    )
+    key_client = Client.for_registry(registry_a.url, erin.key_basic)
+    for client in (token_client, key_client):
+        for method, path, body in (
+            ("POST", f"/api/v1/users/{erin.username}/api-keys", {}),
+            ("PATCH", f"/api/v1/users/{erin.username}", {"password": "taken-over-now"}),
+            ("DELETE", f"/api/v1/users/{erin.username}/api-keys/{erin.api_key_id}", None),
+        ):
+            response = client.request(method, path, json=body)
+            assert response.status_code == 403, (method, path, response.text)
+        # Reading one's own account needs no password.
+        assert client.request("GET", f"/api/v1/users/{erin.username}").status_code == 200
+    assert Client.for_registry(registry_a.url, erin.basic).request("GET", "/v2/").status_code == 200
+    admin_token = token(registry_a.url, registry_a.auth)
+    refused = bearer_client(registry_a.url, admin_token).request(
+        "POST", "/api/v1/users", json={"username": "via-token", "password": PASSWORD}
+    )
+    assert refused.status_code == 403
+    # Service accounts have no password to set.
+    admin.call("PATCH", "/users/spacedock-reaper", 409, json={"password": "not-allowed-here"})
+
+
+def test_a_recreated_user_or_space_inherits_nothing(registry_a: Registry, admin: Admin) -> None:
+    """Tokens of a deleted user do not fit a new user of the same name, and a space created
+    again under a deleted one's id starts without members."""
+    space = admin.space("again")
+    frank = _member(admin, space, "reader")
+    old_token = token(registry_a.url, frank.basic, f"repository:{space}/app:pull")
+    admin.call("DELETE", f"/users/{frank.username}", 204)
+    admin.call("POST", "/users", 201, json={"username": frank.username, "password": PASSWORD})
+    admin.grant(space, frank, "reader")
+    assert bearer_client(registry_a.url, old_token).request("GET", "/v2/").status_code == 401
+
+    admin.call("DELETE", f"/spaces/{space}", 204)
+    admin.call("POST", "/spaces", 201, json={"id": space, "name": "again"})
+    as_frank = Admin(registry_a.url, frank.basic)
+    as_frank.call("GET", f"/spaces/{space}", 404)
+    assert admin.call("GET", f"/spaces/{space}/members", 200).json()["members"] == []
+
+
+def test_hostile_input_is_a_4xx_and_never_logged(registry_a: Registry) -> None:
+    """Malformed credentials, forms and JSON are client errors, and the password they carry
+    reaches no log line (tracebacks carry no local variables)."""
+    url, secret = registry_a.url, "hostile-secret-value"
+    responses = [
+        requests.post(
+            f"{url}/auth/token",
+            data=f"grant_type=password&username=admin&password={secret}&scope=\xff".encode(
+                "latin-1"
+            ),
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+            timeout=10,
+        ),
+        requests.post(
+            f"{url}/auth/token",
+            data=b"x",
+            headers={"Content-Type": "multipart/form-data"},
+            timeout=10,
+        ),
+        requests.post(
+            f"{url}/auth/token",
+            data=f"password={secret}",
+            headers={"Content-Type": "application/x-www-form-urlencoded; charset=bogus"},
+            timeout=10,
+        ),
+        requests.get(f"{url}/v2/", headers={"Authorization": "Basic \xe9"}, timeout=10),
+        requests.post(
+            f"{url}/api/v1/users",
+            data=b'{"username": "surrogate", "password": "' + secret.encode() + b'\\ud800"}',
+            headers={"Content-Type": "application/json"},
+            auth=registry_a.auth,
+            timeout=10,
+        ),
+        requests.get(
+            f"{url}/v2/_catalog", params={"n": "\u00b2"}, auth=registry_a.auth, timeout=10
+        ),
+        requests.get(
+            f"{url}/api/v1/spaces/spaces-1/repositories",
+            params={"limit": "\u00b2"},
+            auth=registry_a.auth,
+            timeout=10,
+        ),
+    ]
+    for response in responses:
+        assert 400 <= response.status_code < 500, (response.request.url, response.text)
+    time.sleep(0.3)
+    assert secret not in registry_a.service.log_path.read_text()

@@ -156,3 +156,29 @@ def test_package_roles(registry: Registry) -> None:
     missing = requests.get(url.replace("1.0.0", "9.9.9"), auth=reader.basic, timeout=10)
     assert missing.status_code == 404
     assert json.loads(missing.text)["error"]["code"] == "NOT_FOUND"
+
+
+def test_malformed_or_cut_short_multipart_is_refused(registry: Registry) -> None:
+    """A body without a boundary, or one that ends before its closing boundary, is a 400 and
+    stores nothing."""
+    package_id = f"cut-{uuid.uuid4().hex[:6]}"
+    url = f"{registry.url}/api/v1/spaces/spaces-1/packages"
+    content = zip_bytes({"a": b"b" * 1000})
+    boundary = "XyZ"
+    head = (
+        f"--{boundary}\r\n"
+        f'Content-Disposition: form-data; name="file"; filename="{package_id}.1.0.0.zip"\r\n'
+        "Content-Type: application/zip\r\n\r\n"
+    ).encode()
+    for body, content_type in (
+        (head + content, f"multipart/form-data; boundary={boundary}"),
+        (head + content + b"\r\n--Xy", f"multipart/form-data; boundary={boundary}"),
+        (b"garbage", "multipart/form-data"),
+        (b"", f"multipart/form-data; boundary={boundary}"),
+    ):
+        response = requests.post(
+            url, data=body, headers={"Content-Type": content_type}, auth=registry.auth, timeout=10
+        )
+        assert response.status_code in (400, 422), (body[-20:], response.text)
+    client = Client.for_registry(registry.url, registry.auth)
+    assert client.request("GET", f"/v2/spaces-1/packages/{package_id}/tags/list").status_code == 404

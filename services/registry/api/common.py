@@ -38,7 +38,7 @@ def page_size(request: web.Request) -> int:
     raw = request.query.get("n")
     if raw is None or raw == "":
         return DEFAULT_PAGE
-    if not raw.isdigit():
+    if not (raw.isascii() and raw.isdigit()):
         raise errors.PaginationInvalid("n must be a non-negative integer", detail={"n": raw[:20]})
     return min(int(raw), MAX_PAGE)
 

@@ -44,7 +44,10 @@ async def post_token(request: web.Request) -> web.Response:
     """OAuth2 (RFC 6749 §4.3) password grant, as oras-go and containerd may use."""
     if request.content_length is not None and request.content_length > MAX_FORM_BYTES:
         raise TokenRequestInvalid("request body too large")
-    form = await request.post()
+    try:
+        form = await request.post()
+    except (ValueError, LookupError) as exc:  # bad encoding, charset or multipart framing
+        raise TokenRequestInvalid("the form cannot be read") from exc
     _check_service(_text(form.get("service")))
     if form.get("grant_type") != "password":
         raise TokenRequestInvalid("only grant_type=password is supported")

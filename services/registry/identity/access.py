@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import binascii
 import hashlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -32,6 +31,11 @@ from shared.oci import errors
 from shared.oci.names import RepositoryName
 
 KDF_CONCURRENCY = 2
+# Sign-ins waiting for a KDF slot beyond this are told to retry (429) instead of queueing.
+MAX_KDF_WAITING = 64
+# A user that does not exist is checked against this hash of an unknown secret, so that an
+# unknown name takes as long as a wrong password and tells nothing.
+UNKNOWN_USER_HASH = "scrypt$sgRC8lEBklzUme9v5LYWkg==$APD15kZ6NQf8TLF5+qrUsU3tPY+qVdcys7zQ+2tIfLk="
 PASSWORD_CACHE_SECONDS = 60
 ANONYMOUS_CREDENTIAL = "anonymous"
 PASSWORD_CREDENTIAL = "password"
@@ -120,6 +124,7 @@ class AccessControl:
         self._checking_passwords: SingleFlight[str, Principal] = SingleFlight()
         # Each scrypt run holds 16 MiB; a burst of logins must not multiply that.
         self._kdf_slots = asyncio.Semaphore(KDF_CONCURRENCY)
+        self._kdf_waiting = 0
 
     # challenges -----------------------------------------------------------------------------
 
@@ -149,7 +154,7 @@ class AccessControl:
     async def basic(self, encoded: str) -> Principal:
         try:
             decoded = base64.b64decode(encoded, validate=True).decode()
-        except (binascii.Error, UnicodeDecodeError) as exc:
+        except ValueError as exc:  # not base64 (binascii.Error), not ASCII, not UTF-8
             raise AuthenticationRequired("malformed Basic credentials") from exc
         username, colon, secret = decoded.partition(":")
         if not colon or not username:
@@ -196,11 +201,17 @@ class AccessControl:
     async def _verify_password(self, cache_key: str, username: str, password: str) -> Principal:
         user = await self.accounts.get_user(username)
         encoded = None if user is None else user.get("password_hash")
-        if not encoded:
-            raise AuthenticationRequired("invalid username or password")
-        async with self._kdf_slots:
-            valid = await asyncio.to_thread(verify_password, password, encoded)
-        if not valid:
+        if self._kdf_waiting >= MAX_KDF_WAITING:
+            raise errors.TooManyRequests("too many sign-ins at once; retry shortly")
+        self._kdf_waiting += 1
+        try:
+            async with self._kdf_slots:
+                valid = await asyncio.to_thread(
+                    verify_password, password, encoded or UNKNOWN_USER_HASH
+                )
+        finally:
+            self._kdf_waiting -= 1
+        if not valid or not encoded:
             raise AuthenticationRequired("invalid username or password")
         epoch = int(user.get("epoch", 0)) if user is not None else 0
         self._passwords.put(cache_key, (username, epoch))

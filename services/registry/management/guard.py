@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from services.registry.identity.access import Principal
+from services.registry.identity.access import PASSWORD_CREDENTIAL, Principal
 from services.registry.identity.roles import Role
 from services.registry.keys import access_key, metadata_key, principal_key
 from services.registry.management.errors import Forbidden, NotFound
@@ -30,6 +30,15 @@ async def space_with_role(request: web.Request, needed: Role) -> Document:
     if role < needed:
         raise Forbidden(f"this needs the {needed.label} role in {space_id}")
     return space
+
+
+def require_password(request: web.Request) -> None:
+    """Credentials themselves (passwords, keys, accounts) change only with a password: a
+    token or an API key that leaked must not be able to mint more credentials or lock the
+    owner out."""
+    principal = caller(request)
+    if principal.token is not None or principal.credential != PASSWORD_CREDENTIAL:
+        raise Forbidden("this needs the account's password (Basic), not a token or an API key")
 
 
 async def require_superuser(request: web.Request) -> None:

@@ -11,7 +11,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-from aiohttp import BodyPartReader, web
+from aiohttp import BodyPartReader, MultipartReader, web
 
 from services.registry.api.blobs import send_blob
 from services.registry.identity.roles import Role
@@ -51,7 +51,7 @@ MAGIC = {".zip": (b"PK\x03\x04", b"PK\x05\x06"), ".tar.gz": (b"\x1f\x8b",), ".tg
 async def upload_package(request: web.Request) -> web.Response:
     space = (await space_with_role(request, Role.WRITER))["_id"]
     replace = bool_param(request, "replace", False)
-    part = await _file_part(request)
+    reader, part = await _file_part(request)
     package = _package(part.filename)
     name, tag = _location(space, package)
     registry = request.app[registry_key]
@@ -61,7 +61,7 @@ async def upload_package(request: web.Request) -> web.Response:
             "upload with ?replace=true to replace it"
         )
     uploads = request.app[uploads_key]
-    digest, size = await uploads.put_stream(name, _checked_chunks(part, package))
+    digest, size = await uploads.put_stream(name, _checked_chunks(reader, part, package))
     config_digest, _ = await uploads.put_stream(name, _single(EMPTY_CONFIG))
     content = _manifest(package, digest, size, config_digest)
     manifest = await registry.put_manifest(
@@ -121,17 +121,20 @@ async def download_package(request: web.Request) -> web.StreamResponse:
     )
 
 
-async def _file_part(request: web.Request) -> BodyPartReader:
+async def _file_part(request: web.Request) -> tuple[MultipartReader, BodyPartReader]:
     if not request.content_type.startswith("multipart/"):
         raise ApiError("upload the package as multipart/form-data with the field 'file'")
-    reader = await request.multipart()
-    while True:
-        part = await reader.next()
-        if part is None:
-            raise Invalid("the multipart field 'file' is missing")
-        if isinstance(part, BodyPartReader) and part.name == "file":
-            return part
-        await part.release()
+    try:
+        reader = await request.multipart()
+        while True:
+            part = await reader.next()
+            if part is None:
+                raise Invalid("the multipart field 'file' is missing")
+            if isinstance(part, BodyPartReader) and part.name == "file":
+                return reader, part
+            await part.release()
+    except (ValueError, LookupError) as exc:  # framing, boundary, charset
+        raise ApiError(f"malformed multipart body: {exc}") from exc
 
 
 def _package(filename: str | None) -> PackageFile:
@@ -153,24 +156,31 @@ def _location(space: str, package: PackageFile) -> tuple[RepositoryName, str]:
     return name, tag
 
 
-async def _checked_chunks(part: BodyPartReader, package: PackageFile) -> AsyncIterator[bytes]:
-    """The file's bytes; the first ones must be what the extension promises."""
+async def _checked_chunks(
+    reader: MultipartReader, part: BodyPartReader, package: PackageFile
+) -> AsyncIterator[bytes]:
+    """The file's bytes. The first ones must be what the extension promises, and the body
+    must end with its closing boundary: a cut-short upload is refused, not stored."""
     head = b""
     checked = False
-    while True:
-        chunk = await part.read_chunk(READ_CHUNK)
-        if not chunk:
-            break
+    try:
+        while chunk := await part.read_chunk(READ_CHUNK):
+            if not checked:
+                head += chunk
+                if len(head) < 4:
+                    continue
+                if not head.startswith(MAGIC[package.extension]):
+                    raise Invalid(f"{package.filename} is not a {package.extension} archive")
+                checked, chunk, head = True, head, b""
+            yield chunk
         if not checked:
-            head += chunk
-            if len(head) < 4:
-                continue
-            if not head.startswith(MAGIC[package.extension]):
-                raise Invalid(f"{package.filename} is not a {package.extension} archive")
-            checked, chunk, head = True, head, b""
-        yield chunk
-    if not checked:
-        raise Invalid(f"{package.filename} is empty or too short to be an archive")
+            raise Invalid(f"{package.filename} is empty or too short to be an archive")
+        while (rest := await reader.next()) is not None:
+            await rest.release()
+    except (ValueError, LookupError) as exc:
+        raise ApiError(f"malformed multipart body: {exc}") from exc
+    if not reader.at_eof():
+        raise ApiError("the multipart body ended before its closing boundary")
 
 
 async def _single(data: bytes) -> AsyncIterator[bytes]:

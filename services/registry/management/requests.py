@@ -25,6 +25,10 @@ async def json_object(request: web.Request, allowed: set[str]) -> dict[str, Any]
         raise ApiError("body is not valid JSON") from exc
     if not isinstance(body, dict):
         raise Invalid("body must be a JSON object")
+    try:  # JSON may escape lone surrogates, which no string stored or hashed can hold
+        json.dumps(body, ensure_ascii=False).encode()
+    except UnicodeEncodeError as exc:
+        raise ApiError("body contains invalid Unicode (a lone surrogate)") from exc
     unknown = sorted(set(body) - allowed)
     if unknown:
         raise Invalid(f"unknown fields: {', '.join(unknown)}", detail={"allowed": sorted(allowed)})
@@ -35,7 +39,7 @@ def int_param(request: web.Request, name: str, default: int, *, low: int, high: 
     raw = request.query.get(name)
     if raw is None or raw == "":
         return default
-    if not raw.isdigit() or not low <= int(raw) <= high:
+    if not (raw.isascii() and raw.isdigit()) or not low <= int(raw) <= high:
         raise ApiError(f"{name} must be an integer from {low} to {high}")
     return int(raw)
 

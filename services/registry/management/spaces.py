@@ -103,9 +103,9 @@ async def delete_space(request: web.Request) -> web.Response:
         raise Conflict("the default space cannot be deleted")
     if await metadata.space_has_repositories(space_id):
         raise Conflict(f"space {space_id} still has repositories")
-    await metadata.delete_space(space_id)
+    members = await metadata.delete_space(space_id)
     request.app[registry_key].forget_space(space_id)
-    for username in await metadata.accounts.delete_space_memberships(space_id):
+    for username in members or []:
         request.app[access_key].forget(username)
     return web.Response(status=204)
 

@@ -18,6 +18,7 @@ from services.registry.keys import access_key, metadata_key
 from services.registry.management.errors import Conflict, Invalid, NotFound
 from services.registry.management.guard import (
     caller,
+    require_password,
     require_self_or_superuser,
     require_superuser,
 )
@@ -56,6 +57,7 @@ async def list_users(request: web.Request) -> web.Response:
 
 async def create_user(request: web.Request) -> web.Response:
     await require_superuser(request)
+    require_password(request)
     body = await json_object(request, {"username", "password", "superuser"})
     username = _username(body.get("username"))
     password = _password(body.get("password"))
@@ -85,9 +87,12 @@ async def update_user(request: web.Request) -> web.Response:
     """Change the password; every token and session of the old one ends with it."""
     username = request.match_info["username"]
     await require_self_or_superuser(request, username)
+    require_password(request)
     body = await json_object(request, {"password"})
     if "password" not in body:
         raise Invalid("nothing to change: give password")
+    if (await _existing(request, username)).get("service"):
+        raise Conflict(f"{username} is a service account: it signs in with API keys only")
     password_hash = await asyncio.to_thread(hash_password, _password(body["password"]))
     if not await request.app[metadata_key].accounts.set_password(username, password_hash):
         raise NotFound(f"user {username} does not exist")
@@ -97,6 +102,7 @@ async def update_user(request: web.Request) -> web.Response:
 
 async def delete_user(request: web.Request) -> web.Response:
     await require_superuser(request)
+    require_password(request)
     username = request.match_info["username"]
     doc = await _existing(request, username)
     if username == caller(request).username:
@@ -122,6 +128,7 @@ async def list_api_keys(request: web.Request) -> web.Response:
 async def create_api_key(request: web.Request) -> web.Response:
     username = request.match_info["username"]
     await require_self_or_superuser(request, username)
+    require_password(request)
     body = await json_object(request, {"name"})
     name = body.get("name", "")
     if not isinstance(name, str) or len(name) > MAX_KEY_NAME:
@@ -144,6 +151,7 @@ async def delete_api_key(request: web.Request) -> web.Response:
     """Revoke a key: it stops working at once here and within the cache TTL elsewhere."""
     username = request.match_info["username"]
     await require_self_or_superuser(request, username)
+    require_password(request)
     key_id = request.match_info["key_id"]
     if not await request.app[metadata_key].accounts.delete_api_key(username, key_id):
         raise NotFound(f"API key {key_id[:40]} does not exist")
