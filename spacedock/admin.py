@@ -64,6 +64,15 @@ def add_verbs(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     key_revoke.add_argument("username")
     key_revoke.add_argument("key_id")
 
+    feed = _group(commands, "feed", "the feed view: repositories and versions")
+    repositories = _verb(feed, "repositories", _feed_repositories)
+    repositories.add_argument("space")
+    repositories.add_argument("-q", "--query", help="case-insensitive part of the name")
+    versions = _verb(feed, "versions", _feed_versions)
+    versions.add_argument("space")
+    versions.add_argument("repository", help="the name inside the space, e.g. mywebapp")
+    versions.add_argument("--no-prerelease", action="store_true")
+
     package = _group(commands, "package", "packages in a space's feed")
     push = _verb(package, "push", _package_push)
     push.add_argument("space")
@@ -132,12 +141,19 @@ class Api:
         token = base64.b64encode(f"{user}:{secret}".encode()).decode()
         self.headers = {"Authorization": f"Basic {token}", "Accept": "application/json"}
 
-    def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    def call(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        query: dict[str, str] | None = None,
+    ) -> Any:
         data = None if body is None else json.dumps(body).encode()
         headers = dict(self.headers)
         if data is not None:
             headers["Content-Type"] = "application/json"
-        return self._send(method, path, data, headers)
+        suffix = f"?{urllib.parse.urlencode(query)}" if query else ""
+        return self._send(method, path, data, headers, suffix)
 
     def upload(self, path: str, file: Path, query: dict[str, str]) -> Any:
         """POST ``file`` as the multipart field ``file``, streamed from disk."""
@@ -265,6 +281,27 @@ def _keys_create(api: Api, args: argparse.Namespace) -> Any:
 
 def _keys_revoke(api: Api, args: argparse.Namespace) -> Any:
     return api.call("DELETE", f"/users/{args.username}/api-keys/{args.key_id}")
+
+
+def _feed_repositories(api: Api, args: argparse.Namespace) -> Any:
+    """Every page of the space's repositories."""
+    repositories: list[Any] = []
+    cursor = None
+    while True:
+        query = {"limit": "500", **({"q": args.query} if args.query else {})}
+        if cursor:
+            query["cursor"] = cursor
+        page = api.call("GET", f"/spaces/{args.space}/repositories", query=query)
+        repositories += page["repositories"]
+        cursor = page["next_cursor"]
+        if not cursor:
+            return {"repositories": repositories}
+
+
+def _feed_versions(api: Api, args: argparse.Namespace) -> Any:
+    query = {"prerelease": "false"} if args.no_prerelease else {}
+    path = f"/spaces/{args.space}/repositories/{args.repository}/versions"
+    return api.call("GET", path, query=query)
 
 
 def _package_push(api: Api, args: argparse.Namespace) -> Any:

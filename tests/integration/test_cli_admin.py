@@ -15,6 +15,7 @@ import pytest
 import requests
 
 from tests.support.commands import run
+from tests.support.oci import Client
 from tests.support.processes import BIN, Registry, Service, start_registry
 
 
@@ -104,3 +105,18 @@ def test_package_push_uploads_a_file(cli_registry: Registry, tmp_path: Path) -> 
         timeout=10,
     )
     assert download.content == archive.read_bytes()
+
+
+def test_feed_verbs_list_repositories_and_versions(cli_registry: Registry) -> None:
+    client = Client.for_registry(cli_registry.url, cli_registry.auth)
+    name = f"feedcli-{uuid.uuid4().hex[:6]}"
+    for tag in ("1.2.0-deployments-9", "1.2.0", "1.10.0"):
+        client.push_image(f"spaces-1/{name}", tag, [tag.encode()])
+    code, listed, _ = spacedock(cli_registry, "feed", "repositories", "spaces-1", "-q", name)
+    assert code == 0 and [r["name"] for r in listed["repositories"]] == [name]
+    code, versions, _ = spacedock(cli_registry, "feed", "versions", "spaces-1", name)
+    assert [v["tag"] for v in versions["versions"]] == ["1.10.0", "1.2.0", "1.2.0-deployments-9"]
+    code, stable, _ = spacedock(
+        cli_registry, "feed", "versions", "spaces-1", name, "--no-prerelease"
+    )
+    assert [v["tag"] for v in stable["versions"]] == ["1.10.0", "1.2.0"]

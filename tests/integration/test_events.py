@@ -4,6 +4,7 @@ crashes and several instances relaying the same outbox."""
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from pymongo import MongoClient
 
 from tests.support.amqp import AMQP_URL, EventQueue, Received, start_broker, stop_broker
 from tests.support.oci import OCI_MANIFEST, Client, canonical, descriptor, digest_of
@@ -225,3 +227,18 @@ def test_two_instances_relay_one_outbox_without_publishing_twice(
     finally:
         first.stop()
         second.stop()
+
+
+def test_without_amqp_the_outbox_drains_to_the_in_process_bus(registry: Registry) -> None:
+    """With SPACEDOCK_AMQP_URL unset the same events are recorded and relayed in-process:
+    the outbox empties."""
+    client = Client.for_registry(registry.url, registry.auth)
+    repo = f"spaces-1/inproc-{uuid.uuid4().hex[:6]}"
+    Pusher(client, repo).push("1.0.0")
+    mongo: MongoClient[dict[str, object]] = MongoClient(registry.env["SPACEDOCK_MONGO_URL"])
+    with mongo:
+        outbox = mongo.get_default_database().outbox
+        deadline = time.monotonic() + 10
+        while outbox.count_documents({}) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert outbox.count_documents({}) == 0
