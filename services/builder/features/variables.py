@@ -1,0 +1,75 @@
+"""Variables as the deployment server keeps them: names compared case-insensitively, every
+value a string, sensitive values marked so they can be kept out of everything but files."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Variable:
+    name: str
+    value: str
+    sensitive: bool = False
+
+
+class VariableSet:
+    def __init__(
+        self, variables: Mapping[str, str] = {}, sensitive: Mapping[str, str] = {}
+    ) -> None:
+        self._by_key: dict[str, Variable] = {}
+        for name, value in variables.items():
+            self.set(name, value)
+        for name, value in sensitive.items():
+            self.set(name, value, sensitive=True)
+
+    def set(self, name: str, value: str, *, sensitive: bool = False) -> None:
+        self._by_key[name.lower()] = Variable(name, value, sensitive)
+
+    def get(self, name: str) -> str | None:
+        variable = self._by_key.get(name.lower())
+        return None if variable is None else variable.value
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name.lower() in self._by_key
+
+    def __iter__(self) -> Iterator[Variable]:
+        return iter(self._by_key.values())
+
+    def __len__(self) -> int:
+        return len(self._by_key)
+
+    def secrets(self) -> list[str]:
+        """The sensitive values, longest first (for redaction)."""
+        values = {v.value for v in self._by_key.values() if v.sensitive and v.value}
+        return sorted(values, key=len, reverse=True)
+
+
+def system_variables(deployment: Mapping[str, Any], space: str) -> dict[str, str]:
+    """The ``Octopus.*`` variables a deployment defines, from a build request's
+    ``deployment`` (all values strings, as the deployment server gives them)."""
+
+    def text(key: str) -> str | None:
+        value = deployment.get(key)
+        return None if value is None else str(value)
+
+    pairs = {
+        "Octopus.Deployment.Id": text("id"),
+        "Octopus.Deployment.Name": text("name"),
+        "Octopus.Environment.Id": text("environment_id"),
+        "Octopus.Environment.Name": text("environment"),
+        "Octopus.Release.Id": text("release_id"),
+        "Octopus.Release.Number": text("release"),
+        "Octopus.Release.Channel.Name": text("channel"),
+        "Octopus.Project.Id": text("project_id"),
+        "Octopus.Project.Name": text("project"),
+        "Octopus.Tenant.Id": text("tenant_id"),
+        "Octopus.Tenant.Name": text("tenant"),
+        "Octopus.Space.Id": space,
+        "Octopus.Space.Name": text("space_name"),
+        "Octopus.Machine.Name": text("machine"),
+        "Octopus.Task.Id": text("task_id"),
+    }
+    return {name: value for name, value in pairs.items() if value is not None}
