@@ -68,19 +68,25 @@ def _root(content: bytes) -> etree._Element:
     return etree.fromstring(content)
 
 
+def _find(element: etree._Element, path: str) -> etree._Element:
+    found = element.find(path)
+    assert found is not None, path
+    return found
+
+
 def test_release_then_environment_transforms() -> None:
     released = apply_transform(WEB_CONFIG, RELEASE)
     result = apply_transform(released, PRODUCTION)
     root = _root(result)
-    settings = {a.get("key"): a.get("value") for a in root.find("appSettings")}
+    settings = {a.get("key"): a.get("value") for a in _find(root, "appSettings")}
     assert settings == {"Environment": "Production", "FeatureX": "on", "Added": "yes"}
-    assert root.find("connectionStrings/add").get("connectionString") == "Server=prod-db"
-    assert root.find("connectionStrings/add").get("providerName") == "System.Data.SqlClient"
-    web = root.find("system.web")
+    assert _find(root, "connectionStrings/add").get("connectionString") == "Server=prod-db"
+    assert _find(root, "connectionStrings/add").get("providerName") == "System.Data.SqlClient"
+    web = _find(root, "system.web")
     assert [child.tag for child in web] == ["trace", "compilation", "httpRuntime", "customErrors"]
-    assert web.find("compilation").get("debug") is None
-    assert web.find("compilation").get("targetFramework") == "4.8"
-    assert web.find("customErrors").get("mode") == "RemoteOnly"
+    assert _find(web, "compilation").get("debug") is None
+    assert _find(web, "compilation").get("targetFramework") == "4.8"
+    assert _find(web, "customErrors").get("mode") == "RemoteOnly"
     assert b"xdt" not in result and b"XML-Document-Transform" not in result
     assert result.startswith(b'<?xml version="1.0" encoding="utf-8"?>')
 
@@ -121,13 +127,13 @@ def test_configuration_variables() -> None:
         WEB_CONFIG, values, lambda name: lowered.get(name.lower())
     )
     root = _root(content)
-    assert root.find("appSettings/add[@key='Environment']").get("value") == "Staging"
-    assert root.find("connectionStrings/add").get("connectionString") == (
+    assert _find(root, "appSettings/add[@key='Environment']").get("value") == "Staging"
+    assert _find(root, "connectionStrings/add").get("connectionString") == (
         "Server=db;Password=s3cret"
     )
-    settings = root.find("applicationSettings/My.Settings")
-    assert settings.find("setting[@name='Timeout']/value").text == "60"
-    assert settings.find("setting[@name='Retries']/value").text == "5"
+    settings = _find(root, "applicationSettings/My.Settings")
+    assert _find(settings, "setting[@name='Timeout']/value").text == "60"
+    assert _find(settings, "setting[@name='Retries']/value").text == "5"
     assert sorted(replaced) == ["DB", "Retries", "Timeout", "environment"]
     unchanged, nothing = replace_config_variables(WEB_CONFIG, ["Other"], lambda name: "x")
     assert unchanged == WEB_CONFIG and nothing == []
