@@ -50,7 +50,10 @@ def replace_structured(
     json_result = _try(lambda: _replace_json(text, names, lookup))
     if json_result is not None:
         return json_result
-    by_extension = {
+    by_extension: dict[
+        str, list[Callable[[str, list[str], Lookup], tuple[str, list[Replacement]]]]
+    ] = {
+        ".json": [],  # JSON, tried above, and nothing else
         ".yaml": [_replace_yaml],
         ".yml": [_replace_yaml],
         ".xml": [_replace_xml],

@@ -1,0 +1,212 @@
+"""The configuration features of an ``sdi.yaml``, run on the build context in the deployment
+server's order: substitute variables in templates, .NET configuration transforms, .NET
+configuration variables, structured configuration variables.
+
+Only file names and counts are reported: values (sensitive ones included) go into files the
+SDI named and nowhere else.
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from services.builder.archives import ArchiveError, safe_relative
+from services.builder.features.dotnet_config import replace_config_variables
+from services.builder.features.octostache import Evaluator, TemplateError
+from services.builder.features.structured import StructuredError, replace_structured
+from services.builder.features.variables import VariableSet
+from services.builder.features.xdt import TransformError, apply_transform
+from services.builder.sdi import Features
+
+Log = Callable[[str], None]
+_BOMS = (
+    (codecs.BOM_UTF8, "utf-8"),
+    (codecs.BOM_UTF16_LE, "utf-16-le"),
+    (codecs.BOM_UTF16_BE, "utf-16-be"),
+)
+
+
+class FeatureError(ValueError):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(slots=True)
+class FeatureReport:
+    changed: set[str] = field(default_factory=set)
+
+
+def apply_features(
+    context: Path,
+    features: Features,
+    variables: VariableSet,
+    *,
+    environment: str | None,
+    tenant: str | None,
+    log: Log,
+) -> FeatureReport:
+    report = FeatureReport()
+    evaluator = Evaluator(variables)
+    names = [variable.name for variable in variables]
+
+    def lookup(name: str) -> str | None:
+        try:
+            return evaluator.lookup(name)
+        except TemplateError as exc:
+            raise FeatureError("substitution_failed", f"variable {name}: {exc}") from exc
+
+    if features.substitute_in_files:
+        _substitute(context, features.substitute_in_files, evaluator, report, log)
+    if features.dotnet_config_transforms or features.additional_transforms:
+        _transforms(context, features, environment, tenant, report, log)
+    if features.dotnet_config_variables:
+        for path in sorted(context.rglob("*.config")):
+            if path.is_file():
+                content = path.read_bytes()
+                try:
+                    updated, replaced = replace_config_variables(content, names, lookup)
+                except TransformError as exc:
+                    raise FeatureError(
+                        "config_variables_failed", f"{_rel(context, path)}: {exc}"
+                    ) from exc
+                if replaced:
+                    path.write_bytes(updated)
+                    report.changed.add(_rel(context, path))
+                    log(f"config variables: {len(replaced)} setting(s) in {_rel(context, path)}")
+    if features.structured_variables:
+        for path in _matches(context, features.structured_variables, evaluator, log):
+            try:
+                updated, replacements = replace_structured(
+                    path.name, path.read_bytes(), names, lookup
+                )
+            except StructuredError as exc:
+                raise FeatureError(
+                    "structured_variables_failed", f"{_rel(context, path)}: {exc}"
+                ) from exc
+            if replacements:
+                path.write_bytes(updated)
+                report.changed.add(_rel(context, path))
+            log(f"structured variables: {len(replacements)} value(s) in {_rel(context, path)}")
+    return report
+
+
+def _rel(context: Path, path: Path) -> str:
+    return path.relative_to(context).as_posix()
+
+
+def _matches(
+    context: Path, patterns: tuple[str, ...], evaluator: Evaluator, log: Log
+) -> list[Path]:
+    """Regular files matching any pattern (patterns may hold ``#{}``), once each, sorted."""
+    found: dict[str, Path] = {}
+    for pattern in patterns:
+        try:
+            concrete = safe_relative(evaluator.render(pattern), what="file pattern")
+        except (ArchiveError, TemplateError) as exc:
+            raise FeatureError("sdi_invalid", f"file pattern {pattern!r}: {exc}") from exc
+        matched = [p for p in context.glob(concrete) if p.is_file()]
+        if not matched:
+            log(f"no files match {pattern!r}")
+        for path in matched:
+            found[_rel(context, path)] = path
+    return [found[key] for key in sorted(found)]
+
+
+def _substitute(
+    context: Path, patterns: tuple[str, ...], evaluator: Evaluator, report: FeatureReport, log: Log
+) -> None:
+    for path in _matches(context, patterns, evaluator, log):
+        content = path.read_bytes()
+        bom, encoding = next(((b, e) for b, e in _BOMS if content.startswith(b)), (b"", "utf-8"))
+        try:
+            text = content[len(bom) :].decode(encoding)
+        except UnicodeDecodeError as exc:
+            raise FeatureError(
+                "substitution_failed", f"{_rel(context, path)} is not {encoding} text"
+            ) from exc
+        try:
+            rendered = evaluator.render(text)
+        except TemplateError as exc:
+            raise FeatureError("substitution_failed", f"{_rel(context, path)}: {exc}") from exc
+        if rendered != text:
+            path.write_bytes(bom + rendered.encode(encoding))
+            report.changed.add(_rel(context, path))
+        log(f"substituted variables in {_rel(context, path)}")
+
+
+def _transforms(
+    context: Path,
+    features: Features,
+    environment: str | None,
+    tenant: str | None,
+    report: FeatureReport,
+    log: Log,
+) -> None:
+    pairs: list[tuple[Path, Path]] = []
+    if features.dotnet_config_transforms:
+        for target in sorted(context.rglob("*.config")):
+            if not target.is_file() or _is_transform_file(target):
+                continue
+            for middle in ("Release", environment, tenant):
+                if middle:
+                    transform = _sibling(target, f"{target.stem}.{middle}{target.suffix}")
+                    if transform is not None:
+                        pairs.append((transform, target))
+    for rule in features.additional_transforms:
+        pairs.extend(_additional(context, rule))
+    for transform, target in pairs:
+        try:
+            target.write_bytes(apply_transform(target.read_bytes(), transform.read_bytes()))
+        except TransformError as exc:
+            raise FeatureError(
+                "config_transform_failed",
+                f"{_rel(context, transform)} on {_rel(context, target)}: {exc}",
+            ) from exc
+        report.changed.add(_rel(context, target))
+        log(f"transformed {_rel(context, target)} with {_rel(context, transform)}")
+
+
+def _is_transform_file(path: Path) -> bool:
+    """``Web.Release.config`` is a transform of ``Web.config`` when that file exists."""
+    parts = path.name.split(".")
+    return len(parts) >= 3 and _sibling(path, ".".join([parts[0], *parts[2:]])) is not None
+
+
+def _sibling(path: Path, name: str) -> Path | None:
+    """The file named ``name`` beside ``path``, matched case-insensitively."""
+    lowered = name.lower()
+    return next(
+        (p for p in path.parent.iterdir() if p.name.lower() == lowered and p.is_file()), None
+    )
+
+
+def _additional(context: Path, rule: str) -> list[tuple[Path, Path]]:
+    """``Transform.config => Target.config`` (paths relative to the context, a wildcard
+    allowed on the left); ``X.Custom.config`` alone transforms ``X.config`` beside it."""
+    left, arrow, right = rule.partition("=>")
+    try:
+        left_path = safe_relative(left.strip(), what="transform")
+        right_path = safe_relative(right.strip(), what="transform target") if arrow else None
+    except ArchiveError as exc:
+        raise FeatureError("sdi_invalid", str(exc)) from exc
+    transforms = sorted(p for p in context.glob(left_path) if p.is_file())
+    if not transforms:
+        raise FeatureError("config_transform_failed", f"no transform file matches {left.strip()!r}")
+    pairs = []
+    for transform in transforms:
+        if right_path is not None:  # a bare name is beside the transform, a path from the root
+            target = context / right_path if "/" in right_path else transform.parent / right_path
+        else:
+            base = re.sub(r"^([^.]+)\.[^.]+(\..+)$", r"\1\2", transform.name)
+            target = transform.parent / base
+        if not target.is_file():
+            raise FeatureError(
+                "config_transform_failed", f"the target of {rule.strip()!r} does not exist"
+            )
+        pairs.append((transform, target))
+    return pairs

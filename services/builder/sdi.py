@@ -1,0 +1,135 @@
+"""A Source Docker Image's ``sdi.yaml``: the packages to extract into the build context and
+the configuration features to run on its files (PRODUCT.md §8)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from services.builder.archives import ArchiveError, safe_relative
+
+MAX_SDI_BYTES = 256 * 1024
+
+
+class SdiInvalid(ValueError):
+    code = "sdi_invalid"
+
+
+@dataclass(frozen=True, slots=True)
+class PackageReference:
+    id: str
+    version: str | None
+    extract_to: str
+
+
+@dataclass(frozen=True, slots=True)
+class Features:
+    substitute_in_files: tuple[str, ...] = ()
+    dotnet_config_transforms: bool = False
+    additional_transforms: tuple[str, ...] = ()
+    dotnet_config_variables: bool = False
+    structured_variables: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class SdiSpec:
+    packages: tuple[PackageReference, ...] = ()
+    features: Features = field(default_factory=Features)
+
+
+def parse_sdi(text: str | None) -> SdiSpec:
+    """The spec in ``sdi.yaml`` (an absent file is an SDI with no packages or features)."""
+    if text is None or not text.strip():
+        return SdiSpec()
+    if len(text) > MAX_SDI_BYTES:
+        raise SdiInvalid("sdi.yaml is too large")
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise SdiInvalid(f"sdi.yaml is not valid YAML: {exc}") from exc
+    body = _mapping(document, "sdi.yaml", {"packages", "features"})
+    packages = tuple(
+        _package(item, n) for n, item in enumerate(_list(body.get("packages"), "packages"))
+    )
+    features = _mapping(
+        body.get("features") or {},
+        "features",
+        {
+            "substitute_in_files",
+            "dotnet_config_transforms",
+            "additional_transforms",
+            "dotnet_config_variables",
+            "structured_variables",
+        },
+    )
+    return SdiSpec(
+        packages,
+        Features(
+            substitute_in_files=_globs(features.get("substitute_in_files"), "substitute_in_files"),
+            dotnet_config_transforms=_flag(
+                features.get("dotnet_config_transforms"), "dotnet_config_transforms"
+            ),
+            additional_transforms=_globs(
+                features.get("additional_transforms"), "additional_transforms"
+            ),
+            dotnet_config_variables=_flag(
+                features.get("dotnet_config_variables"), "dotnet_config_variables"
+            ),
+            structured_variables=_globs(
+                features.get("structured_variables"), "structured_variables"
+            ),
+        ),
+    )
+
+
+def _mapping(value: Any, where: str, allowed: set[str]) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise SdiInvalid(f"{where} must be a mapping")
+    unknown = sorted(str(key) for key in value if key not in allowed)
+    if unknown:
+        raise SdiInvalid(f"{where}: unknown keys {', '.join(unknown)}")
+    return value
+
+
+def _list(value: Any, where: str) -> list[Any]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise SdiInvalid(f"{where} must be a list")
+    return value
+
+
+def _package(item: Any, index: int) -> PackageReference:
+    where = f"packages[{index}]"
+    body = _mapping(item, where, {"id", "version", "extract_to"})
+    package_id = body.get("id")
+    if not isinstance(package_id, str) or not package_id.strip():
+        raise SdiInvalid(f"{where}.id must be a package id")
+    version = body.get("version")
+    if version is not None and not isinstance(version, (str, int, float)):
+        raise SdiInvalid(f"{where}.version must be a version")
+    extract_to = body.get("extract_to", package_id)
+    if not isinstance(extract_to, str):
+        raise SdiInvalid(f"{where}.extract_to must be a folder")
+    try:
+        folder = safe_relative(extract_to, what=f"{where}.extract_to")
+    except ArchiveError as exc:
+        raise SdiInvalid(str(exc)) from exc
+    return PackageReference(package_id.strip(), None if version is None else str(version), folder)
+
+
+def _globs(value: Any, where: str) -> tuple[str, ...]:
+    items = _list(value, where)
+    if not all(isinstance(item, str) and item.strip() for item in items):
+        raise SdiInvalid(f"{where} must be a list of paths or globs")
+    return tuple(item.strip() for item in items)
+
+
+def _flag(value: Any, where: str) -> bool:
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise SdiInvalid(f"{where} must be true or false")
+    return value

@@ -1,0 +1,166 @@
+"""sdi.yaml and the configuration features run on a build context, in order."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from services.builder.features.pipeline import FeatureError, apply_features
+from services.builder.features.variables import VariableSet, system_variables
+from services.builder.sdi import Features, SdiInvalid, parse_sdi
+
+SDI = """
+packages:
+  - id: mywebapp
+    version: 1.2.0
+    extract_to: app
+features:
+  substitute_in_files: ["app/entrypoint.sh", "app/config/*.conf"]
+  dotnet_config_transforms: true
+  dotnet_config_variables: true
+  structured_variables: ["app/appsettings.json", "app/*.yaml", "app/*.properties"]
+"""
+
+
+def test_sdi_yaml_is_read() -> None:
+    spec = parse_sdi(SDI)
+    assert [(p.id, p.version, p.extract_to) for p in spec.packages] == [
+        ("mywebapp", "1.2.0", "app")
+    ]
+    assert spec.features.substitute_in_files == ("app/entrypoint.sh", "app/config/*.conf")
+    assert spec.features.dotnet_config_transforms and spec.features.dotnet_config_variables
+    assert parse_sdi(None).packages == () and parse_sdi("").features == Features()
+    assert parse_sdi("packages:\n  - id: tool\n").packages[0].extract_to == "tool"
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["- a list", "packages: {}", "packages:\n  - version: 1\n", "unknown: 1",
+     "features:\n  substitute_in_files: 5\n", "features:\n  dotnet_config_transforms: yes-ish\n",
+     "packages:\n  - id: x\n    extract_to: ../up\n",
+     "packages:\n  - id: x\n    extract_to: /abs\n", "features:\n  nope: true\n",
+     "a: [unclosed"],
+)  # fmt: skip
+def test_bad_sdi_yaml_is_sdi_invalid(text: str) -> None:
+    with pytest.raises(SdiInvalid):
+        parse_sdi(text)
+
+
+def write(root: Path, files: dict[str, str]) -> None:
+    for name, content in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(content)
+
+
+WEB = """<?xml version="1.0" encoding="utf-8"?>
+<configuration>
+  <appSettings><add key="Environment" value="Dev" /><add key="AppName" value="x" /></appSettings>
+  <connectionStrings><add name="Db" connectionString="Server=local" /></connectionStrings>
+</configuration>
+"""
+XDT = 'xmlns:xdt="http://schemas.microsoft.com/XML-Document-Transform"'
+WEB_RELEASE = f"""<configuration {XDT}>
+  <appSettings><add key="Release" value="yes" xdt:Transform="Insert" /></appSettings>
+</configuration>"""
+WEB_PRODUCTION = f"""<configuration {XDT}>
+  <appSettings>
+    <add key="Environment" value="Prod" xdt:Transform="SetAttributes" xdt:Locator="Match(key)" />
+  </appSettings>
+</configuration>"""
+
+
+def context_with_everything(root: Path) -> None:
+    write(
+        root,
+        {
+            "Dockerfile": "FROM base\nCOPY app /app\n",
+            "app/entrypoint.sh": "#!/bin/sh\necho #{AppName} in #{Octopus.Environment.Name}\n",
+            "app/config/site.conf": "listen #{Port | Format 0};\n#{if Debug}debug on;#{/if}\n",
+            "app/appsettings.json": json.dumps(
+                {
+                    "Logging": {"LogLevel": {"Default": "Information"}},
+                    "ConnectionStrings": {"Db": "dev"},
+                }
+            ),
+            "app/config.yaml": "app:\n  name: placeholder  # kept\n  replicas: 1\n",
+            "app/app.properties": "db.password=none\n",
+            "app/Web.config": WEB,
+            "app/Web.Release.config": WEB_RELEASE,
+            "app/Web.Production.config": WEB_PRODUCTION,
+            "app/Web.Test.config": WEB_PRODUCTION.replace("Prod", "Test"),
+        },
+    )
+
+
+def variables(environment: str) -> VariableSet:
+    values = {
+        "AppName": "web",
+        "Port": "8080",
+        "Debug": "False",
+        "Logging:LogLevel:Default": "Warning",
+        "app:name": "#{AppName}-#{Octopus.Environment.Name}",
+        "app:replicas": "3",
+        **system_variables({"id": "deployments-75", "environment": environment}, "spaces-1"),
+    }
+    secret = "Server=db;Password=s3cret"
+    return VariableSet(
+        values, {"ConnectionStrings:Db": secret, "Db": secret, "db.password": "s3cret"}
+    )
+
+
+def test_every_feature_runs_in_order(tmp_path: Path) -> None:
+    context_with_everything(tmp_path)
+    lines: list[str] = []
+    report = apply_features(
+        tmp_path,
+        parse_sdi(SDI).features,
+        variables("Production"),
+        environment="Production",
+        tenant=None,
+        log=lines.append,
+    )
+    app = tmp_path / "app"
+    assert (app / "entrypoint.sh").read_text() == "#!/bin/sh\necho web in Production\n"
+    assert (app / "config/site.conf").read_text() == "listen 8080;\n\n"
+    settings = json.loads((app / "appsettings.json").read_text())
+    assert settings["Logging"]["LogLevel"]["Default"] == "Warning"
+    assert settings["ConnectionStrings"]["Db"] == "Server=db;Password=s3cret"
+    config = (app / "config.yaml").read_text()
+    assert (
+        "name: web-Production  # kept" in config and yaml.safe_load(config)["app"]["replicas"] == 3
+    )
+    assert (app / "app.properties").read_text() == "db.password=s3cret\n"
+    web = (app / "Web.config").read_text()
+    assert 'key="Environment" value="Prod"' in web  # Production transform, not Test
+    assert 'key="Release" value="yes"' in web
+    assert 'key="AppName" value="web"' in web  # configuration variables ran after transforms
+    assert 'connectionString="Server=db;Password=s3cret"' in web
+    assert report.changed == {
+        "app/entrypoint.sh", "app/config/site.conf", "app/appsettings.json", "app/config.yaml",
+        "app/app.properties", "app/Web.config",
+    }  # fmt: skip
+    assert not any("s3cret" in line for line in lines)
+
+
+def test_failures_carry_their_feature_code(tmp_path: Path) -> None:
+    write(tmp_path, {"a.sh": "#{if X}never closed", "b.json": "{broken", "Web.config": "<c/>",
+                     "Web.Release.config": "<other/>"})  # fmt: skip
+    cases = [
+        (Features(substitute_in_files=("a.sh",)), "substitution_failed"),
+        (Features(structured_variables=("b.json",)), "structured_variables_failed"),
+        (Features(dotnet_config_transforms=True), "config_transform_failed"),
+        (
+            Features(additional_transforms=("Missing.config => Web.config",)),
+            "config_transform_failed",
+        ),
+        (Features(substitute_in_files=("../outside",)), "sdi_invalid"),
+    ]
+    for features, code in cases:
+        with pytest.raises(FeatureError) as caught:
+            apply_features(tmp_path, features, VariableSet({"X": "1"}), environment=None,
+                           tenant=None, log=lambda line: None)  # fmt: skip
+        assert caught.value.code == code, features
