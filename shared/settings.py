@@ -7,7 +7,8 @@ entry point and passes the result down.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -44,6 +45,10 @@ class Settings:
     cache_ttl_seconds: float
     token_ttl_seconds: int
     log_format: str
+    builder_key: str | None = field(default=None, repr=False)
+    build_concurrency: int = 2
+    build_timeout_seconds: int = 1800
+    docker_registry: str = ""
 
     @property
     def public_host(self) -> str:
@@ -148,6 +153,16 @@ class Settings:
         else:
             token_ttl = int(token_ttl_text)
 
+        builder_key = get("SPACEDOCK_BUILDER_KEY")
+        if builder_key is not None and not re.fullmatch(
+            r"sdk_[0-9a-f]{16}\.[A-Za-z0-9_-]{43}", builder_key
+        ):
+            problems.append(
+                "SPACEDOCK_BUILDER_KEY: expected an API key, sdk_<16 hex>.<43 characters>"
+            )
+        build_concurrency = _int(get, "SPACEDOCK_BUILD_CONCURRENCY", 2, 1, 64, problems)
+        build_timeout = _int(get, "SPACEDOCK_BUILD_TIMEOUT_SECONDS", 1800, 10, 86_400, problems)
+
         log_format = (get("SPACEDOCK_LOG_FORMAT", "auto") or "").lower()
         if log_format not in ("auto", "json", "console"):
             problems.append(f"SPACEDOCK_LOG_FORMAT={log_format!r}: expected auto, json or console")
@@ -169,7 +184,28 @@ class Settings:
             cache_ttl_seconds=cache_ttl,
             token_ttl_seconds=token_ttl,
             log_format=log_format,
+            builder_key=builder_key,
+            build_concurrency=build_concurrency,
+            build_timeout_seconds=build_timeout,
+            docker_registry=get("SPACEDOCK_DOCKER_REGISTRY") or urlsplit(registry_url).netloc,
         )
+
+
+def _int(
+    get: Callable[[str, str | None], str | None],
+    name: str,
+    default: int,
+    low: int,
+    high: int,
+    problems: list[str],
+) -> int:
+    text = get(name, None)
+    if text is None:
+        return default
+    if not text.isascii() or not text.isdigit() or not low <= int(text) <= high:
+        problems.append(f"{name}={text!r}: expected a whole number from {low} to {high}")
+        return default
+    return int(text)
 
 
 def _is_http_url(value: str) -> bool:

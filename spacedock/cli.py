@@ -18,7 +18,9 @@ import structlog
 from services.builder.main import run_builder
 from services.reaper.main import run_reaper
 from services.registry.bootstrap import AdminCredentials
+from services.registry.identity import api_keys
 from services.registry.main import run_registry
+from shared.events.bus import EventBus, InProcessBus
 from shared.logging import configure_logging
 from shared.metadata.embedded import EmbeddedMongo, EmbeddedMongoError
 from shared.settings import Settings, SettingsError
@@ -65,17 +67,23 @@ async def _run(command: str, settings: Settings) -> int:
         loop.add_signal_handler(signum, stop.set)
 
     embedded: EmbeddedMongo | None = None
-    needs_metadata = command in ("serve", "registry", "reaper")
-    if needs_metadata and settings.mongo_url is None:
+    if settings.mongo_url is None:
         embedded = EmbeddedMongo(settings.data_dir / "metadata")
         settings = dataclasses.replace(settings, mongo_url=await embedded.start())
+    bus: EventBus | None = None
+    if command == "serve":
+        # One process: the services share an in-process bus (without RabbitMQ) and the
+        # builder signs in with a key made for this run.
+        bus = InProcessBus() if settings.amqp_url is None else None
+        if settings.builder_key is None:
+            settings = dataclasses.replace(settings, builder_key=api_keys.new_key().text)
     try:
         services: list[Awaitable[None]] = []
         if command in ("serve", "registry"):
             show = _print_welcome if command == "serve" else None
-            services.append(run_registry(settings, stop, on_ready=_banner(settings, show)))
+            services.append(run_registry(settings, stop, on_ready=_banner(settings, show), bus=bus))
         if command in ("serve", "builder"):
-            services.append(run_builder(settings, stop))
+            services.append(run_builder(settings, stop, bus=bus))
         if command in ("serve", "reaper"):
             services.append(run_reaper(settings, stop))
         tasks = [asyncio.ensure_future(service) for service in services]

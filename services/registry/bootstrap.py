@@ -10,6 +10,7 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from services.registry.identity import api_keys
 from services.registry.identity.passwords import hash_password, verify_password
 from services.registry.identity.roles import Role
 from shared.metadata.accounts import AccountStore
@@ -18,7 +19,8 @@ from shared.settings import Settings
 
 ADMIN = "admin"
 DEFAULT_SPACE = ("spaces-1", "Default")
-SERVICE_ACCOUNTS = {"spacedock-builder": Role.WRITER, "spacedock-reaper": Role.ADMIN}
+BUILDER, REAPER = "spacedock-builder", "spacedock-reaper"
+SERVICE_ACCOUNTS = {BUILDER: Role.WRITER, REAPER: Role.ADMIN}
 PASSWORD_FILE = "admin-password"
 
 
@@ -41,6 +43,10 @@ async def first_start(metadata: MetadataStore, settings: Settings) -> AdminCrede
         await accounts.create_user(
             username, None, service=username.removeprefix("spacedock-"), global_role=role.label
         )
+    if settings.builder_key is not None:
+        key = api_keys.parse_key(settings.builder_key)
+        if key is not None:
+            await accounts.put_api_key(key.id, BUILDER, "SPACEDOCK_BUILDER_KEY", key.secret_hash)
     credentials = await _admin(accounts, settings)
     await accounts.make_superuser(ADMIN)
     return credentials

@@ -12,6 +12,7 @@ from aiohttp import web
 from services.registry.access_log import RequestLog
 from services.registry.app import admin_credentials_key, create_app
 from services.registry.bootstrap import AdminCredentials
+from shared.events.bus import EventBus
 from shared.settings import Settings
 
 log = structlog.get_logger("spacedock.registry")
@@ -22,8 +23,9 @@ async def run_registry(
     settings: Settings,
     stop: asyncio.Event,
     on_ready: Callable[[AdminCredentials | None], None] | None = None,
+    bus: EventBus | None = None,
 ) -> None:
-    app = create_app(settings)
+    app = create_app(settings, bus=bus)
     runner = web.AppRunner(
         app,
         access_log=logging.getLogger("spacedock.access"),

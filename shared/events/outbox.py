@@ -72,7 +72,10 @@ class Outbox:
         *,
         session: AsyncClientSession | None = None,
         exchange: str = EVENTS_EXCHANGE,
+        routing_key: str | None = None,
     ) -> None:
+        """Record events to publish on ``exchange``, each under its kind (or
+        ``routing_key``)."""
         if not events:
             return
         now = _now()
@@ -81,7 +84,7 @@ class Outbox:
                 {
                     "_id": event.id,
                     "exchange": exchange,
-                    "routing_key": event.kind,
+                    "routing_key": routing_key or event.kind,
                     "type": event.type,
                     "body": Binary(event.body()),
                     "correlation_id": event.correlation_id,

@@ -171,6 +171,17 @@ class AccountStore:
         await self.db.api_keys.insert_one(doc)
         return doc
 
+    async def put_api_key(self, key_id: str, username: str, name: str, secret_hash: str) -> None:
+        """Create or replace a key of a known id (a service account's key from config)."""
+        await self.db.api_keys.update_one(
+            {"_id": key_id},
+            {
+                "$set": {"username": username, "name": name, "hash": secret_hash},
+                "$setOnInsert": {"created_at": _now()},
+            },
+            upsert=True,
+        )
+
     async def get_api_key(self, key_id: str) -> Document | None:
         return await self.db.api_keys.find_one({"_id": key_id})
 

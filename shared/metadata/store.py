@@ -30,6 +30,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from shared.events.outbox import Outbox
 from shared.metadata.accounts import AccountStore
+from shared.metadata.builds import BuildStore
 from shared.oci.manifest import ParsedManifest
 
 Document = dict[str, Any]
@@ -92,6 +93,7 @@ class MetadataStore:
         self.db: AsyncDatabase[Document] = client[database]
         self.accounts = AccountStore(self.db, self.transaction)
         self.outbox = Outbox(self.db)
+        self.builds = BuildStore(self.db, self.outbox, self.transaction)
 
     @classmethod
     def connect(
@@ -126,6 +128,7 @@ class MetadataStore:
         await db.uploads.create_index([("updated_at", ASCENDING)])
         await self.accounts.ensure_indexes()
         await self.outbox.ensure_indexes()
+        await self.builds.ensure_indexes()
 
     async def check_transactions(self) -> None:
         """Fail with a clear message unless the server can run multi-document transactions,

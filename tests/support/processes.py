@@ -173,3 +173,56 @@ def restart_registry(old: Registry, workdir: Path) -> Registry:
     settings = {key: value for key, value in old.env.items() if key.startswith("SPACEDOCK_")}
     port = int(old.host.rsplit(":", 1)[1])
     return start_registry(workdir, settings["SPACEDOCK_MONGO_URL"], port=port, extra_env=settings)
+
+
+BUILDER_KEY = "sdk_b01d000000000001.TestBuilderKeyTestBuilderKeyTestBuilderKey1"
+
+
+@dataclass
+class Builder:
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def log_tail(self, lines: int = 60) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def start_builder(workdir: Path, registry: Registry, **env: str) -> Builder:
+    """``spacedock builder`` against ``registry`` (same database and broker settings)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    settings = {key: value for key, value in registry.env.items() if key.startswith("SPACEDOCK_")}
+    environment = {
+        **os.environ,
+        **settings,
+        "SPACEDOCK_REGISTRY_URL": registry.url,
+        "SPACEDOCK_BUILDER_KEY": BUILDER_KEY,
+        "SPACEDOCK_DATA_DIR": str(workdir / "data"),
+        **env,
+    }
+    log_path = workdir / "builder.log"
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            [str(BIN / "spacedock"), "builder"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=environment,
+        )
+    builder = Builder(process, log_path)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"builder exited\n{builder.log_tail()}")
+        if "builder_ready" in log_path.read_text(errors="replace"):
+            return builder
+        time.sleep(0.2)
+    builder.stop()
+    raise RuntimeError(f"builder not ready\n{builder.log_tail()}")

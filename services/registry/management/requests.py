@@ -12,13 +12,18 @@ from services.registry.management.errors import ApiError, Invalid
 MAX_BODY_BYTES = 64 * 1024
 
 
-async def json_object(request: web.Request, allowed: set[str]) -> dict[str, Any]:
+async def json_object(
+    request: web.Request, allowed: set[str], limit: int = MAX_BODY_BYTES
+) -> dict[str, Any]:
     """The body as a JSON object with only ``allowed`` keys."""
-    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+    if request.content_length is not None and request.content_length > limit:
         raise ApiError("request body too large")
-    raw = await request.content.read(MAX_BODY_BYTES + 1)
-    if len(raw) > MAX_BODY_BYTES:
-        raise ApiError("request body too large")
+    body = bytearray()
+    async for chunk in request.content.iter_any():  # read() may stop at what has arrived
+        body += chunk
+        if len(body) > limit:
+            raise ApiError("request body too large")
+    raw = bytes(body)
     try:
         body = json.loads(raw or b"{}")
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:

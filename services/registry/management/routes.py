@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from services.registry.management import feed, members, packages, spaces, users
+from services.registry.management import builds, feed, members, packages, spaces, users
 from services.registry.management.openapi import (
     Operation,
     build_document,
@@ -66,6 +66,18 @@ OPERATIONS: tuple[Operation, ...] = (
               errors=(404,)),
     Operation("GET", f"{SPACE}/packages/{{id}}/{{version}}", packages.download_package,
               "Download a package file (reader)", (200, "binary"), errors=(404, 409)),
+    # builds
+    Operation("POST", f"{SPACE}/builds", builds.create_build,
+              "Request a Source Docker Image build (writer); a known build_id returns that "
+              "build", (202, "BuildAccepted"), body="BuildRequest", errors=(403, 404, 409, 422)),
+    Operation("GET", f"{SPACE}/builds/{{build_id}}", builds.get_build,
+              "A build's status, timestamps, result and error (reader)", (200, "Build"),
+              errors=(404,)),
+    Operation("GET", f"{SPACE}/builds/{{build_id}}/logs", builds.get_build_logs,
+              "A build's log lines (reader)", (200, "BuildLogs"), errors=(404,)),
+    Operation("DELETE", f"{SPACE}/builds/{{build_id}}", builds.cancel_build,
+              "Cancel a queued or running build (writer)", (202, "BuildAccepted"),
+              errors=(403, 404, 409)),
     # members
     Operation("GET", f"{SPACE}/members", members.list_members, "Members and roles (admin)",
               (200, "MemberList"), errors=(403, 404)),

@@ -1,0 +1,270 @@
+"""One build, from request to pushed image: fetch the SDI and its packages from the feed,
+extract them safely, run the configuration features, then build with the ``assembled``
+strategy when the Dockerfile allows it and the ``docker`` strategy otherwise."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from services.builder.archives import ArchiveError, extract
+from services.builder.assemble import AssembleError, BaseImage, assemble, base_reference
+from services.builder.docker_engine import DockerBuildError, DockerEngine
+from services.builder.dockerfile import DockerfileError, parse_dockerfile
+from services.builder.features.pipeline import FeatureError, apply_features
+from services.builder.features.variables import VariableSet, system_variables
+from services.builder.registry_client import RegistryClient, RegistryRefused
+from services.builder.sdi import SdiInvalid, parse_sdi
+from shared.build_requests import BuildRequest
+from shared.oci import media_types as mt
+from shared.versions import try_parse_version
+
+Log = Callable[[str], None]
+
+
+class BuildFailed(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class BuildOutcome:
+    image: str  # <host>/<repository>:<tag>
+    digest: str
+    strategy: str
+
+
+@dataclass(frozen=True, slots=True)
+class BuildEnvironment:
+    client: RegistryClient
+    public_host: str
+    registry_host: str
+    docker: DockerEngine | None
+    credentials: tuple[str, str]
+
+
+async def run_build(
+    request: BuildRequest, workspace: Path, env: BuildEnvironment, log: Log
+) -> BuildOutcome:
+    variables = _variables(request)
+    context = workspace / "context"
+    await _fetch_and_extract(
+        env.client, request, request.sdi_id, request.sdi_version, context, workspace, log
+    )
+    sdi_file = context / "sdi.yaml"
+    try:
+        spec = parse_sdi(sdi_file.read_text() if sdi_file.is_file() else None)
+    except (SdiInvalid, UnicodeDecodeError) as exc:
+        raise BuildFailed("sdi_invalid", str(exc)) from exc
+    for package in spec.packages:
+        version = request.packages.get(package.id) or package.version
+        await _fetch_and_extract(
+            env.client, request, package.id, version, context / package.extract_to, workspace, log
+        )
+    try:
+        report = await asyncio.to_thread(
+            apply_features,
+            context,
+            spec.features,
+            variables,
+            environment=_text(request.deployment.get("environment")),
+            tenant=_text(request.deployment.get("tenant")),
+            log=log,
+        )
+    except FeatureError as exc:
+        raise BuildFailed(exc.code, str(exc)) from exc
+    log(f"configuration features changed {len(report.changed)} file(s)")
+
+    dockerfile_path = context / "Dockerfile"
+    if not dockerfile_path.is_file():
+        raise BuildFailed("dockerfile_missing", "the SDI has no Dockerfile at its root")
+    try:
+        dockerfile = parse_dockerfile(dockerfile_path.read_text())
+        base = base_reference(dockerfile, request.build_args)
+    except (DockerfileError, UnicodeDecodeError) as exc:
+        raise BuildFailed("dockerfile_invalid", str(exc)) from exc
+    blocker = dockerfile.assembled_blocker()
+    base_repository = _own_repository(base, env)
+    if blocker is None and base_repository is None:
+        blocker = f"the base image {base} is not in this registry"
+    target = f"{request.space}/{request.repository}"
+    if blocker is None:
+        assert base_repository is not None
+        log(f"strategy: assembled (base {base_repository[0]}:{base_repository[1]})")
+        digest = await _assembled(
+            request, context, workspace, dockerfile, base_repository, env, variables, log
+        )
+        strategy = "assembled"
+    else:
+        log(f"strategy: docker ({blocker})")
+        if env.docker is None:
+            raise BuildFailed("docker_unavailable", f"this build needs a Docker engine: {blocker}")
+        try:
+            digest = await env.docker.build_and_push(
+                context, f"{env.registry_host}/{target}", request.tag, request.build_args,
+                request.platform, env.credentials, variables.secrets(), log,
+            )  # fmt: skip
+        except DockerBuildError as exc:
+            raise BuildFailed(exc.code, str(exc)) from exc
+        strategy = "docker"
+    return BuildOutcome(f"{env.public_host}/{target}:{request.tag}", digest, strategy)
+
+
+def _variables(request: BuildRequest) -> VariableSet:
+    variables = VariableSet(request.variables, request.sensitive_variables)
+    for name, value in system_variables(request.deployment, request.space).items():
+        variables.set(name, value)
+    return variables
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+async def _fetch_and_extract(
+    client: RegistryClient,
+    request: BuildRequest,
+    package_id: str,
+    version: str | None,
+    destination: Path,
+    workspace: Path,
+    log: Log,
+) -> None:
+    try:
+        if version is None:
+            version = await _newest(client, request.space, package_id)
+        archive = workspace / f"{package_id}.{version}.archive"
+        await client.download_package(request.space, package_id, version, archive)
+    except RegistryRefused as exc:
+        if exc.status == 404:
+            raise BuildFailed(
+                "package_missing", f"package {package_id} {version or ''} is not in {request.space}"
+            ) from exc
+        raise BuildFailed("registry_error", f"fetching {package_id}: {exc}") from exc
+    log(f"fetched {package_id} {version}")
+    try:
+        written = await asyncio.to_thread(extract, archive, destination)
+    except ArchiveError as exc:
+        raise BuildFailed(exc.code, f"{package_id} {version}: {exc}") from exc
+    finally:
+        archive.unlink(missing_ok=True)
+    log(f"extracted {len(written)} file(s) of {package_id} {version}")
+
+
+async def _newest(client: RegistryClient, space: str, package_id: str) -> str:
+    versions = await client.package_versions(space, package_id)
+    stable = [v["tag"] for v in versions if not v["prerelease"]]
+    chosen = (stable or [v["tag"] for v in versions] or [None])[0]
+    if chosen is None or try_parse_version(chosen) is None:
+        raise BuildFailed("package_missing", f"package {package_id} has no versions in {space}")
+    return str(chosen)
+
+
+def _own_repository(reference: str, env: BuildEnvironment) -> tuple[str, str] | None:
+    """(repository, tag or digest) when ``reference`` names an image in this registry."""
+    first, _, rest = reference.partition("/")
+    hosts = {env.public_host, env.registry_host}
+    if first in hosts:
+        name = rest
+    elif "." not in first and ":" not in first and first != "localhost" and rest:
+        name = reference  # "spaces-1/base:1.0": a space of this registry
+    else:
+        return None
+    if "@" in name:
+        repository, _, digest = name.partition("@")
+        return repository, digest
+    repository, colon, tag = name.rpartition(":")
+    if not colon or "/" in tag:
+        return name, "latest"
+    return repository, tag
+
+
+async def _assembled(
+    request: BuildRequest,
+    context: Path,
+    workspace: Path,
+    dockerfile: Any,
+    base_location: tuple[str, str],
+    env: BuildEnvironment,
+    variables: VariableSet,
+    log: Log,
+) -> str:
+    client = env.client
+    base_repository, base_reference_text = base_location
+    try:
+        base = await _resolve_base(client, base_repository, base_reference_text, request.platform)
+    except RegistryRefused as exc:
+        code = "base_image_missing" if exc.status in (401, 403, 404) else "registry_error"
+        raise BuildFailed(
+            code, f"base image {base_repository}:{base_reference_text}: {exc}"
+        ) from exc
+    started = time.monotonic()
+    try:
+        image = await asyncio.to_thread(
+            assemble, dockerfile, context, base, request.build_args, workspace / "layers"
+        )
+    except AssembleError as exc:
+        raise BuildFailed(exc.code, str(exc)) from exc
+    except DockerfileError as exc:
+        raise BuildFailed("dockerfile_invalid", str(exc)) from exc
+    for secret in variables.secrets():
+        if secret.encode() in image.config:
+            raise BuildFailed(
+                "sensitive_value_in_image",
+                "a sensitive variable's value would be in the image config (ENV, LABEL or "
+                "history); keep it in the files the SDI changes",
+            )
+    log(f"assembled {len(image.new_layers)} layer(s) in {time.monotonic() - started:.2f}s")
+    target = f"{request.space}/{request.repository}"
+    try:
+        for layer in image.base_layers:
+            digest = str(layer["digest"])
+            if not await client.has_blob(target, digest) and not await client.mount(
+                target, digest, base_repository
+            ):
+                raise BuildFailed("push_refused", f"could not mount base layer {digest}")
+        for new in image.new_layers:
+            await client.upload(target, new.digest, path=new.path)
+        await client.upload(target, image.config_digest, data=image.config)
+        digest = await client.put_manifest(
+            target, request.tag, image.manifest, image.manifest_media_type
+        )
+    except RegistryRefused as exc:
+        raise BuildFailed("push_refused", f"pushing {target}:{request.tag}: {exc}") from exc
+    log(f"pushed {target}:{request.tag} {digest}")
+    return digest or image.digest
+
+
+async def _resolve_base(
+    client: RegistryClient, repository: str, reference: str, platform: str
+) -> BaseImage:
+    manifest = await client.manifest(repository, reference)
+    if manifest.media_type in (mt.OCI_INDEX, mt.DOCKER_MANIFEST_LIST):
+        wanted = dict(zip(("os", "architecture", "variant"), platform.split("/"), strict=False))
+        entries = manifest.json().get("manifests") or []
+        chosen = next(
+            (
+                entry
+                for entry in entries
+                if all((entry.get("platform") or {}).get(k) == v for k, v in wanted.items())
+            ),
+            None,
+        )
+        if chosen is None:
+            raise RegistryRefused(404, f"no {platform} image in {repository}:{reference}")
+        manifest = await client.manifest(repository, str(chosen["digest"]))
+    document = manifest.json()
+    config = json.loads(await client.blob(repository, str(document["config"]["digest"])))
+    return BaseImage(document, manifest.media_type, config)
+
+
+def registry_host(url: str) -> str:
+    return urlsplit(url).netloc

@@ -1,0 +1,310 @@
+"""Build requests in, results out: one message is one build, at most once.
+
+For each ``build.request`` the worker makes sure a build document exists (``build_id`` is
+the idempotency key), takes it with a lease, runs it under the time limit while renewing the
+lease (and noticing a cancellation), and records the outcome with its ``build.succeeded`` or
+``build.failed`` event in one transaction. A request that cannot be read fails with
+``request_invalid`` and is acknowledged: a poison message is never redelivered forever.
+Log lines and everything else that leaves the builder have sensitive values masked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from services.builder.build import BuildEnvironment, BuildFailed, run_build
+from shared.build_requests import BuildRequest, RequestInvalid, build_id_of, parse_build_request
+from shared.events.envelope import build_event
+from shared.metadata.builds import TERMINAL
+from shared.metadata.store import MetadataStore
+
+log = structlog.get_logger("spacedock.builder")
+LEASE = dt.timedelta(seconds=30)
+RENEW_SECONDS = 10.0
+LAST_LINES = 20
+MASK = "********"
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    body: bytes
+    correlation_id: str | None = None
+    reply_to: str | None = None
+
+
+class BuildLog:
+    """A build's log lines, masked, kept in memory and flushed to its document."""
+
+    def __init__(self, secrets: list[str]) -> None:
+        self.secrets = [s for s in secrets if s]
+        self.lines: list[str] = []
+        self._flushed = 0
+
+    def __call__(self, line: str) -> None:
+        for secret in self.secrets:
+            line = line.replace(secret, MASK)
+        self.lines.append(line[:4000])
+
+    def unflushed(self) -> list[str]:
+        lines, self._flushed = self.lines[self._flushed :], len(self.lines)
+        return lines
+
+
+class BuildWorker:
+    def __init__(
+        self,
+        metadata: MetadataStore,
+        environment: BuildEnvironment,
+        *,
+        owner: str,
+        source: str,
+        time_limit: float,
+        notify: Any = None,
+    ) -> None:
+        self.metadata = metadata
+        self.builds = metadata.builds
+        self.environment = environment
+        self.owner = owner
+        self.source = source
+        self.time_limit = time_limit
+        self._notify = notify or (lambda: None)
+
+    async def handle(self, command: Command) -> None:
+        """Process one request to its end; never raises for a bad request."""
+        data: Any = None
+        try:
+            data = _request_data(command.body)
+            request = parse_build_request(data)
+        except RequestInvalid as exc:
+            await self._refuse(command, data, str(exc))
+            return
+        doc = await self._document(request, command)
+        if doc["status"] in TERMINAL:
+            log.info("build_already_done", build_id=request.build_id, status=doc["status"])
+            await self._answer_again(doc, command)
+            return
+        claimed = await self.builds.claim(request.build_id, self.owner, LEASE)
+        if claimed is None:
+            log.info("build_taken_elsewhere", build_id=request.build_id)
+            return
+        await self._run(request, claimed)
+
+    async def _document(self, request: BuildRequest, command: Command) -> dict[str, Any]:
+        now = dt.datetime.now(dt.UTC)
+        doc, created = await self.builds.create(
+            {
+                "_id": request.build_id,
+                "space": request.space,
+                "status": "queued",
+                "request": request.public(),
+                "created_at": now,
+                "started_at": None,
+                "finished_at": None,
+                "result": None,
+                "error": None,
+                "logs": [],
+                "cancel_requested": False,
+                "correlation_id": command.correlation_id,
+                "reply_to": command.reply_to,
+            }
+        )
+        if not created and (command.correlation_id or command.reply_to) and not doc.get("reply_to"):
+            await self.builds.collection.update_one(
+                {"_id": request.build_id},
+                {"$set": {"correlation_id": command.correlation_id, "reply_to": command.reply_to}},
+            )
+            doc = {**doc, "correlation_id": command.correlation_id, "reply_to": command.reply_to}
+        return doc
+
+    async def _run(self, request: BuildRequest, doc: dict[str, Any]) -> None:
+        build_log = BuildLog(sorted(request.sensitive_variables.values(), key=len, reverse=True))
+        correlation, reply_to = doc.get("correlation_id"), doc.get("reply_to")
+        started = time.monotonic()
+        base = {"build_id": request.build_id, "space": request.space}
+        await self.metadata.outbox.add(
+            [
+                build_event(
+                    "build.started",
+                    source=self.source,
+                    build_id=request.build_id,
+                    data={**base, "status": "running"},
+                    correlation_id=correlation,
+                )
+            ]
+        )
+        self._notify()
+        log.info("build_started", build_id=request.build_id, space=request.space)
+        task = asyncio.ensure_future(self._execute(request, build_log))
+        cancelled = asyncio.Event()
+        watcher = asyncio.ensure_future(self._watch(request.build_id, task, build_log, cancelled))
+        status = "failed"
+        fields: dict[str, Any] = {}
+        try:
+            outcome = await asyncio.wait_for(asyncio.shield(task), self.time_limit)
+            image = outcome.image
+            result = {
+                **base,
+                "status": "succeeded",
+                "image": image,
+                "digest": outcome.digest,
+                "reference": f"{image}@{outcome.digest}",
+                "strategy": outcome.strategy,
+                "duration_ms": int((time.monotonic() - started) * 1000),
+            }
+            status, fields = "succeeded", {"result": result, "error": None}
+        except TimeoutError:
+            await _stop(task)
+            limit = f"the build took longer than {self.time_limit:g}s"
+            fields = self._failure(base, "timeout", limit, build_log, started)
+        except asyncio.CancelledError:
+            if not cancelled.is_set():
+                await _stop(task)
+                raise  # the worker itself is stopping: the lease lapses and another resumes
+            status = "cancelled"
+            fields = self._failure(base, "cancelled", "the build was cancelled", build_log, started)
+            fields["result"]["status"] = "cancelled"
+        except BuildFailed as exc:
+            fields = self._failure(base, exc.code, exc.message, build_log, started)
+        except Exception as exc:  # a bug: the build fails, the worker goes on
+            log.exception("build_crashed", build_id=request.build_id)
+            fields = self._failure(base, "internal_error", type(exc).__name__, build_log, started)
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+        await self.builds.append_logs(request.build_id, build_log.unflushed())
+        kind = "build.succeeded" if status == "succeeded" else "build.failed"
+        event = build_event(
+            kind,
+            source=self.source,
+            build_id=request.build_id,
+            data=fields["result"],
+            correlation_id=correlation,
+            reply_to=reply_to,
+        )
+        await self.builds.finish(request.build_id, self.owner, status, fields, [event])
+        self._notify()
+        log.info(
+            "build_finished",
+            build_id=request.build_id,
+            status=status,
+            code=(fields.get("error") or {}).get("code"),
+        )
+
+    def _failure(
+        self, base: dict[str, Any], code: str, message: str, build_log: BuildLog, started: float
+    ) -> dict[str, Any]:
+        for secret in build_log.secrets:
+            message = message.replace(secret, MASK)
+        error = {"code": code, "message": message}
+        build_log(f"failed: {code}: {message}")
+        result = {
+            **base,
+            "status": "failed",
+            "error": error,
+            "logs": build_log.lines[-LAST_LINES:],
+            "duration_ms": int((time.monotonic() - started) * 1000),
+        }
+        return {"result": result, "error": error}
+
+    async def _execute(self, request: BuildRequest, build_log: BuildLog) -> Any:
+        with tempfile.TemporaryDirectory(
+            prefix=f"spacedock-build-{request.build_id[:40]}-"
+        ) as scratch:
+            return await run_build(request, Path(scratch), self.environment, build_log)
+
+    async def _watch(
+        self,
+        build_id: str,
+        task: asyncio.Future[Any],
+        build_log: BuildLog,
+        cancelled: asyncio.Event,
+    ) -> None:
+        """Renew the lease, save log lines, and stop the build when it is cancelled."""
+        while not task.done():
+            await asyncio.sleep(RENEW_SECONDS)
+            await self.builds.append_logs(build_id, build_log.unflushed())
+            doc = await self.builds.renew(build_id, self.owner, LEASE)
+            if doc is None or doc.get("cancel_requested"):
+                cancelled.set()
+                task.cancel()
+                return
+
+    async def _refuse(self, command: Command, data: Any, message: str) -> None:
+        build_id = build_id_of(data)
+        error = {"code": "request_invalid", "message": message}
+        space = data.get("space") if isinstance(data, dict) else None
+        result = {"build_id": build_id, "space": space, "status": "failed", "error": error}
+        event = build_event(
+            "build.failed",
+            source=self.source,
+            build_id=build_id or "unknown",
+            data=result,
+            correlation_id=command.correlation_id,
+            reply_to=command.reply_to,
+        )
+        log.warning("build_request_invalid", build_id=build_id, error=message)
+        if build_id is not None and isinstance(result["space"], str):
+            now = dt.datetime.now(dt.UTC)
+            doc: dict[str, Any] = {
+                "_id": build_id,
+                "space": result["space"],
+                "status": "failed",
+                "request": None,
+                "created_at": now,
+                "started_at": None,
+                "finished_at": now,
+                "result": result,
+                "error": error,
+                "logs": [],
+                "cancel_requested": False,
+            }
+            _, created = await self.builds.create(doc, [event])
+            if created:
+                self._notify()
+                return
+        await self.metadata.outbox.add([event])
+        self._notify()
+
+    async def _answer_again(self, doc: dict[str, Any], command: Command) -> None:
+        """A repeated request gets the first result (to its reply queue) and builds nothing."""
+        if not command.reply_to or doc.get("result") is None:
+            return
+        kind = "build.succeeded" if doc["status"] == "succeeded" else "build.failed"
+        event = build_event(
+            kind,
+            source=self.source,
+            build_id=doc["_id"],
+            data=doc["result"],
+            correlation_id=command.correlation_id,
+        )
+        # Only to the requester's queue (the default exchange routes by queue name).
+        await self.metadata.outbox.add([event], exchange="", routing_key=command.reply_to)
+        self._notify()
+
+
+async def _stop(task: asyncio.Future[Any]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await task
+
+
+def _request_data(body: bytes) -> Any:
+    """The request's data: a CloudEvent's ``data``, or the bare request."""
+    try:
+        document = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise RequestInvalid("the message is not JSON") from exc
+    if isinstance(document, dict) and "specversion" in document:
+        return document.get("data")
+    return document

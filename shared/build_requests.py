@@ -1,0 +1,159 @@
+"""Build requests (PRODUCT.md §7), validated the same way whether they come over AMQP or
+through ``POST /api/v1/spaces/{space}/builds`` (pure)."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from shared.oci.errors import NameInvalid
+from shared.oci.names import SPACE_RE, RepositoryName, is_tag
+
+BUILD_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+MAX_VARIABLES = 10_000
+MAX_VALUE_LENGTH = 1024 * 1024
+FIELDS = {
+    "build_id", "space", "sdi", "image", "deployment", "variables", "sensitive_variables",
+    "packages", "platform", "build_args",
+}  # fmt: skip
+
+
+class RequestInvalid(ValueError):
+    code = "request_invalid"
+
+
+@dataclass(frozen=True, slots=True)
+class BuildRequest:
+    build_id: str
+    space: str
+    sdi_id: str
+    sdi_version: str
+    repository: str  # inside the space
+    tag: str
+    deployment: dict[str, Any]
+    variables: dict[str, str]
+    sensitive_variables: dict[str, str] = field(repr=False)
+    packages: dict[str, str]
+    platform: str = "linux/amd64"
+    build_args: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def full_repository(self) -> str:
+        return f"{self.space}/{self.repository}"
+
+    def public(self) -> dict[str, Any]:
+        """The request as it may be stored and shown: sensitive values replaced by names."""
+        return {
+            "build_id": self.build_id,
+            "space": self.space,
+            "sdi": {"id": self.sdi_id, "version": self.sdi_version},
+            "image": {"repository": self.repository, "tag": self.tag},
+            "deployment": self.deployment,
+            "variables": self.variables,
+            "sensitive_variables": sorted(self.sensitive_variables),
+            "packages": self.packages,
+            "platform": self.platform,
+        }
+
+
+def build_id_of(data: Any) -> str | None:
+    """The request's build id when it has a usable one (to report a failure against)."""
+    if isinstance(data, dict):
+        value = data.get("build_id")
+        if isinstance(value, str) and BUILD_ID_RE.fullmatch(value):
+            return value
+    return None
+
+
+def parse_build_request(data: Any, *, space: str | None = None) -> BuildRequest:
+    if not isinstance(data, dict):
+        raise RequestInvalid("a build request is a JSON object")
+    unknown = sorted(set(data) - FIELDS)
+    if unknown:
+        raise RequestInvalid(f"unknown fields: {', '.join(unknown)}")
+    build_id = data.get("build_id")
+    if build_id is None:
+        build_id = f"build-{uuid.uuid4().hex}"
+    elif not isinstance(build_id, str) or not BUILD_ID_RE.fullmatch(build_id):
+        raise RequestInvalid("build_id must be 1-128 letters, digits, '.', '_' or '-'")
+    request_space = data.get("space", space)
+    if space is not None and request_space != space:
+        raise RequestInvalid(f"space {request_space!r} does not match the path's {space!r}")
+    if not isinstance(request_space, str) or not SPACE_RE.fullmatch(request_space):
+        raise RequestInvalid("space must be a space id such as spaces-1")
+    sdi = _object(data.get("sdi"), "sdi", {"id", "version"}, required=True)
+    sdi_id, sdi_version = _text(sdi.get("id"), "sdi.id"), _text(sdi.get("version"), "sdi.version")
+    deployment = _object(data.get("deployment"), "deployment", None, required=False)
+    image = _object(data.get("image"), "image", {"repository", "tag"}, required=False)
+    repository = image.get("repository", sdi_id.lower())
+    deployment_id = deployment.get("id")
+    default_tag = f"{sdi_version}-{deployment_id}" if deployment_id else sdi_version
+    tag = image.get("tag", default_tag)
+    if not isinstance(repository, str) or not isinstance(tag, str):
+        raise RequestInvalid("image.repository and image.tag must be strings")
+    try:
+        RepositoryName.parse(f"{request_space}/{repository}")
+    except NameInvalid as exc:
+        raise RequestInvalid(f"image.repository {repository!r} is not a repository name") from exc
+    if not is_tag(tag):
+        raise RequestInvalid(f"image.tag {tag!r} is not a valid tag")
+    platform = data.get("platform", "linux/amd64")
+    if not isinstance(platform, str) or not re.fullmatch(
+        r"[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?", platform
+    ):
+        raise RequestInvalid("platform must look like linux/amd64")
+    return BuildRequest(
+        build_id=build_id,
+        space=request_space,
+        sdi_id=sdi_id,
+        sdi_version=sdi_version,
+        repository=repository,
+        tag=tag,
+        deployment=deployment,
+        variables=_strings(data.get("variables"), "variables"),
+        sensitive_variables=_strings(data.get("sensitive_variables"), "sensitive_variables"),
+        packages=_strings(data.get("packages"), "packages"),
+        platform=platform,
+        build_args=_strings(data.get("build_args"), "build_args"),
+    )
+
+
+def _object(value: Any, where: str, allowed: set[str] | None, *, required: bool) -> dict[str, Any]:
+    if value is None and not required:
+        return {}
+    if not isinstance(value, dict):
+        raise RequestInvalid(f"{where} must be an object")
+    if allowed is not None:
+        unknown = sorted(set(value) - allowed)
+        if unknown:
+            raise RequestInvalid(f"{where}: unknown fields {', '.join(unknown)}")
+    return value
+
+
+def _text(value: Any, where: str) -> str:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str) or not value.strip():
+        raise RequestInvalid(f"{where} is required")
+    return value.strip()
+
+
+def _strings(value: Any, where: str) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or len(value) > MAX_VARIABLES:
+        raise RequestInvalid(f"{where} must be an object of at most {MAX_VARIABLES} entries")
+    result: dict[str, str] = {}
+    for key, item in value.items():
+        if isinstance(item, bool):
+            item = "True" if item else "False"
+        elif isinstance(item, (int, float)):
+            item = str(item)
+        elif item is None:
+            item = ""
+        if not isinstance(item, str) or len(item) > MAX_VALUE_LENGTH or not key:
+            raise RequestInvalid(f"{where}.{str(key)[:100]} must be a string")
+        result[str(key)] = item
+    return result

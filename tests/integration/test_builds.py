@@ -1,0 +1,305 @@
+"""Source Docker Image builds through RabbitMQ and HTTP, with the assembled strategy (no
+Docker engine): the image in the registry holds every configured file, and the secret is
+nowhere but its files."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import tarfile
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import requests
+import yaml
+
+from tests.support.amqp import AMQP_URL
+from tests.support.builds import Requester, push_base_image, upload_package, zip_of
+from tests.support.oci import Client
+from tests.support.processes import (
+    BUILDER_KEY,
+    Builder,
+    Registry,
+    Service,
+    start_builder,
+    start_registry,
+)
+
+SECRET = "Server=db;Password=s3cret-#42"
+XDT = 'xmlns:xdt="http://schemas.microsoft.com/XML-Document-Transform"'
+
+
+@pytest.fixture(scope="module")
+def stack(
+    tmp_path_factory: pytest.TempPathFactory, mongo_server: Service
+) -> Iterator[tuple[Registry, Builder]]:
+    workdir = tmp_path_factory.mktemp("builds")
+    registry = start_registry(
+        workdir / "registry",
+        f"mongodb://127.0.0.1:{mongo_server.port}/builds_{uuid.uuid4().hex[:8]}",
+        extra_env={
+            "SPACEDOCK_AMQP_URL": AMQP_URL,
+            "SPACEDOCK_BUILDER_KEY": BUILDER_KEY,
+        },
+    )
+    builder = start_builder(workdir / "builder", registry)
+    yield registry, builder
+    builder.stop()
+    registry.stop()
+
+
+@pytest.fixture(scope="module")
+def sdi(stack: tuple[Registry, Builder]) -> dict[str, str]:
+    """A base image, an application package and an SDI that uses every feature."""
+    registry, _ = stack
+    client = Client.for_registry(registry.url, registry.auth)
+    suffix = uuid.uuid4().hex[:6]
+    base = f"spaces-1/base-{suffix}"
+    push_base_image(client, base, "1.0")
+    app_id, sdi_id = f"webapp-{suffix}", f"webapp-sdi-{suffix}"
+    upload_package(registry, "spaces-1", f"{app_id}.1.2.1.zip", zip_of(APP_FILES))
+    sdi_files = {
+        "Dockerfile": (
+            f"FROM {registry.host}/{base}:1.0\n"
+            "WORKDIR /app\n"
+            "COPY app/ ./\n"
+            "COPY entrypoint.sh /entrypoint.sh\n"
+            "ENV APP_ENV=#{Octopus.Environment.Name}\n"
+            'CMD ["/entrypoint.sh"]\n'
+        ),
+        "entrypoint.sh": (
+            "#!/bin/sh\necho #{AppName} #{Octopus.Deployment.Id} #{Octopus.Environment.Name}\n"
+        ),
+        "sdi.yaml": yaml.safe_dump(
+            {
+                "packages": [{"id": app_id, "version": "1.2.0", "extract_to": "app"}],
+                "features": {
+                    "substitute_in_files": ["entrypoint.sh", "Dockerfile", "app/run.sh"],
+                    "dotnet_config_transforms": True,
+                    "dotnet_config_variables": True,
+                    "structured_variables": [
+                        "app/appsettings.json", "app/config.yaml", "app/app.properties"
+                    ],
+                },
+            }
+        ),
+    }  # fmt: skip
+    upload_package(registry, "spaces-1", f"{sdi_id}.1.2.0.zip", zip_of(sdi_files))
+    return {"sdi": sdi_id, "app": app_id, "base": base}
+
+
+APP_FILES = {
+    "appsettings.json": json.dumps(
+        {"Logging": {"LogLevel": {"Default": "Information"}}, "ConnectionStrings": {"Db": "x"}}
+    ),
+    "config.yaml": "app:\n  name: placeholder   # comment kept\n  replicas: 1\n",
+    "app.properties": "db.url=jdbc:none\n",
+    "run.sh": "#!/bin/sh\nexec serve --env #{Octopus.Environment.Name}\n",
+    "Web.config": (
+        '<?xml version="1.0" encoding="utf-8"?>\n<configuration>\n'
+        '  <appSettings><add key="Environment" value="Dev" /><add key="AppName" value="?" />'
+        '</appSettings>\n  <connectionStrings><add name="Db" connectionString="local" />'
+        "</connectionStrings>\n</configuration>\n"
+    ),
+    "Web.Release.config": (
+        f'<configuration {XDT}><appSettings><add key="Release" value="yes" '
+        'xdt:Transform="Insert" /></appSettings></configuration>'
+    ),
+    "Web.Production.config": (
+        f'<configuration {XDT}><appSettings><add key="Environment" value="Production" '
+        'xdt:Transform="SetAttributes" xdt:Locator="Match(key)" /></appSettings></configuration>'
+    ),
+}
+
+
+def request_for(
+    sdi: dict[str, str], environment: str, deployment: str, **extra: Any
+) -> dict[str, Any]:
+    return {
+        "build_id": f"{deployment}-{uuid.uuid4().hex[:6]}",
+        "space": "spaces-1",
+        "sdi": {"id": sdi["sdi"], "version": "1.2.0"},
+        "image": {"repository": f"mywebapp-{sdi['sdi'][-6:]}", "tag": f"1.2.0-{deployment}"},
+        "deployment": {"id": deployment, "environment": environment, "project": "mywebapp",
+                       "release": "1.2.0", "tenant": None},
+        "variables": {"Logging:LogLevel:Default": "Warning", "AppName": "web",
+                      "app:name": "web-#{Octopus.Environment.Name}", "app:replicas": "3"},
+        "sensitive_variables": {"ConnectionStrings:Db": SECRET, "Db": SECRET,
+                                "db.url": "jdbc:postgresql://db/#{AppName}"},
+        "packages": {sdi["app"]: "1.2.1"},
+        **extra,
+    }  # fmt: skip
+
+
+def image_files(
+    client: Client, repository: str, reference: str
+) -> tuple[dict[str, Any], dict[str, bytes]]:
+    """The image's config and the files of its layers (later layers win)."""
+    manifest = client.request("GET", f"/v2/{repository}/manifests/{reference}").json()
+    config = client.request("GET", f"/v2/{repository}/blobs/{manifest['config']['digest']}").json()
+    files: dict[str, bytes] = {}
+    for layer in manifest["layers"]:
+        blob = client.request("GET", f"/v2/{repository}/blobs/{layer['digest']}").content
+        with tarfile.open(fileobj=io.BytesIO(gzip.decompress(blob))) as tar:
+            for member in tar.getmembers():
+                if member.isfile():
+                    extracted = tar.extractfile(member)
+                    assert extracted is not None
+                    files["/" + member.name] = extracted.read()
+    return config, files
+
+
+def test_a_build_request_over_amqp_becomes_an_environment_specific_image(
+    stack: tuple[Registry, Builder], sdi: dict[str, str]
+) -> None:
+    registry, builder = stack
+    requester = Requester()
+    results = {}
+    for environment, deployment in (("Production", "deployments-75"), ("Test", "deployments-76")):
+        request = request_for(sdi, environment, deployment)
+        requester.send(request, correlation_id=f"corr-{deployment}")
+        ((event, correlation),) = requester.replies(1)
+        assert correlation == f"corr-{deployment}"
+        assert event["type"] == "io.spacedock.build.succeeded", (event, builder.log_tail())
+        results[environment] = (request, event["data"])
+
+    client = Client.for_registry(registry.url, registry.auth)
+    for environment, (request, result) in results.items():
+        repository = f"spaces-1/{request['image']['repository']}"
+        tag = request["image"]["tag"]
+        assert result["image"] == f"{registry.host}/{repository}:{tag}"
+        assert result["reference"] == f"{result['image']}@{result['digest']}"
+        assert result["strategy"] == "assembled" and result["status"] == "succeeded"
+        config, files = image_files(client, repository, tag)
+        assert (
+            client.request("GET", f"/v2/{repository}/manifests/{tag}").headers[
+                "Docker-Content-Digest"
+            ]
+            == result["digest"]
+        )
+        settings = json.loads(files["/app/appsettings.json"])
+        assert settings["Logging"]["LogLevel"]["Default"] == "Warning"
+        assert settings["ConnectionStrings"]["Db"] == SECRET
+        assert (
+            "name: web-" + environment + "   # comment kept" in files["/app/config.yaml"].decode()
+        )
+        assert files["/app/app.properties"] == b"db.url=jdbc:postgresql://db/web\n"
+        assert files["/app/run.sh"].decode().endswith(f"--env {environment}\n")
+        deployment = request["deployment"]["id"]
+        assert (
+            files["/entrypoint.sh"] == f"#!/bin/sh\necho web {deployment} {environment}\n".encode()
+        )
+        web = files["/app/Web.config"].decode()
+        expected = "Production" if environment == "Production" else "Dev"
+        assert f'key="Environment" value="{expected}"' in web
+        assert 'key="Release" value="yes"' in web and 'key="AppName" value="web"' in web
+        assert f'connectionString="{SECRET}"' in web
+        assert files["/etc/base-release"] == b"spacedock test base\n"  # the base layer, mounted
+        assert f"APP_ENV={environment}" in config["config"]["Env"]
+        assert (
+            config["config"]["Cmd"] == ["/entrypoint.sh"]
+            and config["config"]["WorkingDir"] == "/app"
+        )
+        # The secret is in its files and nowhere else: config, history, result, status, logs.
+        assert SECRET not in json.dumps(config)
+        assert SECRET not in json.dumps(result)
+        status = requests.get(
+            f"{registry.url}/api/v1/spaces/spaces-1/builds/{request['build_id']}",
+            auth=registry.auth, timeout=10,
+        ).json()  # fmt: skip
+        logs = requests.get(
+            f"{registry.url}/api/v1/spaces/spaces-1/builds/{request['build_id']}/logs",
+            auth=registry.auth, timeout=10,
+        ).json()  # fmt: skip
+        assert status["status"] == "succeeded" and status["result"]["digest"] == result["digest"]
+        assert status["request"]["sensitive_variables"] == ["ConnectionStrings:Db", "Db", "db.url"]
+        assert SECRET not in json.dumps(status) and SECRET not in json.dumps(logs)
+        assert logs["logs"]
+    assert SECRET not in builder.log_path.read_text()
+    assert SECRET not in registry.service.log_path.read_text()
+
+
+def test_the_same_inputs_give_the_same_digest_and_a_repeat_builds_nothing(
+    stack: tuple[Registry, Builder], sdi: dict[str, str]
+) -> None:
+    _, builder = stack
+    requester = Requester()
+    request = request_for(sdi, "Production", "deployments-80")
+    requester.send(request)
+    ((first, _),) = requester.replies(1)
+    assert first["type"] == "io.spacedock.build.succeeded", builder.log_tail()
+    requester.send(request)  # redelivered, or sent again: the first result, no new build
+    ((again, _),) = requester.replies(1)
+    assert again["data"] == first["data"]
+    started = builder.log_path.read_text().count(f'"build_id": "{request["build_id"]}", "space"')
+    assert started <= 2  # one build_started and one build_finished line
+    other = request_for(sdi, "Production", "deployments-80")
+    other["image"]["tag"] = request["image"]["tag"]
+    requester.send(other)
+    ((second, _),) = requester.replies(1)
+    assert second["data"]["digest"] == first["data"]["digest"]
+    assert second["data"]["build_id"] != first["data"]["build_id"]
+
+
+def test_builds_through_http_and_their_status(
+    stack: tuple[Registry, Builder], sdi: dict[str, str]
+) -> None:
+    registry, builder = stack
+    url = f"{registry.url}/api/v1/spaces/spaces-1/builds"
+    request = request_for(sdi, "Staging", "deployments-90")
+    request.pop("space")
+    created = requests.post(url, json=request, auth=registry.auth, timeout=10)
+    assert created.status_code == 202, created.text
+    assert created.json() == {"build_id": request["build_id"], "status": "queued"}
+    again = requests.post(url, json=request, auth=registry.auth, timeout=10)
+    assert again.status_code == 202 and again.json()["build_id"] == request["build_id"]
+    deadline = time.monotonic() + 120
+    status: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        status = requests.get(f"{url}/{request['build_id']}", auth=registry.auth, timeout=10).json()
+        if status["status"] in ("succeeded", "failed", "cancelled"):
+            break
+        time.sleep(0.5)
+    assert status["status"] == "succeeded", (status, builder.log_tail())
+    assert status["started_at"] and status["finished_at"] and status["created_at"]
+    assert status["result"]["strategy"] == "assembled"
+    invalid = requests.post(url, json={"sdi": {}}, auth=registry.auth, timeout=10)
+    assert invalid.status_code == 422
+    finished = requests.delete(f"{url}/{request['build_id']}", auth=registry.auth, timeout=10)
+    assert finished.status_code == 409
+
+
+@pytest.mark.parametrize(
+    ("change", "code"),
+    [
+        (lambda r, s: r["sdi"].update(id="no-such-sdi"), "package_missing"),
+        (lambda r, s: r["packages"].update({s["app"]: "9.9.9"}), "package_missing"),
+        (lambda r, s: r.update(sdi={"version": "1"}), "request_invalid"),
+        (lambda r, s: r["image"].update(tag="bad tag!"), "request_invalid"),
+    ],
+)
+def test_failures_are_build_failed_events_with_codes(
+    stack: tuple[Registry, Builder], sdi: dict[str, str], change: Any, code: str
+) -> None:
+    requester = Requester()
+    request = request_for(sdi, "Production", "deployments-99")
+    change(request, sdi)
+    requester.send(request, correlation_id="failing")
+    ((event, correlation),) = requester.replies(1)
+    assert event["type"] == "io.spacedock.build.failed" and correlation == "failing"
+    assert event["data"]["error"]["code"] == code, event
+    assert SECRET not in json.dumps(event)
+
+
+def test_a_message_that_is_not_a_request_is_refused_not_redelivered(
+    stack: tuple[Registry, Builder],
+) -> None:
+    requester = Requester()
+    requester.send(None, raw=b"{not json", correlation_id="garbage")
+    ((event, correlation),) = requester.replies(1)
+    assert event["data"]["error"]["code"] == "request_invalid" and correlation == "garbage"
+    assert requester.replies(1, timeout=3) == []
