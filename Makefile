@@ -41,7 +41,7 @@ e2e: install services
 test: install services lint
 	$(BIN)/pytest tests/unit tests/integration tests/e2e
 
-bench: install deps
+bench: install deps services
 	$(BIN)/python -m tests.bench
 
 clean:

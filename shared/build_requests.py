@@ -16,7 +16,7 @@ MAX_VARIABLES = 10_000
 MAX_VALUE_LENGTH = 1024 * 1024
 FIELDS = {
     "build_id", "space", "sdi", "image", "deployment", "variables", "sensitive_variables",
-    "packages", "platform", "build_args",
+    "packages", "platform", "build_args", "strategy",
 }  # fmt: skip
 
 
@@ -38,6 +38,7 @@ class BuildRequest:
     packages: dict[str, str]
     platform: str = "linux/amd64"
     build_args: dict[str, str] = field(default_factory=dict)
+    strategy: str = "auto"  # or "assembled" / "docker" to insist on one
 
     @property
     def full_repository(self) -> str:
@@ -55,6 +56,7 @@ class BuildRequest:
             "sensitive_variables": sorted(self.sensitive_variables),
             "packages": self.packages,
             "platform": self.platform,
+            "strategy": self.strategy,
         }
 
 
@@ -104,7 +106,11 @@ def parse_build_request(data: Any, *, space: str | None = None) -> BuildRequest:
         r"[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?", platform
     ):
         raise RequestInvalid("platform must look like linux/amd64")
+    strategy = data.get("strategy", "auto")
+    if strategy not in ("auto", "assembled", "docker"):
+        raise RequestInvalid("strategy must be auto, assembled or docker")
     return BuildRequest(
+        strategy=strategy,
         build_id=build_id,
         space=request_space,
         sdi_id=sdi_id,

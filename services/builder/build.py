@@ -95,6 +95,12 @@ async def run_build(
     base_repository = _own_repository(base, env)
     if blocker is None and base_repository is None:
         blocker = f"the base image {base} is not in this registry"
+    if request.strategy == "assembled" and blocker is not None:
+        raise BuildFailed(
+            "strategy_unavailable", f"the assembled strategy cannot build this: {blocker}"
+        )
+    if request.strategy == "docker" and blocker is None:
+        blocker = "the request asks for the docker strategy"
     target = f"{request.space}/{request.repository}"
     if blocker is None:
         assert base_repository is not None
@@ -224,16 +230,18 @@ async def _assembled(
             )
     log(f"assembled {len(image.new_layers)} layer(s) in {time.monotonic() - started:.2f}s")
     target = f"{request.space}/{request.repository}"
-    try:
-        for layer in image.base_layers:
-            digest = str(layer["digest"])
-            if not await client.has_blob(target, digest) and not await client.mount(
-                target, digest, base_repository
-            ):
-                raise BuildFailed("push_refused", f"could not mount base layer {digest}")
-        for new in image.new_layers:
-            await client.upload(target, new.digest, path=new.path)
-        await client.upload(target, image.config_digest, data=image.config)
+
+    async def base_layer(digest: str) -> None:
+        # One request either way: a mount of a blob the target already holds is a no-op.
+        if not await client.mount(target, digest, base_repository):
+            raise BuildFailed("push_refused", f"could not mount base layer {digest}")
+
+    try:  # every blob at once, then the manifest that needs them all
+        await asyncio.gather(
+            *(base_layer(str(layer["digest"])) for layer in image.base_layers),
+            *(client.upload(target, new.digest, path=new.path) for new in image.new_layers),
+            client.upload(target, image.config_digest, data=image.config),
+        )
         digest = await client.put_manifest(
             target, request.tag, image.manifest, image.manifest_media_type
         )

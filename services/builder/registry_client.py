@@ -20,6 +20,8 @@ ACCEPT_MANIFESTS = ", ".join(
     [mt.OCI_INDEX, mt.DOCKER_MANIFEST_LIST, mt.OCI_MANIFEST, mt.DOCKER_MANIFEST]
 )
 CHUNK = 1024 * 1024
+# Below this a blob is sent rather than first asked about: one request instead of two.
+SKIP_CHECK_BELOW = 1024 * 1024
 
 
 class RegistryRefused(Exception):
@@ -103,12 +105,13 @@ class RegistryClient:
     async def upload(
         self, repository: str, digest: str, path: Path | None = None, data: bytes | None = None
     ) -> None:
-        """A blob in one request (``?digest=``), streamed from ``path`` or sent from memory."""
-        if await self.has_blob(repository, digest):
+        """A blob in one request (``?digest=``), streamed from ``path`` or sent from memory.
+        A large blob the repository already holds is not sent again."""
+        size = len(data) if data is not None else (path.stat().st_size if path else 0)
+        if size > SKIP_CHECK_BELOW and await self.has_blob(repository, digest):
             return
         url = f"{self.base}/v2/{repository}/blobs/uploads/"
         body: Any = data if data is not None else _file_chunks(path)
-        size = len(data) if data is not None else (path.stat().st_size if path else 0)
         headers = {"Content-Type": "application/octet-stream", "Content-Length": str(size)}
         async with self.session.post(
             url, params={"digest": digest}, data=body, headers=headers

@@ -49,11 +49,12 @@ class BuildLog:
         self.secrets = [s for s in secrets if s]
         self.lines: list[str] = []
         self._flushed = 0
+        self._started = time.monotonic()
 
     def __call__(self, line: str) -> None:
         for secret in self.secrets:
             line = line.replace(secret, MASK)
-        self.lines.append(line[:4000])
+        self.lines.append(f"[{time.monotonic() - self._started:7.3f}s] {line[:4000]}")
 
     def unflushed(self) -> list[str]:
         lines, self._flushed = self.lines[self._flushed :], len(self.lines)

@@ -21,6 +21,7 @@ import hashlib
 import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator
+from typing import Any
 
 import structlog
 
@@ -97,20 +98,59 @@ class Uploads:
                 await self._discard(claim)
                 claim.finished = True
                 raise
-            if (
-                await self.metadata.get_blob(str(digest)) is not None
-                and (await self.store.locate(str(digest))) is not None
-            ):
-                await self.store.abort_upload(upload_id, claim.storage)
-            else:
-                await self.store.commit_upload(upload_id, claim.storage, str(digest), size)
-                await self.metadata.record_blob(str(digest), size)
-            await self.metadata.touch_repository(name.full)
-            await self.metadata.link_blob(name.full, str(digest), size)
+            await self._commit(name, upload_id, claim.storage, digest, size)
             await self.metadata.delete_upload(upload_id)
             self._hashers.pop(upload_id, None)
             claim.finished = True
             return size
+
+    async def put_whole(
+        self,
+        name: RepositoryName,
+        digest: Digest,
+        chunks: AsyncIterator[bytes],
+        content_length: int | None,
+    ) -> int:
+        """A blob sent whole in one request (``POST ...?digest=`` with a body): hashed while
+        it is staged and committed at once, without a session document, since no later
+        request can continue it. Nothing is visible unless the digest matches."""
+        upload_id = str(uuid.uuid4())
+        state = await self.store.begin_upload(upload_id)
+        hasher = digest.hasher()
+        try:
+            size, state = await self.store.append_upload(upload_id, state, 0, chunks, hasher)
+            if content_length is not None and size != content_length:
+                raise errors.SizeInvalid(
+                    detail={"content_length": content_length, "received": size}
+                )
+            if hasher.hexdigest() != digest.hex:
+                raise errors.DigestInvalid(
+                    detail={
+                        "expected": str(digest),
+                        "computed": f"{digest.algorithm}:{hasher.hexdigest()}",
+                    }
+                )
+            await self._commit(name, upload_id, state, digest, size)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await self.store.abort_upload(upload_id, state)
+            raise
+        return size
+
+    async def _commit(
+        self, name: RepositoryName, upload_id: str, state: dict[str, Any], digest: Digest, size: int
+    ) -> None:
+        """Make the proven bytes the blob (unless storage holds it already) and link it."""
+        if (
+            await self.metadata.get_blob(str(digest)) is not None
+            and (await self.store.locate(str(digest))) is not None
+        ):
+            await self.store.abort_upload(upload_id, state)
+        else:
+            await self.store.commit_upload(upload_id, state, str(digest), size)
+            await self.metadata.record_blob(str(digest), size)
+        await self.metadata.touch_repository(name.full)
+        await self.metadata.link_blob(name.full, str(digest), size)
 
     async def put_stream(
         self, name: RepositoryName, chunks: AsyncIterator[bytes]

@@ -14,6 +14,7 @@ from pathlib import Path
 from types import FrameType
 
 from tests.bench import payloads as payload_files
+from tests.bench.builds import TARGET_RATIO, BuildFigures, measure_builds
 from tests.bench.errors import BenchError
 from tests.bench.registries import DISTRIBUTION_BINARY, running_registries
 from tests.bench.report import Measurement, table, write_json
@@ -34,7 +35,7 @@ def main() -> int:
     load_before = _load_average()
     started = time.monotonic()
     try:
-        measurements = run()
+        measurements, builds = run()
     except BenchError as exc:
         print(f"bench: {exc}", file=sys.stderr)
         return 1
@@ -43,13 +44,24 @@ def main() -> int:
         return 130
     elapsed = time.monotonic() - started
     print(table(measurements))
-    context = {"elapsed_seconds": round(elapsed, 1), "load_average_before": load_before}
+    print()
+    print(builds.table())
+    context = {
+        "elapsed_seconds": round(elapsed, 1),
+        "load_average_before": load_before,
+        "builds": {
+            "assembled_seconds": builds.assembled,
+            "docker_seconds": builds.docker,
+            "ratio": round(builds.ratio, 2),
+            "target_ratio": TARGET_RATIO,
+        },
+    }
     write_json(RESULTS_FILE, measurements, context)
     print(f"\n{elapsed:.0f} s; results written to {RESULTS_FILE.resolve()}")
     return 0
 
 
-def run() -> list[Measurement]:
+def run() -> tuple[list[Measurement], BuildFigures]:
     _require_tools()
     with payload_files.workspace() as workdir:
         _say(f"preparing payloads in {workdir}")
@@ -58,7 +70,10 @@ def run() -> list[Measurement]:
         _say("starting Distribution, SecantusDB and Spacedock")
         with running_registries(workdir / "registries") as registries:
             _say("running workloads (Distribution first, then Spacedock)")
-            return run_all(registries, payloads)
+            measurements = run_all(registries, payloads)
+        _say("building one SDI with the assembled and the docker strategy")
+        builds = measure_builds(workdir / "builds")
+    return measurements, builds
 
 
 def _require_tools() -> None:

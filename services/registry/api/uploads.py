@@ -41,11 +41,8 @@ async def start_upload(request: web.Request) -> web.Response:
     digest_param = request.query.get("digest")
     if digest_param is not None and mount is None:
         digest = Digest.parse(digest_param)
-        upload = await uploads.start(name)
         with request.app[metrics_key].uploads_in_flight.track_inprogress():
-            await uploads.finish(
-                name, upload.id, digest, body_chunks(request), content_length=request.content_length
-            )
+            await uploads.put_whole(name, digest, body_chunks(request), request.content_length)
         return _blob_created(name, str(digest))
 
     upload = await uploads.start(name)

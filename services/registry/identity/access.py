@@ -122,6 +122,7 @@ class AccessControl:
         self._loading_grants: SingleFlight[str, Grants | None] = SingleFlight()
         self._passwords: TtlCache[str, tuple[str, int]] = TtlCache(PASSWORD_CACHE_SECONDS, 10_000)
         self._checking_passwords: SingleFlight[str, Principal] = SingleFlight()
+        self._keys: TtlCache[str, tuple[str, str]] = TtlCache(PASSWORD_CACHE_SECONDS, 10_000)
         # Each scrypt run holds 16 MiB; a burst of logins must not multiply that.
         self._kdf_slots = asyncio.Semaphore(KDF_CONCURRENCY)
         self._kdf_waiting = 0
@@ -173,10 +174,16 @@ class AccessControl:
         return principal
 
     async def _api_key(self, username: str, key: api_keys.ApiKey) -> Principal | None:
-        stored = await self.accounts.get_api_key(key.id)
-        if stored is None or stored["username"] != username:
-            return None
-        if not api_keys.matches(key, stored["hash"]):
+        # A key's owner and hash never change, so they may be remembered; whether the key
+        # still exists is the account's grants' business (checked below, like tokens).
+        known = self._keys.get(key.id)
+        if known is None or not api_keys.matches(key, known[1]):
+            stored = await self.accounts.get_api_key(key.id)
+            if stored is None:
+                return None
+            known = (str(stored["username"]), str(stored["hash"]))
+            self._keys.put(key.id, known)
+        if known[0] != username or not api_keys.matches(key, known[1]):
             return None
         principal = Principal(username, key_credential(key.id))
         if not self._live(principal, await self.grants(username)):

@@ -204,6 +204,7 @@ SCHEMAS: dict[str, Any] = {
         packages={"type": "object", "additionalProperties": STRING},
         platform=STRING,
         build_args={"type": "object", "additionalProperties": STRING},
+        strategy={"type": "string", "enum": ["auto", "assembled", "docker"]},
     ),
     "BuildAccepted": _object(["build_id", "status"], build_id=STRING, status=STRING),
     "Build": _object(

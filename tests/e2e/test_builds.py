@@ -1,0 +1,162 @@
+"""Builds a deployment target pulls and runs: an SDI built with the assembled strategy and
+one that needs RUN (docker strategy), each pulled with the docker CLI and run."""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import requests
+import yaml
+
+from tests.support.amqp import AMQP_URL
+from tests.support.builds import upload_package, zip_of
+from tests.support.commands import succeed
+from tests.support.docker_cli import remove_images
+from tests.support.processes import (
+    BUILDER_KEY,
+    Builder,
+    Registry,
+    Service,
+    start_builder,
+    start_registry,
+)
+
+SECRET = "Password=e2e-s3cret"
+
+
+@pytest.fixture(scope="module")
+def stack(
+    tmp_path_factory: pytest.TempPathFactory, mongo_server: Service
+) -> Iterator[tuple[Registry, Builder]]:
+    workdir = tmp_path_factory.mktemp("e2e-builds")
+    registry = start_registry(
+        workdir / "registry",
+        f"mongodb://127.0.0.1:{mongo_server.port}/e2e_builds_{uuid.uuid4().hex[:8]}",
+        extra_env={"SPACEDOCK_AMQP_URL": AMQP_URL, "SPACEDOCK_BUILDER_KEY": BUILDER_KEY},
+    )
+    builder = start_builder(workdir / "builder", registry)
+    yield registry, builder
+    builder.stop()
+    registry.stop()
+
+
+@pytest.fixture(scope="module")
+def docker_env(
+    tmp_path_factory: pytest.TempPathFactory, stack: tuple[Registry, Builder]
+) -> dict[str, str]:
+    registry, _ = stack
+    config = tmp_path_factory.mktemp("docker-config")
+    env = {**os.environ, "DOCKER_CONFIG": str(config)}
+    succeed(
+        ["docker", "login", "--username", registry.username, "--password-stdin", registry.host],
+        stdin=registry.password + "\n",
+        env=env,
+    )
+    return env
+
+
+@pytest.fixture(scope="module")
+def base(
+    stack: tuple[Registry, Builder], busybox_image: str, docker_env: dict[str, str]
+) -> Iterator[str]:
+    """The locally made busybox image, pushed as this registry's base image."""
+    registry, _ = stack
+    reference = f"{registry.host}/spaces-1/busybox-base:1.0"
+    succeed(["docker", "tag", busybox_image, reference])
+    succeed(["docker", "push", reference], env=docker_env)
+    yield reference
+    remove_images(reference)
+
+
+def build(registry: Registry, request: dict[str, Any]) -> dict[str, Any]:
+    url = f"{registry.url}/api/v1/spaces/spaces-1/builds"
+    created = requests.post(url, json=request, auth=registry.auth, timeout=30)
+    assert created.status_code == 202, created.text
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        status = requests.get(f"{url}/{request['build_id']}", auth=registry.auth, timeout=30).json()
+        if status["status"] in ("succeeded", "failed", "cancelled"):
+            return dict(status)
+        time.sleep(0.5)
+    raise AssertionError(f"build {request['build_id']} did not finish")
+
+
+def sdi_package(registry: Registry, name: str, dockerfile: str, features: dict[str, Any]) -> None:
+    files = {
+        "Dockerfile": dockerfile,
+        "sdi.yaml": yaml.safe_dump({"features": features}),
+        "app/appsettings.json": '{"Greeting": "placeholder", "Db": "none"}',
+        "app/greet.sh": "#!/bin/sh\necho Hello from #{Octopus.Environment.Name}\n",
+    }
+    upload_package(registry, "spaces-1", f"{name}.1.0.0.zip", zip_of(files))
+
+
+def request(name: str, environment: str, deployment: str) -> dict[str, Any]:
+    return {
+        "build_id": f"{name}-{deployment}",
+        "sdi": {"id": name, "version": "1.0.0"},
+        "image": {"repository": name, "tag": f"1.0.0-{deployment}"},
+        "deployment": {"id": deployment, "environment": environment},
+        "variables": {"Greeting": f"hi {environment}"},
+        "sensitive_variables": {"Db": SECRET},
+    }
+
+
+FEATURES = {
+    "substitute_in_files": ["app/greet.sh"],
+    "structured_variables": ["app/appsettings.json"],
+}
+
+
+def test_assembled_and_docker_builds_pull_and_run(
+    stack: tuple[Registry, Builder], base: str, docker_env: dict[str, str]
+) -> None:
+    registry, builder = stack
+    suffix = uuid.uuid4().hex[:6]
+    assembled, with_run = f"e2e-config-{suffix}", f"e2e-run-{suffix}"
+    sdi_package(
+        registry, assembled,
+        f"FROM {base}\nCOPY app/ /app/\nCMD [\"/bin/sh\", \"/app/greet.sh\"]\n", FEATURES,
+    )  # fmt: skip
+    sdi_package(
+        registry, with_run,
+        f"FROM {base}\nCOPY app/ /app/\nRUN echo built-by-docker > /app/built.txt\n"
+        'CMD ["/bin/sh", "/app/greet.sh"]\n',
+        FEATURES,
+    )  # fmt: skip
+    pulled: list[str] = []
+    try:
+        for name, strategy in ((assembled, "assembled"), (with_run, "docker")):
+            for environment, deployment in (
+                ("Production", "deployments-1"),
+                ("Test", "deployments-2"),
+            ):
+                status = build(registry, request(name, environment, deployment))
+                assert status["status"] == "succeeded", (status, builder.log_tail())
+                result = status["result"]
+                assert result["strategy"] == strategy
+                image = result["image"]
+                pulled.append(image)
+                succeed(["docker", "pull", image], env=docker_env)
+                greeting = succeed(["docker", "run", "--rm", image]).stdout
+                assert greeting.strip() == f"Hello from {environment}"
+                settings = succeed(
+                    ["docker", "run", "--rm", image, "cat", "/app/appsettings.json"]
+                ).stdout
+                assert f"hi {environment}" in settings and SECRET in settings
+                inspect = succeed(["docker", "image", "inspect", image]).stdout
+                history = succeed(["docker", "history", "--no-trunc", image]).stdout
+                assert SECRET not in inspect and SECRET not in history
+                if strategy == "docker":
+                    built = succeed(
+                        ["docker", "run", "--rm", image, "cat", "/app/built.txt"]
+                    ).stdout
+                    assert built.strip() == "built-by-docker"
+    finally:
+        remove_images(*pulled)
+    assert SECRET not in builder.log_path.read_text()
