@@ -14,6 +14,7 @@ import getpass
 import json
 import os
 import sys
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -78,6 +79,32 @@ def add_verbs(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     push.add_argument("space")
     push.add_argument("file", help="<id>.<version>.<zip|tar.gz|tgz>")
     push.add_argument("--replace", action="store_true", help="replace an existing version")
+
+    builds = _group(commands, "builds", "Source Docker Image builds")
+    start = _verb(builds, "start", _builds_start)
+    start.add_argument("space")
+    start.add_argument("sdi", help="<id>:<version> of the SDI package")
+    start.add_argument("--deployment", required=True, help="e.g. deployments-75")
+    start.add_argument("--environment", required=True)
+    start.add_argument("--project")
+    start.add_argument("--release")
+    start.add_argument("--tenant")
+    start.add_argument("--repository", help="default: the SDI id")
+    start.add_argument("--tag", help="default: <sdi version>-<deployment>")
+    start.add_argument("--var", action="append", default=[], metavar="NAME=VALUE")
+    start.add_argument("--secret", action="append", default=[], metavar="NAME=VALUE")
+    start.add_argument("--package", action="append", default=[], metavar="ID=VERSION")
+    start.add_argument("--strategy", choices=["auto", "assembled", "docker"], default="auto")
+    start.add_argument("--build-id")
+    start.add_argument("--wait", action="store_true", help="until the build has finished")
+    for name, run_verb in (
+        ("show", _builds_show),
+        ("logs", _builds_logs),
+        ("cancel", _builds_cancel),
+    ):
+        verb = _verb(builds, name, run_verb)
+        verb.add_argument("space")
+        verb.add_argument("build_id")
 
     members = _group(commands, "members", "roles in a space")
     _verb(members, "list", _members_list).add_argument("space")
@@ -310,6 +337,65 @@ def _package_push(api: Api, args: argparse.Namespace) -> Any:
         raise AdminError(f"{file} is not a file")
     query = {"replace": "true"} if args.replace else {}
     return api.upload(f"/spaces/{args.space}/packages", file, query)
+
+
+def _pairs(items: list[str], what: str) -> dict[str, str]:
+    pairs = {}
+    for item in items:
+        name, equals, value = item.partition("=")
+        if not equals or not name:
+            raise AdminError(f"{what} {item!r}: expected NAME=VALUE")
+        pairs[name] = value
+    return pairs
+
+
+def _builds_start(api: Api, args: argparse.Namespace) -> Any:
+    sdi_id, colon, sdi_version = args.sdi.rpartition(":")
+    if not colon or not sdi_id:
+        raise AdminError("the SDI is <id>:<version>, e.g. mywebapp-sdi:1.2.0")
+    deployment = {
+        key: value
+        for key, value in {
+            "id": args.deployment,
+            "environment": args.environment,
+            "project": args.project,
+            "release": args.release,
+            "tenant": args.tenant,
+        }.items()
+        if value is not None
+    }
+    body: dict[str, Any] = {
+        "sdi": {"id": sdi_id, "version": sdi_version},
+        "deployment": deployment,
+        "variables": _pairs(args.var, "--var"),
+        "sensitive_variables": _pairs(args.secret, "--secret"),
+        "packages": _pairs(args.package, "--package"),
+        "strategy": args.strategy,
+    }
+    if args.build_id:
+        body["build_id"] = args.build_id
+    if args.repository or args.tag:
+        body["image"] = {k: v for k, v in (("repository", args.repository), ("tag", args.tag)) if v}
+    accepted = api.call("POST", f"/spaces/{args.space}/builds", body)
+    if not args.wait:
+        return accepted
+    while True:
+        status = api.call("GET", f"/spaces/{args.space}/builds/{accepted['build_id']}")
+        if status["status"] in ("succeeded", "failed", "cancelled"):
+            return status
+        time.sleep(1)
+
+
+def _builds_show(api: Api, args: argparse.Namespace) -> Any:
+    return api.call("GET", f"/spaces/{args.space}/builds/{args.build_id}")
+
+
+def _builds_logs(api: Api, args: argparse.Namespace) -> Any:
+    return api.call("GET", f"/spaces/{args.space}/builds/{args.build_id}/logs")
+
+
+def _builds_cancel(api: Api, args: argparse.Namespace) -> Any:
+    return api.call("DELETE", f"/spaces/{args.space}/builds/{args.build_id}")
 
 
 def _members_list(api: Api, args: argparse.Namespace) -> Any:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -51,14 +52,21 @@ class DockerEngine:
     ) -> str:
         """Build ``context``, push ``repository:tag``; the pushed manifest's digest."""
         loop = asyncio.get_running_loop()
+        stop = threading.Event()
 
         def log_from_thread(line: str) -> None:
             loop.call_soon_threadsafe(log, line)
 
-        return await asyncio.to_thread(
-            self._build_and_push, context, repository, tag, build_args, platform,
-            credentials, secrets, log_from_thread,
-        )  # fmt: skip
+        try:
+            return await asyncio.to_thread(
+                self._build_and_push, context, repository, tag, build_args, platform,
+                credentials, secrets, log_from_thread, stop,
+            )  # fmt: skip
+        except asyncio.CancelledError:
+            # The engine cannot be interrupted mid-step; the build ends there and is never
+            # pushed.
+            stop.set()
+            raise
 
     def _build_and_push(
         self,
@@ -70,13 +78,42 @@ class DockerEngine:
         credentials: tuple[str, str],
         secrets: Sequence[str],
         log: Log,
+        stop: threading.Event,
     ) -> str:
         client = self._docker()
         reference = f"{repository}:{tag}"
-        username, password = credentials
-        auth = {"username": username, "password": password}
-        registry = repository.split("/", 1)[0]
         try:
+            image = self._build(
+                client, context, reference, build_args, platform, credentials, log, stop
+            )
+            if stop.is_set():
+                raise DockerBuildError("cancelled", "the build was stopped before its push")
+            config = str(image.attrs.get("Config") or {})
+            if any(secret and secret in config for secret in secrets):
+                raise DockerBuildError(
+                    "sensitive_value_in_image",
+                    "a sensitive variable's value would be in the image config (ENV or LABEL)",
+                )
+            return self._push(client, repository, tag, credentials, log)
+        finally:  # whatever happened, the engine keeps no copy of a per-deployment image
+            with contextlib.suppress(ImageNotFound, APIError):
+                client.images.remove(reference, noprune=False)
+
+    def _build(
+        self,
+        client: docker.DockerClient,
+        context: Path,
+        reference: str,
+        build_args: dict[str, str],
+        platform: str,
+        credentials: tuple[str, str],
+        log: Log,
+        stop: threading.Event,
+    ) -> Any:
+        username, password = credentials
+        try:
+            # The base image may be in the registry: the engine pulls it as the builder.
+            registry = reference.split("/", 1)[0]
             client.login(username=username, password=password, registry=registry, reauth=True)
             for chunk in client.api.build(
                 path=str(context), tag=reference, buildargs=build_args or None,
@@ -85,19 +122,23 @@ class DockerEngine:
                 self._log_chunk(chunk, log)
                 if "error" in chunk:
                     raise DockerBuildError("dockerfile_failed", str(chunk["error"]).strip())
-            image = client.images.get(reference)
-        except BuildError as exc:
+                if stop.is_set():
+                    raise DockerBuildError("cancelled", "the build was stopped")
+            return client.images.get(reference)
+        except (BuildError, APIError, DockerException) as exc:
             raise DockerBuildError("dockerfile_failed", str(exc)) from exc
-        except (APIError, DockerException) as exc:
-            raise DockerBuildError("dockerfile_failed", str(exc)) from exc
+
+    def _push(
+        self,
+        client: docker.DockerClient,
+        repository: str,
+        tag: str,
+        credentials: tuple[str, str],
+        log: Log,
+    ) -> str:
+        auth = {"username": credentials[0], "password": credentials[1]}
+        digest = ""
         try:
-            config = str(image.attrs.get("Config") or {})
-            if any(secret and secret in config for secret in secrets):
-                raise DockerBuildError(
-                    "sensitive_value_in_image",
-                    "a sensitive variable's value would be in the image config (ENV or LABEL)",
-                )
-            digest = ""
             for chunk in client.api.push(
                 repository, tag=tag, stream=True, decode=True, auth_config=auth
             ):
@@ -106,14 +147,11 @@ class DockerEngine:
                     raise DockerBuildError("push_refused", str(chunk["error"]).strip())
                 aux = chunk.get("aux") or {}
                 digest = str(aux.get("Digest") or digest)
-            if not digest:
-                raise DockerBuildError("push_refused", "the engine reported no digest for the push")
-            return digest
         except (APIError, DockerException) as exc:
             raise DockerBuildError("push_refused", str(exc)) from exc
-        finally:
-            with contextlib.suppress(ImageNotFound, APIError):
-                client.images.remove(reference, noprune=False)
+        if not digest:
+            raise DockerBuildError("push_refused", "the engine reported no digest for the push")
+        return digest
 
     @staticmethod
     def _log_chunk(chunk: dict[str, Any], log: Log) -> None:

@@ -31,6 +31,7 @@ from shared.metadata.store import MetadataStore
 log = structlog.get_logger("spacedock.builder")
 LEASE = dt.timedelta(seconds=30)
 RENEW_SECONDS = 10.0
+CANCEL_CHECK_SECONDS = 1.0
 LAST_LINES = 20
 MASK = "********"
 
@@ -231,12 +232,17 @@ class BuildWorker:
         build_log: BuildLog,
         cancelled: asyncio.Event,
     ) -> None:
-        """Renew the lease, save log lines, and stop the build when it is cancelled."""
+        """Notice a cancellation within a second; renew the lease and save log lines."""
+        last_renewal = time.monotonic()
         while not task.done():
-            await asyncio.sleep(RENEW_SECONDS)
-            await self.builds.append_logs(build_id, build_log.unflushed())
-            doc = await self.builds.renew(build_id, self.owner, LEASE)
-            if doc is None or doc.get("cancel_requested"):
+            await asyncio.sleep(CANCEL_CHECK_SECONDS)
+            if time.monotonic() - last_renewal >= RENEW_SECONDS:
+                await self.builds.append_logs(build_id, build_log.unflushed())
+                doc = await self.builds.renew(build_id, self.owner, LEASE)
+                last_renewal = time.monotonic()
+            else:
+                doc = await self.builds.get(build_id)
+            if doc is None or doc.get("cancel_requested") or doc.get("owner") != self.owner:
                 cancelled.set()
                 task.cancel()
                 return

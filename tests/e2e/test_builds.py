@@ -160,3 +160,67 @@ def test_assembled_and_docker_builds_pull_and_run(
     finally:
         remove_images(*pulled)
     assert SECRET not in builder.log_path.read_text()
+
+
+def test_a_failing_run_step_is_dockerfile_failed(
+    stack: tuple[Registry, Builder], base: str
+) -> None:
+    registry, _ = stack
+    name = f"e2e-fail-{uuid.uuid4().hex[:6]}"
+    sdi_package(registry, name, f"FROM {base}\nRUN exit 3\n", {})
+    status = build(registry, request(name, "Test", "deployments-3"))
+    assert status["status"] == "failed"
+    assert status["error"]["code"] == "dockerfile_failed", status
+
+
+def test_a_running_build_is_cancelled_and_pushes_nothing(
+    stack: tuple[Registry, Builder], base: str
+) -> None:
+    registry, builder = stack
+    name = f"e2e-cancel-{uuid.uuid4().hex[:6]}"
+    sdi_package(registry, name, f"FROM {base}\nRUN sleep 20\n", {})
+    body = request(name, "Test", "deployments-4")
+    url = f"{registry.url}/api/v1/spaces/spaces-1/builds"
+    assert requests.post(url, json=body, auth=registry.auth, timeout=30).status_code == 202
+    deadline = time.monotonic() + 60
+    while (
+        requests.get(f"{url}/{body['build_id']}", auth=registry.auth, timeout=30).json()["status"]
+        != "running"
+    ):
+        assert time.monotonic() < deadline, builder.log_tail()
+        time.sleep(0.2)
+    time.sleep(2)  # well inside RUN sleep 20
+    cancel = requests.delete(f"{url}/{body['build_id']}", auth=registry.auth, timeout=30)
+    assert cancel.status_code == 202
+    started = time.monotonic()
+    status: dict[str, Any] = {}
+    while time.monotonic() - started < 15:
+        status = requests.get(f"{url}/{body['build_id']}", auth=registry.auth, timeout=30).json()
+        if status["status"] != "running":
+            break
+        time.sleep(0.2)
+    assert status["status"] == "cancelled", status
+    assert time.monotonic() - started < 5  # noticed within a second or so, not after the RUN
+    tags = requests.get(
+        f"{registry.url}/v2/spaces-1/{name}/tags/list", auth=registry.auth, timeout=30
+    )
+    assert tags.status_code == 404 or body["image"]["tag"] not in tags.json()["tags"]
+
+
+def test_a_build_over_its_time_limit_fails_with_timeout(
+    tmp_path_factory: pytest.TempPathFactory, stack: tuple[Registry, Builder], base: str
+) -> None:
+    registry, builder = stack
+    builder.stop()  # this test's builder, with a short limit, takes the queue
+    quick = start_builder(
+        tmp_path_factory.mktemp("quick-builder"), registry, SPACEDOCK_BUILD_TIMEOUT_SECONDS="10"
+    )
+    try:
+        name = f"e2e-slow-{uuid.uuid4().hex[:6]}"
+        sdi_package(registry, name, f"FROM {base}\nRUN sleep 30\n", {})
+        started = time.monotonic()
+        status = build(registry, request(name, "Test", "deployments-6"))
+        assert status["status"] == "failed" and status["error"]["code"] == "timeout", status
+        assert time.monotonic() - started < 25
+    finally:
+        quick.stop()

@@ -7,9 +7,11 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import os
 import tarfile
 import time
 import uuid
+import zipfile
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,8 +21,10 @@ import yaml
 
 from tests.support.amqp import AMQP_URL
 from tests.support.builds import Requester, push_base_image, upload_package, zip_of
+from tests.support.commands import run
 from tests.support.oci import Client
 from tests.support.processes import (
+    BIN,
     BUILDER_KEY,
     Builder,
     Registry,
@@ -303,3 +307,122 @@ def test_a_message_that_is_not_a_request_is_refused_not_redelivered(
     ((event, correlation),) = requester.replies(1)
     assert event["data"]["error"]["code"] == "request_invalid" and correlation == "garbage"
     assert requester.replies(1, timeout=3) == []
+
+
+def _sdi_with(registry: Registry, files: dict[str, str]) -> str:
+    sdi_id = f"case-{uuid.uuid4().hex[:8]}"
+    upload_package(registry, "spaces-1", f"{sdi_id}.1.0.0.zip", zip_of(files))
+    return sdi_id
+
+
+def _evil_zip() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("Dockerfile", "FROM spaces-1/x:1\n")
+        archive.writestr("../escape.txt", "out")
+    return buffer.getvalue()
+
+
+FAILURES = [
+    ("archive_path_traversal", None),
+    ("sdi_invalid", {"Dockerfile": "FROM spaces-1/x:1\n", "sdi.yaml": "packages: [[["}),
+    ("dockerfile_missing", {"readme.txt": "no Dockerfile here"}),
+    ("dockerfile_invalid", {"Dockerfile": "FROM spaces-1/x:1\nFROBNICATE now\n"}),
+    ("base_image_missing", {"Dockerfile": "FROM spaces-1/no-such-base:1.0\nCOPY a /a\n", "a": "x"}),
+    ("copy_source_missing", {"Dockerfile": "FROM {base}:1.0\nCOPY nothing-here /x\n"}),
+    ("sensitive_value_in_image", {
+        "Dockerfile": "FROM {base}:1.0\nENV DB=#{Db}\n",
+        "sdi.yaml": "features:\n  substitute_in_files: [Dockerfile]\n",
+    }),
+    ("strategy_unavailable", {"Dockerfile": "FROM {base}:1.0\nRUN make\n"}),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("code", "files"), FAILURES, ids=[code for code, _ in FAILURES])
+def test_every_failure_class_is_build_failed_with_its_code(
+    stack: tuple[Registry, Builder],
+    sdi: dict[str, str],
+    code: str,
+    files: dict[str, str] | None,
+) -> None:
+    registry, builder = stack
+    if files is None:
+        sdi_id = f"case-{uuid.uuid4().hex[:8]}"
+        upload_package(registry, "spaces-1", f"{sdi_id}.1.0.0.zip", _evil_zip())
+    else:
+        concrete = {name: text.replace("{base}", sdi["base"]) for name, text in files.items()}
+        sdi_id = _sdi_with(registry, concrete)
+    request = {
+        "build_id": f"fail-{uuid.uuid4().hex[:8]}",
+        "space": "spaces-1",
+        "sdi": {"id": sdi_id, "version": "1.0.0"},
+        "deployment": {"id": "deployments-5", "environment": "Test"},
+        "sensitive_variables": {"Db": SECRET},
+        "strategy": "assembled" if code == "strategy_unavailable" else "auto",
+    }
+    requester = Requester()
+    requester.send(request)
+    ((event, _),) = requester.replies(1)
+    assert event["type"] == "io.spacedock.build.failed", event
+    assert event["data"]["error"]["code"] == code, (event, builder.log_tail())
+    assert event["data"]["logs"], event
+    assert SECRET not in json.dumps(event)
+    status = requests.get(
+        f"{registry.url}/api/v1/spaces/spaces-1/builds/{request['build_id']}",
+        auth=registry.auth,
+        timeout=10,
+    ).json()
+    assert status["status"] == "failed" and status["error"]["code"] == code
+
+
+def test_builders_share_the_queue_and_each_build_runs_once(
+    tmp_path_factory: pytest.TempPathFactory,
+    stack: tuple[Registry, Builder],
+    sdi: dict[str, str],
+) -> None:
+    """Two builders consume one queue: every request is built exactly once, by one of them."""
+    registry, first = stack
+    second = start_builder(tmp_path_factory.mktemp("second-builder"), registry)
+    try:
+        requester = Requester()
+        requests_sent = [request_for(sdi, "Production", f"deployments-{200 + n}") for n in range(8)]
+        for request in requests_sent:
+            requester.send(request)
+        replies = requester.replies(8)
+        assert sorted(event["data"]["build_id"] for event, _ in replies) == sorted(
+            request["build_id"] for request in requests_sent
+        )
+        assert all(event["type"] == "io.spacedock.build.succeeded" for event, _ in replies)
+        logs = [first.log_path.read_text(), second.log_path.read_text()]
+        for request in requests_sent:
+            finished = [
+                log.count(f'"build_id": "{request["build_id"]}", "status": "succeeded"')
+                for log in logs
+            ]
+            assert sorted(finished) == [0, 1], (request["build_id"], finished)
+        assert all("build_finished" in log for log in logs)  # both took a share
+    finally:
+        second.stop()
+
+
+def test_the_cli_starts_a_build_and_waits_for_it(
+    stack: tuple[Registry, Builder], sdi: dict[str, str]
+) -> None:
+    registry, _ = stack
+    environment = {
+        **os.environ,
+        "SPACEDOCK_REGISTRY_URL": registry.url,
+        "SPACEDOCK_PASSWORD": registry.password,
+    }
+    command = [
+        str(BIN / "spacedock"), "builds", "start", "spaces-1", f"{sdi['sdi']}:1.2.0",
+        "--deployment", "deployments-300", "--environment", "Production",
+        "--var", "AppName=cli", "--secret", f"Db={SECRET}", "--package", f"{sdi['app']}=1.2.1",
+        "--repository", "from-cli", "--wait",
+    ]  # fmt: skip
+    result = run(command, env=environment, timeout=120)
+    assert result.returncode == 0, result.stderr
+    status = json.loads(result.stdout)
+    assert status["status"] == "succeeded", status
+    assert status["result"]["image"] == f"{registry.host}/spaces-1/from-cli:1.2.0-deployments-300"
+    assert SECRET not in result.stdout

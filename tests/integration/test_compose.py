@@ -227,3 +227,10 @@ def test_service_environment_is_accepted_by_settings(services: Services, name: s
     if name != "builder":
         assert settings.storage == "s3"
         assert settings.mongo_url is not None
+
+
+def test_registry_and_builder_agree_on_the_builder_key(services: Services) -> None:
+    """The registry registers the key the builder signs in with."""
+    registry, builder = (_environment(services[n]) for n in ("registry", "builder"))
+    assert registry["SPACEDOCK_BUILDER_KEY"] == builder["SPACEDOCK_BUILDER_KEY"]
+    assert builder["SPACEDOCK_MONGO_URL"] == registry["SPACEDOCK_MONGO_URL"]
