@@ -50,14 +50,16 @@ def _symlink(destination: Path, entry: str, target: str) -> None:
     if not target or target.startswith("/") or (len(target) > 1 and target[1] == ":"):
         raise ArchiveError("archive_link_escape", f"link {entry!r} points to an absolute path")
     path = _target(destination, entry)
-    if not _inside(destination, f"{path.parent.resolve()}/{target}"):
+    if not _inside(destination, f"{path.parent}/{target}"):
         raise ArchiveError("archive_link_escape", f"link {entry!r} points out of the folder")
     path.symlink_to(target)
 
 
 def _inside(destination: Path, candidate: str) -> bool:
-    root = str(destination.resolve())
-    resolved = os.path.normpath(candidate)
+    """Whether ``candidate`` lands in ``destination`` once every link already on disk along
+    its way is followed (``a -> .`` then ``a/a/../..`` is judged for what it really is)."""
+    root = os.path.realpath(destination)
+    resolved = os.path.realpath(candidate)
     return resolved == root or resolved.startswith(root + os.sep)
 
 
@@ -100,8 +102,13 @@ def extract(archive: Path, destination: Path, limits: Limits = Limits()) -> list
 
 
 def _target(destination: Path, relative: str) -> Path:
+    """Where an entry goes, its folder created; never a place outside ``destination``."""
     path = destination / relative
+    if not _inside(destination, str(path.parent)):
+        raise ArchiveError("archive_link_escape", f"{relative!r} would be written through a link")
     path.parent.mkdir(parents=True, exist_ok=True)
+    if not _inside(destination, str(path.parent)):
+        raise ArchiveError("archive_link_escape", f"{relative!r} would be written through a link")
     if path.is_symlink() or (path.exists() and not path.is_dir()):
         path.unlink()
     return path
@@ -154,7 +161,7 @@ def _extract_tar(archive: Path, destination: Path, budget: _Budget) -> list[str]
                     source = safe_relative(member.linkname, what="hard link target")
                 except ArchiveError as exc:
                     raise ArchiveError("archive_link_escape", str(exc)) from exc
-                real = (destination / source).resolve()
+                real = destination / source
                 if not _inside(destination, str(real)) or not real.is_file():
                     raise ArchiveError(
                         "archive_link_escape",

@@ -19,7 +19,7 @@ import stat
 import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import IO, Any
 
 from services.builder.archives import ArchiveError, safe_relative
@@ -27,10 +27,12 @@ from services.builder.dockerfile import (
     Dockerfile,
     DockerfileError,
     Instruction,
+    arg_declarations,
     copy_arguments,
     expand,
     key_values,
 )
+from services.builder.dockerignore import DockerIgnore
 from shared.oci import media_types as mt
 
 EPOCH = "1970-01-01T00:00:00Z"
@@ -92,6 +94,7 @@ class _State:
     history: list[dict[str, Any]] = field(default_factory=list)
     layers: list[LayerFile] = field(default_factory=list)
     shell: list[str] = field(default_factory=lambda: list(DEFAULT_SHELL))
+    ignore: DockerIgnore = field(default_factory=DockerIgnore)
 
     @property
     def env(self) -> dict[str, str]:
@@ -104,15 +107,27 @@ class _State:
 
 def base_reference(dockerfile: Dockerfile, build_args: dict[str, str]) -> str:
     """The FROM image, with ARGs declared before it expanded."""
+    words = expand(_from(dockerfile).arguments, _meta_args(dockerfile, build_args)).split()
+    return words[0]
+
+
+def _from(dockerfile: Dockerfile) -> Instruction:
+    for instruction in dockerfile.instructions:
+        if instruction.keyword == "FROM":
+            return instruction
+    raise DockerfileError("the Dockerfile has no FROM")
+
+
+def _meta_args(dockerfile: Dockerfile, build_args: dict[str, str]) -> dict[str, str]:
+    """ARGs declared before FROM: usable in FROM, and as defaults of ARGs redeclared after."""
     values: dict[str, str] = {}
     for instruction in dockerfile.instructions:
+        if instruction.keyword == "FROM":
+            break
         if instruction.keyword == "ARG":
-            for key, default in key_values(instruction, values):
-                values[key] = build_args.get(key, default)
-        elif instruction.keyword == "FROM":
-            words = expand(instruction.arguments, values).split()
-            return words[0]
-    raise DockerfileError("the Dockerfile has no FROM")
+            for name, default in arg_declarations(instruction, values):
+                values[name] = build_args.get(name, default or "")
+    return values
 
 
 def assemble(
@@ -132,19 +147,23 @@ def assemble(
     config.setdefault("rootfs", {"type": "layers", "diff_ids": []})
     config.setdefault("history", [])
     config["created"] = EPOCH
-    state = _State(config, {})
+    state = _State(config, {}, ignore=DockerIgnore.load(context))
+    meta = _meta_args(dockerfile, build_args)
     seen_from = False
     for instruction in dockerfile.instructions:
-        if instruction.keyword == "ARG":
-            for key, default in key_values(instruction, state.values()):
-                state.args[key] = build_args.get(key, default)
-            if seen_from:
-                state.history.append(_history(f"ARG {instruction.arguments}", empty=True))
-            continue
         if instruction.keyword == "FROM":
             seen_from = True
-            continue
-        _apply(instruction, state, context, scratch, docker_family)
+        elif not seen_from:
+            continue  # ARGs before FROM only feed FROM and later declarations
+        elif instruction.keyword == "ARG":
+            for name, default in arg_declarations(instruction, state.values()):
+                if name in build_args:
+                    state.args[name] = build_args[name]
+                else:
+                    state.args[name] = default if default is not None else meta.get(name, "")
+            state.history.append(_history(f"ARG {instruction.arguments}", empty=True))
+        else:
+            _apply(instruction, state, context, scratch, docker_family)
 
     config["history"] = list(config["history"]) + state.history
     config["rootfs"]["diff_ids"] = list(config["rootfs"].get("diff_ids", [])) + [
@@ -199,14 +218,13 @@ def _apply(
     if keyword == "WORKDIR":
         path = expand(instruction.arguments, values)
         current = settings.get("WorkingDir") or "/"
-        workdir = str(PurePosixPath(current) / path) if not path.startswith("/") else path
+        workdir = posixpath.normpath(path if path.startswith("/") else f"{current}/{path}")
         settings["WorkingDir"] = workdir
-        # The directory may be missing from the base: create it (and its parents) as Docker does.
-        parts = PurePosixPath(workdir).parts[1:]
-        directories = {
-            "/".join(parts[:depth]): _Entry("/".join(parts[:depth]), "dir", 0o755)
-            for depth in range(1, len(parts) + 1)
-        }
+        # The directory may be missing from the base: create it, as Docker does. Its parents
+        # are left out of the layer, so existing ones keep their owners and modes.
+        directories = {}
+        if workdir != "/":
+            directories[workdir.strip("/")] = _Entry(workdir.strip("/"), "dir", 0o755)
         media_type = mt.DOCKER_LAYER if docker_family else mt.OCI_LAYER
         state.layers.append(
             _write_layer(list(directories.values()), scratch, len(state.layers), media_type)
@@ -324,7 +342,11 @@ def _copy_entries(instruction: Instruction, state: _State, context: Path) -> lis
             relative = safe_relative(expand(pattern, values), what="COPY source")
         except ArchiveError as exc:
             raise AssembleError("copy_source_outside_context", str(exc)) from exc
-        matches = sorted(context.glob(relative)) if relative else [context]
+        matches = [
+            match
+            for match in (sorted(context.glob(relative)) if relative else [context])
+            if _within(context, match) and not state.ignore.excluded(_relative(context, match))
+        ]
         if not matches:
             raise AssembleError(
                 "copy_source_missing", f"line {instruction.line}: nothing matches {pattern!r}"
@@ -340,35 +362,38 @@ def _copy_entries(instruction: Instruction, state: _State, context: Path) -> lis
                 target_root = absolute
             target_root = target_root.strip("/")
             for entry in _walk(source, target_root, uid, gid, mode_override):
-                entries[entry.path] = entry
+                if entry.source is None or not state.ignore.excluded(
+                    _relative(context, entry.source)
+                ):
+                    entries[entry.path] = entry
     if not matched_any:
         raise AssembleError("copy_source_missing", f"line {instruction.line}: no sources")
     return list(entries.values())
 
 
+def _within(context: Path, path: Path) -> bool:
+    """Whether ``path`` (its links followed) stays in the context."""
+    root = context.resolve()
+    real = path.resolve()
+    return real == root or root in real.parents
+
+
+def _relative(context: Path, path: Path) -> str:
+    return path.relative_to(context).as_posix() if path != context else ""
+
+
 def _walk(source: Path, target: str, uid: int, gid: int, mode: int | None) -> Iterator[_Entry]:
     info = source.lstat()
     if stat.S_ISLNK(info.st_mode):
-        yield _Entry(target, "symlink", 0o777, uid, gid, link=str(source.readlink()))
+        yield _Entry(target, "symlink", 0o777, uid, gid, source, link=str(source.readlink()))
     elif stat.S_ISDIR(info.st_mode):
         if target:
-            yield _Entry(target, "dir", mode or 0o755, uid, gid)
+            yield _Entry(target, "dir", mode or 0o755, uid, gid, source)
         for child in sorted(source.iterdir(), key=lambda p: p.name):
             yield from _walk(child, f"{target}/{child.name}".strip("/"), uid, gid, mode)
     elif stat.S_ISREG(info.st_mode):
         executable = info.st_mode & 0o111
         yield _Entry(target, "file", mode or (0o755 if executable else 0o644), uid, gid, source)
-
-
-def _parents(path: str, entries: dict[str, _Entry]) -> dict[str, _Entry]:
-    """Directory entries for every ancestor of ``path`` not listed yet (root-owned)."""
-    parents: dict[str, _Entry] = {}
-    parts = PurePosixPath(path).parts[:-1]
-    for depth in range(1, len(parts) + 1):
-        directory = "/".join(parts[:depth])
-        if directory and directory not in entries:
-            parents[directory] = _Entry(directory, "dir", 0o755)
-    return parents
 
 
 class _HashingWriter(io.RawIOBase):
@@ -391,10 +416,10 @@ class _HashingWriter(io.RawIOBase):
 
 
 def _write_layer(entries: list[_Entry], scratch: Path, index: int, media_type: str) -> LayerFile:
+    """Entries only for what the instruction copies: folders above the destination are not
+    listed, so the base's (``/tmp`` at 1777, a user's home) keep their owners and modes; a
+    runtime creates missing ones."""
     listed = {entry.path: entry for entry in entries}
-    for entry in list(listed.values()):
-        for directory, parent in _parents(entry.path, listed).items():
-            listed.setdefault(directory, parent)
     scratch.mkdir(parents=True, exist_ok=True)
     path = scratch / f"layer-{index}.tar.gz"
     with path.open("wb") as out:

@@ -19,6 +19,7 @@ from services.builder.docker_engine import DockerBuildError, DockerEngine
 from services.builder.dockerfile import DockerfileError, parse_dockerfile
 from services.builder.features.pipeline import FeatureError, apply_features
 from services.builder.features.variables import VariableSet, system_variables
+from services.builder.redaction import holds_secret
 from services.builder.registry_client import RegistryClient, RegistryRefused
 from services.builder.sdi import SdiInvalid, parse_sdi
 from shared.build_requests import BuildRequest
@@ -92,7 +93,7 @@ async def run_build(
     except (DockerfileError, UnicodeDecodeError) as exc:
         raise BuildFailed("dockerfile_invalid", str(exc)) from exc
     blocker = dockerfile.assembled_blocker()
-    base_repository = _own_repository(base, env)
+    base_repository = await _own_repository(base, env)
     if blocker is None and base_repository is None:
         blocker = f"the base image {base} is not in this registry"
     if request.strategy == "assembled" and blocker is not None:
@@ -174,16 +175,24 @@ async def _newest(client: RegistryClient, space: str, package_id: str) -> str:
     return str(chosen)
 
 
-def _own_repository(reference: str, env: BuildEnvironment) -> tuple[str, str] | None:
-    """(repository, tag or digest) when ``reference`` names an image in this registry."""
+async def _own_repository(reference: str, env: BuildEnvironment) -> tuple[str, str] | None:
+    """(repository, tag or digest) when ``reference`` names an image in this registry: by
+    its host, or, for a name without one (``spaces-1/base:1.0``), when this registry has it
+    (``bitnami/nginx`` is left to the engine, which reads it as Docker Hub's)."""
     first, _, rest = reference.partition("/")
-    hosts = {env.public_host, env.registry_host}
-    if first in hosts:
-        name = rest
-    elif "." not in first and ":" not in first and first != "localhost" and rest:
-        name = reference  # "spaces-1/base:1.0": a space of this registry
-    else:
+    if first in {env.public_host, env.registry_host}:
+        return _split_reference(rest)
+    if "." in first or ":" in first or first == "localhost" or not rest:
         return None
+    location = _split_reference(reference)
+    try:
+        await env.client.manifest(*location)
+    except RegistryRefused:
+        return None
+    return location
+
+
+def _split_reference(name: str) -> tuple[str, str]:
     if "@" in name:
         repository, _, digest = name.partition("@")
         return repository, digest
@@ -221,13 +230,12 @@ async def _assembled(
         raise BuildFailed(exc.code, str(exc)) from exc
     except DockerfileError as exc:
         raise BuildFailed("dockerfile_invalid", str(exc)) from exc
-    for secret in variables.secrets():
-        if secret.encode() in image.config:
-            raise BuildFailed(
-                "sensitive_value_in_image",
-                "a sensitive variable's value would be in the image config (ENV, LABEL or "
-                "history); keep it in the files the SDI changes",
-            )
+    if holds_secret(json.loads(image.config), variables.secrets()):
+        raise BuildFailed(
+            "sensitive_value_in_image",
+            "a sensitive variable's value would be in the image config (ENV, LABEL or "
+            "history); keep it in the files the SDI changes",
+        )
     log(f"assembled {len(image.new_layers)} layer(s) in {time.monotonic() - started:.2f}s")
     target = f"{request.space}/{request.repository}"
 

@@ -13,6 +13,8 @@ from typing import Any
 import docker
 from docker.errors import APIError, BuildError, DockerException, ImageNotFound
 
+from services.builder.redaction import holds_secret
+
 Log = Callable[[str], None]
 
 
@@ -88,11 +90,12 @@ class DockerEngine:
             )
             if stop.is_set():
                 raise DockerBuildError("cancelled", "the build was stopped before its push")
-            config = str(image.attrs.get("Config") or {})
-            if any(secret and secret in config for secret in secrets):
+            history = client.api.history(reference)
+            if holds_secret([image.attrs.get("Config"), history], secrets):
                 raise DockerBuildError(
                     "sensitive_value_in_image",
-                    "a sensitive variable's value would be in the image config (ENV or LABEL)",
+                    "a sensitive variable's value would be in the image config or history "
+                    "(ENV, LABEL, a RUN line)",
                 )
             return self._push(client, repository, tag, credentials, log)
         finally:  # whatever happened, the engine keeps no copy of a per-deployment image

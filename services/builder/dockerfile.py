@@ -85,20 +85,20 @@ def parse_dockerfile(text: str) -> Dockerfile:
     start_line = 0
     for number, raw in enumerate(text.splitlines(), start=1):
         stripped = raw.strip()
-        if not pending and (not stripped or stripped.startswith("#")):
-            continue
-        if pending and stripped.startswith("#"):
-            continue  # comments inside a continued instruction are dropped
+        if not stripped or stripped.startswith("#"):
+            continue  # blank lines and comments, also inside a continued instruction
         if not pending:
             start_line = number
+            raw = raw.lstrip()
+        # As Docker does: the escape and the line break go, the next line follows directly.
         if raw.rstrip().endswith(escape):
             pending.append(raw.rstrip()[:-1])
             continue
-        pending.append(raw)
-        instructions.append(_instruction(" ".join(part.strip() for part in pending), start_line))
+        pending.append(raw.rstrip())
+        instructions.append(_instruction("".join(pending), start_line))
         pending = []
     if pending:
-        instructions.append(_instruction(" ".join(part.strip() for part in pending), start_line))
+        instructions.append(_instruction("".join(pending), start_line))
     if not instructions or instructions[0].keyword not in ("FROM", "ARG"):
         raise DockerfileError("a Dockerfile starts with FROM (after optional ARGs)")
     if not any(i.keyword == "FROM" for i in instructions):
@@ -177,3 +177,18 @@ def key_values(instruction: Instruction, values: dict[str, str]) -> list[tuple[s
             )
         pairs.append((key, expand(value, values) if equals else ""))
     return pairs
+
+
+def arg_declarations(
+    instruction: Instruction, values: dict[str, str]
+) -> list[tuple[str, str | None]]:
+    """``ARG name[=default] ...``: each name with its default, or None when it has none."""
+    try:
+        words = shlex.split(instruction.arguments, posix=True)
+    except ValueError as exc:
+        raise DockerfileError(f"line {instruction.line}: {exc}") from exc
+    declared: list[tuple[str, str | None]] = []
+    for word in words:
+        name, equals, default = word.partition("=")
+        declared.append((name, expand(default, values) if equals else None))
+    return declared

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
 import json
 import tempfile
@@ -91,15 +92,26 @@ class BuildWorker:
             await self._refuse(command, data, str(exc))
             return
         doc = await self._document(request, command)
-        if doc["status"] in TERMINAL:
-            log.info("build_already_done", build_id=request.build_id, status=doc["status"])
-            await self._answer_again(doc, command)
-            return
-        claimed = await self.builds.claim(request.build_id, self.owner, LEASE)
-        if claimed is None:
-            log.info("build_taken_elsewhere", build_id=request.build_id)
-            return
-        await self._run(request, claimed)
+        deadline = time.monotonic() + self.time_limit + 3 * LEASE.total_seconds()
+        while True:
+            if doc["status"] in TERMINAL:
+                log.info("build_already_done", build_id=request.build_id, status=doc["status"])
+                await self._answer_again(doc, command)
+                return
+            claimed = await self.builds.claim(request.build_id, self.owner, LEASE)
+            if claimed is not None:
+                await self._run(request, claimed)
+                return
+            # Another builder holds it (this is a redelivery or a repeat): wait for its result,
+            # or for its lease to lapse if it died, keeping this message unacknowledged.
+            if time.monotonic() > deadline:
+                log.warning("build_held_too_long", build_id=request.build_id)
+                return
+            await asyncio.sleep(_wait_for(doc))
+            current = await self.builds.get(request.build_id)
+            if current is None:
+                return
+            doc = current
 
     async def _document(self, request: BuildRequest, command: Command) -> dict[str, Any]:
         now = dt.datetime.now(dt.UTC)
@@ -182,7 +194,7 @@ class BuildWorker:
             fields = self._failure(base, "internal_error", type(exc).__name__, build_log, started)
         finally:
             watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await watcher
         await self.builds.append_logs(request.build_id, build_log.unflushed())
         kind = "build.succeeded" if status == "succeeded" else "build.failed"
@@ -236,12 +248,16 @@ class BuildWorker:
         last_renewal = time.monotonic()
         while not task.done():
             await asyncio.sleep(CANCEL_CHECK_SECONDS)
-            if time.monotonic() - last_renewal >= RENEW_SECONDS:
-                await self.builds.append_logs(build_id, build_log.unflushed())
-                doc = await self.builds.renew(build_id, self.owner, LEASE)
-                last_renewal = time.monotonic()
-            else:
-                doc = await self.builds.get(build_id)
+            try:
+                if time.monotonic() - last_renewal >= RENEW_SECONDS:
+                    await self.builds.append_logs(build_id, build_log.unflushed())
+                    doc = await self.builds.renew(build_id, self.owner, LEASE)
+                    last_renewal = time.monotonic()
+                else:
+                    doc = await self.builds.get(build_id)
+            except Exception as exc:  # a metadata blip: the build goes on, try again soon
+                log.warning("build_watch_failed", build_id=build_id, error=str(exc)[:200])
+                continue
             if doc is None or doc.get("cancel_requested") or doc.get("owner") != self.owner:
                 cancelled.set()
                 task.cancel()
@@ -277,9 +293,15 @@ class BuildWorker:
                 "cancel_requested": False,
             }
             _, created = await self.builds.create(doc, [event])
-            if created:
-                self._notify()
-                return
+            if not created and command.reply_to:
+                # The id belongs to another request: answer this one, report nothing on it.
+                await self.metadata.outbox.add(
+                    [dataclasses.replace(event, reply_to=None)],
+                    exchange="",
+                    routing_key=command.reply_to,
+                )
+            self._notify()
+            return
         await self.metadata.outbox.add([event])
         self._notify()
 
@@ -300,6 +322,17 @@ class BuildWorker:
         self._notify()
 
 
+def _wait_for(doc: dict[str, Any]) -> float:
+    """Until the holder's lease ends (it renews while alive), within 0.5 to 5 seconds."""
+    until = doc.get("lease_until")
+    if not isinstance(until, dt.datetime):
+        return 1.0
+    if until.tzinfo is None:
+        until = until.replace(tzinfo=dt.UTC)
+    remaining = (until - dt.datetime.now(dt.UTC)).total_seconds()
+    return min(max(remaining, 0.5), 5.0)
+
+
 async def _stop(task: asyncio.Future[Any]) -> None:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -310,8 +343,8 @@ def _request_data(body: bytes) -> Any:
     """The request's data: a CloudEvent's ``data``, or the bare request."""
     try:
         document = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise RequestInvalid("the message is not JSON") from exc
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise RequestInvalid("the message is not JSON (or nests too deeply)") from exc
     if isinstance(document, dict) and "specversion" in document:
         return document.get("data")
     return document

@@ -13,8 +13,20 @@ import pytest
 import requests
 import yaml
 
-from tests.support.amqp import AMQP_URL
-from tests.support.builds import upload_package, zip_of
+from tests.support.amqp import AMQP_URL, fresh_vhost
+from tests.support.builds import (
+    APP_FILES,
+    IMAGE_FILES,
+    Requester,
+    check_files,
+    request_for,
+    sdi_files,
+    upload_package,
+    zip_of,
+)
+from tests.support.builds import (
+    SECRET as FULL_SECRET,
+)
 from tests.support.commands import succeed
 from tests.support.docker_cli import remove_images
 from tests.support.processes import (
@@ -208,14 +220,29 @@ def test_a_running_build_is_cancelled_and_pushes_nothing(
 
 
 def test_a_build_over_its_time_limit_fails_with_timeout(
-    tmp_path_factory: pytest.TempPathFactory, stack: tuple[Registry, Builder], base: str
+    tmp_path_factory: pytest.TempPathFactory,
+    mongo_server: Service,
+    busybox_image: str,
+    docker_env: dict[str, str],
 ) -> None:
-    registry, builder = stack
-    builder.stop()  # this test's builder, with a short limit, takes the queue
-    quick = start_builder(
-        tmp_path_factory.mktemp("quick-builder"), registry, SPACEDOCK_BUILD_TIMEOUT_SECONDS="10"
+    """A registry and builder of their own (and a virtual host of their own, so the module's
+    builder cannot take the request), with a 10 s limit."""
+    workdir = tmp_path_factory.mktemp("time-limit")
+    registry = start_registry(
+        workdir / "registry",
+        f"mongodb://127.0.0.1:{mongo_server.port}/time_limit_{uuid.uuid4().hex[:8]}",
+        extra_env={"SPACEDOCK_AMQP_URL": fresh_vhost(), "SPACEDOCK_BUILDER_KEY": BUILDER_KEY},
     )
+    quick = start_builder(workdir / "builder", registry, SPACEDOCK_BUILD_TIMEOUT_SECONDS="10")
+    base = f"{registry.host}/spaces-1/slow-base:1.0"
     try:
+        succeed(
+            ["docker", "login", "-u", registry.username, "--password-stdin", registry.host],
+            stdin=registry.password + "\n",
+            env=docker_env,
+        )
+        succeed(["docker", "tag", busybox_image, base])
+        succeed(["docker", "push", base], env=docker_env)
         name = f"e2e-slow-{uuid.uuid4().hex[:6]}"
         sdi_package(registry, name, f"FROM {base}\nRUN sleep 30\n", {})
         started = time.monotonic()
@@ -224,3 +251,51 @@ def test_a_build_over_its_time_limit_fails_with_timeout(
         assert time.monotonic() - started < 25
     finally:
         quick.stop()
+        registry.stop()
+        remove_images(base)
+
+
+def test_the_full_sdi_for_two_environments_pulled_run_and_every_file_checked(
+    stack: tuple[Registry, Builder], base: str, docker_env: dict[str, str]
+) -> None:
+    """The SDI with every feature, built over AMQP and over HTTP for two environments; each
+    image pulled with the docker CLI, run, and every configured file read from a container."""
+    registry, builder = stack
+    suffix = uuid.uuid4().hex[:6]
+    app_id, sdi_id = f"webapp-{suffix}", f"webapp-sdi-{suffix}"
+    upload_package(registry, "spaces-1", f"{app_id}.1.2.1.zip", zip_of(APP_FILES))
+    upload_package(registry, "spaces-1", f"{sdi_id}.1.2.0.zip", zip_of(sdi_files(base, app_id)))
+    sdi = {"sdi": sdi_id, "app": app_id}
+    requester = Requester()
+    images = []
+    try:
+        for environment, deployment, via in (
+            ("Production", "deployments-75", "amqp"),
+            ("Test", "deployments-76", "http"),
+        ):
+            body = request_for(sdi, environment, deployment)
+            if via == "amqp":
+                requester.send(body, correlation_id=deployment)
+                ((event, correlation),) = requester.replies(1)
+                assert correlation == deployment
+                assert event["type"] == "io.spacedock.build.succeeded", builder.log_tail()
+                result = event["data"]
+            else:
+                status = build(registry, body)
+                assert status["status"] == "succeeded", status
+                result = status["result"]
+            image = result["image"]
+            images.append(image)
+            succeed(["docker", "pull", image], env=docker_env)
+            said = succeed(["docker", "run", "--rm", image]).stdout
+            assert said.strip() == f"web {deployment} {environment}"
+            files = {
+                path: succeed(["docker", "run", "--rm", image, "cat", path]).stdout.encode()
+                for path in IMAGE_FILES
+            }
+            check_files(files, environment, deployment)
+            inspect = succeed(["docker", "image", "inspect", image]).stdout
+            assert FULL_SECRET not in inspect
+            assert FULL_SECRET not in succeed(["docker", "history", "--no-trunc", image]).stdout
+    finally:
+        remove_images(*images)

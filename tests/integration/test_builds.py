@@ -17,12 +17,30 @@ from typing import Any
 
 import pytest
 import requests
-import yaml
 
 from tests.support.amqp import AMQP_URL
-from tests.support.builds import Requester, push_base_image, upload_package, zip_of
+from tests.support.builds import (
+    APP_FILES,
+    SECRET,
+    Requester,
+    check_files,
+    layer_of,
+    push_base_image,
+    request_for,
+    sdi_files,
+    upload_package,
+    zip_of,
+)
 from tests.support.commands import run
-from tests.support.oci import Client
+from tests.support.oci import (
+    OCI_CONFIG,
+    OCI_INDEX,
+    OCI_LAYER,
+    OCI_MANIFEST,
+    Client,
+    canonical,
+    digest_of,
+)
 from tests.support.processes import (
     BIN,
     BUILDER_KEY,
@@ -32,9 +50,6 @@ from tests.support.processes import (
     start_builder,
     start_registry,
 )
-
-SECRET = "Server=db;Password=s3cret-#42"
-XDT = 'xmlns:xdt="http://schemas.microsoft.com/XML-Document-Transform"'
 
 
 @pytest.fixture(scope="module")
@@ -66,77 +81,9 @@ def sdi(stack: tuple[Registry, Builder]) -> dict[str, str]:
     push_base_image(client, base, "1.0")
     app_id, sdi_id = f"webapp-{suffix}", f"webapp-sdi-{suffix}"
     upload_package(registry, "spaces-1", f"{app_id}.1.2.1.zip", zip_of(APP_FILES))
-    sdi_files = {
-        "Dockerfile": (
-            f"FROM {registry.host}/{base}:1.0\n"
-            "WORKDIR /app\n"
-            "COPY app/ ./\n"
-            "COPY entrypoint.sh /entrypoint.sh\n"
-            "ENV APP_ENV=#{Octopus.Environment.Name}\n"
-            'CMD ["/entrypoint.sh"]\n'
-        ),
-        "entrypoint.sh": (
-            "#!/bin/sh\necho #{AppName} #{Octopus.Deployment.Id} #{Octopus.Environment.Name}\n"
-        ),
-        "sdi.yaml": yaml.safe_dump(
-            {
-                "packages": [{"id": app_id, "version": "1.2.0", "extract_to": "app"}],
-                "features": {
-                    "substitute_in_files": ["entrypoint.sh", "Dockerfile", "app/run.sh"],
-                    "dotnet_config_transforms": True,
-                    "dotnet_config_variables": True,
-                    "structured_variables": [
-                        "app/appsettings.json", "app/config.yaml", "app/app.properties"
-                    ],
-                },
-            }
-        ),
-    }  # fmt: skip
-    upload_package(registry, "spaces-1", f"{sdi_id}.1.2.0.zip", zip_of(sdi_files))
+    files = sdi_files(f"{registry.host}/{base}:1.0", app_id)
+    upload_package(registry, "spaces-1", f"{sdi_id}.1.2.0.zip", zip_of(files))
     return {"sdi": sdi_id, "app": app_id, "base": base}
-
-
-APP_FILES = {
-    "appsettings.json": json.dumps(
-        {"Logging": {"LogLevel": {"Default": "Information"}}, "ConnectionStrings": {"Db": "x"}}
-    ),
-    "config.yaml": "app:\n  name: placeholder   # comment kept\n  replicas: 1\n",
-    "app.properties": "db.url=jdbc:none\n",
-    "run.sh": "#!/bin/sh\nexec serve --env #{Octopus.Environment.Name}\n",
-    "Web.config": (
-        '<?xml version="1.0" encoding="utf-8"?>\n<configuration>\n'
-        '  <appSettings><add key="Environment" value="Dev" /><add key="AppName" value="?" />'
-        '</appSettings>\n  <connectionStrings><add name="Db" connectionString="local" />'
-        "</connectionStrings>\n</configuration>\n"
-    ),
-    "Web.Release.config": (
-        f'<configuration {XDT}><appSettings><add key="Release" value="yes" '
-        'xdt:Transform="Insert" /></appSettings></configuration>'
-    ),
-    "Web.Production.config": (
-        f'<configuration {XDT}><appSettings><add key="Environment" value="Production" '
-        'xdt:Transform="SetAttributes" xdt:Locator="Match(key)" /></appSettings></configuration>'
-    ),
-}
-
-
-def request_for(
-    sdi: dict[str, str], environment: str, deployment: str, **extra: Any
-) -> dict[str, Any]:
-    return {
-        "build_id": f"{deployment}-{uuid.uuid4().hex[:6]}",
-        "space": "spaces-1",
-        "sdi": {"id": sdi["sdi"], "version": "1.2.0"},
-        "image": {"repository": f"mywebapp-{sdi['sdi'][-6:]}", "tag": f"1.2.0-{deployment}"},
-        "deployment": {"id": deployment, "environment": environment, "project": "mywebapp",
-                       "release": "1.2.0", "tenant": None},
-        "variables": {"Logging:LogLevel:Default": "Warning", "AppName": "web",
-                      "app:name": "web-#{Octopus.Environment.Name}", "app:replicas": "3"},
-        "sensitive_variables": {"ConnectionStrings:Db": SECRET, "Db": SECRET,
-                                "db.url": "jdbc:postgresql://db/#{AppName}"},
-        "packages": {sdi["app"]: "1.2.1"},
-        **extra,
-    }  # fmt: skip
 
 
 def image_files(
@@ -185,27 +132,11 @@ def test_a_build_request_over_amqp_becomes_an_environment_specific_image(
             ]
             == result["digest"]
         )
-        settings = json.loads(files["/app/appsettings.json"])
-        assert settings["Logging"]["LogLevel"]["Default"] == "Warning"
-        assert settings["ConnectionStrings"]["Db"] == SECRET
-        assert (
-            "name: web-" + environment + "   # comment kept" in files["/app/config.yaml"].decode()
-        )
-        assert files["/app/app.properties"] == b"db.url=jdbc:postgresql://db/web\n"
-        assert files["/app/run.sh"].decode().endswith(f"--env {environment}\n")
-        deployment = request["deployment"]["id"]
-        assert (
-            files["/entrypoint.sh"] == f"#!/bin/sh\necho web {deployment} {environment}\n".encode()
-        )
-        web = files["/app/Web.config"].decode()
-        expected = "Production" if environment == "Production" else "Dev"
-        assert f'key="Environment" value="{expected}"' in web
-        assert 'key="Release" value="yes"' in web and 'key="AppName" value="web"' in web
-        assert f'connectionString="{SECRET}"' in web
+        check_files(files, environment, request["deployment"]["id"])
         assert files["/etc/base-release"] == b"spacedock test base\n"  # the base layer, mounted
         assert f"APP_ENV={environment}" in config["config"]["Env"]
         assert (
-            config["config"]["Cmd"] == ["/entrypoint.sh"]
+            config["config"]["Cmd"] == ["/bin/sh", "/entrypoint.sh"]
             and config["config"]["WorkingDir"] == "/app"
         )
         # The secret is in its files and nowhere else: config, history, result, status, logs.
@@ -328,7 +259,7 @@ FAILURES = [
     ("sdi_invalid", {"Dockerfile": "FROM spaces-1/x:1\n", "sdi.yaml": "packages: [[["}),
     ("dockerfile_missing", {"readme.txt": "no Dockerfile here"}),
     ("dockerfile_invalid", {"Dockerfile": "FROM spaces-1/x:1\nFROBNICATE now\n"}),
-    ("base_image_missing", {"Dockerfile": "FROM spaces-1/no-such-base:1.0\nCOPY a /a\n", "a": "x"}),
+    ("base_image_missing", {"Dockerfile": "FROM {host}/spaces-1/no-base:1\nCOPY a /a\n", "a": "x"}),
     ("copy_source_missing", {"Dockerfile": "FROM {base}:1.0\nCOPY nothing-here /x\n"}),
     ("sensitive_value_in_image", {
         "Dockerfile": "FROM {base}:1.0\nENV DB=#{Db}\n",
@@ -350,7 +281,10 @@ def test_every_failure_class_is_build_failed_with_its_code(
         sdi_id = f"case-{uuid.uuid4().hex[:8]}"
         upload_package(registry, "spaces-1", f"{sdi_id}.1.0.0.zip", _evil_zip())
     else:
-        concrete = {name: text.replace("{base}", sdi["base"]) for name, text in files.items()}
+        concrete = {
+            name: text.replace("{base}", sdi["base"]).replace("{host}", registry.host)
+            for name, text in files.items()
+        }
         sdi_id = _sdi_with(registry, concrete)
     request = {
         "build_id": f"fail-{uuid.uuid4().hex[:8]}",
@@ -426,3 +360,50 @@ def test_the_cli_starts_a_build_and_waits_for_it(
     assert status["status"] == "succeeded", status
     assert status["result"]["image"] == f"{registry.host}/spaces-1/from-cli:1.2.0-deployments-300"
     assert SECRET not in result.stdout
+
+
+def test_a_base_index_is_resolved_for_the_requested_platform(
+    stack: tuple[Registry, Builder], sdi: dict[str, str]
+) -> None:
+    """FROM an index: the assembled image builds on the platform the request names."""
+    registry, builder = stack
+    client = Client.for_registry(registry.url, registry.auth)
+    repository = f"spaces-1/multi-{uuid.uuid4().hex[:6]}"
+    entries = []
+    for architecture in ("amd64", "arm64"):
+        layer, tar = layer_of({"etc/arch": architecture.encode()})
+        config = canonical(
+            {"architecture": architecture, "os": "linux", "config": {},
+             "rootfs": {"type": "layers", "diff_ids": [digest_of(tar)]}}
+        )  # fmt: skip
+        client.push_blob(repository, config)
+        client.push_blob(repository, layer)
+        manifest = canonical(
+            {"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+             "config": {"mediaType": OCI_CONFIG, "digest": digest_of(config), "size": len(config)},
+             "layers": [{"mediaType": OCI_LAYER, "digest": digest_of(layer), "size": len(layer)}]}
+        )  # fmt: skip
+        assert client.put_manifest(repository, digest_of(manifest), manifest).status_code == 201
+        entries.append(
+            {"mediaType": OCI_MANIFEST, "digest": digest_of(manifest), "size": len(manifest),
+             "platform": {"os": "linux", "architecture": architecture}}
+        )  # fmt: skip
+    index = canonical({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries})
+    assert client.put_manifest(repository, "1.0", index, OCI_INDEX).status_code == 201
+    sdi_id = _sdi_with(registry, {"Dockerfile": f"FROM {repository}:1.0\nCOPY a /a\n", "a": "x"})
+    requester = Requester()
+    for platform, expected in (("linux/arm64", b"arm64"), (None, b"amd64")):
+        request = {
+            "space": "spaces-1",
+            "sdi": {"id": sdi_id, "version": "1.0.0"},
+            "deployment": {"id": f"deployments-{expected.decode()}", "environment": "Test"},
+        }
+        if platform:
+            request["platform"] = platform
+        requester.send(request)
+        ((event, _),) = requester.replies(1)
+        assert event["type"] == "io.spacedock.build.succeeded", (event, builder.log_tail())
+        name, _, tag = event["data"]["image"].split("/", 1)[1].rpartition(":")
+        built_config, files = image_files(client, name, tag)
+        assert files["/etc/arch"] == expected and files["/a"] == b"x"
+        assert built_config["architecture"] == expected.decode()

@@ -113,3 +113,12 @@ def stop_broker() -> None:
 def start_broker() -> None:
     rabbitmqctl("start_app")
     rabbitmqctl("await_startup")
+
+
+def fresh_vhost() -> str:
+    """The URL of a new, empty virtual host: a stack of its own, whose builders consume only
+    its requests (the queue name is fixed by the contract)."""
+    name = f"test-{uuid.uuid4().hex[:10]}"
+    rabbitmqctl("add_vhost", name)
+    rabbitmqctl("set_permissions", "-p", name, "guest", ".*", ".*", ".*")
+    return f"{AMQP_URL.rstrip('/')}/{name}"

@@ -16,6 +16,7 @@ from typing import Any
 
 import aio_pika
 import requests
+import yaml
 
 from tests.support.amqp import AMQP_URL
 from tests.support.oci import OCI_CONFIG, OCI_LAYER, OCI_MANIFEST, Client, canonical, digest_of
@@ -149,3 +150,104 @@ class Requester:
             return got
 
         return asyncio.run(read())
+
+
+# --- the deployment used by the build tests --------------------------------------------------
+
+SECRET = "Server=db;Password=s3cret-#42"
+XDT = 'xmlns:xdt="http://schemas.microsoft.com/XML-Document-Transform"'
+
+APP_FILES = {
+    "appsettings.json": json.dumps(
+        {"Logging": {"LogLevel": {"Default": "Information"}}, "ConnectionStrings": {"Db": "x"}}
+    ),
+    "config.yaml": "app:\n  name: placeholder   # comment kept\n  replicas: 1\n",
+    "app.properties": "db.url=jdbc:none\n",
+    "run.sh": "#!/bin/sh\nexec serve --env #{Octopus.Environment.Name}\n",
+    "Web.config": (
+        '<?xml version="1.0" encoding="utf-8"?>\n<configuration>\n'
+        '  <appSettings><add key="Environment" value="Dev" /><add key="AppName" value="?" />'
+        '</appSettings>\n  <connectionStrings><add name="Db" connectionString="local" />'
+        "</connectionStrings>\n</configuration>\n"
+    ),
+    "Web.Release.config": (
+        f'<configuration {XDT}><appSettings><add key="Release" value="yes" '
+        'xdt:Transform="Insert" /></appSettings></configuration>'
+    ),
+    "Web.Production.config": (
+        f'<configuration {XDT}><appSettings><add key="Environment" value="Production" '
+        'xdt:Transform="SetAttributes" xdt:Locator="Match(key)" /></appSettings></configuration>'
+    ),
+}
+
+
+def sdi_files(base: str, app_id: str) -> dict[str, str]:
+    """An SDI on ``base`` that extracts ``app_id`` into /app and uses every feature."""
+    return {
+        "Dockerfile": (
+            f"FROM {base}\n"
+            "WORKDIR /app\n"
+            "COPY app/ ./\n"
+            "COPY entrypoint.sh /entrypoint.sh\n"
+            "ENV APP_ENV=#{Octopus.Environment.Name}\n"
+            'CMD ["/bin/sh", "/entrypoint.sh"]\n'
+        ),
+        "entrypoint.sh": (
+            "#!/bin/sh\necho #{AppName} #{Octopus.Deployment.Id} #{Octopus.Environment.Name}\n"
+        ),
+        "sdi.yaml": yaml.safe_dump(
+            {
+                "packages": [{"id": app_id, "version": "1.2.0", "extract_to": "app"}],
+                "features": {
+                    "substitute_in_files": ["entrypoint.sh", "Dockerfile", "app/run.sh"],
+                    "dotnet_config_transforms": True,
+                    "dotnet_config_variables": True,
+                    "structured_variables": [
+                        "app/appsettings.json", "app/config.yaml", "app/app.properties"
+                    ],
+                },
+            }
+        ),
+    }  # fmt: skip
+
+
+def request_for(
+    sdi: dict[str, str], environment: str, deployment: str, **extra: Any
+) -> dict[str, Any]:
+    return {
+        "build_id": f"{deployment}-{uuid.uuid4().hex[:6]}",
+        "space": "spaces-1",
+        "sdi": {"id": sdi["sdi"], "version": "1.2.0"},
+        "image": {"repository": f"mywebapp-{sdi['sdi'][-6:]}", "tag": f"1.2.0-{deployment}"},
+        "deployment": {"id": deployment, "environment": environment, "project": "mywebapp",
+                       "release": "1.2.0", "tenant": None},
+        "variables": {"Logging:LogLevel:Default": "Warning", "AppName": "web",
+                      "app:name": "web-#{Octopus.Environment.Name}", "app:replicas": "3"},
+        "sensitive_variables": {"ConnectionStrings:Db": SECRET, "Db": SECRET,
+                                "db.url": "jdbc:postgresql://db/#{AppName}"},
+        "packages": {sdi["app"]: "1.2.1"},
+        **extra,
+    }  # fmt: skip
+
+
+IMAGE_FILES = (
+    "/app/appsettings.json", "/app/config.yaml", "/app/app.properties", "/app/run.sh",
+    "/app/Web.config", "/entrypoint.sh",
+)  # fmt: skip
+
+
+def check_files(files: Mapping[str, bytes], environment: str, deployment: str) -> None:
+    """Every configured file of an image built from ``sdi_files`` for ``environment``."""
+    settings = json.loads(files["/app/appsettings.json"])
+    assert settings["Logging"]["LogLevel"]["Default"] == "Warning"
+    assert settings["ConnectionStrings"]["Db"] == SECRET
+    assert f"name: web-{environment}   # comment kept" in files["/app/config.yaml"].decode()
+    assert "replicas: 3" in files["/app/config.yaml"].decode()
+    assert files["/app/app.properties"] == b"db.url=jdbc:postgresql://db/web\n"
+    assert files["/app/run.sh"].decode().endswith(f"--env {environment}\n")
+    assert files["/entrypoint.sh"] == f"#!/bin/sh\necho web {deployment} {environment}\n".encode()
+    web = files["/app/Web.config"].decode()
+    expected = "Production" if environment == "Production" else "Dev"
+    assert f'key="Environment" value="{expected}"' in web
+    assert 'key="Release" value="yes"' in web and 'key="AppName" value="web"' in web
+    assert f'connectionString="{SECRET}"' in web

@@ -158,8 +158,14 @@ def _replace_yaml(text: str, names: list[str], lookup: Lookup) -> tuple[str, lis
     wanted = {name.lower(): name for name in names if _applies(name)}
     edits: list[tuple[int, int, str]] = []
     replaced: list[Replacement] = []
+    # An alias is the node it names, already in the text once: visiting each node once keeps
+    # the edits honest and a file of nested aliases (a "billion laughs") linear.
+    visited: set[int] = set()
 
     def visit(node: yaml.Node, path: str) -> None:
+        if id(node) in visited:
+            return
+        visited.add(id(node))
         if isinstance(node, yaml.MappingNode):
             children = [(str(k.value), v) for k, v in node.value if isinstance(k, yaml.ScalarNode)]
         elif isinstance(node, yaml.SequenceNode):

@@ -107,3 +107,22 @@ def test_limits_count_what_is_really_written(tmp_path: Path) -> None:
     with pytest.raises(ArchiveError) as caught:
         extract_bytes(big, tmp_path / "big", Limits(max_bytes=4096))
     assert caught.value.code == "archive_too_large"
+
+
+@pytest.mark.parametrize(
+    "entries",
+    [
+        # "a" is the folder itself, so a/a/a/.. is really its parent.
+        [link("a", "."), link("esc", "a/a/a/.."), ("esc/OUTSIDE.txt", b"x")],
+        [link("a", "."), link("root", "a/a/a/a/../../../../.."), ("root/OUTSIDE.txt", b"x")],
+    ],
+)
+def test_links_chained_through_links_cannot_escape(
+    tmp_path: Path, entries: list[tarfile.TarInfo | tuple[str, bytes]]
+) -> None:
+    destination = tmp_path / "work" / "context"
+    destination.parent.mkdir()
+    with pytest.raises(ArchiveError) as caught:
+        extract_bytes(make_tar(entries), destination)
+    assert caught.value.code == "archive_link_escape"
+    assert not list(tmp_path.rglob("OUTSIDE.txt"))

@@ -107,9 +107,9 @@ def test_an_image_is_assembled_with_layers_and_config(tmp_path: Path) -> None:
     workdir_layer, app_layer, script_layer = (
         layer_entries(layer.path) for layer in image.new_layers
     )
-    assert workdir_layer == [("srv", 0o755, 0, 0, 0), ("srv/app", 0o755, 0, 0, 0)]
+    # Only what the instruction makes: folders above it keep the base's owners and modes.
+    assert workdir_layer == [("srv/app", 0o755, 0, 0, 0)]
     assert app_layer == [
-        ("srv", 0o755, 0, 0, 0),
         ("srv/app", 0o755, 1000, 1000, 0),
         ("srv/app/config", 0o755, 1000, 1000, 0),
         ("srv/app/config/app.json", 0o644, 1000, 1000, 0),
@@ -217,3 +217,38 @@ def test_layers_hold_symlinks_and_override_modes(tmp_path: Path) -> None:
         members = {m.name: m for m in tar.getmembers()}
     assert members["opt/bin/alias"].issym() and members["opt/bin/alias"].linkname == "tool"
     assert members["opt/bin/tool"].mode == 0o700
+
+
+def test_args_before_from_feed_only_from_and_redeclarations(tmp_path: Path) -> None:
+    text = (
+        "ARG VERSION=1.0\nARG HIDDEN=x\nFROM base:${VERSION}\n"
+        "ARG VERSION\nARG LOCAL=local\nENV V=${VERSION} H=${HIDDEN} L=${LOCAL}\n"
+    )
+    dockerfile = parse_dockerfile(text)
+    assert base_reference(dockerfile, {}) == "base:1.0"
+    image = assemble(dockerfile, tmp_path, base(), {"LOCAL": "given"}, tmp_path / "s")
+    env = json.loads(image.config)["config"]["Env"]
+    assert "V=1.0" in env and "H=" in env and "L=given" in env
+
+
+def test_workdir_is_normalised_and_continuations_join_like_docker(tmp_path: Path) -> None:
+    text = "FROM b\nWORKDIR /srv/app\nWORKDIR ../data\nENV A=foo\\\nbar \\\n\n  B=2\n"
+    image = assemble(parse_dockerfile(text), tmp_path, base(), {}, tmp_path / "s")
+    settings = json.loads(image.config)["config"]
+    assert settings["WorkingDir"] == "/srv/data"
+    assert "A=foobar" in settings["Env"] and "B=2" in settings["Env"]
+    assert layer_entries(image.new_layers[1].path) == [("srv/data", 0o755, 0, 0, 0)]
+
+
+def test_dockerignore_is_honoured(tmp_path: Path) -> None:
+    (tmp_path / "app/.git").mkdir(parents=True)
+    (tmp_path / "app/.git/config").write_text("secret")
+    (tmp_path / "app/notes.md").write_text("n")
+    (tmp_path / "app/README.md").write_text("r")
+    (tmp_path / "app/main.py").write_text("m")
+    (tmp_path / ".dockerignore").write_text("# comment\n**/.git\n*/*.md\n!app/README.md\n")
+    image = assemble(
+        parse_dockerfile("FROM b\nCOPY app /app\n"), tmp_path, base(), {}, tmp_path / "s"
+    )
+    names = [name for name, *_ in layer_entries(image.new_layers[0].path)]
+    assert names == ["app", "app/README.md", "app/main.py"]

@@ -164,3 +164,13 @@ def test_failures_carry_their_feature_code(tmp_path: Path) -> None:
             apply_features(tmp_path, features, VariableSet({"X": "1"}), environment=None,
                            tenant=None, log=lambda line: None)  # fmt: skip
         assert caught.value.code == code, features
+
+
+def test_secrets_are_found_in_decoded_text_whatever_json_escapes() -> None:
+    from services.builder.redaction import holds_secret
+
+    secret = 'pässwörd "quoted" back\\slash'
+    config = json.loads(json.dumps({"config": {"Env": [f"DB={secret}"]}, "history": []}))
+    assert holds_secret(config, [secret])
+    assert holds_secret({"history": [{"created_by": f"RUN echo {secret}"}]}, [secret])
+    assert not holds_secret(config, ["other", ""])

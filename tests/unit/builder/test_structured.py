@@ -174,3 +174,17 @@ def test_a_file_in_no_format_is_an_error() -> None:
         replace("broken.json.xml", "<unclosed", x="y")
     with pytest.raises(StructuredError):
         replace_structured("bin.yaml", b"\xff\xfe\x00", [], lambda name: None)
+
+
+def test_nested_yaml_aliases_are_walked_once() -> None:
+    """A small file of aliases to aliases (a "billion laughs") is read in linear time."""
+    import time
+
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [
+        f"a{n}: &a{n} [*a{n - 1}, *a{n - 1}, *a{n - 1}, *a{n - 1}, *a{n - 1}]" for n in range(1, 12)
+    ]
+    started = time.monotonic()
+    text, replaced = replace("bomb.yaml", "\n".join(lines) + "\nkey: value\n", key="new")
+    assert time.monotonic() - started < 2
+    assert replaced == ["key"] and text.endswith("key: new\n")
