@@ -17,8 +17,9 @@ from services.builder.archives import ArchiveError, extract
 from services.builder.assemble import AssembleError, BaseImage, assemble, base_reference
 from services.builder.docker_engine import DockerBuildError, DockerEngine
 from services.builder.dockerfile import DockerfileError, parse_dockerfile
-from services.builder.features.pipeline import FeatureError, apply_features
+from services.builder.features.pipeline import run_features
 from services.builder.features.variables import VariableSet, system_variables
+from services.builder.isolation import IsolatedFailure, run_isolated
 from services.builder.redaction import holds_secret
 from services.builder.registry_client import RegistryClient, RegistryRefused
 from services.builder.sdi import SdiInvalid, parse_sdi
@@ -70,19 +71,24 @@ async def run_build(
         await _fetch_and_extract(
             env.client, request, package.id, version, context / package.extract_to, workspace, log
         )
+    # The features run the SDI's own expressions: in a child process that the time limit and
+    # cancellation can stop (a thread could not be).
     try:
-        report = await asyncio.to_thread(
-            apply_features,
+        outcome, code, message, changed, lines = await run_isolated(
+            run_features,
             context,
             spec.features,
             variables,
-            environment=_text(request.deployment.get("environment")),
-            tenant=_text(request.deployment.get("tenant")),
-            log=log,
+            _text(request.deployment.get("environment")),
+            _text(request.deployment.get("tenant")),
         )
-    except FeatureError as exc:
-        raise BuildFailed(exc.code, str(exc)) from exc
-    log(f"configuration features changed {len(report.changed)} file(s)")
+    except IsolatedFailure as exc:
+        raise BuildFailed("features_failed", str(exc)) from exc
+    for line in lines:
+        log(line)
+    if outcome != "ok":
+        raise BuildFailed(code, message)
+    log(f"configuration features changed {len(changed)} file(s)")
 
     dockerfile_path = context / "Dockerfile"
     if not dockerfile_path.is_file():

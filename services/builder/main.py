@@ -13,6 +13,7 @@ from aio_pika.abc import AbstractIncomingMessage
 
 from services.builder.build import BuildEnvironment, registry_host
 from services.builder.docker_engine import DockerEngine
+from services.builder.isolation import close_isolated
 from services.builder.registry_client import RegistryClient
 from services.builder.worker import BuildWorker, Command
 from shared.events.bus import AmqpBus, EventBus, InProcessBus, Outgoing, declare_topology
@@ -74,6 +75,7 @@ async def run_builder(settings: Settings, stop: asyncio.Event, bus: EventBus | N
             if own_bus:
                 await bus.close()
             await metadata.close()
+            close_isolated()
 
 
 async def _consume_amqp(settings: Settings, worker: BuildWorker) -> None:

@@ -210,3 +210,22 @@ def _additional(context: Path, rule: str) -> list[tuple[Path, Path]]:
             )
         pairs.append((transform, target))
     return pairs
+
+
+def run_features(
+    context: Path,
+    features: Features,
+    variables: VariableSet,
+    environment: str | None,
+    tenant: str | None,
+) -> tuple[str, str, str, list[str], list[str]]:
+    """``apply_features`` as data, for a child process: (outcome, code, message, changed
+    files, log lines), outcome "ok" or "failed"."""
+    lines: list[str] = []
+    try:
+        report = apply_features(
+            context, features, variables, environment=environment, tenant=tenant, log=lines.append
+        )
+    except FeatureError as exc:
+        return "failed", exc.code, str(exc), [], lines
+    return "ok", "", "", sorted(report.changed), lines
