@@ -129,6 +129,7 @@ class MetadataStore:
         await self.accounts.ensure_indexes()
         await self.outbox.ensure_indexes()
         await self.builds.ensure_indexes()
+        await db.pins.create_index([("repository", ASCENDING)])
 
     async def check_transactions(self) -> None:
         """Fail with a clear message unless the server can run multi-document transactions,
@@ -197,6 +198,41 @@ class MetadataStore:
             return members
 
         return await self.transaction(delete)
+
+    async def set_retention(self, space_id: str, policy: Document) -> bool:
+        result = await self.db.spaces.update_one({"_id": space_id}, {"$set": {"retention": policy}})
+        return result.matched_count == 1
+
+    # pins -------------------------------------------------------------------------------------
+
+    async def pin_tag(self, repository: str, tag: str, by: str | None) -> tuple[Document, bool]:
+        """Pin the tag (retention never removes it); the pin, and whether it is new."""
+        now = utcnow()
+        before = await self.db.pins.find_one_and_update(
+            {"_id": f"{repository}:{tag}"},
+            {
+                "$setOnInsert": {
+                    "repository": repository,
+                    "space": repository.split("/", 1)[0],
+                    "tag": tag,
+                    "pinned_by": by,
+                    "pinned_at": now,
+                }
+            },
+            upsert=True,
+            return_document=ReturnDocument.BEFORE,
+        )
+        pin = await self.db.pins.find_one({"_id": f"{repository}:{tag}"})
+        assert pin is not None
+        return pin, before is None
+
+    async def unpin_tag(self, repository: str, tag: str) -> bool:
+        result = await self.db.pins.delete_one({"_id": f"{repository}:{tag}"})
+        return result.deleted_count == 1
+
+    async def pinned_tags(self, repository: str) -> set[str]:
+        cursor = self.db.pins.find({"repository": repository}, {"tag": 1})
+        return {doc["tag"] async for doc in cursor}
 
     async def space_has_repositories(self, space_id: str) -> bool:
         return await self.db.repositories.find_one({"space": space_id}, {"_id": 1}) is not None

@@ -228,6 +228,26 @@ SCHEMAS: dict[str, Any] = {
         status=STRING,
         logs={"type": "array", "items": STRING},
     ),
+    "RetentionPolicyInput": _input(
+        deployment_tags=_object(pattern=STRING, retain_days=INTEGER, keep_last=INTEGER),
+        untagged_manifests=_object(retain_hours=INTEGER),
+        gc=_object(grace_minutes=INTEGER),
+    ),
+    "RetentionPolicy": _object(
+        ["deployment_tags", "untagged_manifests", "gc"],
+        space=STRING,
+        deployment_tags=_object(pattern=STRING, retain_days=INTEGER, keep_last=INTEGER),
+        untagged_manifests=_object(retain_hours=INTEGER),
+        gc=_object(grace_minutes=INTEGER),
+    ),
+    "Pin": _object(
+        ["repository", "tag", "pinned"],
+        repository=STRING,
+        tag=STRING,
+        pinned=BOOLEAN,
+        pinned_by={"type": ["string", "null"]},
+        pinned_at=TIME,
+    ),
     "PackageUpload": _object(
         ["file"],
         file={

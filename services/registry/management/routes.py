@@ -5,7 +5,15 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from services.registry.management import builds, feed, members, packages, spaces, users
+from services.registry.management import (
+    builds,
+    feed,
+    members,
+    packages,
+    retention,
+    spaces,
+    users,
+)
 from services.registry.management.openapi import (
     Operation,
     build_document,
@@ -78,6 +86,19 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("DELETE", f"{SPACE}/builds/{{build_id}}", builds.cancel_build,
               "Cancel a queued or running build (writer)", (202, "BuildAccepted"),
               errors=(403, 404, 409)),
+    # retention
+    Operation("GET", f"{SPACE}/retention", retention.get_retention,
+              "The space's retention policy (reader); defaults when none was set",
+              (200, "RetentionPolicy"), errors=(404,)),
+    Operation("PUT", f"{SPACE}/retention", retention.put_retention,
+              "Set the retention policy (admin); missing fields take their defaults",
+              (200, "RetentionPolicy"), body="RetentionPolicyInput", errors=(403, 404, 422)),
+    Operation("PUT", f"{SPACE}/repositories/{{repository}}/tags/{{tag}}/pin", retention.pin_tag,
+              "Pin a tag: retention never removes it (writer)", (201, "Pin"),
+              errors=(403, 404), path_patterns=ANY_DEPTH),
+    Operation("DELETE", f"{SPACE}/repositories/{{repository}}/tags/{{tag}}/pin",
+              retention.unpin_tag, "Unpin a tag (admin)", (204, None), errors=(403, 404),
+              path_patterns=ANY_DEPTH),
     # members
     Operation("GET", f"{SPACE}/members", members.list_members, "Members and roles (admin)",
               (200, "MemberList"), errors=(403, 404)),
