@@ -57,6 +57,13 @@ class Registry:
     def forget_space(self, space_id: str) -> None:
         self._spaces.discard(space_id)
 
+    def forget(self, repository: str, *, tag: str | None = None, digest: str | None = None) -> None:
+        """Drop what this instance cached of a tag or manifest removed behind its back."""
+        if tag is not None:
+            self._tags.discard((repository, tag))
+        if digest is not None:
+            self._manifests.discard((repository, digest))
+
     # blobs ----------------------------------------------------------------------------------
 
     async def blob(self, name: RepositoryName, digest: Digest) -> BlobHandle:

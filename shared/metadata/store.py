@@ -234,6 +234,43 @@ class MetadataStore:
         cursor = self.db.pins.find({"repository": repository}, {"tag": 1})
         return {doc["tag"] async for doc in cursor}
 
+    # what retention looks at ---------------------------------------------------------------
+
+    def _in_space(self, space_id: str) -> Document:
+        return {"repository": {"$regex": f"^{re.escape(space_id)}/"}}
+
+    async def space_tags(self, space_id: str) -> list[Document]:
+        cursor = self.db.tags.find(self._in_space(space_id))
+        return [doc async for doc in cursor]
+
+    async def space_pins(self, space_id: str) -> set[tuple[str, str]]:
+        cursor = self.db.pins.find({"space": space_id}, {"repository": 1, "tag": 1})
+        return {(doc["repository"], doc["tag"]) async for doc in cursor}
+
+    async def space_manifests(self, space_id: str) -> list[Document]:
+        """Every manifest of the space, without its content."""
+        cursor = self.db.manifests.find(self._in_space(space_id), {"content": 0})
+        return [doc async for doc in cursor]
+
+    async def bytes_only_in(self, manifests: list[Document]) -> int:
+        """The size of the blobs that only ``manifests`` reference (in any repository)."""
+        if not manifests:
+            return 0
+        ids = [doc["_id"] for doc in manifests]
+        candidates = {blob for doc in manifests for blob in doc.get("blobs") or []}
+        if not candidates:
+            return 0
+        still = {
+            blob
+            async for doc in self.db.manifests.find(
+                {"blobs": {"$in": list(candidates)}, "_id": {"$nin": ids}}, {"blobs": 1}
+            )
+            for blob in doc.get("blobs") or []
+        }
+        orphans = list(candidates - still)
+        cursor = self.db.blobs.find({"_id": {"$in": orphans}}, {"size": 1})
+        return sum([int(doc["size"]) async for doc in cursor])
+
     async def space_has_repositories(self, space_id: str) -> bool:
         return await self.db.repositories.find_one({"space": space_id}, {"_id": 1}) is not None
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 
+from pymongo import MongoClient
+
 from tests.support.accounts import Admin
-from tests.support.oci import Client
+from tests.support.oci import OCI_MANIFEST, Client, canonical, digest_of
 from tests.support.processes import Registry
 
 
@@ -61,3 +64,97 @@ def test_pins(registry: Registry) -> None:
     as_writer.call("DELETE", f"{path}/1.0.0-deployments-1/pin", 403)
     admin.call("DELETE", f"{path}/1.0.0-deployments-1/pin", 204)
     admin.call("DELETE", f"{path}/1.0.0-deployments-1/pin", 404)
+
+
+def _backdate(
+    registry: Registry, repository: str, *, tags: dict[str, float], manifests: dict[str, float]
+) -> None:
+    """Make tags look pushed, and manifests created, that many days ago."""
+    now = dt.datetime.now(dt.UTC)
+    mongo: MongoClient[dict[str, object]] = MongoClient(registry.env["SPACEDOCK_MONGO_URL"])
+    with mongo:
+        db = mongo.get_default_database()
+        for tag, days in tags.items():
+            db.tags.update_one(
+                {"_id": f"{repository}:{tag}"},
+                {"$set": {"updated_at": now - dt.timedelta(days=days)}},
+            )
+        for digest, days in manifests.items():
+            db.manifests.update_one(
+                {"_id": f"{repository}@{digest}"},
+                {"$set": {"created_at": now - dt.timedelta(days=days)}},
+            )
+
+
+def test_a_run_removes_what_the_policy_says_and_a_dry_run_nothing(registry: Registry) -> None:
+    admin = Admin(registry.url, registry.auth)
+    space = admin.space("reap")
+    client = Client.for_registry(registry.url, registry.auth)
+    repository = f"{space}/web"
+    digests = {}
+    for n in range(1, 6):
+        digests[n], _ = client.push_image(
+            repository, f"1.0.{n}-deployments-{n}", [f"layer {n}".encode()]
+        )
+    client.put_manifest(
+        repository,
+        "1.0.0",
+        client.request("GET", f"/v2/{repository}/manifests/1.0.3-deployments-3").content,
+    )
+    # A referrer (an SBOM) of deployment 4's image, untagged and old: it stays with its image.
+    empty = client.push_blob(repository, b"{}")
+    sbom = {
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "artifactType": "application/spdx+json",
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": empty, "size": 2},
+        "layers": [],
+        "subject": {"mediaType": OCI_MANIFEST, "digest": digests[4], "size": 1},
+    }
+    sbom_body = canonical(sbom)
+    assert client.put_manifest(repository, digest_of(sbom_body), sbom_body).status_code == 201
+    ages: dict[str, float] = {"1.0.0": 400}
+    for n, days in {1: 100, 2: 90, 3: 80, 4: 3, 5: 1}.items():
+        ages[f"1.0.{n}-deployments-{n}"] = days
+    old: dict[str, float] = {digests[n]: 100 for n in range(1, 6)}
+    old[digest_of(sbom_body)] = 100
+    _backdate(registry, repository, tags=ages, manifests=old)
+    admin.call(
+        "PUT",
+        f"/spaces/{space}/retention",
+        200,
+        json={"deployment_tags": {"keep_last": 2, "retain_days": 30}},
+    )
+    admin.call("PUT", f"/spaces/{space}/repositories/web/tags/1.0.2-deployments-2/pin", 201)
+
+    dry = admin.call(
+        "POST", f"/spaces/{space}/retention/run", 200, params={"dry_run": "true"}
+    ).json()
+    assert dry["dry_run"] is True
+    assert sorted(t["tag"] for t in dry["removed"]) == [
+        "1.0.1-deployments-1",
+        "1.0.3-deployments-3",
+    ]
+    assert [m["digest"] for m in dry["manifests"]] == [digests[1]]
+    assert dry["bytes_freed"] > 0
+    tags_before = client.request("GET", f"/v2/{repository}/tags/list").json()["tags"]
+    assert len(tags_before) == 6  # a dry run changes nothing
+
+    run = admin.call("POST", f"/spaces/{space}/retention/run", 200).json()
+    assert run["dry_run"] is False and run["manifests_removed"] == 1
+    tags_after = client.request("GET", f"/v2/{repository}/tags/list").json()["tags"]
+    assert sorted(tags_after) == [
+        "1.0.0",
+        "1.0.2-deployments-2",
+        "1.0.4-deployments-4",
+        "1.0.5-deployments-5",
+    ]
+    assert client.request("GET", f"/v2/{repository}/manifests/{digests[1]}").status_code == 404
+    # Deployment 3's tag went, its manifest stays for 1.0.0; the SBOM stays with its image.
+    assert client.request("GET", f"/v2/{repository}/manifests/{digests[3]}").status_code == 200
+    assert (
+        client.request("GET", f"/v2/{repository}/manifests/{digest_of(sbom_body)}").status_code
+        == 200
+    )
+    again = admin.call("POST", f"/spaces/{space}/retention/run", 200).json()
+    assert again["removed"] == [] and again["manifests_removed"] == 0

@@ -240,6 +240,16 @@ SCHEMAS: dict[str, Any] = {
         untagged_manifests=_object(retain_hours=INTEGER),
         gc=_object(grace_minutes=INTEGER),
     ),
+    "RetentionRun": _object(
+        ["dry_run", "removed", "manifests_removed", "blobs_removed", "bytes_freed"],
+        space=STRING,
+        dry_run=BOOLEAN,
+        removed={"type": "array", "items": _object(repository=STRING, tag=STRING, digest=STRING)},
+        manifests_removed=INTEGER,
+        manifests={"type": "array", "items": _object(repository=STRING, digest=STRING)},
+        blobs_removed=INTEGER,
+        bytes_freed=INTEGER,
+    ),
     "Pin": _object(
         ["repository", "tag", "pinned"],
         repository=STRING,

@@ -7,19 +7,28 @@ takes a space admin.
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from aiohttp import web
 
 from services.registry.identity.roles import Role
-from services.registry.keys import metadata_key, principal_key
+from services.registry.keys import (
+    metadata_key,
+    principal_key,
+    registry_key,
+    relay_key,
+    settings_key,
+)
 from services.registry.management.errors import ApiError, Invalid, NotFound
 from services.registry.management.guard import space_with_role
-from services.registry.management.requests import json_object
+from services.registry.management.requests import bool_param, json_object
+from shared.events.envelope import CloudEvent
 from shared.metadata.store import Document
 from shared.oci.errors import RegistryError
 from shared.oci.names import RepositoryName, parse_tag
 from shared.retention import PolicyInvalid, RetentionPolicy
+from shared.retention_run import EventSource, run_retention
 
 
 def _policy(space: Document) -> RetentionPolicy:
@@ -41,6 +50,36 @@ async def put_retention(request: web.Request) -> web.Response:
         raise Invalid(str(exc)) from exc
     await request.app[metadata_key].set_retention(space["_id"], policy.document())
     return web.json_response({"space": space["_id"], **policy.document()})
+
+
+async def run_retention_now(request: web.Request) -> web.Response:
+    """Apply the policy now; with ``dry_run=true`` only say what would go."""
+    space = await space_with_role(request, Role.ADMIN)
+    dry_run = bool_param(request, "dry_run", False)
+    settings = request.app[settings_key]
+    report = await run_retention(
+        request.app[metadata_key],
+        space["_id"],
+        _policy(space),
+        now=dt.datetime.now(dt.UTC),
+        dry_run=dry_run,
+        events=EventSource(
+            f"{settings.public_url}/api/v1", settings.public_host, request[principal_key].username
+        ),
+    )
+    document = report.document()
+    if not dry_run:
+        registry = request.app[registry_key]
+        for tag in report.removed:
+            registry.forget(tag["repository"], tag=tag["tag"])
+        for manifest in report.manifests:
+            registry.forget(manifest["repository"], digest=manifest["digest"])
+        completed = CloudEvent(
+            "retention.completed", f"{settings.public_url}/api/v1", space["_id"], document
+        )
+        await request.app[metadata_key].outbox.add([completed])
+        request.app[relay_key].notify()
+    return web.json_response(document)
 
 
 async def pin_tag(request: web.Request) -> web.Response:
