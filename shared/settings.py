@@ -49,6 +49,7 @@ class Settings:
     build_concurrency: int = 2
     build_timeout_seconds: int = 1800
     docker_registry: str = ""
+    retention_interval_seconds: int = 3600
 
     @property
     def public_host(self) -> str:
@@ -162,6 +163,9 @@ class Settings:
             )
         build_concurrency = _int(get, "SPACEDOCK_BUILD_CONCURRENCY", 2, 1, 64, problems)
         build_timeout = _int(get, "SPACEDOCK_BUILD_TIMEOUT_SECONDS", 1800, 10, 86_400, problems)
+        retention_interval = _int(
+            get, "SPACEDOCK_RETENTION_INTERVAL_SECONDS", 3600, 1, 7 * 86_400, problems
+        )
 
         log_format = (get("SPACEDOCK_LOG_FORMAT", "auto") or "").lower()
         if log_format not in ("auto", "json", "console"):
@@ -188,6 +192,7 @@ class Settings:
             build_concurrency=build_concurrency,
             build_timeout_seconds=build_timeout,
             docker_registry=get("SPACEDOCK_DOCKER_REGISTRY") or urlsplit(registry_url).netloc,
+            retention_interval_seconds=retention_interval,
         )
 
 

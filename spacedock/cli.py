@@ -85,7 +85,7 @@ async def _run(command: str, settings: Settings) -> int:
         if command in ("serve", "builder"):
             services.append(run_builder(settings, stop, bus=bus))
         if command in ("serve", "reaper"):
-            services.append(run_reaper(settings, stop))
+            services.append(run_reaper(settings, stop, bus=bus))
         tasks = [asyncio.ensure_future(service) for service in services]
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
         stop.set()

@@ -561,3 +561,49 @@ class MetadataStore:
 
     async def delete_upload(self, upload_id: str) -> None:
         await self.db.uploads.delete_one({"_id": upload_id})
+
+    async def claim_abandoned_upload(
+        self, cutoff: dt.datetime, token: str, lease: dt.timedelta
+    ) -> Upload | None:
+        """An upload untouched since ``cutoff`` and not being written, now held by ``token``
+        (so a client resuming it at this moment, or another reaper, cannot have it too)."""
+        now = utcnow()
+        doc = await self.db.uploads.find_one_and_update(
+            {
+                "updated_at": {"$lt": cutoff},
+                "$or": [{"lock": None}, {"lock.until": {"$lt": now}}],
+            },
+            {"$set": {"lock": {"token": token, "until": now + lease}}},
+            return_document=ReturnDocument.AFTER,
+        )
+        return None if doc is None else Upload.from_document(doc)
+
+    async def delete_claimed_upload(self, upload_id: str, token: str) -> bool:
+        result = await self.db.uploads.delete_one({"_id": upload_id, "lock.token": token})
+        return result.deleted_count == 1
+
+    # reaper runs ----------------------------------------------------------------------------
+
+    async def claim_space_run(
+        self, space_id: str, owner: str, every: dt.timedelta, lease: dt.timedelta
+    ) -> bool:
+        """Whether ``owner`` may run retention for the space now: its last run is at least
+        ``every`` ago and no other reaper is running it."""
+        now = utcnow()
+        never = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+        await self.db.reaper_runs.update_one(
+            {"_id": space_id},
+            {"$setOnInsert": {"last_run_at": never, "lease_until": never, "owner": None}},
+            upsert=True,
+        )
+        result = await self.db.reaper_runs.update_one(
+            {"_id": space_id, "last_run_at": {"$lt": now - every}, "lease_until": {"$lt": now}},
+            {"$set": {"owner": owner, "lease_until": now + lease}},
+        )
+        return result.modified_count == 1
+
+    async def finish_space_run(self, space_id: str, owner: str) -> None:
+        await self.db.reaper_runs.update_one(
+            {"_id": space_id, "owner": owner},
+            {"$set": {"last_run_at": utcnow(), "lease_until": utcnow()}},
+        )

@@ -226,3 +226,28 @@ def start_builder(workdir: Path, registry: Registry, **env: str) -> Builder:
         time.sleep(0.2)
     builder.stop()
     raise RuntimeError(f"builder not ready\n{builder.log_tail()}")
+
+
+def start_reaper(workdir: Path, registry: Registry, **env: str) -> Builder:
+    """``spacedock reaper`` on ``registry``'s database and storage."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    settings = {key: value for key, value in registry.env.items() if key.startswith("SPACEDOCK_")}
+    environment = {**os.environ, **settings, "SPACEDOCK_REGISTRY_URL": registry.url, **env}
+    log_path = workdir / "reaper.log"
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            [str(BIN / "spacedock"), "reaper"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=environment,
+        )
+    reaper = Builder(process, log_path)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"reaper exited\n{reaper.log_tail()}")
+        if "reaper_ready" in log_path.read_text(errors="replace"):
+            return reaper
+        time.sleep(0.2)
+    reaper.stop()
+    raise RuntimeError(f"reaper not ready\n{reaper.log_tail()}")
