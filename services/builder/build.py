@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 from services.builder.archives import ArchiveError, extract
 from services.builder.assemble import AssembleError, BaseImage, assemble, base_reference
-from services.builder.docker_engine import DockerBuildError, DockerEngine
+from services.builder.docker_engine import DockerBuildError, DockerEngine, DockerJob
 from services.builder.dockerfile import DockerfileError, parse_dockerfile
 from services.builder.features.pipeline import run_features
 from services.builder.features.variables import VariableSet, system_variables
@@ -121,10 +121,16 @@ async def run_build(
         if env.docker is None:
             raise BuildFailed("docker_unavailable", f"this build needs a Docker engine: {blocker}")
         try:
-            digest = await env.docker.build_and_push(
-                context, f"{env.registry_host}/{target}", request.tag, request.build_args,
-                request.platform, env.credentials, variables.secrets(), log,
-            )  # fmt: skip
+            job = DockerJob(
+                context=context,
+                repository=f"{env.registry_host}/{target}",
+                tag=request.tag,
+                build_args=request.build_args,
+                platform=request.platform,
+                credentials=env.credentials,
+                secrets=variables.secrets(),
+            )
+            digest = await env.docker.build_and_push(job, log)
         except DockerBuildError as exc:
             raise BuildFailed(exc.code, str(exc)) from exc
         strategy = "docker"

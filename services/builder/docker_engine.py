@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,23 @@ class DockerBuildError(Exception):
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
         self.code = code
+
+
+@dataclass(frozen=True, slots=True)
+class DockerJob:
+    """What to build (``context``) and where to push it, as whom."""
+
+    context: Path
+    repository: str  # with the registry's host, as the engine reaches it
+    tag: str
+    build_args: dict[str, str]
+    platform: str
+    credentials: tuple[str, str]
+    secrets: Sequence[str] = field(repr=False)
+
+    @property
+    def reference(self) -> str:
+        return f"{self.repository}:{self.tag}"
 
 
 class DockerEngine:
@@ -41,18 +59,8 @@ class DockerEngine:
                 raise DockerBuildError("docker_unavailable", f"no Docker engine: {exc}") from exc
         return self._client
 
-    async def build_and_push(
-        self,
-        context: Path,
-        repository: str,
-        tag: str,
-        build_args: dict[str, str],
-        platform: str,
-        credentials: tuple[str, str],
-        secrets: Sequence[str],
-        log: Log,
-    ) -> str:
-        """Build ``context``, push ``repository:tag``; the pushed manifest's digest."""
+    async def build_and_push(self, job: DockerJob, log: Log) -> str:
+        """Build the job's context, push it; the pushed manifest's digest."""
         loop = asyncio.get_running_loop()
         stop = threading.Event()
 
@@ -60,90 +68,58 @@ class DockerEngine:
             loop.call_soon_threadsafe(log, line)
 
         try:
-            return await asyncio.to_thread(
-                self._build_and_push, context, repository, tag, build_args, platform,
-                credentials, secrets, log_from_thread, stop,
-            )  # fmt: skip
+            return await asyncio.to_thread(self._build_and_push, job, log_from_thread, stop)
         except asyncio.CancelledError:
             # The engine cannot be interrupted mid-step; the build ends there and is never
             # pushed.
             stop.set()
             raise
 
-    def _build_and_push(
-        self,
-        context: Path,
-        repository: str,
-        tag: str,
-        build_args: dict[str, str],
-        platform: str,
-        credentials: tuple[str, str],
-        secrets: Sequence[str],
-        log: Log,
-        stop: threading.Event,
-    ) -> str:
+    def _build_and_push(self, job: DockerJob, log: Log, stop: threading.Event) -> str:
         client = self._docker()
-        reference = f"{repository}:{tag}"
         try:
-            image = self._build(
-                client, context, reference, build_args, platform, credentials, log, stop
-            )
+            image = self._build(client, job, log, stop)
             if stop.is_set():
                 raise DockerBuildError("cancelled", "the build was stopped before its push")
-            history = client.api.history(reference)
-            if holds_secret([image.attrs.get("Config"), history], secrets):
+            history = client.api.history(job.reference)
+            if holds_secret([image.attrs.get("Config"), history], job.secrets):
                 raise DockerBuildError(
                     "sensitive_value_in_image",
                     "a sensitive variable's value would be in the image config or history "
                     "(ENV, LABEL, a RUN line)",
                 )
-            return self._push(client, repository, tag, credentials, log)
+            return self._push(client, job, log)
         finally:  # whatever happened, the engine keeps no copy of a per-deployment image
             with contextlib.suppress(ImageNotFound, APIError):
-                client.images.remove(reference, noprune=False)
+                client.images.remove(job.reference, noprune=False)
 
     def _build(
-        self,
-        client: docker.DockerClient,
-        context: Path,
-        reference: str,
-        build_args: dict[str, str],
-        platform: str,
-        credentials: tuple[str, str],
-        log: Log,
-        stop: threading.Event,
+        self, client: docker.DockerClient, job: DockerJob, log: Log, stop: threading.Event
     ) -> Any:
-        username, password = credentials
+        username, password = job.credentials
         try:
             # The base image may be in the registry: the engine pulls it as the builder.
-            registry = reference.split("/", 1)[0]
+            registry = job.repository.split("/", 1)[0]
             client.login(username=username, password=password, registry=registry, reauth=True)
             for chunk in client.api.build(
-                path=str(context), tag=reference, buildargs=build_args or None,
-                platform=platform, rm=True, forcerm=True, decode=True, pull=False,
+                path=str(job.context), tag=job.reference, buildargs=job.build_args or None,
+                platform=job.platform, rm=True, forcerm=True, decode=True, pull=False,
             ):  # fmt: skip
                 self._log_chunk(chunk, log)
                 if "error" in chunk:
                     raise DockerBuildError("dockerfile_failed", str(chunk["error"]).strip())
                 if stop.is_set():
                     raise DockerBuildError("cancelled", "the build was stopped")
-            return client.images.get(reference)
+            return client.images.get(job.reference)
         except (BuildError, APIError, DockerException) as exc:
             raise DockerBuildError("dockerfile_failed", str(exc)) from exc
 
-    def _push(
-        self,
-        client: docker.DockerClient,
-        repository: str,
-        tag: str,
-        credentials: tuple[str, str],
-        log: Log,
-    ) -> str:
-        auth = {"username": credentials[0], "password": credentials[1]}
+    def _push(self, client: docker.DockerClient, job: DockerJob, log: Log) -> str:
+        auth = {"username": job.credentials[0], "password": job.credentials[1]}
         digest = ""
         try:
             for chunk in client.api.push(
-                repository, tag=tag, stream=True, decode=True, auth_config=auth
+                job.repository, tag=job.tag, stream=True, decode=True, auth_config=auth
             ):
                 self._log_chunk(chunk, log)
                 if "error" in chunk:

@@ -26,7 +26,7 @@ import structlog
 from services.builder.build import BuildEnvironment, BuildFailed, run_build
 from shared.build_requests import BuildRequest, RequestInvalid, build_id_of, parse_build_request
 from shared.events.envelope import build_event
-from shared.metadata.builds import TERMINAL
+from shared.metadata.builds import TERMINAL, new_build
 from shared.metadata.store import MetadataStore
 
 log = structlog.get_logger("spacedock.builder")
@@ -114,23 +114,14 @@ class BuildWorker:
             doc = current
 
     async def _document(self, request: BuildRequest, command: Command) -> dict[str, Any]:
-        now = dt.datetime.now(dt.UTC)
         doc, created = await self.builds.create(
-            {
-                "_id": request.build_id,
-                "space": request.space,
-                "status": "queued",
-                "request": request.public(),
-                "created_at": now,
-                "started_at": None,
-                "finished_at": None,
-                "result": None,
-                "error": None,
-                "logs": [],
-                "cancel_requested": False,
-                "correlation_id": command.correlation_id,
-                "reply_to": command.reply_to,
-            }
+            new_build(
+                request.build_id,
+                request.space,
+                request.public(),
+                correlation_id=command.correlation_id,
+                reply_to=command.reply_to,
+            )
         )
         if not created and (command.correlation_id or command.reply_to) and not doc.get("reply_to"):
             await self.builds.collection.update_one(
@@ -278,20 +269,15 @@ class BuildWorker:
         )
         log.warning("build_request_invalid", build_id=build_id, error=message)
         if build_id is not None and isinstance(result["space"], str):
-            now = dt.datetime.now(dt.UTC)
-            doc: dict[str, Any] = {
-                "_id": build_id,
-                "space": result["space"],
-                "status": "failed",
-                "request": None,
-                "created_at": now,
-                "started_at": None,
-                "finished_at": now,
-                "result": result,
-                "error": error,
-                "logs": [],
-                "cancel_requested": False,
-            }
+            doc = new_build(
+                build_id,
+                result["space"],
+                None,
+                status="failed",
+                finished_at=dt.datetime.now(dt.UTC),
+                result=result,
+                error=error,
+            )
             _, created = await self.builds.create(doc, [event])
             if not created and command.reply_to:
                 # The id belongs to another request: answer this one, report nothing on it.

@@ -15,29 +15,7 @@ class ImageEvents:
         self.public_host = public_host
         self.notify = notify  # after a commit: wakes the relay
 
-    def pushed(
-        self,
-        name: RepositoryName,
-        tag: str | None,
-        digest: str,
-        media_type: str,
-        size: int,
-        actor: str | None,
-    ) -> CloudEvent:
-        return self._event("image.pushed", name, tag, digest, media_type, size, actor)
-
-    def deleted(
-        self,
-        name: RepositoryName,
-        tag: str | None,
-        digest: str,
-        media_type: str | None,
-        size: int | None,
-        actor: str | None,
-    ) -> CloudEvent:
-        return self._event("image.deleted", name, tag, digest, media_type, size, actor)
-
-    def _event(
+    def image(
         self,
         kind: str,
         name: RepositoryName,
@@ -47,6 +25,8 @@ class ImageEvents:
         size: int | None,
         actor: str | None,
     ) -> CloudEvent:
+        """``image.pushed`` or ``image.deleted`` about ``name`` (a tag, or with ``tag``
+        None the manifest itself)."""
         return image_event(
             kind,
             source=self.source,

@@ -150,8 +150,8 @@ class Registry:
         await self._check_references(name, manifest)
         await self.metadata.touch_repository(name.full)
         tag = reference.tag
-        event = self.events.pushed(
-            name, tag, manifest.digest, manifest.media_type, manifest.size, actor
+        event = self.events.image(
+            "image.pushed", name, tag, manifest.digest, manifest.media_type, manifest.size, actor
         )
 
         async def commit(session: AsyncClientSession) -> None:
@@ -200,7 +200,7 @@ class Registry:
             manifest = await self.metadata.get_manifest(name.full, digest, session=session)
             media_type = None if manifest is None else manifest.media_type
             size = None if manifest is None else manifest.size
-            event = self.events.deleted(name, tag, digest, media_type, size, actor)
+            event = self.events.image("image.deleted", name, tag, digest, media_type, size, actor)
             await self.metadata.outbox.add([event], session=session)
 
         try:
@@ -221,7 +221,7 @@ class Registry:
             media_type = None if manifest is None else manifest.media_type
             size = None if manifest is None else manifest.size
             events = [
-                self.events.deleted(name, tag, digest, media_type, size, actor)
+                self.events.image("image.deleted", name, tag, digest, media_type, size, actor)
                 for tag in [*tags, None]
             ]
             await self.metadata.outbox.add(events, session=session)

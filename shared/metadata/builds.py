@@ -20,7 +20,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from shared.events.envelope import CloudEvent
+from shared.events.envelope import EVENTS_EXCHANGE, CloudEvent
 from shared.events.outbox import Outbox
 
 Document = dict[str, Any]
@@ -31,6 +31,26 @@ Transaction = Callable[[Callable[[AsyncClientSession], Awaitable[Any]]], Awaitab
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+def new_build(build_id: str, space: str, request: Document | None, **fields: Any) -> Document:
+    """A build document as it starts (queued), with ``fields`` set over the defaults.
+    ``request`` is the request as it may be shown: never with sensitive values."""
+    now = _now()
+    return {
+        "_id": build_id,
+        "space": space,
+        "status": "queued",
+        "request": request,
+        "created_at": now,
+        "started_at": None,
+        "finished_at": None,
+        "result": None,
+        "error": None,
+        "logs": [],
+        "cancel_requested": False,
+        **fields,
+    }
 
 
 class BuildStore:
@@ -49,17 +69,14 @@ class BuildStore:
         return await self.collection.find_one({"_id": build_id})
 
     async def create(
-        self, doc: Document, events: Sequence[CloudEvent] = (), *, exchange: str | None = None
+        self, doc: Document, events: Sequence[CloudEvent] = (), *, exchange: str = EVENTS_EXCHANGE
     ) -> tuple[Document, bool]:
         """Insert the build (with its events, in one transaction) unless one with its id
         exists; the stored build and whether this call created it."""
 
         async def insert(session: AsyncClientSession) -> None:
             await self.collection.insert_one(doc, session=session)
-            if exchange is not None:
-                await self.outbox.add(events, session=session, exchange=exchange)
-            else:
-                await self.outbox.add(events, session=session)
+            await self.outbox.add(events, session=session, exchange=exchange)
 
         try:
             await self._transaction(insert)

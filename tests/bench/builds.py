@@ -17,7 +17,7 @@ from tests.bench.errors import BenchError
 from tests.support.amqp import AMQP_URL
 from tests.support.builds import upload_package, zip_of
 from tests.support.docker_cli import import_busybox_image, remove_images
-from tests.support.processes import BUILDER_KEY, start_builder, start_registry, start_secantus
+from tests.support.processes import start_build_stack, start_secantus
 
 ROUNDS = 3
 TARGET_RATIO = 10.0
@@ -47,12 +47,7 @@ class BuildFigures:
 
 def measure_builds(workdir: Path) -> BuildFigures:
     metadata = start_secantus(workdir / "secantus", test_commands=False)
-    registry = start_registry(
-        workdir / "registry",
-        f"mongodb://127.0.0.1:{metadata.port}/bench_builds",
-        extra_env={"SPACEDOCK_AMQP_URL": AMQP_URL, "SPACEDOCK_BUILDER_KEY": BUILDER_KEY},
-    )
-    builder = start_builder(workdir / "builder", registry)
+    registry, builder = start_build_stack(workdir, metadata.port, AMQP_URL)
     base = f"{registry.host}/spaces-1/bench-base:1.0"
     config = workdir / "docker-config"
     config.mkdir()

@@ -1,12 +1,14 @@
+import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from tests.support.docker_cli import import_busybox_image, remove_images, require_docker
 from tests.support.fixtures import client, registry, repo
 
-__all__ = ["busybox_image", "client", "registry", "repo"]
+__all__ = ["busybox_image", "client", "docker_env", "registry", "repo"]
 
 
 @pytest.fixture(scope="session")
@@ -17,3 +19,11 @@ def busybox_image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     import_busybox_image(tmp_path_factory.mktemp("busybox"), name)
     yield name
     remove_images(name)
+
+
+@pytest.fixture
+def docker_env(tmp_path: Path) -> dict[str, str]:
+    """The environment for docker commands, with a private config dir (never ``~/.docker``)."""
+    config = tmp_path / "docker-config"
+    config.mkdir()
+    return {**os.environ, "DOCKER_CONFIG": str(config)}

@@ -30,12 +30,10 @@ from tests.support.builds import (
 from tests.support.commands import succeed
 from tests.support.docker_cli import remove_images
 from tests.support.processes import (
-    BUILDER_KEY,
-    Builder,
     Registry,
     Service,
-    start_builder,
-    start_registry,
+    ServiceProcess,
+    start_build_stack,
 )
 
 SECRET = "Password=e2e-s3cret"
@@ -44,14 +42,10 @@ SECRET = "Password=e2e-s3cret"
 @pytest.fixture(scope="module")
 def stack(
     tmp_path_factory: pytest.TempPathFactory, mongo_server: Service
-) -> Iterator[tuple[Registry, Builder]]:
-    workdir = tmp_path_factory.mktemp("e2e-builds")
-    registry = start_registry(
-        workdir / "registry",
-        f"mongodb://127.0.0.1:{mongo_server.port}/e2e_builds_{uuid.uuid4().hex[:8]}",
-        extra_env={"SPACEDOCK_AMQP_URL": AMQP_URL, "SPACEDOCK_BUILDER_KEY": BUILDER_KEY},
+) -> Iterator[tuple[Registry, ServiceProcess]]:
+    registry, builder = start_build_stack(
+        tmp_path_factory.mktemp("e2e-builds"), mongo_server.port, AMQP_URL
     )
-    builder = start_builder(workdir / "builder", registry)
     yield registry, builder
     builder.stop()
     registry.stop()
@@ -59,7 +53,7 @@ def stack(
 
 @pytest.fixture(scope="module")
 def docker_env(
-    tmp_path_factory: pytest.TempPathFactory, stack: tuple[Registry, Builder]
+    tmp_path_factory: pytest.TempPathFactory, stack: tuple[Registry, ServiceProcess]
 ) -> dict[str, str]:
     registry, _ = stack
     config = tmp_path_factory.mktemp("docker-config")
@@ -74,7 +68,7 @@ def docker_env(
 
 @pytest.fixture(scope="module")
 def base(
-    stack: tuple[Registry, Builder], busybox_image: str, docker_env: dict[str, str]
+    stack: tuple[Registry, ServiceProcess], busybox_image: str, docker_env: dict[str, str]
 ) -> Iterator[str]:
     """The locally made busybox image, pushed as this registry's base image."""
     registry, _ = stack
@@ -126,7 +120,7 @@ FEATURES = {
 
 
 def test_assembled_and_docker_builds_pull_and_run(
-    stack: tuple[Registry, Builder], base: str, docker_env: dict[str, str]
+    stack: tuple[Registry, ServiceProcess], base: str, docker_env: dict[str, str]
 ) -> None:
     registry, builder = stack
     suffix = uuid.uuid4().hex[:6]
@@ -175,7 +169,7 @@ def test_assembled_and_docker_builds_pull_and_run(
 
 
 def test_a_failing_run_step_is_dockerfile_failed(
-    stack: tuple[Registry, Builder], base: str
+    stack: tuple[Registry, ServiceProcess], base: str
 ) -> None:
     registry, _ = stack
     name = f"e2e-fail-{uuid.uuid4().hex[:6]}"
@@ -186,7 +180,7 @@ def test_a_failing_run_step_is_dockerfile_failed(
 
 
 def test_a_running_build_is_cancelled_and_pushes_nothing(
-    stack: tuple[Registry, Builder], base: str
+    stack: tuple[Registry, ServiceProcess], base: str
 ) -> None:
     registry, builder = stack
     name = f"e2e-cancel-{uuid.uuid4().hex[:6]}"
@@ -227,13 +221,12 @@ def test_a_build_over_its_time_limit_fails_with_timeout(
 ) -> None:
     """A registry and builder of their own (and a virtual host of their own, so the module's
     builder cannot take the request), with a 10 s limit."""
-    workdir = tmp_path_factory.mktemp("time-limit")
-    registry = start_registry(
-        workdir / "registry",
-        f"mongodb://127.0.0.1:{mongo_server.port}/time_limit_{uuid.uuid4().hex[:8]}",
-        extra_env={"SPACEDOCK_AMQP_URL": fresh_vhost(), "SPACEDOCK_BUILDER_KEY": BUILDER_KEY},
+    registry, quick = start_build_stack(
+        tmp_path_factory.mktemp("time-limit"),
+        mongo_server.port,
+        fresh_vhost(),
+        SPACEDOCK_BUILD_TIMEOUT_SECONDS="10",
     )
-    quick = start_builder(workdir / "builder", registry, SPACEDOCK_BUILD_TIMEOUT_SECONDS="10")
     base = f"{registry.host}/spaces-1/slow-base:1.0"
     try:
         succeed(
@@ -256,7 +249,7 @@ def test_a_build_over_its_time_limit_fails_with_timeout(
 
 
 def test_the_full_sdi_for_two_environments_pulled_run_and_every_file_checked(
-    stack: tuple[Registry, Builder], base: str, docker_env: dict[str, str]
+    stack: tuple[Registry, ServiceProcess], base: str, docker_env: dict[str, str]
 ) -> None:
     """The SDI with every feature, built over AMQP and over HTTP for two environments; each
     image pulled with the docker CLI, run, and every configured file read from a container."""

@@ -20,14 +20,6 @@ PUSHED_DIGEST = re.compile(r"digest: (sha256:[0-9a-f]{64}) size: \d+")
 
 
 @pytest.fixture
-def docker_env(tmp_path: Path) -> dict[str, str]:
-    """The environment for docker commands, with a private config dir (never ``~/.docker``)."""
-    config = tmp_path / "docker-config"
-    config.mkdir()
-    return {**os.environ, "DOCKER_CONFIG": str(config)}
-
-
-@pytest.fixture
 def logged_in(registry: Registry, docker_env: dict[str, str]) -> dict[str, str]:
     """``docker_env`` after a successful ``docker login`` to the registry."""
     login(registry, docker_env)

@@ -5,11 +5,9 @@ tokens expire."""
 from __future__ import annotations
 
 import json
-import os
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -32,13 +30,6 @@ def short_token_registry(
     )
     yield registry
     registry.stop()
-
-
-@pytest.fixture
-def docker_env(tmp_path: Path) -> dict[str, str]:
-    config = tmp_path / "docker-config"
-    config.mkdir()
-    return {**os.environ, "DOCKER_CONFIG": str(config)}
 
 
 @pytest.fixture

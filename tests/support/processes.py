@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -179,7 +180,9 @@ BUILDER_KEY = "sdk_b01d000000000001.TestBuilderKeyTestBuilderKeyTestBuilderKey1"
 
 
 @dataclass
-class Builder:
+class ServiceProcess:
+    """A ``spacedock builder`` or ``spacedock reaper`` process (it opens no port)."""
+
     process: subprocess.Popen[bytes]
     log_path: Path
 
@@ -196,58 +199,52 @@ class Builder:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
 
-def start_builder(workdir: Path, registry: Registry, **env: str) -> Builder:
+def start_builder(workdir: Path, registry: Registry, **env: str) -> ServiceProcess:
     """``spacedock builder`` against ``registry`` (same database and broker settings)."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    settings = {key: value for key, value in registry.env.items() if key.startswith("SPACEDOCK_")}
-    environment = {
-        **os.environ,
-        **settings,
-        "SPACEDOCK_REGISTRY_URL": registry.url,
-        "SPACEDOCK_BUILDER_KEY": BUILDER_KEY,
-        "SPACEDOCK_DATA_DIR": str(workdir / "data"),
-        **env,
-    }
-    log_path = workdir / "builder.log"
-    with log_path.open("ab") as log:
-        process = subprocess.Popen(
-            [str(BIN / "spacedock"), "builder"],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=environment,
-        )
-    builder = Builder(process, log_path)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"builder exited\n{builder.log_tail()}")
-        if "builder_ready" in log_path.read_text(errors="replace"):
-            return builder
-        time.sleep(0.2)
-    builder.stop()
-    raise RuntimeError(f"builder not ready\n{builder.log_tail()}")
+    env = {"SPACEDOCK_BUILDER_KEY": BUILDER_KEY, "SPACEDOCK_DATA_DIR": str(workdir / "data"), **env}
+    return _start_service("builder", workdir, registry, env)
 
 
-def start_reaper(workdir: Path, registry: Registry, **env: str) -> Builder:
+def start_reaper(workdir: Path, registry: Registry, **env: str) -> ServiceProcess:
     """``spacedock reaper`` on ``registry``'s database and storage."""
+    return _start_service("reaper", workdir, registry, env)
+
+
+def _start_service(
+    name: str, workdir: Path, registry: Registry, env: Mapping[str, str]
+) -> ServiceProcess:
+    """``spacedock <name>`` with the registry's settings, once it logs ``<name>_ready``."""
     workdir.mkdir(parents=True, exist_ok=True)
     settings = {key: value for key, value in registry.env.items() if key.startswith("SPACEDOCK_")}
     environment = {**os.environ, **settings, "SPACEDOCK_REGISTRY_URL": registry.url, **env}
-    log_path = workdir / "reaper.log"
+    log_path = workdir / f"{name}.log"
     with log_path.open("ab") as log:
         process = subprocess.Popen(
-            [str(BIN / "spacedock"), "reaper"],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=environment,
+            [str(BIN / "spacedock"), name], stdout=log, stderr=subprocess.STDOUT, env=environment
         )
-    reaper = Builder(process, log_path)
+    service = ServiceProcess(process, log_path)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"reaper exited\n{reaper.log_tail()}")
-        if "reaper_ready" in log_path.read_text(errors="replace"):
-            return reaper
+            raise RuntimeError(f"{name} exited\n{service.log_tail()}")
+        if f"{name}_ready" in log_path.read_text(errors="replace"):
+            return service
         time.sleep(0.2)
-    reaper.stop()
-    raise RuntimeError(f"reaper not ready\n{reaper.log_tail()}")
+    service.stop()
+    raise RuntimeError(f"{name} not ready\n{service.log_tail()}")
+
+
+def start_build_stack(
+    workdir: Path, mongo_port: int, amqp_url: str, **builder_env: str
+) -> tuple[Registry, ServiceProcess]:
+    """A registry on a database of its own and a builder beside it, on ``amqp_url``."""
+    registry = start_registry(
+        workdir / "registry",
+        f"mongodb://127.0.0.1:{mongo_port}/builds_{uuid.uuid4().hex[:8]}",
+        extra_env={"SPACEDOCK_AMQP_URL": amqp_url, "SPACEDOCK_BUILDER_KEY": BUILDER_KEY},
+    )
+    try:
+        return registry, start_builder(workdir / "builder", registry, **builder_env)
+    except BaseException:
+        registry.stop()
+        raise

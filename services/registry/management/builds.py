@@ -19,6 +19,7 @@ from services.registry.management.guard import space_with_role
 from services.registry.management.requests import json_object
 from shared.build_requests import FIELDS, RequestInvalid, parse_build_request
 from shared.events.envelope import COMMANDS_EXCHANGE, CloudEvent, build_event
+from shared.metadata.builds import new_build
 from shared.metadata.store import Document
 
 MAX_REQUEST_BYTES = 4 * 1024 * 1024
@@ -50,21 +51,9 @@ async def create_build(request: web.Request) -> web.Response:
     except RequestInvalid as exc:
         raise Invalid(str(exc)) from exc
     settings = request.app[settings_key]
-    now = dt.datetime.now(dt.UTC)
-    doc: Document = {
-        "_id": build.build_id,
-        "space": space,
-        "status": "queued",
-        "request": build.public(),
-        "created_at": now,
-        "started_at": None,
-        "finished_at": None,
-        "result": None,
-        "error": None,
-        "logs": [],
-        "cancel_requested": False,
-        "submitted_by": request[principal_key].username,
-    }
+    doc = new_build(
+        build.build_id, space, build.public(), submitted_by=request[principal_key].username
+    )
     command = CloudEvent(
         "build.request",
         f"{settings.public_url}/api/v1",
