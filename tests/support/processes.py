@@ -179,24 +179,8 @@ def restart_registry(old: Registry, workdir: Path) -> Registry:
 BUILDER_KEY = "sdk_b01d000000000001.TestBuilderKeyTestBuilderKeyTestBuilderKey1"
 
 
-@dataclass
-class ServiceProcess:
-    """A ``spacedock builder`` or ``spacedock reaper`` process (it opens no port)."""
-
-    process: subprocess.Popen[bytes]
-    log_path: Path
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-    def log_tail(self, lines: int = 60) -> str:
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+class ServiceProcess(Service):
+    """A ``spacedock builder`` or ``spacedock reaper`` process: a service without a port."""
 
 
 def start_builder(workdir: Path, registry: Registry, **env: str) -> ServiceProcess:
@@ -222,7 +206,7 @@ def _start_service(
         process = subprocess.Popen(
             [str(BIN / "spacedock"), name], stdout=log, stderr=subprocess.STDOUT, env=environment
         )
-    service = ServiceProcess(process, log_path)
+    service = ServiceProcess(process, 0, log_path)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if process.poll() is not None:
