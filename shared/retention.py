@@ -1,5 +1,7 @@
-"""Retention (PRODUCT.md §9), as pure rules: the policy of a space, and which deployment tags
-it removes. The reaper applies them; the registry validates and stores the policy."""
+"""Retention (PRODUCT.md §9), as pure rules: the policy of a space, which deployment tags it
+removes, what a kept manifest keeps with it, and the order manifests are removed in. The
+reaper and on-demand runs apply them (``shared/retention_run.py``); the registry validates and
+stores the policy."""
 
 from __future__ import annotations
 
@@ -9,6 +11,8 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
+
+Key = tuple[str, str]  # a manifest: (repository, digest)
 
 DEFAULT_PATTERN = r"^.+-deployments-\d+$"
 MAX_PATTERN_LENGTH = 500
@@ -29,6 +33,10 @@ class RetentionPolicy:
     @property
     def compiled(self) -> re.Pattern[str]:
         return re.compile(self.pattern)
+
+    def counts(self, tag: str) -> bool:
+        """Whether ``tag`` is a deployment tag under this policy."""
+        return self.compiled.search(tag) is not None
 
     def document(self) -> dict[str, Any]:
         return {
@@ -110,11 +118,10 @@ def tags_to_remove(
     """The deployment tags the policy removes: matching the pattern, older than
     ``retain_days``, outside the newest ``keep_last`` deployment tags of their repository,
     and not pinned. Other tags are never removed."""
-    pattern = policy.compiled
     cutoff = now - dt.timedelta(days=policy.retain_days)
     by_repository: dict[str, list[TagState]] = defaultdict(list)
     for tag in tags:
-        if pattern.search(tag.tag):
+        if policy.counts(tag.tag):
             by_repository[tag.repository].append(tag)
     removed: list[TagState] = []
     for candidates in by_repository.values():
@@ -123,3 +130,55 @@ def tags_to_remove(
             if tag.pushed_at < cutoff and not tag.pinned:
                 removed.append(tag)
     return sorted(removed, key=lambda t: (t.repository, t.tag))
+
+
+def with_what_they_need(keep: set[Key], manifests: dict[Key, dict[str, Any]]) -> set[Key]:
+    """Add what goes with kept manifests: an index's manifests, a referrer's subject, and
+    the referrers (signatures, SBOMs) of a kept manifest."""
+    referrers: dict[Key, list[Key]] = {}
+    for (repository, digest), document in manifests.items():
+        if document.get("subject"):
+            referrers.setdefault((repository, document["subject"]), []).append((repository, digest))
+    kept = set(keep)
+    pending = list(kept)
+    while pending:
+        repository, digest = pending.pop()
+        manifest = manifests.get((repository, digest))
+        if manifest is None:
+            continue
+        needed = [(repository, child) for child in manifest.get("manifests") or []]
+        if manifest.get("subject"):
+            needed.append((repository, manifest["subject"]))
+        needed += referrers.get((repository, digest), [])
+        for key in needed:
+            if key not in kept:
+                kept.add(key)
+                pending.append(key)
+    return kept
+
+
+def parents_first(going: set[Key], manifests: dict[Key, dict[str, Any]]) -> list[Key]:
+    """``going`` in an order where an index comes before the manifests it lists and a
+    referrer before its subject: a manifest is removed only once nothing that refers to it is
+    left, so a parent that a push saved midway keeps its children."""
+    children: dict[Key, list[Key]] = {}
+    for key in going:
+        document = manifests[key]
+        listed = [(key[0], child) for child in document.get("manifests") or []]
+        if document.get("subject"):
+            listed.append((key[0], document["subject"]))
+        children[key] = sorted(child for child in listed if child in going)
+    ordered: list[Key] = []
+    placed: set[Key] = set()
+
+    def place(key: Key) -> None:
+        if key in placed:
+            return
+        placed.add(key)
+        for child in children[key]:
+            place(child)
+        ordered.append(key)  # after everything below it
+
+    for key in sorted(going):
+        place(key)
+    return ordered[::-1]

@@ -7,8 +7,12 @@ kept index lists it, when a kept referrer names it as its subject, or when it re
 kept manifest (a signature or SBOM stays with its image); everything else in the space goes,
 referrers of a removed manifest with it. Each removal is its own transaction
 with its ``image.deleted`` event, re-checked there: a tag that moved, or a manifest that a
-push tagged or listed meanwhile, is left alone. Blobs no manifest references any more are
-counted in ``bytes_freed`` and left to garbage collection.
+push tagged or listed meanwhile, is left alone. Then garbage collection (``shared/garbage.py``):
+the space's links to blobs no manifest needs and no push touched for ``gc.grace_minutes`` go,
+and those blobs are deleted from storage unless another repository still links them.
+
+A dry run reports the blobs only the removed manifests reference, which go once their grace
+period has passed.
 """
 
 from __future__ import annotations
@@ -21,10 +25,17 @@ from typing import Any
 from pymongo.asynchronous.client_session import AsyncClientSession
 
 from shared.events.envelope import CloudEvent, image_event
+from shared.garbage import collect_blobs, expire_links
 from shared.metadata.store import MetadataStore
-from shared.retention import RetentionPolicy, TagState, tags_to_remove
-
-Key = tuple[str, str]  # (repository, digest)
+from shared.retention import (
+    Key,
+    RetentionPolicy,
+    TagState,
+    parents_first,
+    tags_to_remove,
+    with_what_they_need,
+)
+from shared.storage.port import BlobStore
 
 
 @dataclass(slots=True)
@@ -33,6 +44,7 @@ class RetentionReport:
     dry_run: bool
     removed: list[dict[str, str]] = field(default_factory=list)
     manifests: list[dict[str, str]] = field(default_factory=list)
+    blobs_removed: int = 0
     bytes_freed: int = 0
 
     def document(self) -> dict[str, Any]:
@@ -42,7 +54,7 @@ class RetentionReport:
             "removed": self.removed,
             "manifests_removed": len(self.manifests),
             "manifests": self.manifests,
-            "blobs_removed": 0,
+            "blobs_removed": self.blobs_removed,
             "bytes_freed": self.bytes_freed,
         }
 
@@ -56,6 +68,7 @@ class EventSource:
 
 async def run_retention(
     metadata: MetadataStore,
+    store: BlobStore,
     space: str,
     policy: RetentionPolicy,
     *,
@@ -81,53 +94,38 @@ async def run_retention(
     manifests = {(m["repository"], m["digest"]): m for m in await metadata.space_manifests(space)}
     tagged = {(t.repository, t.digest) for t in states if (t.repository, t.tag) not in going_keys}
     young_since = now - dt.timedelta(hours=policy.untagged_retain_hours)
-    keep = tagged | {key for key, m in manifests.items() if m["created_at"] > young_since}
-    keep = _closure(keep, manifests)
-    removable = sorted(set(manifests) - keep)
+    keep = tagged | {key for key, m in manifests.items() if _pushed_at(m) > young_since}
+    keep = with_what_they_need(keep, manifests)
+    removable = parents_first(set(manifests) - keep, manifests)
     report.removed = [{"repository": t.repository, "tag": t.tag, "digest": t.digest} for t in going]
-    report.manifests = [{"repository": r, "digest": d} for r, d in removable]
-    report.bytes_freed = await metadata.bytes_only_in([manifests[key] for key in removable])
+    report.manifests = [{"repository": r, "digest": d} for r, d in sorted(removable)]
+    orphans = await metadata.blobs_only_in([manifests[key] for key in removable])
+    report.blobs_removed, report.bytes_freed = len(orphans), sum(orphans.values())
     if dry_run:
         return report
     for tag in going:
         event = _event(events, "image.deleted", tag.repository, tag.tag, tag.digest, manifests, now)
         await metadata.transaction(functools.partial(_remove_tag, metadata, tag, event))
-    removable_set = set(removable)
     done: list[dict[str, str]] = []
     for key in removable:
         event = _event(events, "image.deleted", key[0], None, key[1], manifests, now)
         removed = await metadata.transaction(
-            functools.partial(_remove_manifest, metadata, key, removable_set, event)
+            functools.partial(_remove_manifest, metadata, key, manifests[key], event)
         )
         if removed:
             done.append({"repository": key[0], "digest": key[1]})
-    report.manifests = done
+    report.manifests = sorted(done, key=lambda m: (m["repository"], m["digest"]))
+    unlinked = await expire_links(
+        metadata, space, dt.timedelta(minutes=policy.gc_grace_minutes), now
+    )
+    collected = await collect_blobs(metadata, store, among=unlinked)
+    report.blobs_removed, report.bytes_freed = collected.blobs_removed, collected.bytes_freed
     return report
 
 
-def _closure(keep: set[Key], manifests: dict[Key, dict[str, Any]]) -> set[Key]:
-    """Add what goes with kept manifests: an index's manifests, a referrer's subject, and
-    the referrers (signatures, SBOMs) of a kept manifest."""
-    referrers: dict[Key, list[Key]] = {}
-    for (repository, digest), document in manifests.items():
-        if document.get("subject"):
-            referrers.setdefault((repository, document["subject"]), []).append((repository, digest))
-    kept = set(keep)
-    pending = list(kept)
-    while pending:
-        repository, digest = pending.pop()
-        manifest = manifests.get((repository, digest))
-        if manifest is None:
-            continue
-        needed = [(repository, child) for child in manifest.get("manifests") or []]
-        if manifest.get("subject"):
-            needed.append((repository, manifest["subject"]))
-        needed += referrers.get((repository, digest), [])
-        for key in needed:
-            if key not in kept:
-                kept.add(key)
-                pending.append(key)
-    return kept
+def _pushed_at(manifest: dict[str, Any]) -> dt.datetime:
+    moment: dt.datetime = manifest.get("touched_at") or manifest["created_at"]
+    return moment
 
 
 def _event(
@@ -171,26 +169,26 @@ async def _remove_tag(
 async def _remove_manifest(
     metadata: MetadataStore,
     key: Key,
-    removable: set[Key],
+    seen: dict[str, Any],
     event: CloudEvent,
     session: AsyncClientSession,
 ) -> bool:
-    """Only if, now, no tag points at it and no manifest that stays lists it or refers to it
-    (a push may have done either since the run looked)."""
+    """Only if, now, no tag points at it, no manifest lists it or refers to it (parents go
+    first, so one still here was kept), and it was not pushed again since the run looked."""
     repository, digest = key
     if await metadata.db.tags.find_one(
         {"repository": repository, "digest": digest}, session=session
     ):
         return False
-    async for parent in metadata.db.manifests.find(
+    if await metadata.db.manifests.find_one(
         {"repository": repository, "$or": [{"manifests": digest}, {"subject": digest}]},
-        {"digest": 1},
+        {"_id": 1},
         session=session,
     ):
-        if (repository, parent["digest"]) not in removable:
-            return False
+        return False
     result = await metadata.db.manifests.delete_one(
-        {"_id": f"{repository}@{digest}"}, session=session
+        {"_id": f"{repository}@{digest}", "touched_at": seen.get("touched_at")},
+        session=session,
     )
     if result.deleted_count != 1:
         return False

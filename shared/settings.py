@@ -50,6 +50,8 @@ class Settings:
     build_timeout_seconds: int = 1800
     docker_registry: str = ""
     retention_interval_seconds: int = 3600
+    # A deployment tag pushed makes its space's retention due, at most this often.
+    retention_debounce_seconds: int = 60
 
     @property
     def public_host(self) -> str:
@@ -166,6 +168,9 @@ class Settings:
         retention_interval = _int(
             get, "SPACEDOCK_RETENTION_INTERVAL_SECONDS", 3600, 1, 7 * 86_400, problems
         )
+        retention_debounce = _int(
+            get, "SPACEDOCK_RETENTION_DEBOUNCE_SECONDS", 60, 0, 86_400, problems
+        )
 
         log_format = (get("SPACEDOCK_LOG_FORMAT", "auto") or "").lower()
         if log_format not in ("auto", "json", "console"):
@@ -193,6 +198,7 @@ class Settings:
             build_timeout_seconds=build_timeout,
             docker_registry=get("SPACEDOCK_DOCKER_REGISTRY") or urlsplit(registry_url).netloc,
             retention_interval_seconds=retention_interval,
+            retention_debounce_seconds=retention_debounce,
         )
 
 

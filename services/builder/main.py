@@ -7,7 +7,6 @@ import asyncio
 import os
 import socket
 
-import aio_pika
 import structlog
 from aio_pika.abc import AbstractIncomingMessage
 
@@ -16,7 +15,14 @@ from services.builder.docker_engine import DockerEngine
 from services.builder.isolation import close_isolated
 from services.builder.registry_client import RegistryClient
 from services.builder.worker import BuildWorker, Command
-from shared.events.bus import AmqpBus, EventBus, InProcessBus, Outgoing, declare_topology
+from shared.events.bus import (
+    AmqpBus,
+    EventBus,
+    InProcessBus,
+    Outgoing,
+    connect_when_reachable,
+    declare_topology,
+)
 from shared.events.envelope import COMMANDS_EXCHANGE
 from shared.events.relay import OutboxRelay
 from shared.metadata.store import MetadataStore
@@ -82,13 +88,7 @@ async def _consume_amqp(settings: Settings, worker: BuildWorker) -> None:
     """Competing consumers of one durable queue; a message is acknowledged once its build
     has an outcome, so a builder that dies mid-build leaves it to another."""
     assert settings.amqp_url is not None
-    while True:
-        try:
-            connection = await aio_pika.connect_robust(settings.amqp_url)
-            break
-        except Exception as exc:
-            log.warning("amqp_unreachable", error=str(exc)[:200])
-            await asyncio.sleep(2)
+    connection = await connect_when_reachable(settings.amqp_url)
     async with connection:
         channel = await connection.channel()
         await channel.set_qos(prefetch_count=settings.build_concurrency)

@@ -1,10 +1,14 @@
-"""The reaper service: on a schedule, apply each space's retention policy and remove upload
-sessions abandoned for a day; report through the outbox.
+"""The reaper service: on a schedule, apply each space's retention policy (which ends with
+garbage collection of the space's blobs), collect any other blob nothing refers to, and remove
+upload sessions and staged bytes abandoned for a day; report through the outbox.
+
+It consumes ``image.pushed``: a deployment tag arriving makes its space's retention due, so
+``keep_last`` applies within ``SPACEDOCK_RETENTION_DEBOUNCE_SECONDS`` rather than at the next
+scheduled run.
 
 Several reapers may run: a space's run is claimed (``reaper_runs``, with a lease) so only
-one reaper applies it per interval, and an abandoned upload is claimed before it is removed.
-Garbage collection of unreferenced blobs is not done yet: removed manifests' blobs stay in
-storage (the runs report the bytes they would free).
+one reaper applies it at a time, blobs are claimed before they are deleted
+(``shared/metadata/blobs.py``), and an abandoned upload is claimed before it is removed.
 """
 
 from __future__ import annotations
@@ -18,9 +22,11 @@ import uuid
 
 import structlog
 
+from services.reaper.pushes import consume_pushes
 from shared.events.bus import AmqpBus, EventBus, InProcessBus
 from shared.events.envelope import CloudEvent
 from shared.events.relay import OutboxRelay
+from shared.garbage import collect_blobs
 from shared.metadata.store import MetadataStore
 from shared.retention import PolicyInvalid, RetentionPolicy
 from shared.retention_run import EventSource, run_retention
@@ -46,80 +52,127 @@ async def run_reaper(settings: Settings, stop: asyncio.Event, bus: EventBus | No
         bus = AmqpBus(settings.amqp_url) if settings.amqp_url else InProcessBus()
     owner = f"reaper@{socket.gethostname()}:{os.getpid()}"
     relay = OutboxRelay(metadata.outbox, bus, owner)
-    relaying = asyncio.ensure_future(relay.run())
-    every = dt.timedelta(seconds=settings.retention_interval_seconds)
+    wake = asyncio.Event()
+    tasks = [
+        asyncio.ensure_future(relay.run()),
+        asyncio.ensure_future(consume_pushes(settings, metadata, bus, wake)),
+    ]
+    reaper = Reaper(metadata, store, settings, owner)
     log.info("reaper_ready", every_seconds=settings.retention_interval_seconds)
     try:
         while not stop.is_set():
+            wake.clear()
             try:
-                await reap_once(metadata, store, settings, owner, every)
+                await reaper.round()
                 relay.notify()
             except Exception:  # a bad round must not end the service
                 log.exception("reaper_round_failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), min(every.total_seconds(), 60))
+            waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(wake.wait())]
+            await asyncio.wait(
+                waits, timeout=reaper.pause_seconds, return_when=asyncio.FIRST_COMPLETED
+            )
+            for waiting in waits:
+                waiting.cancel()
     finally:
-        relaying.cancel()
-        await asyncio.gather(relaying, return_exceptions=True)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         if own_bus:
             await bus.close()
         await store.close()
         await metadata.close()
 
 
-async def reap_once(
-    metadata: MetadataStore, store: BlobStore, settings: Settings, owner: str, every: dt.timedelta
-) -> None:
-    """One round: each space whose run is due and unclaimed, then abandoned uploads."""
-    for space in await metadata.list_spaces():
-        if not await metadata.claim_space_run(space["_id"], owner, every, RUN_LEASE):
-            continue
-        try:
-            try:
-                policy = RetentionPolicy.parse(space.get("retention") or {})
-            except PolicyInvalid:
-                log.warning("retention_policy_invalid", space=space["_id"])
+class Reaper:
+    def __init__(
+        self, metadata: MetadataStore, store: BlobStore, settings: Settings, owner: str
+    ) -> None:
+        self.metadata = metadata
+        self.store = store
+        self.owner = owner
+        self.every = dt.timedelta(seconds=settings.retention_interval_seconds)
+        self.debounce = dt.timedelta(seconds=settings.retention_debounce_seconds)
+        self.events = EventSource(
+            f"{settings.public_url}/reaper", settings.public_host, REAPER_ACCOUNT
+        )
+
+    @property
+    def pause_seconds(self) -> float:
+        """Between rounds: short enough to notice a due space within its debounce."""
+        return max(0.2, min(self.every.total_seconds(), self.debounce.total_seconds(), 60.0))
+
+    async def round(self) -> None:
+        """Each space whose run is due and unclaimed, then every blob nothing refers to any
+        more (a link removed through the API, a claim another reaper left), then uploads."""
+        for space in await self.metadata.list_spaces():
+            started = await self.metadata.claim_space_run(
+                space["_id"], self.owner, self.every, self.debounce, RUN_LEASE
+            )
+            if started is None:
                 continue
-            report = await run_retention(
-                metadata,
-                space["_id"],
-                policy,
-                now=dt.datetime.now(dt.UTC),
-                dry_run=False,
-                events=EventSource(
-                    f"{settings.public_url}/reaper", settings.public_host, REAPER_ACCOUNT
-                ),
-            )
-            document = report.document()
-            await metadata.outbox.add(
-                [
-                    CloudEvent(
-                        "retention.completed",
-                        f"{settings.public_url}/reaper",
-                        space["_id"],
-                        document,
-                    )
-                ]
-            )
+            try:
+                await self._apply(space)
+            finally:
+                await self.metadata.finish_space_run(space["_id"], self.owner, started)
+        collected = await collect_blobs(self.metadata, self.store)
+        if collected.blobs_removed or collected.failed:
             log.info(
-                "retention_applied",
-                space=space["_id"],
-                tags_removed=len(report.removed),
-                manifests_removed=len(report.manifests),
+                "blobs_collected",
+                blobs_removed=collected.blobs_removed,
+                bytes_freed=collected.bytes_freed,
+                failed=collected.failed,
             )
-        finally:
-            await metadata.finish_space_run(space["_id"], owner)
-    await _abandoned_uploads(metadata, store)
+        await self._abandoned_uploads()
+        await self._abandoned_staging()
 
-
-async def _abandoned_uploads(metadata: MetadataStore, store: BlobStore) -> None:
-    cutoff = dt.datetime.now(dt.UTC) - ABANDONED_AFTER
-    token = uuid.uuid4().hex
-    for _ in range(1000):
-        upload = await metadata.claim_abandoned_upload(cutoff, token, dt.timedelta(minutes=10))
-        if upload is None:
+    async def _apply(self, space: dict[str, object]) -> None:
+        space_id = str(space["_id"])
+        try:
+            policy = RetentionPolicy.parse(space.get("retention") or {})
+        except PolicyInvalid:
+            log.warning("retention_policy_invalid", space=space_id)
             return
-        with contextlib.suppress(Exception):
-            await store.abort_upload(upload.id, upload.storage)
-        await metadata.delete_claimed_upload(upload.id, token)
-        log.info("abandoned_upload_removed", upload=upload.id, repository=upload.repository)
+        report = await run_retention(
+            self.metadata,
+            self.store,
+            space_id,
+            policy,
+            now=dt.datetime.now(dt.UTC),
+            dry_run=False,
+            events=self.events,
+        )
+        document = report.document()
+        completed = CloudEvent("retention.completed", self.events.source, space_id, document)
+        await self.metadata.outbox.add([completed])
+        log.info(
+            "retention_applied",
+            space=space_id,
+            tags_removed=len(report.removed),
+            manifests_removed=len(report.manifests),
+            blobs_removed=report.blobs_removed,
+            bytes_freed=report.bytes_freed,
+        )
+
+    async def _abandoned_uploads(self) -> None:
+        cutoff = dt.datetime.now(dt.UTC) - ABANDONED_AFTER
+        token = uuid.uuid4().hex
+        for _ in range(1000):
+            upload = await self.metadata.claim_abandoned_upload(
+                cutoff, token, dt.timedelta(minutes=10)
+            )
+            if upload is None:
+                return
+            with contextlib.suppress(Exception):
+                await self.store.abort_upload(upload.id, upload.storage)
+            await self.metadata.delete_claimed_upload(upload.id, token)
+            log.info("abandoned_upload_removed", upload=upload.id, repository=upload.repository)
+
+    async def _abandoned_staging(self) -> None:
+        """Staged bytes that no upload session owns and nothing wrote for a day: what a
+        registry killed in the middle of a monolithic upload (which has no session) left."""
+        stale = await self.store.stale_staging(dt.datetime.now(dt.UTC) - ABANDONED_AFTER)
+        for upload_id in stale:
+            if await self.metadata.get_upload(upload_id) is not None:
+                continue  # a session's own bytes: it is removed with its session
+            await self.store.discard_staging(upload_id)
+            log.info("abandoned_staging_removed", upload=upload_id)

@@ -67,7 +67,7 @@ class Registry:
     # blobs ----------------------------------------------------------------------------------
 
     async def blob(self, name: RepositoryName, digest: Digest) -> BlobHandle:
-        size = await self.metadata.linked_blob_size(name.full, str(digest))
+        size = await self.metadata.blobs.link_size(name.full, str(digest))
         if size is None:
             raise errors.BlobUnknown(detail={"digest": str(digest)})
         location = await self.store.locate(str(digest))
@@ -85,23 +85,23 @@ class Registry:
         """Link a blob another repository holds into ``name``; False when there is none.
 
         The caller must be allowed to read ``source``. Without a source, a copy in any
-        repository of ``readable_spaces`` will do (None: every space).
+        repository of ``readable_spaces`` will do (None: every space). A blob that garbage
+        collection has claimed is not mounted: the client uploads it instead.
         """
         if source is not None:
-            size = await self.metadata.linked_blob_size(source.full, str(digest))
+            size = await self.metadata.blobs.link_size(source.full, str(digest))
         elif readable_spaces is not None and not readable_spaces:
             size = None
         else:
-            link = await self.metadata.find_link(str(digest), spaces=readable_spaces)
+            link = await self.metadata.blobs.find_link(str(digest), spaces=readable_spaces)
             size = None if link is None else int(link["size"])
         if size is None or await self.store.locate(str(digest)) is None:
             return False
         await self.metadata.touch_repository(name.full)
-        await self.metadata.link_blob(name.full, str(digest), size)
-        return True
+        return await self.metadata.blobs.link(name.full, str(digest), size)
 
     async def delete_blob(self, name: RepositoryName, digest: Digest) -> None:
-        if not await self.metadata.unlink_blob(name.full, str(digest)):
+        if not await self.metadata.blobs.unlink(name.full, str(digest)):
             raise errors.BlobUnknown(detail={"digest": str(digest)})
 
     # manifests ------------------------------------------------------------------------------
@@ -155,6 +155,18 @@ class Registry:
         )
 
         async def commit(session: AsyncClientSession) -> None:
+            # Touching what the manifest references is what keeps garbage collection and
+            # retention from removing it meanwhile (shared/metadata/blobs.py).
+            if not await self.metadata.blobs.touch_links(name.full, manifest.blobs, session):
+                raise errors.ManifestBlobUnknown(
+                    "a blob the manifest references was removed meanwhile; push it again",
+                    detail={"blobs": list(manifest.blobs)},
+                )
+            if not await self.metadata.touch_manifests(name.full, manifest.manifests, session):
+                raise errors.ManifestBlobUnknown(
+                    "a manifest the index lists was removed meanwhile; push it again",
+                    detail={"manifests": list(manifest.manifests)},
+                )
             await self.metadata.put_manifest(name.full, manifest, content, session=session)
             if tag is not None:
                 await self.metadata.set_tag(name.full, tag, manifest.digest, session=session)
@@ -168,7 +180,7 @@ class Registry:
 
     async def _check_references(self, name: RepositoryName, manifest: ParsedManifest) -> None:
         if manifest.blobs:
-            linked = await self.metadata.linked_digests(name.full, manifest.blobs)
+            linked = await self.metadata.blobs.linked_digests(name.full, manifest.blobs)
             missing = [d for d in manifest.blobs if d not in linked]
             if missing:
                 raise errors.ManifestBlobUnknown(detail={"blobs": missing})

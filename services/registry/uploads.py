@@ -25,6 +25,7 @@ from typing import Any
 
 import structlog
 
+from shared.metadata.blobs import BlobBeingDeleted
 from shared.metadata.store import MetadataStore, Upload
 from shared.oci import errors
 from shared.oci.digest import Digest
@@ -37,6 +38,8 @@ log = structlog.get_logger("spacedock.uploads")
 LEASE = dt.timedelta(seconds=60)
 LEASE_RENEW_SECONDS = 20.0
 MAX_LOCAL_HASHERS = 4096
+# How long an upload waits for garbage collection to finish deleting the same digest.
+COLLECTION_WAIT_SECONDS = 10.0
 
 
 class Uploads:
@@ -140,17 +143,45 @@ class Uploads:
     async def _commit(
         self, name: RepositoryName, upload_id: str, state: dict[str, Any], digest: Digest, size: int
     ) -> None:
-        """Make the proven bytes the blob (unless storage holds it already) and link it."""
-        if (
-            await self.metadata.get_blob(str(digest)) is not None
-            and (await self.store.locate(str(digest))) is not None
-        ):
-            await self.store.abort_upload(upload_id, state)
-        else:
-            await self.store.commit_upload(upload_id, state, str(digest), size)
-            await self.metadata.record_blob(str(digest), size)
-        await self.metadata.touch_repository(name.full)
-        await self.metadata.link_blob(name.full, str(digest), size)
+        """Make the proven bytes the blob (unless storage holds it already) and link it.
+
+        The blob is reserved before its bytes are written, so garbage collection cannot delete
+        them under the upload (shared/metadata/blobs.py). When a collector is deleting the
+        same digest right now, the upload waits for it to finish and stores the blob again.
+        """
+        blobs = self.metadata.blobs
+        token = uuid.uuid4().hex
+        stored = await self._reserve(digest, size, token)
+        try:
+            if stored and (await self.store.locate(str(digest))) is not None:
+                await self.store.abort_upload(upload_id, state)
+            else:
+                await self.store.commit_upload(upload_id, state, str(digest), size)
+            await self.metadata.touch_repository(name.full)
+            await blobs.record_link(name.full, str(digest), size, token)
+        except BlobBeingDeleted as exc:
+            raise errors.BlobUnknown(
+                "the upload took too long and the blob was collected; upload it again",
+                detail={"digest": str(digest)},
+            ) from exc
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await blobs.release(str(digest), token)
+            raise
+
+    async def _reserve(self, digest: Digest, size: int, token: str) -> bool:
+        waited = 0.0
+        while True:
+            try:
+                return await self.metadata.blobs.reserve(str(digest), size, token)
+            except BlobBeingDeleted:
+                if waited >= COLLECTION_WAIT_SECONDS:
+                    raise errors.Unavailable(
+                        "the blob is being garbage-collected; retry shortly",
+                        detail={"digest": str(digest)},
+                    ) from None
+            await asyncio.sleep(0.05)
+            waited += 0.05
 
     async def put_stream(
         self, name: RepositoryName, chunks: AsyncIterator[bytes]

@@ -97,6 +97,17 @@ class AmqpBus:
                 await self._connection.close()
 
 
+async def connect_when_reachable(url: str) -> aio_pika.abc.AbstractRobustConnection:
+    """A robust connection, waiting for the broker as long as it takes (a consumer has
+    nothing to do without it; ``connect_robust`` only reconnects once it has connected)."""
+    while True:
+        try:
+            return await aio_pika.connect_robust(url)
+        except Exception as exc:
+            log.warning("amqp_unreachable", error=str(exc)[:200])
+            await asyncio.sleep(2)
+
+
 async def declare_topology(channel: aio_pika.abc.AbstractChannel) -> None:
     """The exchanges of PRODUCT.md §7, declared by whoever connects first."""
     await channel.declare_exchange(EVENTS_EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True)

@@ -5,12 +5,11 @@ Accounts (users, memberships, API keys) are in ``accounts``, reached as ``.accou
 Collections (``_id`` chosen so that uniqueness and the hot lookups need no extra index):
 - ``spaces``       ``{_id: "spaces-1", name, anonymous_pull, created_at}``
 - ``repositories`` ``{_id: "<space>/<name>", space, created_at}``
-- ``blobs``        ``{_id: digest, size, created_at}``: blobs committed to storage, once each
-- ``blob_links``   ``{_id: "<repo>@<digest>", repository, digest, size, created_at}``: what a
-                   repository may read
+- ``blobs``, ``blob_links``: blobs in storage and what each repository may read, in ``blobs``
+                   (reached as ``.blobs``), with the protocol that garbage collection follows
 - ``manifests``    ``{_id: "<repo>@<digest>", repository, digest, media_type, size, content,
                    blobs, manifests, subject, artifact_type, config_media_type, annotations,
-                   created_at}``
+                   created_at, touched_at}``: ``touched_at`` moves with every push of it
 - ``tags``         ``{_id: "<repo>:<tag>", repository, tag, digest, updated_at}``
 - ``uploads``      ``{_id: upload id, repository, offset, storage, lock, created_at, updated_at}``
 """
@@ -30,10 +29,15 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from shared.events.outbox import Outbox
 from shared.metadata.accounts import AccountStore
+from shared.metadata.blobs import BlobRecords
 from shared.metadata.builds import BuildStore
 from shared.oci.manifest import ParsedManifest
 
 Document = dict[str, Any]
+
+
+_NEVER = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_NEVER_RUN = {"last_run_at": _NEVER, "lease_until": _NEVER, "owner": None}
 
 
 def utcnow() -> dt.datetime:
@@ -94,6 +98,7 @@ class MetadataStore:
         self.accounts = AccountStore(self.db, self.transaction)
         self.outbox = Outbox(self.db)
         self.builds = BuildStore(self.db, self.outbox, self.transaction)
+        self.blobs = BlobRecords(self.db, self.transaction)
 
     @classmethod
     def connect(
@@ -117,8 +122,6 @@ class MetadataStore:
     async def ensure_indexes(self) -> None:
         db = self.db
         await db.repositories.create_index([("space", ASCENDING), ("_id", ASCENDING)])
-        await db.blob_links.create_index([("digest", ASCENDING)])
-        await db.blob_links.create_index([("repository", ASCENDING)])
         await db.manifests.create_index([("repository", ASCENDING), ("subject", ASCENDING)])
         await db.manifests.create_index([("digest", ASCENDING)])
         await db.manifests.create_index([("blobs", ASCENDING)])
@@ -129,6 +132,7 @@ class MetadataStore:
         await self.accounts.ensure_indexes()
         await self.outbox.ensure_indexes()
         await self.builds.ensure_indexes()
+        await self.blobs.ensure_indexes()
         await db.pins.create_index([("repository", ASCENDING)])
 
     async def check_transactions(self) -> None:
@@ -252,14 +256,16 @@ class MetadataStore:
         cursor = self.db.manifests.find(self._in_space(space_id), {"content": 0})
         return [doc async for doc in cursor]
 
-    async def bytes_only_in(self, manifests: list[Document]) -> int:
-        """The size of the blobs that only ``manifests`` reference (in any repository)."""
+    async def blobs_only_in(self, manifests: list[Document]) -> dict[str, int]:
+        """The blobs that only ``manifests`` reference (in any repository) and no other
+        repository links, with their sizes: what removing them frees once the grace period
+        of their links has passed."""
         if not manifests:
-            return 0
+            return {}
         ids = [doc["_id"] for doc in manifests]
         candidates = {blob for doc in manifests for blob in doc.get("blobs") or []}
         if not candidates:
-            return 0
+            return {}
         still = {
             blob
             async for doc in self.db.manifests.find(
@@ -267,9 +273,17 @@ class MetadataStore:
             )
             for blob in doc.get("blobs") or []
         }
-        orphans = list(candidates - still)
+        repositories = list({doc["repository"] for doc in manifests})
+        elsewhere = {
+            doc["digest"]
+            async for doc in self.db.blob_links.find(
+                {"digest": {"$in": list(candidates)}, "repository": {"$nin": repositories}},
+                {"digest": 1},
+            )
+        }
+        orphans = list(candidates - still - elsewhere)
         cursor = self.db.blobs.find({"_id": {"$in": orphans}}, {"size": 1})
-        return sum([int(doc["size"]) async for doc in cursor])
+        return {doc["_id"]: int(doc["size"]) async for doc in cursor}
 
     async def space_has_repositories(self, space_id: str) -> bool:
         return await self.db.repositories.find_one({"space": space_id}, {"_id": 1}) is not None
@@ -339,52 +353,6 @@ class MetadataStore:
         cursor = self.db.repositories.find(query, {"_id": 1}).sort("_id", ASCENDING).limit(limit)
         return [doc["_id"] async for doc in cursor]
 
-    # blobs ----------------------------------------------------------------------------------
-
-    async def record_blob(self, digest: str, size: int) -> None:
-        await self.db.blobs.update_one(
-            {"_id": digest},
-            {"$setOnInsert": {"size": size, "created_at": utcnow()}},
-            upsert=True,
-        )
-
-    async def get_blob(self, digest: str) -> Document | None:
-        return await self.db.blobs.find_one({"_id": digest})
-
-    async def link_blob(self, repository: str, digest: str, size: int) -> None:
-        await self.db.blob_links.update_one(
-            {"_id": f"{repository}@{digest}"},
-            {
-                "$setOnInsert": {
-                    "repository": repository,
-                    "digest": digest,
-                    "size": size,
-                    "created_at": utcnow(),
-                }
-            },
-            upsert=True,
-        )
-
-    async def linked_blob_size(self, repository: str, digest: str) -> int | None:
-        doc = await self.db.blob_links.find_one({"_id": f"{repository}@{digest}"}, {"size": 1})
-        return None if doc is None else int(doc["size"])
-
-    async def linked_digests(self, repository: str, digests: Iterable[str]) -> set[str]:
-        ids = [f"{repository}@{d}" for d in digests]
-        cursor = self.db.blob_links.find({"_id": {"$in": ids}}, {"digest": 1})
-        return {doc["digest"] async for doc in cursor}
-
-    async def find_link(self, digest: str, spaces: Iterable[str] | None) -> Document | None:
-        """A link to ``digest`` in any repository of ``spaces`` (all spaces when None)."""
-        query: Document = {"digest": digest}
-        if spaces is not None:
-            query["repository"] = {"$regex": "^(" + "|".join(re.escape(s) for s in spaces) + ")/"}
-        return await self.db.blob_links.find_one(query)
-
-    async def unlink_blob(self, repository: str, digest: str) -> bool:
-        result = await self.db.blob_links.delete_one({"_id": f"{repository}@{digest}"})
-        return result.deleted_count == 1
-
     # manifests ------------------------------------------------------------------------------
 
     async def put_manifest(
@@ -395,9 +363,11 @@ class MetadataStore:
         *,
         session: AsyncClientSession | None = None,
     ) -> None:
+        now = utcnow()
         await self.db.manifests.update_one(
             {"_id": f"{repository}@{manifest.digest}"},
             {
+                "$set": {"touched_at": now},
                 "$setOnInsert": {
                     "repository": repository,
                     "digest": manifest.digest,
@@ -411,12 +381,25 @@ class MetadataStore:
                     "artifact_type": manifest.artifact_type,
                     "config_media_type": manifest.config_media_type,
                     "annotations": manifest.annotations,
-                    "created_at": utcnow(),
-                }
+                    "created_at": now,
+                },
             },
             upsert=True,
             session=session,
         )
+
+    async def touch_manifests(
+        self, repository: str, digests: Iterable[str], session: AsyncClientSession
+    ) -> bool:
+        """In an index's transaction: touch the manifests it lists, so that retention cannot
+        remove one of them unseen (both write the same document); whether all exist."""
+        ids = list({f"{repository}@{d}" for d in digests})
+        if not ids:
+            return True
+        result = await self.db.manifests.update_many(
+            {"_id": {"$in": ids}}, {"$set": {"touched_at": utcnow()}}, session=session
+        )
+        return result.matched_count == len(ids)
 
     async def get_manifest(
         self, repository: str, digest: str, *, session: AsyncClientSession | None = None
@@ -585,25 +568,49 @@ class MetadataStore:
     # reaper runs ----------------------------------------------------------------------------
 
     async def claim_space_run(
-        self, space_id: str, owner: str, every: dt.timedelta, lease: dt.timedelta
-    ) -> bool:
-        """Whether ``owner`` may run retention for the space now: its last run is at least
-        ``every`` ago and no other reaper is running it."""
+        self,
+        space_id: str,
+        owner: str,
+        every: dt.timedelta,
+        debounce: dt.timedelta,
+        lease: dt.timedelta,
+    ) -> dt.datetime | None:
+        """Whether ``owner`` may run retention for the space now, as the moment it claimed
+        it (None: not now). It may when no other reaper is running it and either its last run
+        is ``every`` ago, or a deployment tag arrived since that run and it is ``debounce``
+        ago."""
         now = utcnow()
-        never = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
         await self.db.reaper_runs.update_one(
-            {"_id": space_id},
-            {"$setOnInsert": {"last_run_at": never, "lease_until": never, "owner": None}},
-            upsert=True,
+            {"_id": space_id}, {"$setOnInsert": {**_NEVER_RUN, "due_at": _NEVER}}, upsert=True
         )
         result = await self.db.reaper_runs.update_one(
-            {"_id": space_id, "last_run_at": {"$lt": now - every}, "lease_until": {"$lt": now}},
+            {
+                "_id": space_id,
+                "lease_until": {"$lt": now},
+                "$or": [
+                    {"last_run_at": {"$lt": now - every}},
+                    {
+                        "last_run_at": {"$lt": now - debounce},
+                        "$expr": {"$gt": ["$due_at", "$last_run_at"]},
+                    },
+                ],
+            },
             {"$set": {"owner": owner, "lease_until": now + lease}},
         )
-        return result.modified_count == 1
+        return now if result.modified_count == 1 else None
 
-    async def finish_space_run(self, space_id: str, owner: str) -> None:
+    async def finish_space_run(self, space_id: str, owner: str, started: dt.datetime) -> None:
+        """The run that started at ``started`` is over: a tag that arrived during it makes
+        the space due again."""
         await self.db.reaper_runs.update_one(
             {"_id": space_id, "owner": owner},
-            {"$set": {"last_run_at": utcnow(), "lease_until": utcnow()}},
+            {"$set": {"last_run_at": started, "lease_until": utcnow()}},
+        )
+
+    async def mark_space_due(self, space_id: str) -> None:
+        """A deployment tag arrived: the space's retention should run soon."""
+        await self.db.reaper_runs.update_one(
+            {"_id": space_id},
+            {"$max": {"due_at": utcnow()}, "$setOnInsert": _NEVER_RUN},
+            upsert=True,
         )

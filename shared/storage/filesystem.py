@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import os
 from collections.abc import AsyncIterator
@@ -113,8 +114,34 @@ class FilesystemBlobStore(BlobStore):
         finally:
             await self.run(handle.close)
 
-    async def delete(self, digest: str) -> None:
-        await self.run(lambda: self.blob_path(digest).unlink(missing_ok=True))
+    async def delete_blobs(self, digests: list[str]) -> set[str]:
+        def delete() -> set[str]:
+            failed = set()
+            for digest in digests:
+                try:
+                    self.blob_path(digest).unlink(missing_ok=True)
+                except OSError:
+                    failed.add(digest)
+            return failed
+
+        failed: set[str] = await self.run(delete)
+        return failed
+
+    async def stale_staging(self, before: dt.datetime) -> list[str]:
+        def scan() -> list[str]:
+            limit = before.timestamp()
+            with os.scandir(self.root / "uploads") as entries:
+                return [
+                    entry.name
+                    for entry in entries
+                    if not entry.name.startswith(".") and entry.stat().st_mtime < limit
+                ]
+
+        stale: list[str] = await self.run(scan)
+        return stale
+
+    async def discard_staging(self, upload_id: str) -> None:
+        await self.abort_upload(upload_id, {})
 
 
 def _write_all(handle: BinaryIO, parts: list[bytes]) -> None:

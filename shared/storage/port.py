@@ -9,6 +9,7 @@ in the upload session's metadata, so any instance can continue an upload.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable
@@ -97,7 +98,17 @@ class BlobStore(ABC):
         """``length`` bytes of the blob from ``start``."""
 
     @abstractmethod
-    async def delete(self, digest: str) -> None: ...
+    async def delete_blobs(self, digests: list[str]) -> set[str]:
+        """Delete these blobs (in as few requests as the backend allows); the digests that
+        could not be deleted. A blob that is not there counts as deleted."""
+
+    @abstractmethod
+    async def stale_staging(self, before: dt.datetime) -> list[str]:
+        """Upload ids whose staged bytes were last written before ``before``."""
+
+    @abstractmethod
+    async def discard_staging(self, upload_id: str) -> None:
+        """Drop whatever is staged for the upload, without its state."""
 
     async def presigned_url(self, digest: str) -> str | None:
         """A URL clients can fetch the blob from directly, when the driver offers one."""

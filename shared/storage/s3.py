@@ -11,9 +11,9 @@ them into the blob's object on the server side, without moving the bytes through
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import hashlib
 from collections.abc import AsyncIterator, Iterator
-from datetime import timedelta
 from typing import Any
 
 import urllib3
@@ -29,7 +29,7 @@ from shared.storage.port import BlobLocation, BlobStore, StorageError, UploadSta
 MIN_PART_BYTES = 5 * 1024 * 1024
 PART_BYTES = 8 * 1024 * 1024
 READ_CHUNK_BYTES = 1024 * 1024
-PRESIGN_EXPIRY = timedelta(minutes=20)
+PRESIGN_EXPIRY = dt.timedelta(minutes=20)
 
 # What the SDK and urllib3 raise when the server cannot be reached or fails. (urllib3 wraps
 # socket errors; a bare OSError comes from the client's side of a write, not from S3.)
@@ -194,8 +194,41 @@ class S3BlobStore(BlobStore):
             response.close()
             response.release_conn()
 
-    async def delete(self, digest: str) -> None:
-        await self._call(self.client.remove_object, self.bucket, self._blob_key(digest))
+    async def delete_blobs(self, digests: list[str]) -> set[str]:
+        """One multi-object DELETE per 1000 keys (the SDK batches them)."""
+        keys = {self._blob_key(digest): digest for digest in digests}
+        if not keys:
+            return set()
+
+        def remove() -> list[Any]:
+            return list(self.client.remove_objects(self.bucket, [DeleteObject(k) for k in keys]))
+
+        try:
+            errors = await self._call(remove)
+        except StorageError:
+            return set(digests)
+        return {keys[error.name] for error in errors if error.name in keys}
+
+    async def stale_staging(self, before: dt.datetime) -> list[str]:
+        def scan() -> dict[str, dt.datetime]:
+            newest: dict[str, dt.datetime] = {}
+            for item in self.client.list_objects(self.bucket, prefix="uploads/", recursive=True):
+                upload_id = item.object_name.split("/")[1]
+                moment = item.last_modified or before
+                newest[upload_id] = max(moment, newest.get(upload_id, moment))
+            return newest
+
+        newest: dict[str, dt.datetime] = await self._call(scan)
+        return [upload_id for upload_id, moment in newest.items() if moment < before]
+
+    async def discard_staging(self, upload_id: str) -> None:
+        def keys() -> list[str]:
+            listing = self.client.list_objects(
+                self.bucket, prefix=f"uploads/{upload_id}/", recursive=True
+            )
+            return [item.object_name for item in listing]
+
+        await self._remove(await self._call(keys))
 
     async def presigned_url(self, digest: str) -> str | None:
         url: str = await self._call(

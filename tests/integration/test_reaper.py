@@ -6,13 +6,21 @@ from __future__ import annotations
 import datetime as dt
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 from pymongo import MongoClient
 
 from tests.support.accounts import Admin
+from tests.support.amqp import fresh_vhost
 from tests.support.oci import Client
-from tests.support.processes import Registry, start_reaper
+from tests.support.processes import (
+    Registry,
+    Service,
+    ServiceProcess,
+    start_reaper,
+    start_registry,
+)
 
 
 def _database(registry: Registry) -> MongoClient[dict[str, object]]:
@@ -71,3 +79,55 @@ def test_two_reapers_apply_retention_and_remove_abandoned_uploads(
     finally:
         for reaper in reapers:
             reaper.stop()
+
+
+def test_a_deployment_tag_pushed_makes_its_space_due_at_once(
+    tmp_path: Path, mongo_server: Service
+) -> None:
+    """The reaper hears ``image.pushed``: with a day between scheduled runs, keep_last still
+    applies within seconds of a new deployment tag."""
+    registry = start_registry(
+        tmp_path / "registry",
+        f"mongodb://127.0.0.1:{mongo_server.port}/heard_{uuid.uuid4().hex[:8]}",
+        extra_env={"SPACEDOCK_AMQP_URL": fresh_vhost()},
+    )
+    reaper: ServiceProcess | None = None
+    try:
+        admin = Admin(registry.url, registry.auth)
+        space = admin.space("heard")
+        policy = {"deployment_tags": {"keep_last": 1, "retain_days": 0}}
+        admin.call("PUT", f"/spaces/{space}/retention", 200, json=policy)
+        reaper = start_reaper(
+            tmp_path / "reaper",
+            registry,
+            SPACEDOCK_RETENTION_INTERVAL_SECONDS="86400",
+            SPACEDOCK_RETENTION_DEBOUNCE_SECONDS="1",
+        )
+        _wait_for(lambda: f'"space": "{space}"' in reaper_log(reaper), "the first round")
+        client = Client.for_registry(registry.url, registry.auth)
+        repository = f"{space}/app"
+        for n in (1, 2):
+            client.push_image(repository, f"3.0.{n}-deployments-{n}", [uuid.uuid4().bytes])
+        client.push_image(repository, "latest", [uuid.uuid4().bytes])
+
+        def tags() -> list[str]:
+            listed: list[str] = client.request("GET", f"/v2/{repository}/tags/list").json()["tags"]
+            return sorted(listed)
+
+        _wait_for(lambda: tags() == ["3.0.2-deployments-2", "latest"], "retention after a push")
+        assert "deployment_tag_heard" in reaper_log(reaper)
+    finally:
+        if reaper is not None:
+            reaper.stop()
+        registry.stop()
+
+
+def reaper_log(reaper: ServiceProcess) -> str:
+    return reaper.log_path.read_text(errors="replace")
+
+
+def _wait_for(condition: Callable[[], bool], what: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.3)

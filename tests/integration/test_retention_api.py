@@ -8,7 +8,15 @@ import uuid
 from pymongo import MongoClient
 
 from tests.support.accounts import Admin
-from tests.support.oci import OCI_MANIFEST, Client, canonical, digest_of
+from tests.support.oci import (
+    OCI_EMPTY,
+    OCI_INDEX,
+    OCI_MANIFEST,
+    Client,
+    canonical,
+    descriptor,
+    digest_of,
+)
 from tests.support.processes import Registry
 
 
@@ -69,7 +77,7 @@ def test_pins(registry: Registry) -> None:
 def _backdate(
     registry: Registry, repository: str, *, tags: dict[str, float], manifests: dict[str, float]
 ) -> None:
-    """Make tags look pushed, and manifests created, that many days ago."""
+    """Make tags look pushed, and manifests pushed, that many days ago."""
     now = dt.datetime.now(dt.UTC)
     mongo: MongoClient[dict[str, object]] = MongoClient(registry.env["SPACEDOCK_MONGO_URL"])
     with mongo:
@@ -82,7 +90,12 @@ def _backdate(
         for digest, days in manifests.items():
             db.manifests.update_one(
                 {"_id": f"{repository}@{digest}"},
-                {"$set": {"created_at": now - dt.timedelta(days=days)}},
+                {
+                    "$set": {
+                        "created_at": now - dt.timedelta(days=days),
+                        "touched_at": now - dt.timedelta(days=days),
+                    }
+                },
             )
 
 
@@ -158,3 +171,70 @@ def test_a_run_removes_what_the_policy_says_and_a_dry_run_nothing(registry: Regi
     )
     again = admin.call("POST", f"/spaces/{space}/retention/run", 200).json()
     assert again["removed"] == [] and again["manifests_removed"] == 0
+
+
+def test_indexes_keep_their_manifests_and_referrers_go_with_their_subjects(
+    registry: Registry,
+) -> None:
+    """Backdated multi-platform images: a removed index takes its platform manifests and
+    their referrers, except a platform manifest a kept index also lists; a kept index keeps
+    its manifests and its signature."""
+    admin = Admin(registry.url, registry.auth)
+    space = admin.space("multi")
+    client = Client.for_registry(registry.url, registry.auth)
+    repository = f"{space}/web"
+
+    def platform_image(label: str) -> bytes:
+        _digest, body = client.push_image(repository, None, [f"{label} {uuid.uuid4()}".encode()])
+        return body
+
+    def index_of(*children: bytes) -> tuple[str, bytes]:
+        index = {
+            "schemaVersion": 2,
+            "mediaType": OCI_INDEX,
+            "manifests": [descriptor(OCI_MANIFEST, child) for child in children],
+        }
+        body = canonical(index)
+        return digest_of(body), body
+
+    def referrer_of(subject: bytes, artifact_type: str) -> str:
+        empty = client.push_blob(repository, b"{}")
+        document = {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "artifactType": artifact_type,
+            "config": {"mediaType": OCI_EMPTY, "digest": empty, "size": 2},
+            "layers": [],
+            "subject": descriptor(OCI_MANIFEST, subject),
+        }
+        body = canonical(document)
+        assert client.put_manifest(repository, digest_of(body), body).status_code == 201
+        return digest_of(body)
+
+    old_amd64, old_arm64, shared_arm64 = (platform_image(p) for p in ("a1", "r1", "shared"))
+    new_amd64 = platform_image("a2")
+    old_sbom = referrer_of(old_amd64, "application/spdx+json")
+    new_signature = referrer_of(new_amd64, "application/vnd.dev.cosign.signature")
+    old_index, old_body = index_of(old_amd64, old_arm64, shared_arm64)
+    new_index, new_body = index_of(new_amd64, shared_arm64)
+    for tag, body in (("1.0.1-deployments-1", old_body), ("1.0.2-deployments-2", new_body)):
+        assert client.put_manifest(repository, tag, body, OCI_INDEX).status_code == 201
+    all_manifests = [digest_of(b) for b in (old_amd64, old_arm64, shared_arm64, new_amd64)]
+    all_manifests += [old_sbom, new_signature, old_index, new_index]
+    _backdate(
+        registry,
+        repository,
+        tags={"1.0.1-deployments-1": 60, "1.0.2-deployments-2": 50},
+        manifests=dict.fromkeys(all_manifests, 60.0),
+    )
+    admin.call("PUT", f"/spaces/{space}/retention", 200, json={"deployment_tags": {"keep_last": 1}})
+    run = admin.call("POST", f"/spaces/{space}/retention/run", 200).json()
+    assert [t["tag"] for t in run["removed"]] == ["1.0.1-deployments-1"]
+    removed = {m["digest"] for m in run["manifests"]}
+    assert removed == {old_index, digest_of(old_amd64), digest_of(old_arm64), old_sbom}
+    for digest in (new_index, digest_of(new_amd64), digest_of(shared_arm64), new_signature):
+        assert client.request("GET", f"/v2/{repository}/manifests/{digest}").status_code == 200
+    for digest in removed:
+        assert client.request("GET", f"/v2/{repository}/manifests/{digest}").status_code == 404
+    referrers = client.request("GET", f"/v2/{repository}/referrers/{digest_of(new_amd64)}")
+    assert [m["digest"] for m in referrers.json()["manifests"]] == [new_signature]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import os
 import uuid
@@ -146,14 +147,28 @@ async def test_empty_blob_commits(store: BlobStore) -> None:
     assert location is not None and location.size == 0
 
 
-async def test_delete_removes_the_blob(store: BlobStore) -> None:
-    """A deleted blob can no longer be located; deleting again is harmless."""
-    data = os.urandom(100)
-    upload_id, state, size = await upload(store, [data])
-    await store.commit_upload(upload_id, state, digest(data), size)
-    await store.delete(digest(data))
-    assert await store.locate(digest(data)) is None
-    await store.delete(digest(data))
+async def test_deletes_are_batched_and_missing_blobs_count_as_deleted(store: BlobStore) -> None:
+    """Many blobs go in one call; none can be located after; deleting again is harmless."""
+    blobs = [os.urandom(100) for _ in range(30)]
+    for data in blobs:
+        upload_id, state, size = await upload(store, [data])
+        await store.commit_upload(upload_id, state, digest(data), size)
+    digests = [digest(data) for data in blobs]
+    assert await store.delete_blobs(digests) == set()
+    for d in digests:
+        assert await store.locate(d) is None
+    assert await store.delete_blobs(digests) == set()
+
+
+async def test_stale_staging_is_found_and_discarded(store: BlobStore) -> None:
+    """Staged bytes no session tracks (a crash mid-upload) are found by age and dropped."""
+    upload_id, _state, _size = await upload(store, [b"half", b" an upload"])
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=1)
+    earlier = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)
+    assert upload_id in await store.stale_staging(later)
+    assert upload_id not in await store.stale_staging(earlier)
+    await store.discard_staging(upload_id)
+    assert upload_id not in await store.stale_staging(later)
 
 
 async def test_check_passes_on_a_usable_backend(store: BlobStore) -> None:

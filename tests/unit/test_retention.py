@@ -6,7 +6,14 @@ import datetime as dt
 
 import pytest
 
-from shared.retention import PolicyInvalid, RetentionPolicy, TagState, tags_to_remove
+from shared.retention import (
+    PolicyInvalid,
+    RetentionPolicy,
+    TagState,
+    parents_first,
+    tags_to_remove,
+    with_what_they_need,
+)
 
 NOW = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC)
 
@@ -78,3 +85,51 @@ def test_keep_last_counts_per_repository_and_zero_keeps_none() -> None:
     ]
     assert tags_to_remove(tags, RetentionPolicy(keep_last=1), NOW) == []
     assert len(tags_to_remove(tags, RetentionPolicy(keep_last=0), NOW)) == 3
+
+
+def _manifest(children: tuple[str, ...] = (), subject: str | None = None) -> dict[str, object]:
+    return {"manifests": list(children), "subject": subject}
+
+
+def test_a_kept_index_keeps_its_manifests_and_a_kept_image_its_referrers() -> None:
+    manifests = {
+        ("r", "index"): _manifest(("amd64", "arm64")),
+        ("r", "amd64"): _manifest(),
+        ("r", "arm64"): _manifest(),
+        ("r", "sbom"): _manifest(subject="amd64"),
+        ("r", "signature-of-sbom"): _manifest(subject="sbom"),
+        ("r", "lonely"): _manifest(),
+        ("other", "amd64"): _manifest(),
+    }
+    kept = with_what_they_need({("r", "index")}, manifests)
+    assert kept == {
+        ("r", "index"),
+        ("r", "amd64"),
+        ("r", "arm64"),
+        ("r", "sbom"),
+        ("r", "signature-of-sbom"),
+    }
+    # A kept referrer keeps its subject (and what else refers to that subject).
+    assert with_what_they_need({("r", "signature-of-sbom")}, manifests) == {
+        ("r", "signature-of-sbom"),
+        ("r", "sbom"),
+        ("r", "amd64"),
+    }
+
+
+def test_parents_are_removed_before_what_they_refer_to() -> None:
+    manifests = {
+        ("r", "a-child"): _manifest(),
+        ("r", "b-index"): _manifest(("a-child", "c-child")),
+        ("r", "c-child"): _manifest(),
+        ("r", "a-referrer"): _manifest(subject="b-index"),
+        ("r", "z-alone"): _manifest(),
+    }
+    order = parents_first(set(manifests), manifests)
+    assert sorted(order) == sorted(manifests)
+    position = {key: n for n, key in enumerate(order)}
+    assert position[("r", "a-referrer")] < position[("r", "b-index")]
+    assert position[("r", "b-index")] < position[("r", "a-child")]
+    assert position[("r", "b-index")] < position[("r", "c-child")]
+    # Only what is going is ordered; a parent that stays is not listed.
+    assert parents_first({("r", "a-child")}, manifests) == [("r", "a-child")]

@@ -59,6 +59,7 @@ async def run_retention_now(request: web.Request) -> web.Response:
     settings = request.app[settings_key]
     report = await run_retention(
         request.app[metadata_key],
+        request.app[registry_key].store,
         space["_id"],
         _policy(space),
         now=dt.datetime.now(dt.UTC),

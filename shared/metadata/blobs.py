@@ -1,0 +1,352 @@
+"""Blobs and the links that let repositories read them, and the protocol that lets garbage
+collection delete blobs from storage while pushes go on (PRODUCT.md §9).
+
+- ``blobs``      ``{_id: digest, size, stored, links, touched_at, writers: [{token, until}],
+                 deleting_token, deleting_until, created_at}``: a blob is being deleted while
+                 ``deleting_until`` is in the future (the epoch when it is not)
+- ``blob_links`` ``{_id: "<repo>@<digest>", repository, digest, size, touched_at, created_at}``
+
+The guarantee: a blob leaves storage only when no manifest and no link refers to it, and a
+manifest is only ever stored while a link for each of its blobs exists. Two chains of
+MongoDB documents carry it, and in each the two sides of a race write the same document in
+their transactions, so MongoDB's write-conflict detection lets only one of them commit and the
+other re-runs on the state the winner left (snapshot isolation alone would not be enough: it
+allows two transactions that each *read* what the other writes to both commit).
+
+1. Manifest → link. A manifest PUT touches (``touched_at``) the link of every blob it
+   references in the transaction that stores the manifest, and fails with
+   ``MANIFEST_BLOB_UNKNOWN`` when one is missing. Collection removes a link only in a
+   transaction that finds no manifest of its repository referencing the blob and a
+   ``touched_at`` older than the space's grace period; that removal writes the same link
+   document. So either the manifest is stored and the link stays, or the link went first and
+   the push is told to upload the blob again.
+
+2. Link → blob. Every new link (an upload's commit, a mount) writes the blob document in the
+   same transaction, and only if it is not being deleted. Collection claims a blob by setting
+   ``deleting_until`` in a transaction that finds no link and no manifest for it. So either the
+   link
+   exists and the blob is not claimed, or the claim came first and the link is refused (a mount
+   becomes a plain upload; an upload waits until the blob is gone and stores it again).
+
+   An upload also *reserves* the blob document (a ``writers`` entry with a lease) before it
+   writes the blob's bytes to storage, and a blob with a live writer cannot be claimed: bytes
+   written for a document are never deleted by a collector that claimed it before the writer
+   came. A collector deletes from storage, then deletes the document if its claim still holds;
+   a claim whose collector died lapses after a lease far longer than any storage call, and the
+   next collector or upload takes the blob over.
+
+``links`` counts a blob's links so that collection finds candidates through an index; the
+claim never trusts it and reads the links themselves.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, TypeVar
+
+from pymongo import ASCENDING
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+Document = dict[str, Any]
+T = TypeVar("T")
+Transaction = Callable[[Callable[[AsyncClientSession], Awaitable[T]]], Awaitable[T]]
+
+# How long an upload may take between reserving a blob and linking it.
+WRITE_LEASE = dt.timedelta(minutes=10)
+NOT_DELETING = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+class BlobBeingDeleted(Exception):
+    """Garbage collection has claimed the blob; it cannot be linked until it is gone."""
+
+
+class _Refused(Exception):
+    pass
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _link_id(repository: str, digest: str) -> str:
+    return f"{repository}@{digest}"
+
+
+class BlobRecords:
+    def __init__(self, db: AsyncDatabase[Document], transaction: Transaction[Any]) -> None:
+        self.db = db
+        self._transaction = transaction
+
+    async def ensure_indexes(self) -> None:
+        await self.db.blobs.create_index([("links", ASCENDING), ("touched_at", ASCENDING)])
+        await self.db.blob_links.create_index([("digest", ASCENDING)])
+        await self.db.blob_links.create_index([("repository", ASCENDING)])
+        await self.db.blob_links.create_index([("touched_at", ASCENDING)])
+
+    # reading --------------------------------------------------------------------------------
+
+    async def get(self, digest: str) -> Document | None:
+        return await self.db.blobs.find_one({"_id": digest})
+
+    async def link_size(self, repository: str, digest: str) -> int | None:
+        doc = await self.db.blob_links.find_one({"_id": _link_id(repository, digest)}, {"size": 1})
+        return None if doc is None else int(doc["size"])
+
+    async def linked_digests(self, repository: str, digests: Iterable[str]) -> set[str]:
+        ids = [_link_id(repository, d) for d in digests]
+        cursor = self.db.blob_links.find({"_id": {"$in": ids}}, {"digest": 1})
+        return {doc["digest"] async for doc in cursor}
+
+    async def find_link(self, digest: str, spaces: Iterable[str] | None) -> Document | None:
+        """A link to ``digest`` in any repository of ``spaces`` (all spaces when None)."""
+        query: Document = {"digest": digest}
+        if spaces is not None:
+            query["repository"] = {"$regex": "^(" + "|".join(re.escape(s) for s in spaces) + ")/"}
+        return await self.db.blob_links.find_one(query)
+
+    # what pushes do ---------------------------------------------------------------------------
+
+    async def reserve(self, digest: str, size: int, token: str) -> bool:
+        """Announce an upload about to store ``digest`` (chain 2); whether the blob is stored
+        already. BlobBeingDeleted when a collector holds it."""
+        now = _now()
+        try:
+            await self.db.blobs.update_one(
+                {"_id": digest, "deleting_until": {"$lt": now}},
+                {
+                    # A lapsed claim is taken over: its collector may no longer forget the blob.
+                    "$set": {"touched_at": now, "deleting_token": None},
+                    "$push": {"writers": {"token": token, "until": now + WRITE_LEASE}},
+                    "$setOnInsert": {
+                        "size": size,
+                        "stored": False,
+                        "links": 0,
+                        "deleting_until": NOT_DELETING,
+                        "created_at": now,
+                    },
+                },
+                upsert=True,
+            )
+        except DuplicateKeyError as exc:  # the document exists, and is being deleted
+            raise BlobBeingDeleted(digest) from exc
+        doc = await self.db.blobs.find_one({"_id": digest}, {"stored": 1})
+        return bool(doc and doc.get("stored"))
+
+    async def release(self, digest: str, token: str) -> None:
+        """Withdraw a reservation whose upload failed."""
+        await self.db.blobs.update_one({"_id": digest}, {"$pull": {"writers": {"token": token}}})
+
+    async def record_link(self, repository: str, digest: str, size: int, token: str) -> None:
+        """The reserved blob is in storage: mark it stored, link it into ``repository`` and end
+        the reservation, in one step. BlobBeingDeleted when the reservation had lapsed and a
+        collector took the blob."""
+
+        async def work(session: AsyncClientSession) -> None:
+            inserted = await self._upsert_link(repository, digest, size, session)
+            now = _now()
+            result = await self.db.blobs.update_one(
+                {"_id": digest, "deleting_until": {"$lt": now}},
+                {
+                    "$set": {"stored": True, "touched_at": now, "deleting_token": None},
+                    "$pull": {"writers": {"token": token}},
+                    "$inc": {"links": int(inserted)},
+                },
+                session=session,
+            )
+            if result.matched_count != 1:
+                raise BlobBeingDeleted(digest)
+
+        await self._transaction(work)
+
+    async def link(self, repository: str, digest: str, size: int) -> bool:
+        """Link a stored blob into ``repository`` (a mount); False when it is not stored or a
+        collector holds it."""
+
+        async def work(session: AsyncClientSession) -> None:
+            inserted = await self._upsert_link(repository, digest, size, session)
+            now = _now()
+            result = await self.db.blobs.update_one(
+                {"_id": digest, "deleting_until": {"$lt": now}, "stored": True},
+                {
+                    "$set": {"touched_at": now, "deleting_token": None},
+                    "$inc": {"links": int(inserted)},
+                },
+                session=session,
+            )
+            if result.matched_count != 1:
+                raise _Refused(digest)
+
+        try:
+            await self._transaction(work)
+        except _Refused:
+            return False
+        return True
+
+    async def _upsert_link(
+        self, repository: str, digest: str, size: int, session: AsyncClientSession
+    ) -> bool:
+        """Create or touch the link; whether it is new."""
+        now = _now()
+        result = await self.db.blob_links.update_one(
+            {"_id": _link_id(repository, digest)},
+            {
+                "$set": {"touched_at": now},
+                "$setOnInsert": {
+                    "repository": repository,
+                    "digest": digest,
+                    "size": size,
+                    "created_at": now,
+                },
+            },
+            upsert=True,
+            session=session,
+        )
+        return result.upserted_id is not None
+
+    async def unlink(self, repository: str, digest: str) -> bool:
+        async def work(session: AsyncClientSession) -> bool:
+            result = await self.db.blob_links.delete_one(
+                {"_id": _link_id(repository, digest)}, session=session
+            )
+            if result.deleted_count != 1:
+                return False
+            await self.db.blobs.update_one(
+                {"_id": digest}, {"$inc": {"links": -1}}, session=session
+            )
+            return True
+
+        return bool(await self._transaction(work))
+
+    async def touch_links(
+        self, repository: str, digests: Iterable[str], session: AsyncClientSession
+    ) -> bool:
+        """In a manifest's transaction (chain 1): touch the links of the blobs it references;
+        whether all of them exist."""
+        ids = list({_link_id(repository, d) for d in digests})
+        if not ids:
+            return True
+        result = await self.db.blob_links.update_many(
+            {"_id": {"$in": ids}}, {"$set": {"touched_at": _now()}}, session=session
+        )
+        return result.matched_count == len(ids)
+
+    # what collection does --------------------------------------------------------------------
+
+    async def stale_links(self, space: str, cutoff: dt.datetime) -> dict[str, list[str]]:
+        """Links in the space untouched since ``cutoff``, by repository."""
+        found: dict[str, list[str]] = defaultdict(list)
+        cursor = self.db.blob_links.find(
+            {
+                "repository": {"$regex": f"^{re.escape(space)}/"},
+                "touched_at": {"$lt": cutoff},
+            },
+            {"repository": 1, "digest": 1},
+        )
+        async for doc in cursor:
+            found[doc["repository"]].append(doc["digest"])
+        return found
+
+    async def expire_links(
+        self, repository: str, digests: list[str], cutoff: dt.datetime
+    ) -> list[str]:
+        """Remove the links among ``digests`` that no manifest of the repository references and
+        no push touched since ``cutoff`` (chain 1); the digests unlinked."""
+
+        async def work(session: AsyncClientSession) -> list[str]:
+            referenced = {
+                digest
+                async for doc in self.db.manifests.find(
+                    {"repository": repository, "blobs": {"$in": digests}},
+                    {"blobs": 1},
+                    session=session,
+                )
+                for digest in doc["blobs"]
+            }
+            ids = [_link_id(repository, d) for d in digests if d not in referenced]
+            stale = {"_id": {"$in": ids}, "touched_at": {"$lt": cutoff}}
+            going = [
+                doc["digest"]
+                async for doc in self.db.blob_links.find(stale, {"digest": 1}, session=session)
+            ]
+            if going:
+                await self.db.blob_links.delete_many(
+                    {"_id": {"$in": [_link_id(repository, d) for d in going]}}, session=session
+                )
+                await self.db.blobs.update_many(
+                    {"_id": {"$in": going}}, {"$inc": {"links": -1}}, session=session
+                )
+            return going
+
+        result: list[str] = await self._transaction(work)
+        return result
+
+    async def unlinked(
+        self, limit: int, *, among: Iterable[str] | None = None, after: str | None = None
+    ) -> list[str]:
+        """Blobs that look collectable, in digest order: no links counted, no live writer, not
+        held by a live claim (a lapsed claim is taken over)."""
+        now = _now()
+        query: Document = {
+            "links": {"$lte": 0},
+            "writers": {"$not": {"$elemMatch": {"until": {"$gt": now}}}},
+            "deleting_until": {"$lt": now},
+        }
+        if among is not None:
+            query["_id"] = {"$in": list(among)}
+        elif after is not None:
+            query["_id"] = {"$gt": after}
+        cursor = self.db.blobs.find(query, {"_id": 1}).sort("_id", ASCENDING).limit(limit)
+        return [doc["_id"] async for doc in cursor]
+
+    async def claim(self, digests: list[str], token: str, lease: dt.timedelta) -> list[Document]:
+        """Claim for deletion those of ``digests`` that no link and no manifest refers to and
+        no upload is writing (chain 2); the claimed blob documents."""
+
+        async def work(session: AsyncClientSession) -> list[Document]:
+            now = _now()
+            linked = {
+                doc["digest"]
+                async for doc in self.db.blob_links.find(
+                    {"digest": {"$in": digests}}, {"digest": 1}, session=session
+                )
+            }
+            used = {
+                digest
+                async for doc in self.db.manifests.find(
+                    {"blobs": {"$in": digests}}, {"blobs": 1}, session=session
+                )
+                for digest in doc["blobs"]
+            }
+            free = [d for d in digests if d not in linked and d not in used]
+            if not free:
+                return []
+            claimable = {
+                "_id": {"$in": free},
+                "writers": {"$not": {"$elemMatch": {"until": {"$gt": now}}}},
+                "deleting_until": {"$lt": now},
+            }
+            found = [
+                doc async for doc in self.db.blobs.find(claimable, {"size": 1}, session=session)
+            ]
+            if found:
+                # What this transaction read stays true until it commits: a push that changed
+                # one of these documents meanwhile makes this write conflict.
+                await self.db.blobs.update_many(
+                    {"_id": {"$in": [doc["_id"] for doc in found]}},
+                    {"$set": {"deleting_token": token, "deleting_until": now + lease}},
+                    session=session,
+                )
+            return found
+
+        claimed: list[Document] = await self._transaction(work)
+        return claimed
+
+    async def forget(self, digests: list[str], token: str) -> int:
+        """Delete the documents of blobs this claim removed from storage."""
+        result = await self.db.blobs.delete_many({"_id": {"$in": digests}, "deleting_token": token})
+        return result.deleted_count

@@ -1,0 +1,235 @@
+"""Online garbage collection on both storage drivers: storage really freed, shared blobs
+kept, a push that loses to the collector told so and fine on retry, an upload waiting for a
+collector deleting the same digest, storage failures left to the next run, two collectors
+never deleting the same blob twice."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import threading
+import time
+import uuid
+from typing import Any
+
+import pytest
+
+from shared.garbage import collect_blobs
+from tests.support.accounts import Admin
+from tests.support.oci import Client, canonical, digest_of, error_codes
+from tests.support.processes import Registry
+from tests.support.stores import mongo_of, stores_of
+
+GRACE_ZERO: dict[str, Any] = {"gc": {"grace_minutes": 0}}
+
+
+def _unique(label: str) -> bytes:
+    return f"{label} {uuid.uuid4()}".encode()
+
+
+def _config(label: str) -> bytes:
+    return canonical({"architecture": "amd64", "os": "linux", "label": _unique(label).decode()})
+
+
+async def _located(registry: Registry, digests: list[str]) -> dict[str, bool]:
+    async with stores_of(registry) as (_metadata, store):
+        return {d: (await store.locate(d)) is not None for d in digests}
+
+
+def test_retention_frees_the_storage_only_removed_images_used(registry: Registry) -> None:
+    admin = Admin(registry.url, registry.auth)
+    space = admin.space("gc")
+    other_space = admin.space("gc-other")
+    client = Client.for_registry(registry.url, registry.auth)
+    repository = f"{space}/web"
+    old_only, kept_only, shared, elsewhere = (_unique(n) for n in ("old", "kept", "shared", "else"))
+    old_config, new_config = _config("old"), _config("new")
+    old, _ = client.push_image(
+        repository, "1.0.1-deployments-1", [old_only, shared, elsewhere], config=old_config
+    )
+    client.push_image(repository, "1.0.2-deployments-2", [kept_only, shared], config=new_config)
+    client.push_blob(f"{other_space}/mirror", elsewhere)  # another space still links it
+    now = dt.datetime.now(dt.UTC)
+    with mongo_of(registry) as mongo:
+        db = mongo.get_default_database()
+        db.tags.update_one(
+            {"_id": f"{repository}:1.0.1-deployments-1"},
+            {"$set": {"updated_at": now - dt.timedelta(days=40)}},
+        )
+        db.manifests.update_one(
+            {"_id": f"{repository}@{old}"},
+            {"$set": {"touched_at": now - dt.timedelta(days=40)}},
+        )
+    policy = {"deployment_tags": {"keep_last": 1}, **GRACE_ZERO}
+    admin.call("PUT", f"/spaces/{space}/retention", 200, json=policy)
+    gone = [digest_of(old_only), digest_of(old_config)]
+    stay = [digest_of(b) for b in (shared, kept_only, elsewhere, new_config)]
+
+    run_path = f"/spaces/{space}/retention/run"
+    dry = admin.call("POST", run_path, 200, params={"dry_run": "true"}).json()
+    assert dry["blobs_removed"] == 2
+    assert dry["bytes_freed"] == len(old_only) + len(old_config)
+    assert all(asyncio.run(_located(registry, gone + stay)).values())  # a dry run frees nothing
+
+    run = admin.call("POST", run_path, 200).json()
+    assert [m["digest"] for m in run["manifests"]] == [old]
+    assert run["blobs_removed"] == 2 and run["bytes_freed"] == dry["bytes_freed"]
+    located = asyncio.run(_located(registry, gone + stay))
+    assert [d for d in gone if located[d]] == []
+    assert [d for d in stay if not located[d]] == []
+    for data in (kept_only, shared, new_config):  # the kept image still pulls whole
+        response = client.request("GET", f"/v2/{repository}/blobs/{digest_of(data)}")
+        assert response.status_code == 200 and response.content == data
+    mirrored = client.request("GET", f"/v2/{other_space}/mirror/blobs/{digest_of(elsewhere)}")
+    assert mirrored.status_code == 200
+    again = admin.call("POST", run_path, 200).json()
+    assert again["blobs_removed"] == 0 and again["manifests_removed"] == 0
+
+
+def test_a_push_that_loses_to_the_collector_is_told_and_succeeds_on_retry(
+    registry: Registry,
+) -> None:
+    admin = Admin(registry.url, registry.auth)
+    space = admin.space("gc-race")
+    admin.call("PUT", f"/spaces/{space}/retention", 200, json=GRACE_ZERO)
+    client = Client.for_registry(registry.url, registry.auth)
+    repository = f"{space}/app"
+    layer, config = _unique("layer"), _config("race")
+    client.push_blob(repository, config)
+    client.push_blob(repository, layer)
+    # The collector runs between the blob uploads and the manifest: nothing references the
+    # blobs yet and their grace (zero) is over.
+    run = admin.call("POST", f"/spaces/{space}/retention/run", 200).json()
+    assert run["blobs_removed"] == 2
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {
+            "mediaType": "application/vnd.oci.image.config.v1+json",
+            "digest": digest_of(config),
+            "size": len(config),
+        },
+        "layers": [
+            {
+                "mediaType": "application/vnd.oci.image.layer.v1.tar",
+                "digest": digest_of(layer),
+                "size": len(layer),
+            }
+        ],
+    }
+    refused = client.put_manifest(repository, "1.0.0", canonical(manifest))
+    assert refused.status_code == 400 and error_codes(refused) == ["MANIFEST_BLOB_UNKNOWN"]
+    head = client.request("HEAD", f"/v2/{repository}/blobs/{digest_of(layer)}")
+    assert head.status_code == 404
+    mount = client.request(
+        "POST",
+        f"/v2/{space}/other/blobs/uploads/",
+        params={"mount": digest_of(layer), "from": repository},
+    )
+    assert mount.status_code == 202  # nothing to mount: a plain upload session instead
+
+    digest, _ = client.push_image(repository, "1.0.0", [layer], config=config)  # the retry
+    pulled = client.request("GET", f"/v2/{repository}/blobs/{digest_of(layer)}")
+    assert pulled.status_code == 200 and pulled.content == layer
+    assert all(asyncio.run(_located(registry, [digest_of(layer), digest_of(config)])).values())
+    assert client.request("GET", f"/v2/{repository}/manifests/{digest}").status_code == 200
+
+
+async def test_an_upload_waits_for_a_collector_deleting_the_same_blob(registry: Registry) -> None:
+    client = Client.for_registry(registry.url, registry.auth)
+    repository = f"spaces-1/gc-wait-{uuid.uuid4().hex[:6]}"
+    data = _unique("blob")
+    digest = client.push_blob(repository, data)
+    assert client.request("DELETE", f"/v2/{repository}/blobs/{digest}").status_code == 202
+    async with stores_of(registry) as (metadata, store):
+        token = uuid.uuid4().hex
+        claimed = await metadata.blobs.claim([digest], token, dt.timedelta(minutes=5))
+        assert [doc["_id"] for doc in claimed] == [digest]
+        outcome: dict[str, Any] = {}
+
+        def upload_again() -> None:
+            response = client.request(
+                "POST", f"/v2/{repository}/blobs/uploads/", params={"digest": digest}, data=data
+            )
+            outcome["status"], outcome["at"] = response.status_code, time.monotonic()
+
+        uploader = threading.Thread(target=upload_again)
+        uploader.start()
+        await asyncio.sleep(1.0)
+        assert "status" not in outcome  # waiting for the collector
+        finished_at = time.monotonic()
+        assert await store.delete_blobs([digest]) == set()
+        assert await metadata.blobs.forget([digest], token) == 1
+        await asyncio.to_thread(uploader.join, 30)
+        assert outcome["status"] == 201 and outcome["at"] >= finished_at
+        assert await store.locate(digest) is not None
+    pulled = client.request("GET", f"/v2/{repository}/blobs/{digest}")
+    assert pulled.status_code == 200 and pulled.content == data
+
+
+async def _unlinked_blobs(registry: Registry, count: int) -> list[str]:
+    """``count`` blobs in storage that no repository links any more."""
+    client = Client.for_registry(registry.url, registry.auth)
+    repository = f"spaces-1/gc-pool-{uuid.uuid4().hex[:6]}"
+
+    def push_and_unlink() -> list[str]:
+        digests = []
+        for n in range(count):
+            digest = client.push_blob(repository, _unique(f"pool {n}"))
+            assert client.request("DELETE", f"/v2/{repository}/blobs/{digest}").status_code == 202
+            digests.append(digest)
+        return digests
+
+    return await asyncio.to_thread(push_and_unlink)
+
+
+async def test_a_storage_failure_leaves_the_blob_to_the_next_run(
+    registry: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    digests = await _unlinked_blobs(registry, 5)
+    async with stores_of(registry) as (metadata, store):
+
+        async def refuse(digests: list[str]) -> set[str]:
+            return set(digests)
+
+        with monkeypatch.context() as patched:
+            patched.setattr(store, "delete_blobs", refuse)
+            failed = await collect_blobs(
+                metadata, store, among=digests, lease=dt.timedelta(seconds=0)
+            )
+        assert (failed.blobs_removed, failed.failed) == (0, 5)
+        for digest in digests:
+            assert await store.locate(digest) is not None
+            doc = await metadata.blobs.get(digest)
+            assert doc is not None and doc["deleting_token"] is not None  # still claimed
+
+        retried = await collect_blobs(metadata, store, among=digests)
+        assert (retried.blobs_removed, retried.failed) == (5, 0)
+        for digest in digests:
+            assert await store.locate(digest) is None
+            assert await metadata.blobs.get(digest) is None
+
+
+async def test_two_collectors_at_once_delete_each_blob_once(registry: Registry) -> None:
+    digests = await _unlinked_blobs(registry, 120)
+    deleted: list[list[str]] = [[], []]
+
+    async def collector(n: int) -> int:
+        async with stores_of(registry) as (metadata, store):
+            delete = store.delete_blobs
+
+            async def counted(batch: list[str]) -> set[str]:
+                deleted[n].extend(batch)
+                return await delete(batch)
+
+            store.delete_blobs = counted  # type: ignore[method-assign,assignment]
+            removed = 0
+            for _ in range(3):  # batches claimed concurrently, in several passes each
+                removed += (await collect_blobs(metadata, store, among=digests)).blobs_removed
+            return removed
+
+    removed = await asyncio.gather(collector(0), collector(1))
+    assert sum(removed) == len(digests)
+    assert sorted(deleted[0] + deleted[1]) == sorted(digests)  # none deleted twice
+    located = await _located(registry, digests)
+    assert not any(located.values())
