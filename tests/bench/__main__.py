@@ -15,6 +15,8 @@ from types import FrameType
 
 from tests.bench import payloads as payload_files
 from tests.bench.builds import TARGET_RATIO, BuildFigures, measure_builds
+from tests.bench.collection import BLOBS, CollectionFigure, measure_collection
+from tests.bench.collection import table as collection_table
 from tests.bench.errors import BenchError
 from tests.bench.registries import DISTRIBUTION_BINARY, running_registries
 from tests.bench.report import Measurement, table, write_json
@@ -35,7 +37,7 @@ def main() -> int:
     load_before = _load_average()
     started = time.monotonic()
     try:
-        measurements, builds = run()
+        measurements, builds, collection = run()
     except BenchError as exc:
         print(f"bench: {exc}", file=sys.stderr)
         return 1
@@ -46,6 +48,8 @@ def main() -> int:
     print(table(measurements))
     print()
     print(builds.table())
+    print()
+    print(collection_table(collection))
     context = {
         "elapsed_seconds": round(elapsed, 1),
         "load_average_before": load_before,
@@ -55,13 +59,21 @@ def main() -> int:
             "ratio": round(builds.ratio, 2),
             "target_ratio": TARGET_RATIO,
         },
+        "gc": {
+            figure.driver: {
+                "blobs": figure.blobs,
+                "seconds": round(figure.seconds, 2),
+                "blobs_per_second": round(figure.per_second),
+            }
+            for figure in collection
+        },
     }
     write_json(RESULTS_FILE, measurements, context)
     print(f"\n{elapsed:.0f} s; results written to {RESULTS_FILE.resolve()}")
     return 0
 
 
-def run() -> tuple[list[Measurement], BuildFigures]:
+def run() -> tuple[list[Measurement], BuildFigures, list[CollectionFigure]]:
     _require_tools()
     with payload_files.workspace() as workdir:
         _say(f"preparing payloads in {workdir}")
@@ -73,7 +85,9 @@ def run() -> tuple[list[Measurement], BuildFigures]:
             measurements = run_all(registries, payloads)
         _say("building one SDI with the assembled and the docker strategy")
         builds = measure_builds(workdir / "builds")
-    return measurements, builds
+        _say(f"garbage-collecting {BLOBS:,} unreferenced blobs on each storage driver")
+        collection = measure_collection(workdir / "gc")
+    return measurements, builds, collection
 
 
 def _require_tools() -> None:
