@@ -6,9 +6,9 @@ Two steps, each safe against concurrent pushes and other collectors through the 
 1. ``expire_links``: in a space, a repository's link to a blob goes once no manifest of the
    repository references the blob and no push has touched it for the space's grace period.
 2. ``collect_blobs``: a blob no link and no manifest refers to is claimed, deleted from
-   storage in batches, and forgotten. A blob whose storage delete fails stays claimed; the claim
-   lapses and a later run deletes it. Several collectors may run at once: a claim is taken by
-   one of them only.
+   storage in batches, and forgotten. A blob whose storage delete fails is released as one
+   whose bytes must be uploaded again, and the next run deletes it. Several collectors may run
+   at once: a claim is taken by one of them only.
 """
 
 from __future__ import annotations
@@ -92,6 +92,7 @@ async def _collect(
     gone = [digest for digest in sizes if digest not in failed]
     await metadata.blobs.forget(gone, token)
     if failed:
+        await metadata.blobs.unclaim(sorted(failed), token)
         log.warning("gc_storage_delete_failed", blobs=len(failed))
     return Collected(len(gone), sum(sizes[digest] for digest in gone), len(failed))
 

@@ -167,6 +167,10 @@ class Registry:
                     "a manifest the index lists was removed meanwhile; push it again",
                     detail={"manifests": list(manifest.manifests)},
                 )
+            if manifest.subject is not None:
+                # The subject may be absent (referrers may come first); when it is there,
+                # retention must see this referrer before it removes the subject.
+                await self.metadata.touch_manifests(name.full, [manifest.subject], session)
             await self.metadata.put_manifest(name.full, manifest, content, session=session)
             if tag is not None:
                 await self.metadata.set_tag(name.full, tag, manifest.digest, session=session)

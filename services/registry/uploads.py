@@ -152,6 +152,7 @@ class Uploads:
         blobs = self.metadata.blobs
         token = uuid.uuid4().hex
         stored = await self._reserve(digest, size, token)
+        renewer = asyncio.create_task(self._keep_reserved(str(digest), token))
         try:
             if stored and (await self.store.locate(str(digest))) is not None:
                 await self.store.abort_upload(upload_id, state)
@@ -159,15 +160,25 @@ class Uploads:
                 await self.store.commit_upload(upload_id, state, str(digest), size)
             await self.metadata.touch_repository(name.full)
             await blobs.record_link(name.full, str(digest), size, token)
-        except BlobBeingDeleted as exc:
-            raise errors.BlobUnknown(
-                "the upload took too long and the blob was collected; upload it again",
-                detail={"digest": str(digest)},
-            ) from exc
-        except BaseException:
+        except BaseException as exc:
             with contextlib.suppress(Exception):
                 await blobs.release(str(digest), token)
+            if isinstance(exc, BlobBeingDeleted):
+                raise errors.BlobUnknown(
+                    "the upload took too long and the blob was collected; upload it again",
+                    detail={"digest": str(digest)},
+                ) from exc
             raise
+        finally:
+            renewer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewer
+
+    async def _keep_reserved(self, digest: str, token: str) -> None:
+        while True:
+            await asyncio.sleep(LEASE_RENEW_SECONDS)
+            with contextlib.suppress(Exception):
+                await self.metadata.blobs.renew(digest, token)
 
     async def _reserve(self, digest: Digest, size: int, token: str) -> bool:
         waited = 0.0

@@ -47,7 +47,7 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
-from pymongo import ASCENDING
+from pymongo import ASCENDING, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
@@ -88,6 +88,45 @@ class BlobRecords:
         await self.db.blob_links.create_index([("repository", ASCENDING)])
         await self.db.blob_links.create_index([("touched_at", ASCENDING)])
 
+    async def upgrade(self) -> int:
+        """Give documents written before garbage collection existed the fields it relies on:
+        old links count as touched now, old blobs as stored and not being deleted, with their
+        links counted. A no-op once done; the number of blobs upgraded."""
+        now = _now()
+        await self.db.blob_links.update_many(
+            {"touched_at": {"$exists": False}}, {"$set": {"touched_at": now}}
+        )
+        cursor = self.db.blobs.find({"deleting_until": {"$exists": False}}, {"_id": 1})
+        old = [doc["_id"] async for doc in cursor]
+        for start in range(0, len(old), 1000):
+            batch = old[start : start + 1000]
+            counting = await self.db.blob_links.aggregate(
+                [
+                    {"$match": {"digest": {"$in": batch}}},
+                    {"$group": {"_id": "$digest", "links": {"$sum": 1}}},
+                ]
+            )
+            links = {doc["_id"]: int(doc["links"]) async for doc in counting}
+            await self.db.blobs.bulk_write(
+                [
+                    UpdateOne(
+                        {"_id": digest, "deleting_until": {"$exists": False}},
+                        {
+                            "$set": {
+                                "stored": True,
+                                "links": links.get(digest, 0),
+                                "writers": [],
+                                "deleting_token": None,
+                                "deleting_until": NOT_DELETING,
+                                "touched_at": now,
+                            }
+                        },
+                    )
+                    for digest in batch
+                ]
+            )
+        return len(old)
+
     # reading --------------------------------------------------------------------------------
 
     async def get(self, digest: str) -> Document | None:
@@ -114,28 +153,42 @@ class BlobRecords:
     async def reserve(self, digest: str, size: int, token: str) -> bool:
         """Announce an upload about to store ``digest`` (chain 2); whether the blob is stored
         already. BlobBeingDeleted when a collector holds it."""
-        now = _now()
-        try:
-            await self.db.blobs.update_one(
-                {"_id": digest, "deleting_until": {"$lt": now}},
-                {
-                    # A lapsed claim is taken over: its collector may no longer forget the blob.
-                    "$set": {"touched_at": now, "deleting_token": None},
-                    "$push": {"writers": {"token": token, "until": now + WRITE_LEASE}},
-                    "$setOnInsert": {
-                        "size": size,
-                        "stored": False,
-                        "links": 0,
-                        "deleting_until": NOT_DELETING,
-                        "created_at": now,
+        for _ in range(3):
+            now = _now()
+            try:
+                await self.db.blobs.update_one(
+                    {"_id": digest, "deleting_until": {"$lt": now}},
+                    {
+                        # A lapsed claim is taken over: its collector may no longer forget it.
+                        "$set": {"touched_at": now, "deleting_token": None},
+                        "$push": {"writers": {"token": token, "until": now + WRITE_LEASE}},
+                        "$setOnInsert": {
+                            "size": size,
+                            "stored": False,
+                            "links": 0,
+                            "deleting_until": NOT_DELETING,
+                            "created_at": now,
+                        },
                     },
-                },
-                upsert=True,
-            )
-        except DuplicateKeyError as exc:  # the document exists, and is being deleted
-            raise BlobBeingDeleted(digest) from exc
-        doc = await self.db.blobs.find_one({"_id": digest}, {"stored": 1})
-        return bool(doc and doc.get("stored"))
+                    upsert=True,
+                )
+            except DuplicateKeyError:
+                # The document exists and did not match: a collector holds the blob, or another
+                # first upload of it inserted the document just now (then the next try finds it).
+                doc = await self.db.blobs.find_one({"_id": digest}, {"deleting_until": 1})
+                if doc is not None and doc["deleting_until"] >= now:
+                    break
+                continue
+            doc = await self.db.blobs.find_one({"_id": digest}, {"stored": 1})
+            return bool(doc and doc.get("stored"))
+        raise BlobBeingDeleted(digest)
+
+    async def renew(self, digest: str, token: str) -> None:
+        """Keep a reservation alive while its upload is still writing."""
+        await self.db.blobs.update_one(
+            {"_id": digest, "writers.token": token},
+            {"$set": {"writers.$.until": _now() + WRITE_LEASE}},
+        )
 
     async def release(self, digest: str, token: str) -> None:
         """Withdraw a reservation whose upload failed."""
@@ -144,13 +197,15 @@ class BlobRecords:
     async def record_link(self, repository: str, digest: str, size: int, token: str) -> None:
         """The reserved blob is in storage: mark it stored, link it into ``repository`` and end
         the reservation, in one step. BlobBeingDeleted when the reservation had lapsed and a
-        collector took the blob."""
+        collector took the blob (the bytes this upload wrote may be gone)."""
 
         async def work(session: AsyncClientSession) -> None:
             inserted = await self._upsert_link(repository, digest, size, session)
             now = _now()
+            # Only while this upload's reservation holds: had it lapsed, a collector may have
+            # deleted the bytes and another upload reserved the blob anew.
             result = await self.db.blobs.update_one(
-                {"_id": digest, "deleting_until": {"$lt": now}},
+                {"_id": digest, "deleting_until": {"$lt": now}, "writers.token": token},
                 {
                     "$set": {"stored": True, "touched_at": now, "deleting_token": None},
                     "$pull": {"writers": {"token": token}},
@@ -338,13 +393,29 @@ class BlobRecords:
                 # one of these documents meanwhile makes this write conflict.
                 await self.db.blobs.update_many(
                     {"_id": {"$in": [doc["_id"] for doc in found]}},
-                    {"$set": {"deleting_token": token, "deleting_until": now + lease}},
+                    # Every writer had lapsed: none of them may link the blob any more.
+                    {
+                        "$set": {
+                            "deleting_token": token,
+                            "deleting_until": now + lease,
+                            "writers": [],
+                        }
+                    },
                     session=session,
                 )
             return found
 
         claimed: list[Document] = await self._transaction(work)
         return claimed
+
+    async def unclaim(self, digests: list[str], token: str) -> None:
+        """Give up a claim whose storage delete failed: pushes may use the blob again, but as
+        one whose bytes must be uploaded again (whether storage still holds them is unknown),
+        and the next collection retries."""
+        await self.db.blobs.update_many(
+            {"_id": {"$in": digests}, "deleting_token": token},
+            {"$set": {"deleting_until": NOT_DELETING, "deleting_token": None, "stored": False}},
+        )
 
     async def forget(self, digests: list[str], token: str) -> int:
         """Delete the documents of blobs this claim removed from storage."""

@@ -133,6 +133,7 @@ class MetadataStore:
         await self.outbox.ensure_indexes()
         await self.builds.ensure_indexes()
         await self.blobs.ensure_indexes()
+        await self.blobs.upgrade()
         await db.pins.create_index([("repository", ASCENDING)])
 
     async def check_transactions(self) -> None:

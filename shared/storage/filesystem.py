@@ -124,7 +124,7 @@ class FilesystemBlobStore(BlobStore):
                     failed.add(digest)
             return failed
 
-        failed: set[str] = await self.run(delete)
+        failed: set[str] = await self.run_delete(delete)
         return failed
 
     async def stale_staging(self, before: dt.datetime) -> list[str]:

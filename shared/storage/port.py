@@ -46,13 +46,21 @@ class BlobStore(ABC):
 
     def __init__(self, io_threads: int = 32) -> None:
         self._executor = ThreadPoolExecutor(io_threads, thread_name_prefix="storage")
+        # Garbage collection deletes on threads of their own: behind downloads that hold every
+        # I/O thread, a delete could start after its claim lapsed (shared/garbage.py).
+        self._deletes = ThreadPoolExecutor(2, thread_name_prefix="storage-delete")
 
     async def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
+        self._deletes.shutdown(wait=False, cancel_futures=True)
 
     async def run(self, func: Callable[..., Any], *args: Any) -> Any:
         """Run blocking storage I/O on the store's own threads."""
         return await asyncio.get_running_loop().run_in_executor(self._executor, func, *args)
+
+    async def run_delete(self, func: Callable[..., Any], *args: Any) -> Any:
+        """Run a blocking delete for garbage collection, never queued behind other I/O."""
+        return await asyncio.get_running_loop().run_in_executor(self._deletes, func, *args)
 
     @abstractmethod
     async def check(self) -> None:

@@ -204,8 +204,8 @@ class S3BlobStore(BlobStore):
             return list(self.client.remove_objects(self.bucket, [DeleteObject(k) for k in keys]))
 
         try:
-            errors = await self._call(remove)
-        except StorageError:
+            errors = await self.run_delete(remove)
+        except _BACKEND_ERRORS:
             return set(digests)
         return {keys[error.name] for error in errors if error.name in keys}
 

@@ -10,11 +10,13 @@ import datetime as dt
 import threading
 import time
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
 from shared.garbage import collect_blobs
+from shared.metadata.blobs import BlobBeingDeleted
 from tests.support.accounts import Admin
 from tests.support.oci import Client, canonical, digest_of, error_codes
 from tests.support.processes import Registry
@@ -194,14 +196,13 @@ async def test_a_storage_failure_leaves_the_blob_to_the_next_run(
 
         with monkeypatch.context() as patched:
             patched.setattr(store, "delete_blobs", refuse)
-            failed = await collect_blobs(
-                metadata, store, among=digests, lease=dt.timedelta(seconds=0)
-            )
+            failed = await collect_blobs(metadata, store, among=digests)
         assert (failed.blobs_removed, failed.failed) == (0, 5)
         for digest in digests:
             assert await store.locate(digest) is not None
             doc = await metadata.blobs.get(digest)
-            assert doc is not None and doc["deleting_token"] is not None  # still claimed
+            # Released at once, as a blob to upload again: pushes need not wait for a lease.
+            assert doc is not None and doc["deleting_token"] is None and not doc["stored"]
 
         retried = await collect_blobs(metadata, store, among=digests)
         assert (retried.blobs_removed, retried.failed) == (5, 0)
@@ -233,3 +234,70 @@ async def test_two_collectors_at_once_delete_each_blob_once(registry: Registry) 
     assert sorted(deleted[0] + deleted[1]) == sorted(digests)  # none deleted twice
     located = await _located(registry, digests)
     assert not any(located.values())
+
+
+async def test_blobs_recorded_before_garbage_collection_are_upgraded(registry: Registry) -> None:
+    """Documents an earlier version wrote (no reservation, claim or link count) are given
+    them at start, so their blobs can be pushed, mounted and collected like any other."""
+    data = _unique("from an earlier version")
+    digest = digest_of(data)
+    repository = f"spaces-1/gc-old-{uuid.uuid4().hex[:6]}"
+    async with stores_of(registry) as (metadata, store):
+        upload_id = str(uuid.uuid4())
+        state = await store.begin_upload(upload_id)
+
+        async def body() -> AsyncIterator[bytes]:
+            yield data
+
+        size, state = await store.append_upload(upload_id, state, 0, body(), None)
+        await store.commit_upload(upload_id, state, digest, size)
+        now = dt.datetime.now(dt.UTC)
+        await metadata.db.blobs.insert_one({"_id": digest, "size": size, "created_at": now})
+        await metadata.db.blob_links.insert_one(
+            {
+                "_id": f"{repository}@{digest}",
+                "repository": repository,
+                "digest": digest,
+                "size": size,
+                "created_at": now,
+            }
+        )
+        assert await metadata.blobs.upgrade() >= 1
+        doc = await metadata.blobs.get(digest)
+        assert doc is not None and doc["stored"] and doc["links"] == 1
+        assert await metadata.blobs.upgrade() == 0  # once
+
+    client = Client.for_registry(registry.url, registry.auth)
+    assert client.request("HEAD", f"/v2/{repository}/blobs/{digest}").status_code == 200
+    assert client.push_blob(repository, data) == digest
+    mount = client.request(
+        "POST",
+        f"/v2/{repository}-copy/blobs/uploads/",
+        params={"mount": digest, "from": repository},
+    )
+    assert mount.status_code == 201
+
+
+async def test_an_upload_whose_reservation_lapsed_cannot_link_a_blob_collected_meanwhile(
+    registry: Registry,
+) -> None:
+    """Upload A reserves a blob and stalls past its lease; a collector takes the blob and
+    upload B reserves it anew: A may not mark B's blob stored (its bytes may be gone)."""
+    digest = digest_of(_unique("stalled"))
+    repository = f"spaces-1/gc-stall-{uuid.uuid4().hex[:6]}"
+    async with stores_of(registry) as (metadata, _store):
+        blobs = metadata.blobs
+        assert await blobs.reserve(digest, 10, "upload-a") is False
+        past = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
+        await metadata.db.blobs.update_one({"_id": digest}, {"$set": {"writers.0.until": past}})
+        claimed = await blobs.claim([digest], "collector", dt.timedelta(minutes=5))
+        assert [doc["_id"] for doc in claimed] == [digest]
+        assert await blobs.forget([digest], "collector") == 1
+        assert await blobs.reserve(digest, 10, "upload-b") is False
+        with pytest.raises(BlobBeingDeleted):
+            await blobs.record_link(repository, digest, 10, "upload-a")
+        doc = await blobs.get(digest)
+        assert doc is not None and not doc["stored"] and doc["links"] == 0
+        assert await blobs.link_size(repository, digest) is None
+        await blobs.record_link(repository, digest, 10, "upload-b")  # B's own bytes: fine
+        assert await blobs.link_size(repository, digest) == 10
