@@ -24,16 +24,20 @@ allows two transactions that each *read* what the other writes to both commit).
 2. Link → blob. Every new link (an upload's commit, a mount) writes the blob document in the
    same transaction, and only if it is not being deleted. Collection claims a blob by setting
    ``deleting_until`` in a transaction that finds no link and no manifest for it. So either the
-   link
-   exists and the blob is not claimed, or the claim came first and the link is refused (a mount
-   becomes a plain upload; an upload waits until the blob is gone and stores it again).
+   link exists and the blob is not claimed, or the claim came first and the link is refused (a
+   mount becomes a plain upload; an upload waits until the blob is gone and stores it again).
 
-   An upload also *reserves* the blob document (a ``writers`` entry with a lease) before it
-   writes the blob's bytes to storage, and a blob with a live writer cannot be claimed: bytes
-   written for a document are never deleted by a collector that claimed it before the writer
-   came. A collector deletes from storage, then deletes the document if its claim still holds;
-   a claim whose collector died lapses after a lease far longer than any storage call, and the
-   next collector or upload takes the blob over.
+   An upload also *reserves* the blob document (a ``writers`` entry with a lease, renewed while
+   it writes) before it writes the blob's bytes to storage, and a blob with a live writer
+   cannot be claimed, so bytes are never deleted under the upload writing them. An upload
+   links the blob only while its own reservation is still in the document: a claim clears
+   lapsed writers, so an upload that stalled past its lease cannot vouch for bytes a
+   collector may have deleted meanwhile.
+
+3. The collector deletes from storage, on threads of its own, then deletes the document if its
+   claim still holds. A failed delete releases the blob as not stored (its bytes must be
+   uploaded again) for the next run to retry. A claim whose collector died lapses after a lease
+   far longer than any storage call, and the next collector or upload takes the blob over.
 
 ``links`` counts a blob's links so that collection finds candidates through an index; the
 claim never trusts it and reads the links themselves.
@@ -47,7 +51,7 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
-from pymongo import ASCENDING, UpdateOne
+from pymongo import ASCENDING, ReturnDocument, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
@@ -56,7 +60,7 @@ Document = dict[str, Any]
 T = TypeVar("T")
 Transaction = Callable[[Callable[[AsyncClientSession], Awaitable[T]]], Awaitable[T]]
 
-# How long an upload may take between reserving a blob and linking it.
+# How long a reservation lasts unless its upload renews it (services/registry/uploads.py).
 WRITE_LEASE = dt.timedelta(minutes=10)
 NOT_DELETING = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
@@ -156,7 +160,7 @@ class BlobRecords:
         for _ in range(3):
             now = _now()
             try:
-                await self.db.blobs.update_one(
+                doc = await self.db.blobs.find_one_and_update(
                     {"_id": digest, "deleting_until": {"$lt": now}},
                     {
                         # A lapsed claim is taken over: its collector may no longer forget it.
@@ -170,7 +174,9 @@ class BlobRecords:
                             "created_at": now,
                         },
                     },
+                    projection={"stored": 1},
                     upsert=True,
+                    return_document=ReturnDocument.AFTER,
                 )
             except DuplicateKeyError:
                 # The document exists and did not match: a collector holds the blob, or another
@@ -179,7 +185,6 @@ class BlobRecords:
                 if doc is not None and doc["deleting_until"] >= now:
                     break
                 continue
-            doc = await self.db.blobs.find_one({"_id": digest}, {"stored": 1})
             return bool(doc and doc.get("stored"))
         raise BlobBeingDeleted(digest)
 

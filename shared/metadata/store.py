@@ -37,6 +37,7 @@ Document = dict[str, Any]
 
 
 _NEVER = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+LISTED_REPOSITORIES_REMEMBERED = 100_000
 _NEVER_RUN = {"last_run_at": _NEVER, "lease_until": _NEVER, "owner": None}
 
 
@@ -99,6 +100,7 @@ class MetadataStore:
         self.outbox = Outbox(self.db)
         self.builds = BuildStore(self.db, self.outbox, self.transaction)
         self.blobs = BlobRecords(self.db, self.transaction)
+        self._listed_repositories: set[str] = set()
 
     @classmethod
     def connect(
@@ -337,11 +339,18 @@ class MetadataStore:
     # repositories ---------------------------------------------------------------------------
 
     async def touch_repository(self, repository: str) -> None:
+        """Make sure the repository is listed. Repositories are never removed, so one this
+        process has seen listed needs no round trip again."""
+        if repository in self._listed_repositories:
+            return
         await self.db.repositories.update_one(
             {"_id": repository},
             {"$setOnInsert": {"space": repository.split("/", 1)[0], "created_at": utcnow()}},
             upsert=True,
         )
+        if len(self._listed_repositories) >= LISTED_REPOSITORIES_REMEMBERED:
+            self._listed_repositories.clear()
+        self._listed_repositories.add(repository)
 
     async def list_repositories(
         self, *, after: str | None, limit: int, spaces: Iterable[str] | None = None

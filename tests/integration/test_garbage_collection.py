@@ -20,7 +20,7 @@ from shared.metadata.blobs import BlobBeingDeleted
 from tests.support.accounts import Admin
 from tests.support.oci import Client, canonical, digest_of, error_codes
 from tests.support.processes import Registry
-from tests.support.stores import mongo_of, stores_of
+from tests.support.stores import located, mongo_of, stores_of
 
 GRACE_ZERO: dict[str, Any] = {"gc": {"grace_minutes": 0}}
 
@@ -31,11 +31,6 @@ def _unique(label: str) -> bytes:
 
 def _config(label: str) -> bytes:
     return canonical({"architecture": "amd64", "os": "linux", "label": _unique(label).decode()})
-
-
-async def _located(registry: Registry, digests: list[str]) -> dict[str, bool]:
-    async with stores_of(registry) as (_metadata, store):
-        return {d: (await store.locate(d)) is not None for d in digests}
 
 
 def test_retention_frees_the_storage_only_removed_images_used(registry: Registry) -> None:
@@ -71,14 +66,14 @@ def test_retention_frees_the_storage_only_removed_images_used(registry: Registry
     dry = admin.call("POST", run_path, 200, params={"dry_run": "true"}).json()
     assert dry["blobs_removed"] == 2
     assert dry["bytes_freed"] == len(old_only) + len(old_config)
-    assert all(asyncio.run(_located(registry, gone + stay)).values())  # a dry run frees nothing
+    assert all(asyncio.run(located(registry, gone + stay)).values())  # a dry run frees nothing
 
     run = admin.call("POST", run_path, 200).json()
     assert [m["digest"] for m in run["manifests"]] == [old]
     assert run["blobs_removed"] == 2 and run["bytes_freed"] == dry["bytes_freed"]
-    located = asyncio.run(_located(registry, gone + stay))
-    assert [d for d in gone if located[d]] == []
-    assert [d for d in stay if not located[d]] == []
+    present = asyncio.run(located(registry, gone + stay))
+    assert [d for d in gone if present[d]] == []
+    assert [d for d in stay if not present[d]] == []
     for data in (kept_only, shared, new_config):  # the kept image still pulls whole
         response = client.request("GET", f"/v2/{repository}/blobs/{digest_of(data)}")
         assert response.status_code == 200 and response.content == data
@@ -133,7 +128,7 @@ def test_a_push_that_loses_to_the_collector_is_told_and_succeeds_on_retry(
     digest, _ = client.push_image(repository, "1.0.0", [layer], config=config)  # the retry
     pulled = client.request("GET", f"/v2/{repository}/blobs/{digest_of(layer)}")
     assert pulled.status_code == 200 and pulled.content == layer
-    assert all(asyncio.run(_located(registry, [digest_of(layer), digest_of(config)])).values())
+    assert all(asyncio.run(located(registry, [digest_of(layer), digest_of(config)])).values())
     assert client.request("GET", f"/v2/{repository}/manifests/{digest}").status_code == 200
 
 
@@ -232,8 +227,7 @@ async def test_two_collectors_at_once_delete_each_blob_once(registry: Registry) 
     removed = await asyncio.gather(collector(0), collector(1))
     assert sum(removed) == len(digests)
     assert sorted(deleted[0] + deleted[1]) == sorted(digests)  # none deleted twice
-    located = await _located(registry, digests)
-    assert not any(located.values())
+    assert not any((await located(registry, digests)).values())
 
 
 async def test_blobs_recorded_before_garbage_collection_are_upgraded(registry: Registry) -> None:

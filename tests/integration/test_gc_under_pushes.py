@@ -30,7 +30,7 @@ from tests.support.oci import (
     error_codes,
 )
 from tests.support.processes import Registry, start_reaper
-from tests.support.stores import mongo_of, stores_of
+from tests.support.stores import located, mongo_of
 
 PUSHERS = 3
 IMAGES_PER_PUSHER = 12
@@ -210,8 +210,8 @@ def test_no_manifest_ever_points_at_a_missing_blob(registry: Registry, tmp_path:
     assert "reaper_round_failed" not in reaper.log_path.read_text()
 
     referenced = _check_stored_references(registry, space)
-    located = asyncio.run(_located(registry, sorted(referenced)))
-    assert [d for d, present in located.items() if not present] == []
+    present = asyncio.run(located(registry, sorted(referenced)))
+    assert [d for d, there in present.items() if not there] == []
     _pull_every_tag(Client.for_registry(registry.url, registry.auth), space)
     print(f"rounds: {collected}, lost races: {sum(p.lost for p in pushers)}")
 
@@ -233,11 +233,6 @@ def _check_stored_references(registry: Registry, space: str) -> set[str]:
         for tag in db.tags.find(in_space):
             assert f"{tag['repository']}@{tag['digest']}" in manifests
         return referenced
-
-
-async def _located(registry: Registry, digests: list[str]) -> dict[str, bool]:
-    async with stores_of(registry) as (_metadata, store):
-        return {d: (await store.locate(d)) is not None for d in digests}
 
 
 def _pull_every_tag(client: Client, space: str) -> None:

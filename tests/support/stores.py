@@ -30,3 +30,9 @@ async def stores_of(registry: Registry) -> AsyncIterator[tuple[MetadataStore, Bl
 def mongo_of(registry: Registry) -> MongoClient[dict[str, Any]]:
     """A plain client of the registry's database, to backdate documents or inspect them."""
     return MongoClient(registry.env["SPACEDOCK_MONGO_URL"], tz_aware=True)
+
+
+async def located(registry: Registry, digests: list[str]) -> dict[str, bool]:
+    """Whether the registry's storage holds each blob."""
+    async with stores_of(registry) as (_metadata, store):
+        return {digest: (await store.locate(digest)) is not None for digest in digests}
