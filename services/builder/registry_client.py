@@ -20,8 +20,6 @@ ACCEPT_MANIFESTS = ", ".join(
     [mt.OCI_INDEX, mt.DOCKER_MANIFEST_LIST, mt.OCI_MANIFEST, mt.DOCKER_MANIFEST]
 )
 CHUNK = 1024 * 1024
-# Below this a blob is sent rather than first asked about: one request instead of two.
-SKIP_CHECK_BELOW = 1024 * 1024
 
 
 class RegistryRefused(Exception):
@@ -105,10 +103,12 @@ class RegistryClient:
     async def upload(
         self, repository: str, digest: str, path: Path | None = None, data: bytes | None = None
     ) -> None:
-        """A blob in one request (``?digest=``), streamed from ``path`` or sent from memory.
-        A large blob the repository already holds is not sent again."""
+        """A blob in one request (``?digest=``), streamed from ``path`` or sent from memory,
+        unless the repository holds it already: a build for another deployment mostly
+        re-pushes what the last one did, and asking costs the registry far less than an
+        upload (which reserves and links the blob)."""
         size = len(data) if data is not None else (path.stat().st_size if path else 0)
-        if size > SKIP_CHECK_BELOW and await self.has_blob(repository, digest):
+        if await self.has_blob(repository, digest):
             return
         url = f"{self.base}/v2/{repository}/blobs/uploads/"
         body: Any = data if data is not None else _file_chunks(path)
