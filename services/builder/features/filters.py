@@ -13,6 +13,8 @@ import re
 import urllib.parse
 from collections.abc import Callable
 
+import markdown
+
 from shared.versions import try_parse_version
 
 
@@ -145,6 +147,12 @@ def _now(utc: bool) -> FilterFunction:
     return now
 
 
+def _markdown_to_html(text: str) -> str:
+    """Like the deployment server's (Markdig): block HTML, ending with a newline."""
+    converted = markdown.markdown(text)
+    return converted if not converted or converted.endswith("\n") else converted + "\n"
+
+
 def _yaml_double_quote(text: str) -> str:
     return text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\t", "\\t")
 
@@ -225,6 +233,7 @@ _FILTERS: dict[str, FilterFunction] = {
     "replace": _replace,
     "format": _format,
     "htmlescape": _text(lambda t: html.escape(t, quote=True)),
+    "markdowntohtml": _text(_markdown_to_html),
     "xmlescape": _text(
         lambda t: (
             t.replace("&", "&amp;")

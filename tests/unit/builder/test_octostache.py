@@ -141,6 +141,10 @@ def test_each_over_lists_and_json() -> None:
         ('#{Name | Replace "(\\w+) (\\w+)" "$2 $1"}', "Case Mixed"),
         ("#{Markup | HtmlEscape}", "&lt;a href=&quot;x&quot;&gt;"),
         ("#{Markup | XmlEscape}", "&lt;a href=&quot;x&quot;&gt;"),
+        (
+            "#{Notes | MarkdownToHTML}",
+            "<p><strong>Release</strong> notes</p>\n<ul>\n<li>a</li>\n</ul>\n",
+        ),
         ("#{Quote | JsonEscape}", 'say \\"hi\\"\\n'),
         ("#{Quote | YamlDoubleQuoteEscape}", 'say \\"hi\\"\\n'),
         ("#{Single | YamlSingleQuoteEscape}", "it''s"),
@@ -166,6 +170,7 @@ def test_filters(template: str, expected: str) -> None:
             "Name": "Mixed Case",
             "Padded": "  x  ",
             "Markup": '<a href="x">',
+            "Notes": "**Release** notes\n\n- a",
             "Quote": 'say "hi"\n',
             "Single": "it's",
             "Encoded": "TWl4ZWQgQ2FzZQ==",
