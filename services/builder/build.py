@@ -21,7 +21,7 @@ from services.builder.features.pipeline import run_features
 from services.builder.features.variables import VariableSet, system_variables
 from services.builder.isolation import IsolatedFailure, run_isolated
 from services.builder.redaction import holds_secret
-from services.builder.registry_client import RegistryClient, RegistryRefused
+from services.builder.registry_client import Manifest, RegistryClient, RegistryRefused
 from services.builder.sdi import SdiInvalid, parse_sdi
 from shared.build_requests import BuildRequest
 from shared.oci import media_types as mt
@@ -111,7 +111,7 @@ async def run_build(
     target = f"{request.space}/{request.repository}"
     if blocker is None:
         assert base_repository is not None
-        log(f"strategy: assembled (base {base_repository[0]}:{base_repository[1]})")
+        log(f"strategy: assembled (base {base_repository.repository}:{base_repository.reference})")
         digest = await _assembled(
             request, context, workspace, dockerfile, base_repository, env, variables, log
         )
@@ -187,21 +187,30 @@ async def _newest(client: RegistryClient, space: str, package_id: str) -> str:
     return str(chosen)
 
 
-async def _own_repository(reference: str, env: BuildEnvironment) -> tuple[str, str] | None:
-    """(repository, tag or digest) when ``reference`` names an image in this registry: by
-    its host, or, for a name without one (``spaces-1/base:1.0``), when this registry has it
+@dataclass(frozen=True, slots=True)
+class BaseLocation:
+    """A base image in this registry, with its manifest when finding it fetched it already."""
+
+    repository: str
+    reference: str  # a tag or a digest
+    manifest: Manifest | None = None
+
+
+async def _own_repository(reference: str, env: BuildEnvironment) -> BaseLocation | None:
+    """Where ``reference`` is in this registry, if it names an image here: by its host, or,
+    for a name without one (``spaces-1/base:1.0``), when this registry has it
     (``bitnami/nginx`` is left to the engine, which reads it as Docker Hub's)."""
     first, _, rest = reference.partition("/")
     if first in {env.public_host, env.registry_host}:
-        return _split_reference(rest)
+        return BaseLocation(*_split_reference(rest))
     if "." in first or ":" in first or first == "localhost" or not rest:
         return None
-    location = _split_reference(reference)
+    repository, tag_or_digest = _split_reference(reference)
     try:
-        await env.client.manifest(*location)
+        manifest = await env.client.manifest(repository, tag_or_digest)
     except RegistryRefused:
         return None
-    return location
+    return BaseLocation(repository, tag_or_digest, manifest)
 
 
 def _split_reference(name: str) -> tuple[str, str]:
@@ -219,15 +228,15 @@ async def _assembled(
     context: Path,
     workspace: Path,
     dockerfile: Any,
-    base_location: tuple[str, str],
+    base_location: BaseLocation,
     env: BuildEnvironment,
     variables: VariableSet,
     log: Log,
 ) -> str:
     client = env.client
-    base_repository, base_reference_text = base_location
+    base_repository, base_reference_text = base_location.repository, base_location.reference
     try:
-        base = await _resolve_base(client, base_repository, base_reference_text, request.platform)
+        base = await _resolve_base(client, base_location, request.platform)
     except RegistryRefused as exc:
         code = "base_image_missing" if exc.status in (401, 403, 404) else "registry_error"
         raise BuildFailed(
@@ -271,10 +280,9 @@ async def _assembled(
     return digest or image.digest
 
 
-async def _resolve_base(
-    client: RegistryClient, repository: str, reference: str, platform: str
-) -> BaseImage:
-    manifest = await client.manifest(repository, reference)
+async def _resolve_base(client: RegistryClient, location: BaseLocation, platform: str) -> BaseImage:
+    repository, reference = location.repository, location.reference
+    manifest = location.manifest or await client.manifest(repository, reference)
     if manifest.media_type in (mt.OCI_INDEX, mt.DOCKER_MANIFEST_LIST):
         wanted = dict(zip(("os", "architecture", "variant"), platform.split("/"), strict=False))
         entries = manifest.json().get("manifests") or []
