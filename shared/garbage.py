@@ -60,31 +60,28 @@ async def collect_blobs(
     store: BlobStore,
     *,
     among: list[str] | None = None,
-    lease: dt.timedelta = CLAIM_LEASE,
 ) -> Collected:
     """Delete the blobs nothing refers to: all of them, or those of ``among``."""
     total = Collected()
     if among is not None:
         for batch in _batches(sorted(set(among)), BATCH):
             candidates = await metadata.blobs.unlinked(BATCH, among=batch)
-            total.add(await _collect(metadata, store, candidates, lease))
+            total.add(await _collect(metadata, store, candidates))
         return total
     after: str | None = None
     while True:
         candidates = await metadata.blobs.unlinked(BATCH, after=after)
         if not candidates:
             return total
-        total.add(await _collect(metadata, store, candidates, lease))
+        total.add(await _collect(metadata, store, candidates))
         after = candidates[-1]
 
 
-async def _collect(
-    metadata: MetadataStore, store: BlobStore, candidates: list[str], lease: dt.timedelta
-) -> Collected:
+async def _collect(metadata: MetadataStore, store: BlobStore, candidates: list[str]) -> Collected:
     if not candidates:
         return Collected()
     token = uuid.uuid4().hex
-    claimed = await metadata.blobs.claim(candidates, token, lease)
+    claimed = await metadata.blobs.claim(candidates, token, CLAIM_LEASE)
     if not claimed:
         return Collected()
     sizes = {doc["_id"]: int(doc.get("size", 0)) for doc in claimed}

@@ -20,8 +20,7 @@ from shared.events.bus import (
     EventBus,
     InProcessBus,
     Outgoing,
-    connect_when_reachable,
-    declare_topology,
+    consume_queue,
 )
 from shared.events.envelope import COMMANDS_EXCHANGE
 from shared.events.relay import OutboxRelay
@@ -88,20 +87,18 @@ async def _consume_amqp(settings: Settings, worker: BuildWorker) -> None:
     """Competing consumers of one durable queue; a message is acknowledged once its build
     has an outcome, so a builder that dies mid-build leaves it to another."""
     assert settings.amqp_url is not None
-    connection = await connect_when_reachable(settings.amqp_url)
-    async with connection:
-        channel = await connection.channel()
-        await channel.set_qos(prefetch_count=settings.build_concurrency)
-        await declare_topology(channel)
-        queue = await channel.declare_queue(QUEUE, durable=True)
-        await queue.bind(COMMANDS_EXCHANGE, ROUTING_KEY)
 
-        async def on_message(message: AbstractIncomingMessage) -> None:
-            async with message.process(requeue=True, ignore_processed=True):
-                await worker.handle(Command(message.body, message.correlation_id, message.reply_to))
+    async def handle(message: AbstractIncomingMessage) -> None:
+        await worker.handle(Command(message.body, message.correlation_id, message.reply_to))
 
-        await queue.consume(on_message)
-        await asyncio.Future()  # until cancelled
+    await consume_queue(
+        settings.amqp_url,
+        QUEUE,
+        COMMANDS_EXCHANGE,
+        ROUTING_KEY,
+        settings.build_concurrency,
+        handle,
+    )
 
 
 def _consume_in_process(bus: InProcessBus, worker: BuildWorker, concurrency: int) -> None:

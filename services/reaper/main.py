@@ -18,6 +18,7 @@ import contextlib
 import datetime as dt
 import os
 import socket
+import time
 import uuid
 
 import structlog
@@ -37,6 +38,7 @@ from shared.storage.port import BlobStore
 log = structlog.get_logger("spacedock.reaper")
 RUN_LEASE = dt.timedelta(minutes=30)
 ABANDONED_AFTER = dt.timedelta(hours=24)
+STAGING_SWEEP_EVERY_SECONDS = 3600.0
 REAPER_ACCOUNT = "spacedock-reaper"
 
 
@@ -95,6 +97,7 @@ class Reaper:
         self.events = EventSource(
             f"{settings.public_url}/reaper", settings.public_host, REAPER_ACCOUNT
         )
+        self._next_staging_sweep = 0.0
 
     @property
     def pause_seconds(self) -> float:
@@ -123,7 +126,10 @@ class Reaper:
                 failed=collected.failed,
             )
         await self._abandoned_uploads()
-        await self._abandoned_staging()
+        if time.monotonic() >= self._next_staging_sweep:
+            # Listing all staged bytes is not worth doing every round for day-old leftovers.
+            await self._abandoned_staging()
+            self._next_staging_sweep = time.monotonic() + STAGING_SWEEP_EVERY_SECONDS
 
     async def _apply(self, space: dict[str, object]) -> None:
         space_id = str(space["_id"])

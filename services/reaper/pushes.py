@@ -15,13 +15,7 @@ from typing import Any
 import structlog
 from aio_pika.abc import AbstractIncomingMessage
 
-from shared.events.bus import (
-    EventBus,
-    InProcessBus,
-    Outgoing,
-    connect_when_reachable,
-    declare_topology,
-)
+from shared.events.bus import EventBus, InProcessBus, Outgoing, consume_queue
 from shared.events.envelope import EVENTS_EXCHANGE
 from shared.metadata.store import MetadataStore
 from shared.retention import PolicyInvalid, RetentionPolicy
@@ -43,20 +37,11 @@ async def consume_pushes(
             wake.set()
 
     if settings.amqp_url:
-        connection = await connect_when_reachable(settings.amqp_url)
-        async with connection:
-            channel = await connection.channel()
-            await channel.set_qos(prefetch_count=32)
-            await declare_topology(channel)
-            queue = await channel.declare_queue(QUEUE, durable=True)
-            await queue.bind(EVENTS_EXCHANGE, ROUTING_KEY)
 
-            async def on_message(message: AbstractIncomingMessage) -> None:
-                async with message.process(requeue=True, ignore_processed=True):
-                    await heard(message.body)
+        async def handle(message: AbstractIncomingMessage) -> None:
+            await heard(message.body)
 
-            await queue.consume(on_message)
-            await asyncio.Future()
+        await consume_queue(settings.amqp_url, QUEUE, EVENTS_EXCHANGE, ROUTING_KEY, 32, handle)
     elif isinstance(bus, InProcessBus):
 
         async def on_event(message: Outgoing) -> None:

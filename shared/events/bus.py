@@ -11,7 +11,12 @@ from typing import Protocol
 
 import aio_pika
 import structlog
-from aio_pika.abc import AbstractExchange, AbstractRobustChannel, AbstractRobustConnection
+from aio_pika.abc import (
+    AbstractExchange,
+    AbstractIncomingMessage,
+    AbstractRobustChannel,
+    AbstractRobustConnection,
+)
 
 from shared.events.envelope import COMMANDS_EXCHANGE, CONTENT_TYPE, EVENTS_EXCHANGE
 
@@ -97,15 +102,37 @@ class AmqpBus:
                 await self._connection.close()
 
 
-async def connect_when_reachable(url: str) -> aio_pika.abc.AbstractRobustConnection:
-    """A robust connection, waiting for the broker as long as it takes (a consumer has
-    nothing to do without it; ``connect_robust`` only reconnects once it has connected)."""
+async def consume_queue(
+    url: str,
+    queue_name: str,
+    exchange: str,
+    routing_key: str,
+    prefetch: int,
+    handle: Callable[[AbstractIncomingMessage], Awaitable[None]],
+) -> None:
+    """Consume a durable queue bound to ``exchange`` until cancelled, waiting for the broker
+    as long as it takes. A message is acknowledged once ``handle`` returns, and requeued when
+    it raises, so a consumer that dies mid-message leaves it to another."""
     while True:
         try:
-            return await aio_pika.connect_robust(url)
-        except Exception as exc:
+            connection = await aio_pika.connect_robust(url)
+            break
+        except Exception as exc:  # connect_robust only reconnects once it has connected
             log.warning("amqp_unreachable", error=str(exc)[:200])
             await asyncio.sleep(2)
+    async with connection:
+        channel = await connection.channel()
+        await channel.set_qos(prefetch_count=prefetch)
+        await declare_topology(channel)
+        queue = await channel.declare_queue(queue_name, durable=True)
+        await queue.bind(exchange, routing_key)
+
+        async def on_message(message: AbstractIncomingMessage) -> None:
+            async with message.process(requeue=True, ignore_processed=True):
+                await handle(message)
+
+        await queue.consume(on_message)
+        await asyncio.Future()
 
 
 async def declare_topology(channel: aio_pika.abc.AbstractChannel) -> None:

@@ -53,6 +53,7 @@ from typing import Any, TypeVar
 
 from pymongo import ASCENDING, ReturnDocument, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
@@ -75,6 +76,19 @@ class _Refused(Exception):
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+async def touch_all(
+    collection: AsyncCollection[Document], ids: set[str], session: AsyncClientSession
+) -> bool:
+    """Set ``touched_at`` on these documents inside a transaction; whether all exist. The
+    write is the point: a concurrent removal of one of them now conflicts with it."""
+    if not ids:
+        return True
+    result = await collection.update_many(
+        {"_id": {"$in": list(ids)}}, {"$set": {"touched_at": _now()}}, session=session
+    )
+    return result.matched_count == len(ids)
 
 
 def _link_id(repository: str, digest: str) -> str:
@@ -287,13 +301,8 @@ class BlobRecords:
     ) -> bool:
         """In a manifest's transaction (chain 1): touch the links of the blobs it references;
         whether all of them exist."""
-        ids = list({_link_id(repository, d) for d in digests})
-        if not ids:
-            return True
-        result = await self.db.blob_links.update_many(
-            {"_id": {"$in": ids}}, {"$set": {"touched_at": _now()}}, session=session
-        )
-        return result.matched_count == len(ids)
+        ids = {_link_id(repository, d) for d in digests}
+        return await touch_all(self.db.blob_links, ids, session)
 
     # what collection does --------------------------------------------------------------------
 

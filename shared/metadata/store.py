@@ -29,7 +29,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from shared.events.outbox import Outbox
 from shared.metadata.accounts import AccountStore
-from shared.metadata.blobs import BlobRecords
+from shared.metadata.blobs import BlobRecords, touch_all
 from shared.metadata.builds import BuildStore
 from shared.oci.manifest import ParsedManifest
 
@@ -403,13 +403,8 @@ class MetadataStore:
     ) -> bool:
         """In an index's transaction: touch the manifests it lists, so that retention cannot
         remove one of them unseen (both write the same document); whether all exist."""
-        ids = list({f"{repository}@{d}" for d in digests})
-        if not ids:
-            return True
-        result = await self.db.manifests.update_many(
-            {"_id": {"$in": ids}}, {"$set": {"touched_at": utcnow()}}, session=session
-        )
-        return result.matched_count == len(ids)
+        ids = {f"{repository}@{d}" for d in digests}
+        return await touch_all(self.db.manifests, ids, session)
 
     async def get_manifest(
         self, repository: str, digest: str, *, session: AsyncClientSession | None = None
