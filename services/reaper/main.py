@@ -61,21 +61,30 @@ async def run_reaper(settings: Settings, stop: asyncio.Event, bus: EventBus | No
     ]
     reaper = Reaper(metadata, store, settings, owner)
     log.info("reaper_ready", every_seconds=settings.retention_interval_seconds)
+    stopping = asyncio.ensure_future(stop.wait())
     try:
         while not stop.is_set():
             wake.clear()
-            try:
-                await reaper.round()
-                relay.notify()
-            except Exception:  # a bad round must not end the service
-                log.exception("reaper_round_failed")
-            waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(wake.wait())]
+            # A stop does not wait for the round: every step of it is a claim or a
+            # transaction that another round picks up again (shared/metadata/blobs.py).
+            rounding = asyncio.ensure_future(reaper.round())
+            await asyncio.wait([rounding, stopping], return_when=asyncio.FIRST_COMPLETED)
+            if not rounding.done():
+                rounding.cancel()
+                await asyncio.gather(rounding, return_exceptions=True)
+                break
+            if rounding.exception() is not None:  # a bad round must not end the service
+                log.error("reaper_round_failed", exc_info=rounding.exception())
+            relay.notify()
+            waking = asyncio.ensure_future(wake.wait())
             await asyncio.wait(
-                waits, timeout=reaper.pause_seconds, return_when=asyncio.FIRST_COMPLETED
+                [stopping, waking],
+                timeout=reaper.pause_seconds,
+                return_when=asyncio.FIRST_COMPLETED,
             )
-            for waiting in waits:
-                waiting.cancel()
+            waking.cancel()
     finally:
+        stopping.cancel()
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

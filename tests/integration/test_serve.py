@@ -75,5 +75,9 @@ def test_serve_on_embedded_defaults_pushes_and_builds(tmp_path: Path) -> None:
         assert tags == ["1.0.0-deployments-1"]
     finally:
         process.send_signal(signal.SIGTERM)
-        code = process.wait(30)
+        try:
+            code = process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            raise AssertionError(f"no clean stop in 30 s\n{log.read_text()[-3000:]}") from None
     assert code == 0, log.read_text()[-2000:]
