@@ -1,5 +1,11 @@
 """Build requests (PRODUCT.md §7), validated the same way whether they come over AMQP or
-through ``POST /api/v1/spaces/{space}/builds`` (pure)."""
+through ``POST /api/v1/spaces/{space}/builds`` (pure).
+
+A build is named by its space and ``build_id`` together (``build_key``): the same id in two
+spaces is two builds. Sensitive values arrive in clear (``sensitive_variables``, from the
+deployment server over AMQP) or sealed for the build (``sealed_sensitive_variables``, only in
+the commands the registry records in its outbox, which is MongoDB).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +16,7 @@ from typing import Any
 
 from shared.oci.errors import NameInvalid
 from shared.oci.names import SPACE_RE, RepositoryName, is_tag
+from shared.sealing import SealBroken, Sealer
 
 BUILD_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 MAX_VARIABLES = 10_000
@@ -18,6 +25,17 @@ FIELDS = {
     "build_id", "space", "sdi", "image", "deployment", "variables", "sensitive_variables",
     "packages", "platform", "build_args", "strategy",
 }  # fmt: skip
+SEALED = "sealed_sensitive_variables"
+COMMAND_FIELDS = FIELDS | {SEALED}  # what a builder reads; POST takes FIELDS only
+
+
+def build_key(space: str, build_id: str) -> str:
+    """The one name of a build: ``<space>/<build_id>`` (a space id holds no ``/``)."""
+    return f"{space}/{build_id}"
+
+
+class SealingUnavailable(RuntimeError):
+    """Sensitive values to seal, and no ``SPACEDOCK_SEALING_KEY`` to seal them with."""
 
 
 class RequestInvalid(ValueError):
@@ -44,6 +62,10 @@ class BuildRequest:
     def full_repository(self) -> str:
         return f"{self.space}/{self.repository}"
 
+    @property
+    def key(self) -> str:
+        return build_key(self.space, self.build_id)
+
     def public(self) -> dict[str, Any]:
         """The request as it may be stored and shown: sensitive values replaced by names."""
         return {
@@ -59,6 +81,30 @@ class BuildRequest:
             "strategy": self.strategy,
         }
 
+    def command(self, sealer: Sealer | None) -> dict[str, Any]:
+        """The request as the registry records it for the builders (in MongoDB, through the
+        outbox): complete, with its sensitive values sealed for this build, never in clear."""
+        data: dict[str, Any] = {
+            "build_id": self.build_id,
+            "space": self.space,
+            "sdi": {"id": self.sdi_id, "version": self.sdi_version},
+            "image": {"repository": self.repository, "tag": self.tag},
+            "deployment": self.deployment,
+            "variables": self.variables,
+            "packages": self.packages,
+            "platform": self.platform,
+            "build_args": self.build_args,
+            "strategy": self.strategy,
+        }
+        if self.sensitive_variables:
+            if sealer is None:
+                raise SealingUnavailable(
+                    "sensitive variables need SPACEDOCK_SEALING_KEY (shared by registry and "
+                    "builder) to reach the builder"
+                )
+            data[SEALED] = sealer.seal(self.sensitive_variables, context=self.key)
+        return data
+
 
 def build_id_of(data: Any) -> str | None:
     """The request's build id when it has a usable one (to report a failure against)."""
@@ -69,10 +115,13 @@ def build_id_of(data: Any) -> str | None:
     return None
 
 
-def parse_build_request(data: Any, *, space: str | None = None) -> BuildRequest:
+def parse_build_request(
+    data: Any, *, space: str | None = None, sealer: Sealer | None = None
+) -> BuildRequest:
+    """The request ``data`` makes; sealed sensitive values are opened with ``sealer``."""
     if not isinstance(data, dict):
         raise RequestInvalid("a build request is a JSON object")
-    unknown = sorted(set(data) - FIELDS)
+    unknown = sorted(set(data) - COMMAND_FIELDS)
     if unknown:
         raise RequestInvalid(f"unknown fields: {', '.join(unknown)}")
     build_id = data.get("build_id")
@@ -119,11 +168,29 @@ def parse_build_request(data: Any, *, space: str | None = None) -> BuildRequest:
         tag=tag,
         deployment=deployment,
         variables=_strings(data.get("variables"), "variables"),
-        sensitive_variables=_strings(data.get("sensitive_variables"), "sensitive_variables"),
+        sensitive_variables=_sensitive(data, build_key(request_space, build_id), sealer),
         packages=_strings(data.get("packages"), "packages"),
         platform=platform,
         build_args=_strings(data.get("build_args"), "build_args"),
     )
+
+
+def _sensitive(data: dict[str, Any], key: str, sealer: Sealer | None) -> dict[str, str]:
+    """The clear values, or the sealed ones opened for the build ``key`` and nothing else."""
+    if SEALED not in data:
+        return _strings(data.get("sensitive_variables"), "sensitive_variables")
+    if data.get("sensitive_variables") is not None:
+        raise RequestInvalid(f"give sensitive_variables or {SEALED}, not both")
+    if sealer is None:
+        raise RequestInvalid(f"{SEALED} cannot be opened: SPACEDOCK_SEALING_KEY is not set")
+    sealed = data[SEALED]
+    if not isinstance(sealed, str):
+        raise RequestInvalid(f"{SEALED} must be a string")
+    try:
+        opened = sealer.open(sealed, context=key)
+    except SealBroken as exc:
+        raise RequestInvalid(f"{SEALED} {exc}") from exc
+    return _strings(opened, "sensitive_variables")
 
 
 def _object(value: Any, where: str, allowed: set[str] | None, *, required: bool) -> dict[str, Any]:

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from shared.oci.errors import NameInvalid
+from shared.oci.names import RepositoryName, is_tag
 from shared.versions import try_parse_version
 
 ARTIFACT_TYPE = "application/vnd.spacedock.package.v1"
@@ -63,6 +65,29 @@ def parse_package_filename(filename: str) -> PackageFile:
         f"cannot tell the package id from the version in {filename!r}: "
         "expected <id>.<version>.<zip|tar.gz|tgz>, e.g. mywebapp.1.2.0.zip"
     )
+
+
+def check_package_reference(package_id: str, version: str | None) -> None:
+    """A package as a build names it (``sdi.yaml``, a request's ``packages``) obeys the rules
+    of the files the feed accepts: ``<id>.<version>.zip`` must read back as this id and
+    version, the id must name a repository and the version a tag. Anything else names no
+    package that can exist, so it is refused before it reaches a URL or a path."""
+    probe = "1.0.0" if version is None else version
+    try:
+        parsed = parse_package_filename(f"{package_id}.{probe}.zip")
+        RepositoryName.parse(f"spaces-1/{parsed.repository}")
+        if not is_tag(probe):
+            raise PackageNameInvalid("not a tag")
+    except (PackageNameInvalid, NameInvalid) as exc:
+        raise PackageNameInvalid(
+            f"{package_id[:100]!r} {probe[:100]!r} is not a package id and version"
+        ) from exc
+    if (parsed.id, parsed.version) != (package_id, probe):
+        raise PackageNameInvalid(
+            f"{package_id[:100]!r} {probe[:100]!r} is not a package id and version (a package "
+            f"file {package_id[:100]}.{probe[:100]}.zip would read as {parsed.id[:100]!r} "
+            f"{parsed.version[:100]!r})"
+        )
 
 
 def package_layer(manifest: dict[str, Any]) -> dict[str, Any] | None:

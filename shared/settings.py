@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from shared.sealing import SealingKeyInvalid, parse_key
+
 
 class SettingsError(ValueError):
     """One or more variables have values the product cannot use."""
@@ -46,8 +48,21 @@ class Settings:
     token_ttl_seconds: int
     log_format: str
     builder_key: str | None = field(default=None, repr=False)
+    # Shared by registry and builder: seals sensitive variables on their way through MongoDB.
+    sealing_key: bytes | None = field(default=None, repr=False)
     build_concurrency: int = 2
     build_timeout_seconds: int = 1800
+    # What one build's packages may expand to, all of them together.
+    build_max_extract_bytes: int = 4 * 1024**3
+    build_max_files: int = 200_000
+    # Registries other than this one that builds may take images from (host[:port]).
+    build_allowed_registries: tuple[str, ...] = ()
+    # What one docker-strategy build's RUN steps may use.
+    build_memory_bytes: int = 2 * 1024**3
+    build_cpus: float = 1.0
+    build_processes: int = 4096
+    # The configuration features of one build, at most (a runaway template or regex fails).
+    build_features_seconds: int = 30
     docker_registry: str = ""
     retention_interval_seconds: int = 3600
     # A deployment tag pushed makes its space's retention due, at most this often.
@@ -163,8 +178,44 @@ class Settings:
             problems.append(
                 "SPACEDOCK_BUILDER_KEY: expected an API key, sdk_<16 hex>.<43 characters>"
             )
+        sealing_key: bytes | None = None
+        sealing_text = get("SPACEDOCK_SEALING_KEY")
+        if sealing_text is not None:
+            try:
+                sealing_key = parse_key(sealing_text)
+            except SealingKeyInvalid as exc:
+                problems.append(f"SPACEDOCK_SEALING_KEY: {exc}")
         build_concurrency = _int(get, "SPACEDOCK_BUILD_CONCURRENCY", 2, 1, 64, problems)
         build_timeout = _int(get, "SPACEDOCK_BUILD_TIMEOUT_SECONDS", 1800, 10, 86_400, problems)
+        build_max_extract_bytes = _int(
+            get, "SPACEDOCK_BUILD_MAX_EXTRACT_BYTES", 4 * 1024**3, 1024**2, 1024**4, problems
+        )
+        build_max_files = _int(
+            get, "SPACEDOCK_BUILD_MAX_FILES", 200_000, 100, 100_000_000, problems
+        )
+        allowed_registries = tuple(
+            host.strip().lower()
+            for host in (get("SPACEDOCK_BUILD_ALLOWED_REGISTRIES", "") or "").split(",")
+            if host.strip()
+        )
+        for host in allowed_registries:
+            if not re.fullmatch(r"[a-z0-9.-]+(:\d{1,5})?|\[[0-9a-f:]+\](:\d{1,5})?", host):
+                problems.append(
+                    f"SPACEDOCK_BUILD_ALLOWED_REGISTRIES: {host!r} is not a host[:port]"
+                )
+        build_memory = _int(get, "SPACEDOCK_BUILD_MEMORY_MB", 2048, 64, 1024 * 1024, problems)
+        build_processes = _int(get, "SPACEDOCK_BUILD_PROCESSES", 4096, 64, 1_000_000, problems)
+        build_features_seconds = _int(
+            get, "SPACEDOCK_BUILD_FEATURES_SECONDS", 30, 1, 86_400, problems
+        )
+        cpus_text = get("SPACEDOCK_BUILD_CPUS", "1") or "1"
+        try:
+            build_cpus = float(cpus_text)
+            if not 0.01 <= build_cpus <= 1024:
+                raise ValueError(cpus_text)
+        except ValueError:
+            problems.append(f"SPACEDOCK_BUILD_CPUS={cpus_text!r}: expected CPUs from 0.01 to 1024")
+            build_cpus = 1.0
         retention_interval = _int(
             get, "SPACEDOCK_RETENTION_INTERVAL_SECONDS", 3600, 1, 7 * 86_400, problems
         )
@@ -194,8 +245,16 @@ class Settings:
             token_ttl_seconds=token_ttl,
             log_format=log_format,
             builder_key=builder_key,
+            sealing_key=sealing_key,
             build_concurrency=build_concurrency,
             build_timeout_seconds=build_timeout,
+            build_max_extract_bytes=build_max_extract_bytes,
+            build_max_files=build_max_files,
+            build_allowed_registries=allowed_registries,
+            build_memory_bytes=build_memory * 1024 * 1024,
+            build_cpus=build_cpus,
+            build_processes=build_processes,
+            build_features_seconds=build_features_seconds,
             docker_registry=get("SPACEDOCK_DOCKER_REGISTRY") or urlsplit(registry_url).netloc,
             retention_interval_seconds=retention_interval,
             retention_debounce_seconds=retention_debounce,

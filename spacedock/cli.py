@@ -23,6 +23,7 @@ from services.registry.main import run_registry
 from shared.events.bus import EventBus, InProcessBus
 from shared.logging import configure_logging
 from shared.metadata.embedded import EmbeddedMongo, EmbeddedMongoError
+from shared.sealing import KEY_FILE, SealingKeyInvalid, stored_key
 from shared.settings import Settings, SettingsError
 from spacedock import admin
 
@@ -55,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     except EmbeddedMongoError as exc:
         print(f"spacedock: {exc}", file=sys.stderr)
         return 1
-    except OSError as exc:
+    except (OSError, SealingKeyInvalid) as exc:
         print(f"spacedock: {exc}", file=sys.stderr)
         return 1
 
@@ -66,6 +67,11 @@ async def _run(command: str, settings: Settings) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
 
+    if command == "serve" and settings.sealing_key is None:
+        # Registry and builder seal and open build commands with one key; a sealed command
+        # may outlive a run (in the outbox), so the key is made once and kept in the data dir.
+        key = stored_key(settings.data_dir / KEY_FILE)
+        settings = dataclasses.replace(settings, sealing_key=key)
     embedded: EmbeddedMongo | None = None
     if settings.mongo_url is None:
         embedded = EmbeddedMongo(settings.data_dir / "metadata")

@@ -107,7 +107,7 @@ class _State:
 
 def base_reference(dockerfile: Dockerfile, build_args: dict[str, str]) -> str:
     """The FROM image, with ARGs declared before it expanded."""
-    words = expand(_from(dockerfile).arguments, _meta_args(dockerfile, build_args)).split()
+    words = expand(_from(dockerfile).arguments, meta_args(dockerfile, build_args)).split()
     return words[0]
 
 
@@ -118,7 +118,7 @@ def _from(dockerfile: Dockerfile) -> Instruction:
     raise DockerfileError("the Dockerfile has no FROM")
 
 
-def _meta_args(dockerfile: Dockerfile, build_args: dict[str, str]) -> dict[str, str]:
+def meta_args(dockerfile: Dockerfile, build_args: dict[str, str]) -> dict[str, str]:
     """ARGs declared before FROM: usable in FROM, and as defaults of ARGs redeclared after."""
     values: dict[str, str] = {}
     for instruction in dockerfile.instructions:
@@ -148,7 +148,7 @@ def assemble(
     config.setdefault("history", [])
     config["created"] = EPOCH
     state = _State(config, {}, ignore=DockerIgnore.load(context))
-    meta = _meta_args(dockerfile, build_args)
+    meta = meta_args(dockerfile, build_args)
     seen_from = False
     for instruction in dockerfile.instructions:
         if instruction.keyword == "FROM":

@@ -1,6 +1,14 @@
 """One build, from request to pushed image: fetch the SDI and its packages from the feed,
 extract them safely, run the configuration features, then build with the ``assembled``
-strategy when the Dockerfile allows it and the ``docker`` strategy otherwise."""
+strategy when the Dockerfile allows it and the ``docker`` strategy otherwise.
+
+A build acts with the authority of the space it builds for (PRODUCT.md §8): it asks the
+registry for a credential confined to that space and uses it for every read and push, the
+Docker engine's included; the builder's own service account only obtains that credential.
+Everything the SDI brings is hostile: package names are checked before they reach a URL or a
+path, the extracted tree is judged as a whole, the features run in a child process with a
+time budget, and every image the Dockerfile names is checked before anything is fetched.
+"""
 
 from __future__ import annotations
 
@@ -8,26 +16,36 @@ import asyncio
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from services.builder.archives import ArchiveError, extract
-from services.builder.assemble import AssembleError, BaseImage, assemble, base_reference
-from services.builder.docker_engine import DockerBuildError, DockerEngine, DockerJob
-from services.builder.dockerfile import DockerfileError, parse_dockerfile
+from services.builder.archives import ArchiveError, Limits, extract, verify_tree
+from services.builder.assemble import AssembleError, BaseImage, assemble
+from services.builder.docker_engine import DockerBuildError, DockerEngine, DockerJob, DockerLimits
+from services.builder.dockerfile import Dockerfile, DockerfileError, parse_dockerfile
 from services.builder.features.pipeline import run_features
 from services.builder.features.variables import VariableSet, system_variables
-from services.builder.isolation import IsolatedFailure, run_isolated
+from services.builder.images import (
+    ImageReference,
+    ImageRefused,
+    check_hosts,
+    images_used,
+    remote_additions,
+)
+from services.builder.isolation import IsolatedFailure, IsolatedTimeout, run_isolated
 from services.builder.redaction import holds_secret
 from services.builder.registry_client import Manifest, RegistryClient, RegistryRefused
 from services.builder.sdi import SdiInvalid, parse_sdi
+from services.builder.tree import read_regular
 from shared.build_requests import BuildRequest
 from shared.oci import media_types as mt
+from shared.packages import PackageNameInvalid, check_package_reference
 from shared.versions import try_parse_version
 
 Log = Callable[[str], None]
+MAX_DOCKERFILE_BYTES = 1024 * 1024
 
 
 class BuildFailed(Exception):
@@ -45,96 +63,379 @@ class BuildOutcome:
 
 
 @dataclass(frozen=True, slots=True)
+class BuildPolicy:
+    """What an operator allows a build (``SPACEDOCK_BUILD_*``)."""
+
+    allowed_registries: tuple[str, ...] = ()
+    docker_limits: DockerLimits = field(default_factory=DockerLimits)
+    extraction: Limits = field(default_factory=Limits)
+    features_seconds: float = 30.0  # the configuration features' time budget
+    credential_seconds: int = 1800 + 600
+
+
+@dataclass(frozen=True, slots=True)
 class BuildEnvironment:
-    client: RegistryClient
+    service: RegistryClient  # the builder's service account: it only obtains credentials
+    registry_url: str
     public_host: str
     registry_host: str
     docker: DockerEngine | None
-    credentials: tuple[str, str]
+    policy: BuildPolicy = field(default_factory=BuildPolicy)
+
+    @property
+    def own_hosts(self) -> tuple[str, ...]:
+        """Every name images of this registry go by."""
+        return tuple(dict.fromkeys(h.lower() for h in (self.registry_host, self.public_host)))
+
+
+@dataclass(frozen=True, slots=True)
+class BaseLocation:
+    """An image in this registry, with its manifest when finding it fetched it already."""
+
+    repository: str
+    reference: str  # a tag or a digest
+    manifest: Manifest | None = None
 
 
 async def run_build(
     request: BuildRequest, workspace: Path, env: BuildEnvironment, log: Log
 ) -> BuildOutcome:
-    variables = _variables(request)
-    context = workspace / "context"
-    await _fetch_and_extract(
-        env.client, request, request.sdi_id, request.sdi_version, context, workspace, log
-    )
-    sdi_file = context / "sdi.yaml"
+    _check_package(request.sdi_id, request.sdi_version, "the request's sdi")
+    for package_id, version in request.packages.items():
+        _check_package(package_id, version, "the request's packages")
     try:
-        spec = parse_sdi(sdi_file.read_text() if sdi_file.is_file() else None)
-    except (SdiInvalid, UnicodeDecodeError) as exc:
-        raise BuildFailed("sdi_invalid", str(exc)) from exc
-    for package in spec.packages:
-        version = request.packages.get(package.id) or package.version
-        await _fetch_and_extract(
-            env.client, request, package.id, version, context / package.extract_to, workspace, log
+        username, password = await env.service.build_credential(
+            request.space, env.policy.credential_seconds
         )
-    # The features run the SDI's own expressions: in a child process that the time limit and
-    # cancellation can stop (a thread could not be).
-    try:
-        outcome, code, message, changed, lines = await run_isolated(
-            run_features,
-            context,
-            spec.features,
-            variables,
-            _text(request.deployment.get("environment")),
-            _text(request.deployment.get("tenant")),
-        )
-    except IsolatedFailure as exc:
-        raise BuildFailed("features_failed", str(exc)) from exc
-    for line in lines:
-        log(line)
-    if outcome != "ok":
-        raise BuildFailed(code, message)
-    log(f"configuration features changed {len(changed)} file(s)")
+    except RegistryRefused as exc:
+        raise BuildFailed("registry_error", f"no credential for {request.space}: {exc}") from exc
+    async with RegistryClient(env.registry_url, username, password) as client:
+        build = _Build(request, workspace, env, client, (username, password), log)
+        return await build.run()
 
-    dockerfile_path = context / "Dockerfile"
-    if not dockerfile_path.is_file():
-        raise BuildFailed("dockerfile_missing", "the SDI has no Dockerfile at its root")
+
+def _check_package(package_id: str, version: str | None, where: str) -> None:
     try:
-        dockerfile = parse_dockerfile(dockerfile_path.read_text())
-        base = base_reference(dockerfile, request.build_args)
-    except (DockerfileError, UnicodeDecodeError) as exc:
-        raise BuildFailed("dockerfile_invalid", str(exc)) from exc
-    blocker = dockerfile.assembled_blocker()
-    base_repository = await _own_repository(base, env)
-    if blocker is None and base_repository is None:
-        blocker = f"the base image {base} is not in this registry"
-    if request.strategy == "assembled" and blocker is not None:
-        raise BuildFailed(
-            "strategy_unavailable", f"the assembled strategy cannot build this: {blocker}"
-        )
-    if request.strategy == "docker" and blocker is None:
-        blocker = "the request asks for the docker strategy"
-    target = f"{request.space}/{request.repository}"
-    if blocker is None:
-        assert base_repository is not None
-        log(f"strategy: assembled (base {base_repository.repository}:{base_repository.reference})")
-        digest = await _assembled(
-            request, context, workspace, dockerfile, base_repository, env, variables, log
-        )
-        strategy = "assembled"
-    else:
-        log(f"strategy: docker ({blocker})")
+        check_package_reference(package_id, version)
+    except PackageNameInvalid as exc:
+        raise BuildFailed("sdi_invalid", f"{where}: {exc}") from exc
+
+
+class _Build:
+    def __init__(
+        self,
+        request: BuildRequest,
+        workspace: Path,
+        env: BuildEnvironment,
+        client: RegistryClient,
+        credentials: tuple[str, str],
+        log: Log,
+    ) -> None:
+        self.request = request
+        self.workspace = workspace
+        self.context = workspace / "context"
+        self.env = env
+        self.client = client  # acts in the build's space alone
+        self.credentials = credentials
+        self.log = log
+        self.variables = _variables(request)
+        self.budget = env.policy.extraction.budget()
+        self._downloads = 0
+
+    async def run(self) -> BuildOutcome:
+        request = self.request
+        await self._fetch_and_extract(request.sdi_id, request.sdi_version, self.context)
+        try:
+            spec = parse_sdi(self._read_regular("sdi.yaml"))
+        except SdiInvalid as exc:
+            raise BuildFailed("sdi_invalid", str(exc)) from exc
+        for package in spec.packages:
+            version = request.packages.get(package.id) or package.version
+            await self._fetch_and_extract(package.id, version, self.context / package.extract_to)
+        await self._judge_tree()
+        await self._run_features(spec)
+
+        dockerfile = self._dockerfile()
+        try:
+            images = images_used(dockerfile, request.build_args)
+        except ImageRefused as exc:
+            raise BuildFailed(exc.code, str(exc)) from exc
+        blocker = dockerfile.assembled_blocker()
+        self._insist_on_assembled(blocker)
+        located = await self._locate(images, single_base=blocker is None)
+        first = next((image for image in images if image.stage_base), None)
+        base = located.get(first) if first is not None and dockerfile.stages == 1 else None
+        if blocker is None and base is None:
+            name = "scratch" if first is None else first.text
+            blocker = f"the base image {name} is not in this registry"
+        self._insist_on_assembled(blocker)
+        if request.strategy == "docker" and blocker is None:
+            blocker = "the request asks for the docker strategy"
+        target = f"{request.space}/{request.repository}"
+        if blocker is None:
+            assert base is not None
+            self.log(f"strategy: assembled (base {base.repository}:{base.reference})")
+            digest = await self._assembled(dockerfile, base)
+            strategy = "assembled"
+        else:
+            self.log(f"strategy: docker ({blocker})")
+            digest = await self._docker(blocker, located)
+            strategy = "docker"
+        return BuildOutcome(f"{self.env.public_host}/{target}:{request.tag}", digest, strategy)
+
+    def _insist_on_assembled(self, blocker: str | None) -> None:
+        if self.request.strategy == "assembled" and blocker is not None:
+            raise BuildFailed(
+                "strategy_unavailable", f"the assembled strategy cannot build this: {blocker}"
+            )
+
+    # from the feed to a tree -----------------------------------------------------------------
+
+    async def _fetch_and_extract(
+        self, package_id: str, version: str | None, destination: Path
+    ) -> None:
+        space = self.request.space
+        try:
+            if version is None:
+                version = await self._newest(package_id)
+            # The file's name is the builder's own: a package id never becomes a path.
+            self._downloads += 1
+            archive = self.workspace / f"download-{self._downloads}.archive"
+            await self.client.download_package(space, package_id, version, archive)
+        except RegistryRefused as exc:
+            if exc.status == 404:
+                raise BuildFailed(
+                    "package_missing", f"package {package_id} {version or ''} is not in {space}"
+                ) from exc
+            raise BuildFailed("registry_error", f"fetching {package_id}: {exc}") from exc
+        self.log(f"fetched {package_id} {version}")
+        try:
+            written = await asyncio.to_thread(extract, archive, destination, self.budget)
+        except ArchiveError as exc:
+            raise BuildFailed(exc.code, f"{package_id} {version}: {exc}") from exc
+        finally:
+            archive.unlink(missing_ok=True)
+        self.log(f"extracted {len(written)} file(s) of {package_id} {version}")
+
+    async def _newest(self, package_id: str) -> str:
+        space = self.request.space
+        versions = await self.client.package_versions(space, package_id)
+        stable = [v["tag"] for v in versions if not v["prerelease"]]
+        chosen = (stable or [v["tag"] for v in versions] or [None])[0]
+        if chosen is None or try_parse_version(chosen) is None:
+            raise BuildFailed("package_missing", f"package {package_id} has no versions in {space}")
+        _check_package(package_id, str(chosen), "the feed")
+        return str(chosen)
+
+    async def _judge_tree(self) -> None:
+        """Links are judged one by one as they are extracted; a later one can change what an
+        earlier one means (``a -> b/../..`` before ``b -> .``), so the whole tree is judged
+        again once every package is in it."""
+        try:
+            await asyncio.to_thread(verify_tree, self.context)
+        except ArchiveError as exc:
+            raise BuildFailed(exc.code, str(exc)) from exc
+
+    def _read_regular(self, name: str) -> str | None:
+        try:
+            content = read_regular(self.context, name, MAX_DOCKERFILE_BYTES)
+        except ArchiveError as exc:
+            raise BuildFailed(exc.code, str(exc)) from exc
+        if content is None:
+            return None
+        try:
+            return content.decode()
+        except UnicodeDecodeError as exc:
+            raise BuildFailed(
+                "sdi_invalid" if name == "sdi.yaml" else "dockerfile_invalid",
+                f"{name} is not UTF-8 text",
+            ) from exc
+
+    # the configuration features -------------------------------------------------------------
+
+    async def _run_features(self, spec: Any) -> None:
+        """The SDI's own expressions run in a child process that the time budget, the build's
+        time limit and cancellation can stop (a thread could not be)."""
+        deployment = self.request.deployment
+        try:
+            outcome, code, message, changed, lines = await run_isolated(
+                run_features,
+                self.context,
+                spec.features,
+                self.variables,
+                _text(deployment.get("environment")),
+                _text(deployment.get("tenant")),
+                timeout=self.env.policy.features_seconds,
+            )
+        except IsolatedTimeout as exc:
+            raise BuildFailed(
+                "substitution_failed",
+                f"the configuration features took longer than {exc.seconds:g}s (a runaway "
+                "template or regular expression?); SPACEDOCK_BUILD_FEATURES_SECONDS sets the "
+                "budget",
+            ) from exc
+        except IsolatedFailure as exc:
+            raise BuildFailed("features_failed", str(exc)) from exc
+        for line in lines:
+            self.log(line)
+        if outcome != "ok":
+            raise BuildFailed(code, message)
+        self.log(f"configuration features changed {len(changed)} file(s)")
+
+    def _dockerfile(self) -> Dockerfile:
+        text = self._read_regular("Dockerfile")
+        if text is None:
+            raise BuildFailed("dockerfile_missing", "the SDI has no Dockerfile at its root")
+        if holds_secret([text], self.variables.secrets()):
+            raise BuildFailed(
+                "sensitive_value_in_image",
+                "the Dockerfile holds a sensitive variable's value (or an encoding of it), "
+                "which would reach the image config, its history or the build log; keep it in "
+                "the files the SDI changes",
+            )
+        try:
+            return parse_dockerfile(text)
+        except DockerfileError as exc:
+            raise BuildFailed("dockerfile_invalid", str(exc)) from exc
+
+    # images ---------------------------------------------------------------------------------
+
+    async def _locate(
+        self, images: list[ImageReference], *, single_base: bool
+    ) -> dict[ImageReference, BaseLocation]:
+        """Which images are this registry's, each checked with the build's credential before
+        anything is fetched; images of other registries must be allowed by the operator.
+        A name without a host (``spaces-1/base:1.0``) is this registry's when the assembled
+        strategy can build and the build may read it here; otherwise it is Docker Hub's."""
+        own_hosts = self.env.own_hosts
+        located: dict[ImageReference, BaseLocation] = {}
+        elsewhere: list[ImageReference] = []
+        for image in images:
+            if image.host in own_hosts:
+                located[image] = BaseLocation(image.repository, image.reference)
+            elif single_base and not image.written_host:
+                here = await self._bare_name_here(image)
+                if here is None:
+                    elsewhere.append(image)
+                else:
+                    located[image] = here
+            else:
+                elsewhere.append(image)
+        try:
+            check_hosts(elsewhere, own_hosts, self.env.policy.allowed_registries)
+        except ImageRefused as exc:
+            raise BuildFailed(exc.code, str(exc)) from exc
+        for image, location in located.items():
+            if location.manifest is None:
+                await self._may_read(image, location)
+        return located
+
+    async def _bare_name_here(self, image: ImageReference) -> BaseLocation | None:
+        try:
+            manifest = await self.client.manifest(image.repository, image.reference)
+        except RegistryRefused:
+            return None  # not here, or not readable: Docker Hub's name, judged as such
+        return BaseLocation(image.repository, image.reference, manifest)
+
+    async def _may_read(self, image: ImageReference, location: BaseLocation) -> None:
+        status = await self.client.manifest_status(location.repository, location.reference)
+        if status in (401, 403):
+            raise BuildFailed(
+                "base_image_denied",
+                f"{image.display}: a build in {self.request.space} may use images of its own "
+                "space and of spaces that allow anonymous pull",
+            )
+        if status == 404:
+            raise BuildFailed("base_image_missing", f"{image.display} is not in this registry")
+        if status >= 400:
+            raise BuildFailed("registry_error", f"{image.display}: the registry answered {status}")
+
+    # strategies -------------------------------------------------------------------------------
+
+    async def _assembled(self, dockerfile: Dockerfile, location: BaseLocation) -> str:
+        request, client = self.request, self.client
+        try:
+            base = await _resolve_base(client, location, request.platform)
+        except RegistryRefused as exc:
+            code = "base_image_missing" if exc.status in (401, 403, 404) else "registry_error"
+            raise BuildFailed(
+                code, f"base image {location.repository}:{location.reference}: {exc}"
+            ) from exc
+        started = time.monotonic()
+        try:
+            image = await asyncio.to_thread(
+                assemble, dockerfile, self.context, base, request.build_args,
+                self.workspace / "layers",
+            )  # fmt: skip
+        except AssembleError as exc:
+            raise BuildFailed(exc.code, str(exc)) from exc
+        except DockerfileError as exc:
+            raise BuildFailed("dockerfile_invalid", str(exc)) from exc
+        if holds_secret(json.loads(image.config), self.variables.secrets()):
+            raise BuildFailed(
+                "sensitive_value_in_image",
+                "a sensitive variable's value would be in the image config (ENV, LABEL or "
+                "history); keep it in the files the SDI changes",
+            )
+        self.log(f"assembled {len(image.new_layers)} layer(s) in {time.monotonic() - started:.2f}s")
+        target = request.full_repository
+
+        async def base_layer(digest: str) -> None:
+            # One request either way: a mount of a blob the target already holds is a no-op.
+            if not await client.mount(target, digest, location.repository):
+                raise BuildFailed("push_refused", f"could not mount base layer {digest}")
+
+        try:  # every blob at once, then the manifest that needs them all
+            await asyncio.gather(
+                *(base_layer(str(layer["digest"])) for layer in image.base_layers),
+                *(client.upload(target, new.digest, path=new.path) for new in image.new_layers),
+                client.upload(target, image.config_digest, data=image.config),
+            )
+            digest = await client.put_manifest(
+                target, request.tag, image.manifest, image.manifest_media_type
+            )
+        except RegistryRefused as exc:
+            raise BuildFailed("push_refused", f"pushing {target}:{request.tag}: {exc}") from exc
+        self.log(f"pushed {target}:{request.tag} {digest}")
+        return digest or image.digest
+
+    async def _docker(self, blocker: str, located: dict[ImageReference, BaseLocation]) -> str:
+        env, request = self.env, self.request
         if env.docker is None:
             raise BuildFailed("docker_unavailable", f"this build needs a Docker engine: {blocker}")
+        await self._refuse_remote_triggers(located)
         try:
             job = DockerJob(
-                context=context,
-                repository=f"{env.registry_host}/{target}",
+                context=self.context,
+                repository=f"{env.registry_host}/{request.full_repository}",
                 tag=request.tag,
                 build_args=request.build_args,
                 platform=request.platform,
-                credentials=env.credentials,
-                secrets=variables.secrets(),
+                credentials=self.credentials,
+                secrets=self.variables.secrets(),
+                registry_hosts=env.own_hosts,
+                limits=env.policy.docker_limits,
             )
-            digest = await env.docker.build_and_push(job, log)
+            return await env.docker.build_and_push(job, self.log)
         except DockerBuildError as exc:
             raise BuildFailed(exc.code, str(exc)) from exc
-        strategy = "docker"
-    return BuildOutcome(f"{env.public_host}/{target}:{request.tag}", digest, strategy)
+
+    async def _refuse_remote_triggers(self, located: dict[ImageReference, BaseLocation]) -> None:
+        """A base's ONBUILD triggers run in this build: an ``ADD`` of a URL among them would
+        make the engine fetch from the builder's network."""
+        for image, location in located.items():
+            try:
+                base = await _resolve_base(self.client, location, self.request.platform)
+            except RegistryRefused:
+                continue  # the engine's own pull reports what is wrong with it
+            triggers = (base.config.get("config") or {}).get("OnBuild") or []
+            refused = remote_additions([t for t in triggers if isinstance(t, str)])
+            if refused:
+                raise BuildFailed(
+                    "dockerfile_unsupported",
+                    f"{image.display}: its ONBUILD trigger {refused[0]!r} adds a URL; builds "
+                    "do not fetch from the network",
+                )
 
 
 def _variables(request: BuildRequest) -> VariableSet:
@@ -146,138 +447,6 @@ def _variables(request: BuildRequest) -> VariableSet:
 
 def _text(value: Any) -> str | None:
     return None if value is None else str(value)
-
-
-async def _fetch_and_extract(
-    client: RegistryClient,
-    request: BuildRequest,
-    package_id: str,
-    version: str | None,
-    destination: Path,
-    workspace: Path,
-    log: Log,
-) -> None:
-    try:
-        if version is None:
-            version = await _newest(client, request.space, package_id)
-        archive = workspace / f"{package_id}.{version}.archive"
-        await client.download_package(request.space, package_id, version, archive)
-    except RegistryRefused as exc:
-        if exc.status == 404:
-            raise BuildFailed(
-                "package_missing", f"package {package_id} {version or ''} is not in {request.space}"
-            ) from exc
-        raise BuildFailed("registry_error", f"fetching {package_id}: {exc}") from exc
-    log(f"fetched {package_id} {version}")
-    try:
-        written = await asyncio.to_thread(extract, archive, destination)
-    except ArchiveError as exc:
-        raise BuildFailed(exc.code, f"{package_id} {version}: {exc}") from exc
-    finally:
-        archive.unlink(missing_ok=True)
-    log(f"extracted {len(written)} file(s) of {package_id} {version}")
-
-
-async def _newest(client: RegistryClient, space: str, package_id: str) -> str:
-    versions = await client.package_versions(space, package_id)
-    stable = [v["tag"] for v in versions if not v["prerelease"]]
-    chosen = (stable or [v["tag"] for v in versions] or [None])[0]
-    if chosen is None or try_parse_version(chosen) is None:
-        raise BuildFailed("package_missing", f"package {package_id} has no versions in {space}")
-    return str(chosen)
-
-
-@dataclass(frozen=True, slots=True)
-class BaseLocation:
-    """A base image in this registry, with its manifest when finding it fetched it already."""
-
-    repository: str
-    reference: str  # a tag or a digest
-    manifest: Manifest | None = None
-
-
-async def _own_repository(reference: str, env: BuildEnvironment) -> BaseLocation | None:
-    """Where ``reference`` is in this registry, if it names an image here: by its host, or,
-    for a name without one (``spaces-1/base:1.0``), when this registry has it
-    (``bitnami/nginx`` is left to the engine, which reads it as Docker Hub's)."""
-    first, _, rest = reference.partition("/")
-    if first in {env.public_host, env.registry_host}:
-        return BaseLocation(*_split_reference(rest))
-    if "." in first or ":" in first or first == "localhost" or not rest:
-        return None
-    repository, tag_or_digest = _split_reference(reference)
-    try:
-        manifest = await env.client.manifest(repository, tag_or_digest)
-    except RegistryRefused:
-        return None
-    return BaseLocation(repository, tag_or_digest, manifest)
-
-
-def _split_reference(name: str) -> tuple[str, str]:
-    if "@" in name:
-        repository, _, digest = name.partition("@")
-        return repository, digest
-    repository, colon, tag = name.rpartition(":")
-    if not colon or "/" in tag:
-        return name, "latest"
-    return repository, tag
-
-
-async def _assembled(
-    request: BuildRequest,
-    context: Path,
-    workspace: Path,
-    dockerfile: Any,
-    base_location: BaseLocation,
-    env: BuildEnvironment,
-    variables: VariableSet,
-    log: Log,
-) -> str:
-    client = env.client
-    base_repository, base_reference_text = base_location.repository, base_location.reference
-    try:
-        base = await _resolve_base(client, base_location, request.platform)
-    except RegistryRefused as exc:
-        code = "base_image_missing" if exc.status in (401, 403, 404) else "registry_error"
-        raise BuildFailed(
-            code, f"base image {base_repository}:{base_reference_text}: {exc}"
-        ) from exc
-    started = time.monotonic()
-    try:
-        image = await asyncio.to_thread(
-            assemble, dockerfile, context, base, request.build_args, workspace / "layers"
-        )
-    except AssembleError as exc:
-        raise BuildFailed(exc.code, str(exc)) from exc
-    except DockerfileError as exc:
-        raise BuildFailed("dockerfile_invalid", str(exc)) from exc
-    if holds_secret(json.loads(image.config), variables.secrets()):
-        raise BuildFailed(
-            "sensitive_value_in_image",
-            "a sensitive variable's value would be in the image config (ENV, LABEL or "
-            "history); keep it in the files the SDI changes",
-        )
-    log(f"assembled {len(image.new_layers)} layer(s) in {time.monotonic() - started:.2f}s")
-    target = f"{request.space}/{request.repository}"
-
-    async def base_layer(digest: str) -> None:
-        # One request either way: a mount of a blob the target already holds is a no-op.
-        if not await client.mount(target, digest, base_repository):
-            raise BuildFailed("push_refused", f"could not mount base layer {digest}")
-
-    try:  # every blob at once, then the manifest that needs them all
-        await asyncio.gather(
-            *(base_layer(str(layer["digest"])) for layer in image.base_layers),
-            *(client.upload(target, new.digest, path=new.path) for new in image.new_layers),
-            client.upload(target, image.config_digest, data=image.config),
-        )
-        digest = await client.put_manifest(
-            target, request.tag, image.manifest, image.manifest_media_type
-        )
-    except RegistryRefused as exc:
-        raise BuildFailed("push_refused", f"pushing {target}:{request.tag}: {exc}") from exc
-    log(f"pushed {target}:{request.tag} {digest}")
-    return digest or image.digest
 
 
 async def _resolve_base(client: RegistryClient, location: BaseLocation, platform: str) -> BaseImage:

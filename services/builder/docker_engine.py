@@ -1,10 +1,20 @@
 """The ``docker`` strategy: build with a Docker engine (the ``docker`` SDK, run on a thread:
-it blocks) and push with the builder's service account."""
+it blocks) and push, with the build's own credential.
+
+Each build sends its credential with its own requests (``X-Registry-Config`` on the build,
+``X-Registry-Auth`` on the push): nothing is logged in on the shared engine or read from the
+machine's Docker config, so concurrent builds of different spaces never see each other's
+authority. The engine pulls every base again (``pull``), so an image it holds from another
+space's build is only used when this build's credential may read it. ``RUN`` steps have no
+network and run under memory, CPU and process limits.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import stat
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -12,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import docker
+from docker import auth
 from docker.errors import APIError, BuildError, DockerException, ImageNotFound
 
 from services.builder.redaction import holds_secret
@@ -26,6 +37,15 @@ class DockerBuildError(Exception):
 
 
 @dataclass(frozen=True, slots=True)
+class DockerLimits:
+    """What one build's ``RUN`` steps may use."""
+
+    memory_bytes: int = 2 * 1024**3
+    cpus: float = 1.0
+    processes: int = 4096  # RLIMIT_NPROC: counted per user, so it bounds a fork bomb
+
+
+@dataclass(frozen=True, slots=True)
 class DockerJob:
     """What to build (``context``) and where to push it, as whom."""
 
@@ -34,8 +54,11 @@ class DockerJob:
     tag: str
     build_args: dict[str, str]
     platform: str
-    credentials: tuple[str, str]
+    credentials: tuple[str, str] = field(repr=False)
     secrets: Sequence[str] = field(repr=False)
+    # Every host the engine may reach this registry by (its credential is sent for each).
+    registry_hosts: tuple[str, ...] = ()
+    limits: DockerLimits = field(default_factory=DockerLimits)
 
     @property
     def reference(self) -> str:
@@ -96,16 +119,10 @@ class DockerEngine:
     def _build(
         self, client: docker.DockerClient, job: DockerJob, log: Log, stop: threading.Event
     ) -> Any:
-        username, password = job.credentials
+        lines = _Lines(log)
         try:
-            # The base image may be in the registry: the engine pulls it as the builder.
-            registry = job.repository.split("/", 1)[0]
-            client.login(username=username, password=password, registry=registry, reauth=True)
-            for chunk in client.api.build(
-                path=str(job.context), tag=job.reference, buildargs=job.build_args or None,
-                platform=job.platform, rm=True, forcerm=True, decode=True, pull=False,
-            ):  # fmt: skip
-                self._log_chunk(chunk, log)
+            for chunk in self._build_stream(client, job):
+                lines.add(chunk.get("stream"))
                 if "error" in chunk:
                     raise DockerBuildError("dockerfile_failed", str(chunk["error"]).strip())
                 if stop.is_set():
@@ -113,13 +130,58 @@ class DockerEngine:
             return client.images.get(job.reference)
         except (BuildError, APIError, DockerException) as exc:
             raise DockerBuildError("dockerfile_failed", str(exc)) from exc
+        finally:
+            lines.flush()
+
+    @staticmethod
+    def _build_stream(client: docker.DockerClient, job: DockerJob) -> Any:
+        """The engine's build, asked for directly: the SDK's ``build`` would send every
+        credential the client or the machine's Docker config holds, and has no way to say
+        CPU quota or process limits."""
+        api = client.api
+        username, password = job.credentials
+        hosts = job.registry_hosts or (job.repository.split("/", 1)[0],)
+        registries = {host: {"username": username, "password": password} for host in hosts}
+        limits = job.limits
+        params: dict[str, Any] = {
+            "t": job.reference,
+            "pull": True,
+            "rm": True,
+            "forcerm": True,
+            "networkmode": "none",
+            "platform": job.platform,
+            "memory": limits.memory_bytes,
+            "memswap": limits.memory_bytes,  # no swap beyond the memory limit
+            "cpuperiod": 100_000,
+            "cpuquota": int(limits.cpus * 100_000),
+            "ulimits": json.dumps(
+                [{"Name": "nproc", "Soft": limits.processes, "Hard": limits.processes}]
+            ),
+        }
+        if job.build_args:
+            params["buildargs"] = json.dumps(job.build_args)
+        context = docker.utils.tar(str(job.context), exclude=_dockerignore(job.context))
+        headers = {
+            "Content-Type": "application/tar",
+            "X-Registry-Config": auth.encode_header(registries),
+        }
+        response = api.post(
+            api._url("/build"), params=params, data=context, headers=headers, stream=True,
+            timeout=None,
+        )  # fmt: skip
+        try:
+            api._raise_for_status(response)
+            yield from api._stream_helper(response, decode=True)
+        finally:
+            response.close()
+            context.close()
 
     def _push(self, client: docker.DockerClient, job: DockerJob, log: Log) -> str:
-        auth = {"username": job.credentials[0], "password": job.credentials[1]}
+        credential = {"username": job.credentials[0], "password": job.credentials[1]}
         digest = ""
         try:
             for chunk in client.api.push(
-                job.repository, tag=job.tag, stream=True, decode=True, auth_config=auth
+                job.repository, tag=job.tag, stream=True, decode=True, auth_config=credential
             ):
                 self._log_chunk(chunk, log)
                 if "error" in chunk:
@@ -137,3 +199,45 @@ class DockerEngine:
         text = chunk.get("stream") or chunk.get("status")
         if isinstance(text, str) and text.strip():
             log(text.rstrip())
+
+
+class _Lines:
+    """A RUN step's output, logged a whole line at a time: the engine sends it in pieces as
+    they are written, and a sensitive value cut between two pieces would escape masking."""
+
+    LIMIT = 64 * 1024  # a line longer than this is logged in pieces all the same
+
+    def __init__(self, log: Log) -> None:
+        self._log = log
+        self._pending = ""
+
+    def add(self, text: object) -> None:
+        if not isinstance(text, str):
+            return
+        self._pending += text
+        *complete, self._pending = self._pending.split("\n")
+        for line in complete:
+            self._emit(line)
+        if len(self._pending) > self.LIMIT:
+            self.flush()
+
+    def flush(self) -> None:
+        pending, self._pending = self._pending, ""
+        self._emit(pending)
+
+    def _emit(self, line: str) -> None:
+        if line.strip():
+            self._log(line.rstrip())
+
+
+def _dockerignore(context: Path) -> list[str] | None:
+    """The patterns of ``.dockerignore`` when it is a regular file of the context."""
+    path = context / ".dockerignore"
+    try:
+        if not stat.S_ISREG(path.lstat().st_mode):
+            return None
+        text = path.read_text(errors="replace")
+    except OSError:
+        return None
+    lines = (line.strip() for line in text.splitlines())
+    return [line for line in lines if line and not line.startswith("#")]

@@ -25,6 +25,14 @@ class IsolatedFailure(Exception):
     """The call raised in the child, or the child ended without an answer."""
 
 
+class IsolatedTimeout(IsolatedFailure):
+    """The call ran past its time budget; the child was killed (a fresh one takes its place)."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"the call took longer than {seconds:g}s and was stopped")
+        self.seconds = seconds
+
+
 def _serve(connection: Connection) -> None:
     """A child's loop: calls in, results (or failures, as data) out, until told to stop."""
     while True:
@@ -73,9 +81,17 @@ class IsolatedRunner:
             self._context = context
         return self._context
 
-    async def run(self, function: Callable[..., Any], *args: Any) -> Any:
+    async def run(
+        self,
+        function: Callable[..., Any],
+        *args: Any,
+        timeout: float | None = None,  # noqa: ASYNC109 - a budget the child is killed at
+    ) -> Any:
         """``function(*args)`` in a child; its (picklable) return value. A failure in the
-        child comes back as IsolatedFailure with its type and message."""
+        child comes back as IsolatedFailure with its type and message; a call still running
+        after ``timeout`` seconds as IsolatedTimeout. The seconds count from when a child
+        takes the call (waiting for a free one is not the call's fault), and the failure is
+        named, where a cancel scope around the call could say neither."""
         child = await self._take()
         loop = asyncio.get_running_loop()
         healthy = False
@@ -89,7 +105,10 @@ class IsolatedRunner:
 
             loop.add_reader(child.connection.fileno(), readable)
             try:
-                await ready
+                await asyncio.wait_for(ready, timeout)
+            except TimeoutError:
+                assert timeout is not None
+                raise IsolatedTimeout(timeout) from None
             finally:
                 loop.remove_reader(child.connection.fileno())
             try:
@@ -133,18 +152,28 @@ class IsolatedRunner:
             self._available.notify()
 
     def close(self) -> None:
+        """Stop the idle children. Their places are free again, and once none is busy the
+        runner is as new (usable from another event loop)."""
         for child in self._idle:
             with contextlib.suppress(Exception):
                 child.connection.send(None)
             child.kill()
+        self._live -= len(self._idle)
         self._idle.clear()
+        if self._live == 0:
+            self._available = None
 
 
 _default = IsolatedRunner()
 
 
-async def run_isolated(function: Callable[..., Any], *args: Any) -> Any:
-    return await _default.run(function, *args)
+async def run_isolated(
+    function: Callable[..., Any],
+    *args: Any,
+    timeout: float | None = None,  # noqa: ASYNC109 - as IsolatedRunner.run
+) -> Any:
+    """``IsolatedRunner.run`` on the process's shared children."""
+    return await _default.run(function, *args, timeout=timeout)
 
 
 def close_isolated() -> None:

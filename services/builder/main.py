@@ -10,8 +10,9 @@ import socket
 import structlog
 from aio_pika.abc import AbstractIncomingMessage
 
-from services.builder.build import BuildEnvironment, registry_host
-from services.builder.docker_engine import DockerEngine
+from services.builder.archives import Limits
+from services.builder.build import BuildEnvironment, BuildPolicy, registry_host
+from services.builder.docker_engine import DockerEngine, DockerLimits
 from services.builder.isolation import close_isolated
 from services.builder.registry_client import RegistryClient
 from services.builder.worker import BuildWorker, Command
@@ -25,6 +26,7 @@ from shared.events.bus import (
 from shared.events.envelope import COMMANDS_EXCHANGE
 from shared.events.relay import OutboxRelay
 from shared.metadata.store import MetadataStore
+from shared.sealing import Sealer
 from shared.settings import Settings
 
 log = structlog.get_logger("spacedock.builder")
@@ -42,6 +44,12 @@ async def run_builder(settings: Settings, stop: asyncio.Event, bus: EventBus | N
         )
         await stop.wait()
         return
+    if settings.sealing_key is None:
+        log.warning(
+            "builder_without_sealing_key",
+            reason="set SPACEDOCK_SEALING_KEY (the registry's) to build requests with "
+            "sensitive variables from the registry; their sealed values cannot be opened",
+        )
     metadata = MetadataStore.connect(settings.mongo_url)
     own_bus = bus is None
     if bus is None:
@@ -51,11 +59,12 @@ async def run_builder(settings: Settings, stop: asyncio.Event, bus: EventBus | N
     client = RegistryClient(settings.registry_url, BUILDER_ACCOUNT, settings.builder_key)
     async with client:
         environment = BuildEnvironment(
-            client=client,
+            service=client,
+            registry_url=settings.registry_url,
             public_host=settings.public_host,
             registry_host=settings.docker_registry or registry_host(settings.registry_url),
             docker=DockerEngine(settings.docker_host),
-            credentials=(BUILDER_ACCOUNT, settings.builder_key),
+            policy=build_policy(settings),
         )
         worker = BuildWorker(
             metadata,
@@ -64,6 +73,7 @@ async def run_builder(settings: Settings, stop: asyncio.Event, bus: EventBus | N
             source=f"{settings.public_url}/builder",
             time_limit=settings.build_timeout_seconds,
             notify=relay.notify,
+            sealer=None if settings.sealing_key is None else Sealer(settings.sealing_key),
         )
         tasks = [asyncio.ensure_future(relay.run())]
         try:
@@ -81,6 +91,23 @@ async def run_builder(settings: Settings, stop: asyncio.Event, bus: EventBus | N
                 await bus.close()
             await metadata.close()
             close_isolated()
+
+
+def build_policy(settings: Settings) -> BuildPolicy:
+    return BuildPolicy(
+        allowed_registries=settings.build_allowed_registries,
+        docker_limits=DockerLimits(
+            memory_bytes=settings.build_memory_bytes,
+            cpus=settings.build_cpus,
+            processes=settings.build_processes,
+        ),
+        extraction=Limits(
+            max_bytes=settings.build_max_extract_bytes, max_files=settings.build_max_files
+        ),
+        features_seconds=settings.build_features_seconds,
+        # The credential outlives the time limit by the push that may end the build.
+        credential_seconds=settings.build_timeout_seconds + 600,
+    )
 
 
 async def _consume_amqp(settings: Settings, worker: BuildWorker) -> None:

@@ -1,10 +1,150 @@
-"""Finding sensitive values where they must not be: in decoded text, not in an encoding of it
-(JSON escapes non-ASCII, quotes and backslashes, so searching serialised bytes misses them)."""
+"""Finding sensitive values where they must not be, and masking them in text that leaves the
+builder (log lines, error messages).
+
+A value is looked for as itself and in the encodings a build step or a template is likely to
+print it in: base64 (standard and URL-safe; a secret inside a larger encoded file is found at
+any of the three alignments a byte offset can give it), URL, HTML and JSON escaping, the
+filters' XML and URI escaping, and hex. A line break may fall inside any of them (``base64``
+wraps at 76 columns), and a piece of a base64 form at the very start or end of a text is
+masked too: the rest of it may be in the line before or after.
+
+Searching happens in decoded text, not in an encoding of it (JSON escapes non-ASCII, quotes
+and backslashes, so searching serialised bytes misses them).
+"""
 
 from __future__ import annotations
 
+import base64
+import html
+import json
+import re
+import urllib.parse
 from collections.abc import Iterable, Iterator
 from typing import Any
+
+MASK = "********"
+MIN_ENCODED = 6  # shorter encoded forms would mask noise ("61" for "a")
+MAX_ANCHORED = 64 * 1024  # characters of base64 forms indexed to find pieces at text edges
+_LINE_BREAKS = re.compile(r"[\r\n]")
+
+
+def base64_cores(value: bytes, alphabet: bytes | None = None) -> set[str]:
+    """The base64 text of ``value`` wherever it sits in a larger encoded text: for each of the
+    three byte offsets modulo 3, the characters that depend on ``value``'s bytes alone."""
+    cores = set()
+    for offset in range(3):
+        encoded = base64.b64encode(b"\0" * offset + value, altchars=alphabet).decode()
+        start = -(-8 * offset // 6)  # the first character with no bit of the prefix
+        end = 8 * (offset + len(value)) // 6  # after the last with no bit of what follows
+        cores.add(encoded[start:end])
+    return cores
+
+
+def encoded_forms(secret: str) -> tuple[set[str], set[str]]:
+    """(forms, base64 forms) in which ``secret`` may appear; the base64 ones are also masked
+    in part at a text's edges."""
+    data = secret.encode(errors="surrogatepass")  # JSON may carry a lone surrogate
+    b64 = {base64.b64encode(data).decode(), base64.urlsafe_b64encode(data).decode()}
+    b64 |= base64_cores(data) | base64_cores(data, b"-_")
+    forms = {
+        urllib.parse.quote(secret, safe="", errors="surrogatepass"),
+        urllib.parse.quote(  # the UriEscape filter
+            secret, safe=":/?#[]@!$&'()*+,;=-._~%", errors="surrogatepass"
+        ),
+        urllib.parse.quote_plus(secret, errors="surrogatepass"),
+        html.escape(secret, quote=True),
+        html.escape(secret, quote=False),
+        secret.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+        .replace('"', "&quot;").replace("'", "&apos;"),  # the XmlEscape filter
+        json.dumps(secret)[1:-1],
+        json.dumps(secret, ensure_ascii=False)[1:-1],
+        data.hex(),
+        data.hex().upper(),
+    }  # fmt: skip
+    keep = {form for form in forms | b64 if len(form) >= MIN_ENCODED}
+    return keep, {form for form in b64 if len(form) >= MIN_ENCODED}
+
+
+class Masker:
+    """Masks a build's sensitive values, and their encodings, in text. Built once per build."""
+
+    def __init__(self, secrets: Iterable[str]) -> None:
+        forms: set[str] = set()
+        wrapped: set[str] = set()
+        for secret in {s for s in secrets if s}:
+            encoded, b64 = encoded_forms(secret)
+            forms |= encoded | {secret}
+            wrapped |= b64
+        # Text is searched with its line breaks taken out, so the forms are too.
+        flat = {_LINE_BREAKS.sub("", form) for form in forms}
+        self.forms = sorted((form for form in flat if form), key=len, reverse=True)
+        # Each MIN_ENCODED characters of a base64 form, to find a piece of one at an edge.
+        self._anchors: dict[str, list[tuple[str, int]]] = {}
+        room = MAX_ANCHORED
+        for form in sorted(wrapped, key=len):
+            room -= len(form)
+            if room < 0:
+                break
+            for at in range(len(form) - MIN_ENCODED + 1):
+                self._anchors.setdefault(form[at : at + MIN_ENCODED], []).append((form, at))
+
+    def __bool__(self) -> bool:
+        return bool(self.forms)
+
+    def found_in(self, text: str) -> bool:
+        """Whether ``text`` holds a sensitive value, or an encoding of one, whole."""
+        flat = _LINE_BREAKS.sub("", text) if _has_breaks(text) else text
+        return any(form in flat for form in self.forms)
+
+    def mask(self, text: str) -> str:
+        if not self.forms or not text:
+            return text
+        broken = _has_breaks(text)
+        flat = _LINE_BREAKS.sub("", text) if broken else text
+        spans = [*self._occurrences(flat), *self._edge_pieces(flat)]
+        if not spans:
+            return text
+        where = [i for i, char in enumerate(text) if char not in "\r\n"] if broken else None
+        hidden = bytearray(len(text))
+        for start, end in spans:
+            for index in range(start, end):
+                hidden[index if where is None else where[index]] = 1
+        out: list[str] = []
+        masking = False
+        for index, char in enumerate(text):
+            if hidden[index]:
+                if not masking:
+                    out.append(MASK)
+                masking = True
+            else:  # a line break ends a masked run: a mask on each side of it
+                out.append(char)
+                masking = False
+        return "".join(out)
+
+    def _occurrences(self, text: str) -> Iterator[tuple[int, int]]:
+        for form in self.forms:
+            start = text.find(form)
+            while start >= 0:
+                yield start, start + len(form)
+                start = text.find(form, start + 1)
+
+    def _edge_pieces(self, text: str) -> Iterator[tuple[int, int]]:
+        """The text starts with the end of a base64 form, or ends with its beginning (or is
+        all inside one): the rest is in the text before or after."""
+        if len(text) < MIN_ENCODED:
+            return
+        for form, at in self._anchors.get(text[:MIN_ENCODED], ()):
+            rest = form[at:]
+            if text.startswith(rest) or rest.startswith(text):
+                yield 0, min(len(rest), len(text))
+        for form, at in self._anchors.get(text[-MIN_ENCODED:], ()):
+            beginning = form[: at + MIN_ENCODED]
+            if text.endswith(beginning) or beginning.endswith(text):
+                yield max(len(text) - len(beginning), 0), len(text)
+
+
+def _has_breaks(text: str) -> bool:
+    return "\n" in text or "\r" in text
 
 
 def strings(document: Any) -> Iterator[str]:
@@ -21,5 +161,6 @@ def strings(document: Any) -> Iterator[str]:
 
 
 def holds_secret(document: Any, secrets: Iterable[str]) -> bool:
-    wanted = [secret for secret in secrets if secret]
-    return any(secret in text for text in strings(document) for secret in wanted)
+    """Whether a sensitive value, or an encoding of one, is anywhere in ``document``."""
+    masker = Masker(secrets)
+    return bool(masker) and any(masker.found_in(text) for text in strings(document))

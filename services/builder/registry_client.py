@@ -1,5 +1,6 @@
-"""The builder's view of the registry: the OCI API and the feed, over HTTP, signed in as the
-builder's service account (Basic with its API key: no token round trips to manage)."""
+"""The builder's view of the registry: the OCI API and the feed, over HTTP, with Basic
+credentials (no token round trips to manage): the service account's API key only to obtain
+each build's credential, and that credential, confined to the build's space, for the rest."""
 
 from __future__ import annotations
 
@@ -76,6 +77,13 @@ class RegistryClient:
             media_type = response.headers.get("Content-Type", "").split(";")[0]
         return Manifest(content, media_type, "sha256:" + hashlib.sha256(content).hexdigest())
 
+    async def manifest_status(self, repository: str, reference: str) -> int:
+        """What the registry answers when asked whether the manifest is there (HEAD): 200,
+        or the refusal's status. Nothing is fetched."""
+        url = f"{self.base}/v2/{repository}/manifests/{reference}"
+        async with self.session.head(url, headers={"Accept": ACCEPT_MANIFESTS}) as response:
+            return response.status
+
     async def blob(self, repository: str, digest: str) -> bytes:
         async with self.session.get(f"{self.base}/v2/{repository}/blobs/{digest}") as response:
             await _check(response)
@@ -133,10 +141,22 @@ class RegistryClient:
             if response.status not in (202, 404):
                 await _check(response)
 
+    # credentials -------------------------------------------------------------------------
+
+    async def build_credential(self, space: str, ttl_seconds: int) -> tuple[str, str]:
+        """A username and password that act in ``space`` alone, for one build."""
+        url = f"{self.base}/api/v1/spaces/{_segment(space)}/build-credentials"
+        async with self.session.post(url, json={"ttl_seconds": ttl_seconds}) as response:
+            await _check(response)
+            body = await response.json()
+        return str(body["username"]), str(body["password"])
+
     # the feed ----------------------------------------------------------------------------
 
     async def package_versions(self, space: str, package_id: str) -> list[dict[str, Any]]:
-        url = f"{self.base}/api/v1/spaces/{space}/packages/{quote(package_id)}/versions"
+        url = (
+            f"{self.base}/api/v1/spaces/{_segment(space)}/packages/{_segment(package_id)}/versions"
+        )
         async with self.session.get(url) as response:
             await _check(response)
             body = await response.json()
@@ -145,7 +165,10 @@ class RegistryClient:
     async def download_package(
         self, space: str, package_id: str, version: str, target: Path
     ) -> None:
-        url = f"{self.base}/api/v1/spaces/{space}/packages/{quote(package_id)}/{quote(version)}"
+        url = (
+            f"{self.base}/api/v1/spaces/{_segment(space)}/packages/{_segment(package_id)}"
+            f"/{_segment(version)}"
+        )
         async with self.session.get(url) as response:
             await _check(response)
             with target.open("wb") as out:
@@ -154,6 +177,14 @@ class RegistryClient:
 
     def _absolute(self, location: str) -> str:
         return location if location.startswith("http") else f"{self.base}{location}"
+
+
+def _segment(text: str) -> str:
+    """One path segment, whatever ``text`` holds (callers validate it first; this keeps a
+    ``/`` or ``..`` from ever becoming a path step)."""
+    if text in ("", ".", ".."):
+        raise ValueError(f"{text!r} cannot be a path segment")
+    return quote(text, safe="")
 
 
 async def _check(response: aiohttp.ClientResponse) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 import yaml
 
 from services.builder.archives import ArchiveError, safe_relative
+from shared.packages import PackageNameInvalid, check_package_reference
 
 MAX_SDI_BYTES = 256 * 1024
 
@@ -108,8 +109,15 @@ def _package(item: Any, index: int) -> PackageReference:
     if not isinstance(package_id, str) or not package_id.strip():
         raise SdiInvalid(f"{where}.id must be a package id")
     version = body.get("version")
-    if version is not None and not isinstance(version, (str, int, float)):
+    if isinstance(version, bool) or (
+        version is not None and not isinstance(version, (str, int, float))
+    ):
         raise SdiInvalid(f"{where}.version must be a version")
+    version = None if version is None else str(version).strip()
+    try:
+        check_package_reference(package_id.strip(), version)
+    except PackageNameInvalid as exc:
+        raise SdiInvalid(f"{where}: {exc}") from exc
     extract_to = body.get("extract_to", package_id)
     if not isinstance(extract_to, str):
         raise SdiInvalid(f"{where}.extract_to must be a folder")
@@ -117,7 +125,7 @@ def _package(item: Any, index: int) -> PackageReference:
         folder = safe_relative(extract_to, what=f"{where}.extract_to")
     except ArchiveError as exc:
         raise SdiInvalid(str(exc)) from exc
-    return PackageReference(package_id.strip(), None if version is None else str(version), folder)
+    return PackageReference(package_id.strip(), version, folder)
 
 
 def _globs(value: Any, where: str) -> tuple[str, ...]:

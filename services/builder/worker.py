@@ -1,11 +1,15 @@
 """Build requests in, results out: one message is one build, at most once.
 
-For each ``build.request`` the worker makes sure a build document exists (``build_id`` is
-the idempotency key), takes it with a lease, runs it under the time limit while renewing the
-lease (and noticing a cancellation), and records the outcome with its ``build.succeeded`` or
-``build.failed`` event in one transaction. A request that cannot be read fails with
-``request_invalid`` and is acknowledged: a poison message is never redelivered forever.
-Log lines and everything else that leaves the builder have sensitive values masked.
+For each ``build.request`` the worker makes sure a build document exists (the space and
+``build_id`` together are the idempotency key: a request is never answered with, nor attached
+to, another space's build), takes it with a lease, runs it under the time limit while
+renewing the lease (and noticing a cancellation), and records the outcome with its
+``build.succeeded`` or ``build.failed`` event in one transaction. A request that cannot be
+read fails with ``request_invalid`` and is acknowledged: a poison message is never
+redelivered forever.
+Sensitive values come in clear from the deployment server, or sealed in the registry's
+commands (opened here with ``SPACEDOCK_SEALING_KEY``); log lines and everything else that
+leaves the builder have them masked.
 """
 
 from __future__ import annotations
@@ -24,10 +28,19 @@ from typing import Any
 import structlog
 
 from services.builder.build import BuildEnvironment, BuildFailed, run_build
-from shared.build_requests import BuildRequest, RequestInvalid, build_id_of, parse_build_request
+from services.builder.redaction import Masker
+from shared.build_requests import (
+    BuildRequest,
+    RequestInvalid,
+    build_id_of,
+    build_key,
+    parse_build_request,
+)
 from shared.events.envelope import build_event
 from shared.metadata.builds import TERMINAL, new_build
 from shared.metadata.store import MetadataStore
+from shared.oci.names import SPACE_RE
+from shared.sealing import Sealer
 
 log = structlog.get_logger("spacedock.builder")
 LEASE = dt.timedelta(seconds=30)
@@ -49,13 +62,13 @@ class BuildLog:
 
     def __init__(self, secrets: list[str]) -> None:
         self.secrets = [s for s in secrets if s]
+        self.masker = Masker(self.secrets)  # the values and their encodings (base64, hex, ...)
         self.lines: list[str] = []
         self._flushed = 0
         self._started = time.monotonic()
 
     def __call__(self, line: str) -> None:
-        for secret in self.secrets:
-            line = line.replace(secret, MASK)
+        line = self.masker.mask(line)
         self.lines.append(f"[{time.monotonic() - self._started:7.3f}s] {line[:4000]}")
 
     def unflushed(self) -> list[str]:
@@ -73,8 +86,10 @@ class BuildWorker:
         source: str,
         time_limit: float,
         notify: Any = None,
+        sealer: Sealer | None = None,
     ) -> None:
         self.metadata = metadata
+        self.sealer = sealer
         self.builds = metadata.builds
         self.environment = environment
         self.owner = owner
@@ -85,11 +100,12 @@ class BuildWorker:
     async def handle(self, command: Command) -> None:
         """Process one request to its end; never raises for a bad request."""
         data: Any = None
+        command_id: str | None = None
         try:
-            data = _request_data(command.body)
-            request = parse_build_request(data)
+            data, command_id = _request_data(command.body)
+            request = parse_build_request(data, sealer=self.sealer)
         except RequestInvalid as exc:
-            await self._refuse(command, data, str(exc))
+            await self._refuse(command, data, command_id, str(exc))
             return
         doc = await self._document(request, command)
         deadline = time.monotonic() + self.time_limit + 3 * LEASE.total_seconds()
@@ -98,7 +114,7 @@ class BuildWorker:
                 log.info("build_already_done", build_id=request.build_id, status=doc["status"])
                 await self._answer_again(doc, command)
                 return
-            claimed = await self.builds.claim(request.build_id, self.owner, LEASE)
+            claimed = await self.builds.claim(request.space, request.build_id, self.owner, LEASE)
             if claimed is not None:
                 await self._run(request, claimed)
                 return
@@ -108,7 +124,7 @@ class BuildWorker:
                 log.warning("build_held_too_long", build_id=request.build_id)
                 return
             await asyncio.sleep(_wait_for(doc))
-            current = await self.builds.get(request.build_id)
+            current = await self.builds.get(request.space, request.build_id)
             if current is None:
                 return
             doc = current
@@ -116,19 +132,18 @@ class BuildWorker:
     async def _document(self, request: BuildRequest, command: Command) -> dict[str, Any]:
         doc, created = await self.builds.create(
             new_build(
-                request.build_id,
                 request.space,
+                request.build_id,
                 request.public(),
                 correlation_id=command.correlation_id,
                 reply_to=command.reply_to,
             )
         )
         if not created and (command.correlation_id or command.reply_to) and not doc.get("reply_to"):
-            await self.builds.collection.update_one(
-                {"_id": request.build_id},
-                {"$set": {"correlation_id": command.correlation_id, "reply_to": command.reply_to}},
+            attached = await self.builds.attach_reply(
+                request.space, request.build_id, command.correlation_id, command.reply_to
             )
-            doc = {**doc, "correlation_id": command.correlation_id, "reply_to": command.reply_to}
+            doc = attached or doc
         return doc
 
     async def _run(self, request: BuildRequest, doc: dict[str, Any]) -> None:
@@ -141,7 +156,7 @@ class BuildWorker:
                 build_event(
                     "build.started",
                     source=self.source,
-                    build_id=request.build_id,
+                    build_id=request.key,
                     data={**base, "status": "running"},
                     correlation_id=correlation,
                 )
@@ -151,7 +166,7 @@ class BuildWorker:
         log.info("build_started", build_id=request.build_id, space=request.space)
         task = asyncio.ensure_future(self._execute(request, build_log))
         cancelled = asyncio.Event()
-        watcher = asyncio.ensure_future(self._watch(request.build_id, task, build_log, cancelled))
+        watcher = asyncio.ensure_future(self._watch(request, task, build_log, cancelled))
         status = "failed"
         fields: dict[str, Any] = {}
         try:
@@ -187,17 +202,19 @@ class BuildWorker:
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await watcher
-        await self.builds.append_logs(request.build_id, build_log.unflushed())
+        await self.builds.append_logs(request.space, request.build_id, build_log.unflushed())
         kind = "build.succeeded" if status == "succeeded" else "build.failed"
         event = build_event(
             kind,
             source=self.source,
-            build_id=request.build_id,
+            build_id=request.key,
             data=fields["result"],
             correlation_id=correlation,
             reply_to=reply_to,
         )
-        await self.builds.finish(request.build_id, self.owner, status, fields, [event])
+        await self.builds.finish(
+            request.space, request.build_id, self.owner, status, fields, [event]
+        )
         self._notify()
         log.info(
             "build_finished",
@@ -209,8 +226,7 @@ class BuildWorker:
     def _failure(
         self, base: dict[str, Any], code: str, message: str, build_log: BuildLog, started: float
     ) -> dict[str, Any]:
-        for secret in build_log.secrets:
-            message = message.replace(secret, MASK)
+        message = build_log.masker.mask(message)
         error = {"code": code, "message": message}
         build_log(f"failed: {code}: {message}")
         result = {
@@ -230,22 +246,23 @@ class BuildWorker:
 
     async def _watch(
         self,
-        build_id: str,
+        request: BuildRequest,
         task: asyncio.Future[Any],
         build_log: BuildLog,
         cancelled: asyncio.Event,
     ) -> None:
         """Notice a cancellation within a second; renew the lease and save log lines."""
+        space, build_id = request.space, request.build_id
         last_renewal = time.monotonic()
         while not task.done():
             await asyncio.sleep(CANCEL_CHECK_SECONDS)
             try:
                 if time.monotonic() - last_renewal >= RENEW_SECONDS:
-                    await self.builds.append_logs(build_id, build_log.unflushed())
-                    doc = await self.builds.renew(build_id, self.owner, LEASE)
+                    await self.builds.append_logs(space, build_id, build_log.unflushed())
+                    doc = await self.builds.renew(space, build_id, self.owner, LEASE)
                     last_renewal = time.monotonic()
                 else:
-                    doc = await self.builds.get(build_id)
+                    doc = await self.builds.get(space, build_id)
             except Exception as exc:  # a metadata blip: the build goes on, try again soon
                 log.warning("build_watch_failed", build_id=build_id, error=str(exc)[:200])
                 continue
@@ -254,41 +271,58 @@ class BuildWorker:
                 task.cancel()
                 return
 
-    async def _refuse(self, command: Command, data: Any, message: str) -> None:
+    async def _refuse(
+        self, command: Command, data: Any, command_id: str | None, message: str
+    ) -> None:
+        """Fail the request with ``request_invalid``: recorded as a failed build under its
+        space and id when it names both (and they are free), else only reported. It never
+        writes onto, nor answers with, a build another request made, except the queued build
+        that this very command is the registry's request for."""
         build_id = build_id_of(data)
         error = {"code": "request_invalid", "message": message}
-        space = data.get("space") if isinstance(data, dict) else None
+        named = data.get("space") if isinstance(data, dict) else None
+        space = named if isinstance(named, str) and SPACE_RE.fullmatch(named) else None
         result = {"build_id": build_id, "space": space, "status": "failed", "error": error}
         event = build_event(
             "build.failed",
             source=self.source,
-            build_id=build_id or "unknown",
+            build_id=build_key(space, build_id) if space and build_id else "unknown",
             data=result,
             correlation_id=command.correlation_id,
             reply_to=command.reply_to,
         )
-        log.warning("build_request_invalid", build_id=build_id, error=message)
-        if build_id is not None and isinstance(result["space"], str):
-            doc = new_build(
-                build_id,
-                result["space"],
-                None,
-                status="failed",
-                finished_at=dt.datetime.now(dt.UTC),
-                result=result,
-                error=error,
-            )
-            _, created = await self.builds.create(doc, [event])
-            if not created and command.reply_to:
-                # The id belongs to another request: answer this one, report nothing on it.
-                await self.metadata.outbox.add(
-                    [dataclasses.replace(event, reply_to=None)],
-                    exchange="",
-                    routing_key=command.reply_to,
-                )
+        log.warning("build_request_invalid", build_id=build_id, space=space, error=message)
+        if build_id is None or space is None:
+            await self.metadata.outbox.add([event])
             self._notify()
             return
-        await self.metadata.outbox.add([event])
+        doc = new_build(
+            space,
+            build_id,
+            None,
+            status="failed",
+            finished_at=dt.datetime.now(dt.UTC),
+            result=result,
+            error=error,
+        )
+        existing, created = await self.builds.create(doc, [event])
+        if not created and command_id is not None and existing.get("command_id") == command_id:
+            # The registry queued this build with this command, which cannot be read here
+            # (a sealing key that differs from the registry's): the build fails with it.
+            fields = {"result": result, "error": error}
+            answer = dataclasses.replace(
+                event,
+                correlation_id=existing.get("correlation_id"),
+                reply_to=existing.get("reply_to"),
+            )
+            await self.builds.finish(space, build_id, None, "failed", fields, [answer])
+        elif not created and command.reply_to:
+            # The id belongs to another request: answer this one, report nothing on it.
+            await self.metadata.outbox.add(
+                [dataclasses.replace(event, reply_to=None)],
+                exchange="",
+                routing_key=command.reply_to,
+            )
         self._notify()
 
     async def _answer_again(self, doc: dict[str, Any], command: Command) -> None:
@@ -299,7 +333,7 @@ class BuildWorker:
         event = build_event(
             kind,
             source=self.source,
-            build_id=doc["_id"],
+            build_id=build_key(doc["space"], doc["build_id"]),
             data=doc["result"],
             correlation_id=command.correlation_id,
         )
@@ -325,12 +359,13 @@ async def _stop(task: asyncio.Future[Any]) -> None:
         await task
 
 
-def _request_data(body: bytes) -> Any:
-    """The request's data: a CloudEvent's ``data``, or the bare request."""
+def _request_data(body: bytes) -> tuple[Any, str | None]:
+    """The request's data (a CloudEvent's ``data``, or the bare request) and the event's id."""
     try:
         document = json.loads(body)
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise RequestInvalid("the message is not JSON (or nests too deeply)") from exc
     if isinstance(document, dict) and "specversion" in document:
-        return document.get("data")
-    return document
+        event_id = document.get("id")
+        return document.get("data"), event_id if isinstance(event_id, str) else None
+    return document, None

@@ -251,3 +251,36 @@ def check_files(files: Mapping[str, bytes], environment: str, deployment: str) -
     assert f'key="Environment" value="{expected}"' in web
     assert 'key="Release" value="yes"' in web and 'key="AppName" value="web"' in web
     assert f'connectionString="{SECRET}"' in web
+
+
+def zip_with_links(files: Mapping[str, str | bytes], links: Mapping[str, str]) -> bytes:
+    """A zip whose ``links`` entries (name -> target) are symbolic links, written after the
+    files and in the order given (the order is what some attacks depend on)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, content in files.items():
+            archive.writestr(name, content.encode() if isinstance(content, str) else content)
+        for name, target in links.items():
+            info = zipfile.ZipInfo(name)
+            info.create_system = 3  # Unix, so that the mode below is read
+            info.external_attr = (0o120777 << 16) & 0xFFFF0000
+            archive.writestr(info, target)
+    return buffer.getvalue()
+
+
+def build_over_http(
+    url: str, auth: tuple[str, str], space: str, request: Mapping[str, Any], timeout: float = 180
+) -> dict[str, Any]:
+    """Submit ``request`` to ``space`` through the management API and wait for its end."""
+    builds = f"{url}/api/v1/spaces/{space}/builds"
+    created = requests.post(builds, json=dict(request), auth=auth, timeout=30)
+    assert created.status_code == 202, created.text
+    location = f"{builds}/{created.json()['build_id']}"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = requests.get(location, auth=auth, timeout=30).json()
+        if status["status"] in ("succeeded", "failed", "cancelled"):
+            logs = requests.get(f"{location}/logs", auth=auth, timeout=30).json()
+            return {**status, "logs": logs["logs"]}
+        time.sleep(0.3)
+    raise AssertionError(f"build {created.json()['build_id']} in {space} did not finish")

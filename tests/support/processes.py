@@ -102,6 +102,7 @@ def start_moto(workdir: Path) -> Service:
 
 
 ADMIN_PASSWORD = "test-admin-password"
+SEALING_KEY = "5ea1ed" * 10 + "5ea1"  # 32 bytes in hex, shared by registries and builders
 
 
 @dataclass
@@ -142,6 +143,7 @@ def start_registry(
         "SPACEDOCK_DATA_DIR": str(data_dir),
         "SPACEDOCK_MONGO_URL": mongo_url,
         "SPACEDOCK_ADMIN_PASSWORD": ADMIN_PASSWORD,
+        "SPACEDOCK_SEALING_KEY": SEALING_KEY,
         "SPACEDOCK_STORAGE": storage,
         "SPACEDOCK_LOG_FORMAT": "json",
     }

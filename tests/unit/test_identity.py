@@ -166,3 +166,22 @@ def test_api_keys_round_trip_and_match_only_their_hash() -> None:
 )  # fmt: skip
 def test_other_text_is_not_a_key(text: str) -> None:
     assert api_keys.parse_key(text) is None
+
+
+def test_a_build_credential_and_an_access_token_are_never_taken_for_each_other() -> None:
+    signer = TokenSigner(KEY, Clock())
+    credential = signer.issue("spacedock-builder", "key:b", 0, [], 60, space="t-1", use="build")
+    claims = signer.verify(credential.token, use="build")
+    assert claims.space == "t-1" and claims.subject == "spacedock-builder"
+    with pytest.raises(TokenInvalid):
+        signer.verify(credential.token)  # as a bearer token
+    access = signer.issue("alice", "password", 0, ACCESS, 60)
+    with pytest.raises(TokenInvalid):
+        signer.verify(access.token, use="build")
+    assert signer.verify(access.token).space is None
+
+
+def test_a_confined_token_keeps_its_space() -> None:
+    signer = TokenSigner(KEY, Clock())
+    issued = signer.issue("spacedock-builder", "key:b", 0, ACCESS, 60, space="spaces-1")
+    assert signer.verify(issued.token).space == "spaces-1"

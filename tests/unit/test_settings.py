@@ -364,3 +364,37 @@ def test_passthrough_values() -> None:
     assert settings.docker_host == "unix:///var/run/docker.sock"
     assert settings.data_dir == Path("/var/lib/spacedock").resolve()
     assert settings.data_dir.is_absolute()
+
+
+def test_build_extraction_limits_default_to_4_gib_and_200000_files() -> None:
+    """One build's packages may expand to 4 GiB and 200,000 entries unless configured."""
+    settings = Settings.from_env({})
+    assert settings.build_max_extract_bytes == 4 * 1024**3 == 4294967296
+    assert settings.build_max_files == 200_000
+
+
+def test_build_extraction_limits_are_read() -> None:
+    settings = Settings.from_env(
+        {"SPACEDOCK_BUILD_MAX_EXTRACT_BYTES": "1048576", "SPACEDOCK_BUILD_MAX_FILES": "100"}
+    )
+    assert settings.build_max_extract_bytes == 1024 * 1024
+    assert settings.build_max_files == 100
+
+
+@pytest.mark.parametrize(
+    ("name", "raw"),
+    [
+        ("SPACEDOCK_BUILD_MAX_EXTRACT_BYTES", "1048575"),  # below 1 MiB
+        ("SPACEDOCK_BUILD_MAX_EXTRACT_BYTES", str(1024**4 + 1)),  # above 1 TiB
+        ("SPACEDOCK_BUILD_MAX_EXTRACT_BYTES", "4G"),
+        ("SPACEDOCK_BUILD_MAX_EXTRACT_BYTES", "-1"),
+        ("SPACEDOCK_BUILD_MAX_FILES", "99"),
+        ("SPACEDOCK_BUILD_MAX_FILES", "100000001"),
+        ("SPACEDOCK_BUILD_MAX_FILES", "2e5"),
+        ("SPACEDOCK_BUILD_MAX_FILES", "0"),
+    ],
+)
+def test_bad_build_extraction_limits_are_reported_by_name(name: str, raw: str) -> None:
+    message = settings_error({name: raw})
+    assert name in message
+    assert repr(raw) in message

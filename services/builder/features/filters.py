@@ -1,6 +1,10 @@
 """Octostache filters: ``#{Name | Filter arg "another arg"}``, chainable, names
 case-insensitive. A filter the deployment server has and this one lacks leaves the
-expression as written, like an undefined variable."""
+expression as written, like an undefined variable.
+
+A filter whose result can grow far beyond its input and arguments (``Replace``, ``Format``
+with a precision) is bounded: past MAX_RESULT characters it raises ResultTooLarge, which
+the evaluator reports as a spent budget rather than leaving the expression as written."""
 
 from __future__ import annotations
 
@@ -17,9 +21,16 @@ import markdown
 
 from shared.versions import try_parse_version
 
+MAX_RESULT = 64 * 1024 * 1024  # characters
+MAX_PRECISION = 99  # digits in a standard numeric format ("N2", "D8")
+
 
 class FilterError(ValueError):
     """The filter is unknown or its arguments do not fit."""
+
+
+class ResultTooLarge(FilterError):
+    """The result would hold more than MAX_RESULT characters."""
 
 
 FilterFunction = Callable[[str | None, tuple[str, ...]], str | None]
@@ -33,6 +44,8 @@ def apply_filter(name: str, value: str | None, args: tuple[str, ...]) -> str | N
         return None
     try:
         return function(value, args)
+    except ResultTooLarge:
+        raise
     except (ValueError, IndexError, re.error) as exc:
         raise FilterError(f"{name}: {exc}") from exc
 
@@ -67,9 +80,20 @@ def _substring(value: str | None, args: tuple[str, ...]) -> str:
 def _replace(value: str | None, args: tuple[str, ...]) -> str:
     if not args:
         raise ValueError("Replace needs a pattern")
-    replacement = args[1] if len(args) > 1 else ""
     # .NET writes group references as $1; Python as \1.
-    return re.sub(args[0], re.sub(r"\$(\d+)", r"\\\1", replacement), value or "")
+    replacement = re.sub(r"\$(\d+)", r"\\\1", args[1] if len(args) > 1 else "")
+    produced = 0
+
+    def expand(match: re.Match[str]) -> str:
+        # An empty pattern matches between every two characters: count as pieces are made.
+        nonlocal produced
+        piece = match.expand(replacement)
+        produced += len(piece)
+        if produced > MAX_RESULT:
+            raise ResultTooLarge(f"Replace would make more than {MAX_RESULT} characters")
+        return piece
+
+    return re.sub(args[0], expand, value or "")
 
 
 def _format(value: str | None, args: tuple[str, ...]) -> str:
@@ -85,6 +109,8 @@ def _format(value: str | None, args: tuple[str, ...]) -> str:
                 match.group(1).upper(),
                 int(match.group(2) or (0 if match.group(1).upper() == "D" else 2)),
             )
+            if digits > MAX_PRECISION:
+                raise ValueError(f"a precision above {MAX_PRECISION}")
             if kind == "N":
                 return f"{number:,.{digits}f}"
             if kind == "F":

@@ -16,11 +16,12 @@ from pathlib import Path
 
 from services.builder.archives import ArchiveError, safe_relative
 from services.builder.features.dotnet_config import replace_config_variables
-from services.builder.features.octostache import Evaluator, TemplateError
+from services.builder.features.octostache import Budget, Evaluator, TemplateError
 from services.builder.features.structured import StructuredError, replace_structured
 from services.builder.features.variables import VariableSet
 from services.builder.features.xdt import TransformError, apply_transform
 from services.builder.sdi import Features
+from services.builder.tree import files, inside
 
 Log = Callable[[str], None]
 _BOMS = (
@@ -49,9 +50,11 @@ def apply_features(
     environment: str | None,
     tenant: str | None,
     log: Log,
+    budget: Budget | None = None,
 ) -> FeatureReport:
+    """Run the features on ``context``; templates spend ``budget`` (a default one if None)."""
     report = FeatureReport()
-    evaluator = Evaluator(variables)
+    evaluator = Evaluator(variables, budget)
     names = [variable.name for variable in variables]
 
     def lookup(name: str) -> str | None:
@@ -65,31 +68,29 @@ def apply_features(
     if features.dotnet_config_transforms or features.additional_transforms:
         _transforms(context, features, environment, tenant, report, log)
     if features.dotnet_config_variables:
-        for path in sorted(context.rglob("*.config")):
-            if path.is_file():
-                content = path.read_bytes()
-                try:
-                    updated, replaced = replace_config_variables(content, names, lookup)
-                except TransformError as exc:
-                    raise FeatureError(
-                        "config_variables_failed", f"{_rel(context, path)}: {exc}"
-                    ) from exc
-                if replaced:
-                    path.write_bytes(updated)
-                    report.changed.add(_rel(context, path))
-                    log(f"config variables: {len(replaced)} setting(s) in {_rel(context, path)}")
+        for path in _files(context, "**/*.config"):
+            try:
+                updated, replaced = replace_config_variables(_read(context, path), names, lookup)
+            except TransformError as exc:
+                raise FeatureError(
+                    "config_variables_failed", f"{_rel(context, path)}: {exc}"
+                ) from exc
+            if replaced:
+                _write(context, path, updated)
+                report.changed.add(_rel(context, path))
+                log(f"config variables: {len(replaced)} setting(s) in {_rel(context, path)}")
     if features.structured_variables:
         for path in _matches(context, features.structured_variables, evaluator, log):
             try:
                 updated, replacements = replace_structured(
-                    path.name, path.read_bytes(), names, lookup
+                    path.name, _read(context, path), names, lookup
                 )
             except StructuredError as exc:
                 raise FeatureError(
                     "structured_variables_failed", f"{_rel(context, path)}: {exc}"
                 ) from exc
             if replacements:
-                path.write_bytes(updated)
+                _write(context, path, updated)
                 report.changed.add(_rel(context, path))
             log(f"structured variables: {len(replacements)} value(s) in {_rel(context, path)}")
     return report
@@ -99,29 +100,68 @@ def _rel(context: Path, path: Path) -> str:
     return path.relative_to(context).as_posix()
 
 
+# Every file the features find, read or write goes through these: resolved beneath the
+# context, never followed out of it, whatever links the tenant's archives made.
+
+
+def _files(context: Path, pattern: str) -> list[Path]:
+    try:
+        return files(context, pattern)
+    except ArchiveError as exc:
+        raise FeatureError(exc.code, str(exc)) from exc
+
+
+def _inside(context: Path, path: Path) -> Path:
+    try:
+        return inside(context, path)
+    except ArchiveError as exc:
+        raise FeatureError(exc.code, str(exc)) from exc
+
+
+def _read(context: Path, path: Path) -> bytes:
+    return _inside(context, path).read_bytes()
+
+
+def _write(context: Path, path: Path, content: bytes) -> None:
+    _inside(context, path).write_bytes(content)
+
+
+def _is_file(context: Path, path: Path) -> bool:
+    return _inside(context, path).is_file()
+
+
 def _matches(
     context: Path, patterns: tuple[str, ...], evaluator: Evaluator, log: Log
 ) -> list[Path]:
-    """Regular files matching any pattern (patterns may hold ``#{}``), once each, sorted."""
-    found: dict[str, Path] = {}
+    """Regular files matching any pattern (patterns may hold ``#{}``), once each (a file
+    reached by two names too), sorted."""
+    found: dict[Path, Path] = {}  # real path -> the first name found for it
     for pattern in patterns:
         try:
             concrete = safe_relative(evaluator.render(pattern), what="file pattern")
         except (ArchiveError, TemplateError) as exc:
             raise FeatureError("sdi_invalid", f"file pattern {pattern!r}: {exc}") from exc
-        matched = [p for p in context.glob(concrete) if p.is_file()]
+        matched = _files(context, concrete)
         if not matched:
             log(f"no files match {pattern!r}")
         for path in matched:
-            found[_rel(context, path)] = path
-    return [found[key] for key in sorted(found)]
+            found.setdefault(_inside(context, path), path)
+    return sorted(found.values(), key=lambda path: _rel(context, path))
 
 
 def _substitute(
     context: Path, patterns: tuple[str, ...], evaluator: Evaluator, report: FeatureReport, log: Log
 ) -> None:
+    """Render the matched files. The Dockerfile (by whatever name, or link, it is reached)
+    becomes image config and history: rendering it may read no sensitive variable, however
+    indirectly, since a filter (``ToBase64``, ``Substring``) or a condition would carry the
+    value, or part of it, past the check of the final config."""
+    try:
+        dockerfile: Path | None = _inside(context, context / "Dockerfile")
+    except FeatureError:
+        dockerfile = None  # a link out of the context: the build refuses that Dockerfile
     for path in _matches(context, patterns, evaluator, log):
-        content = path.read_bytes()
+        content = _read(context, path)
         bom, encoding = next(((b, e) for b, e in _BOMS if content.startswith(b)), (b"", "utf-8"))
         try:
             text = content[len(bom) :].decode(encoding)
@@ -130,11 +170,24 @@ def _substitute(
                 "substitution_failed", f"{_rel(context, path)} is not {encoding} text"
             ) from exc
         try:
-            rendered = evaluator.render(text)
+            rendering = evaluator.evaluate(text)
         except TemplateError as exc:
             raise FeatureError("substitution_failed", f"{_rel(context, path)}: {exc}") from exc
+        rendered = rendering.text
+        if (
+            rendering.sensitive
+            and dockerfile is not None
+            and dockerfile.is_file()
+            and _inside(context, path).samefile(dockerfile)
+        ):
+            raise FeatureError(
+                "sensitive_value_in_image",
+                f"{_rel(context, path)} is the Dockerfile and reads the sensitive variable(s) "
+                f"{', '.join(sorted(rendering.sensitive))}: a value in it would be in the image "
+                "config or history; keep it in the files the SDI copies",
+            )
         if rendered != text:
-            path.write_bytes(bom + rendered.encode(encoding))
+            _write(context, path, bom + rendered.encode(encoding))
             report.changed.add(_rel(context, path))
         log(f"substituted variables in {_rel(context, path)}")
 
@@ -149,19 +202,20 @@ def _transforms(
 ) -> None:
     pairs: list[tuple[Path, Path]] = []
     if features.dotnet_config_transforms:
-        for target in sorted(context.rglob("*.config")):
-            if not target.is_file() or _is_transform_file(target):
+        for target in _files(context, "**/*.config"):
+            if _is_transform_file(context, target):
                 continue
             for middle in ("Release", environment, tenant):
                 if middle:
-                    transform = _sibling(target, f"{target.stem}.{middle}{target.suffix}")
+                    transform = _sibling(context, target, f"{target.stem}.{middle}{target.suffix}")
                     if transform is not None:
                         pairs.append((transform, target))
     for rule in features.additional_transforms:
         pairs.extend(_additional(context, rule))
     for transform, target in pairs:
         try:
-            target.write_bytes(apply_transform(target.read_bytes(), transform.read_bytes()))
+            transformed = apply_transform(_read(context, target), _read(context, transform))
+            _write(context, target, transformed)
         except TransformError as exc:
             raise FeatureError(
                 "config_transform_failed",
@@ -171,17 +225,23 @@ def _transforms(
         log(f"transformed {_rel(context, target)} with {_rel(context, transform)}")
 
 
-def _is_transform_file(path: Path) -> bool:
+def _is_transform_file(context: Path, path: Path) -> bool:
     """``Web.Release.config`` is a transform of ``Web.config`` when that file exists."""
     parts = path.name.split(".")
-    return len(parts) >= 3 and _sibling(path, ".".join([parts[0], *parts[2:]])) is not None
+    return len(parts) >= 3 and _sibling(context, path, ".".join([parts[0], *parts[2:]])) is not None
 
 
-def _sibling(path: Path, name: str) -> Path | None:
+def _sibling(context: Path, path: Path, name: str) -> Path | None:
     """The file named ``name`` beside ``path``, matched case-insensitively."""
     lowered = name.lower()
+    folder = path.parent
     return next(
-        (p for p in path.parent.iterdir() if p.name.lower() == lowered and p.is_file()), None
+        (
+            folder / entry.name
+            for entry in _inside(context, folder).iterdir()
+            if entry.name.lower() == lowered and _is_file(context, folder / entry.name)
+        ),
+        None,
     )
 
 
@@ -194,7 +254,7 @@ def _additional(context: Path, rule: str) -> list[tuple[Path, Path]]:
         right_path = safe_relative(right.strip(), what="transform target") if arrow else None
     except ArchiveError as exc:
         raise FeatureError("sdi_invalid", str(exc)) from exc
-    transforms = sorted(p for p in context.glob(left_path) if p.is_file())
+    transforms = _files(context, left_path)
     if not transforms:
         raise FeatureError("config_transform_failed", f"no transform file matches {left.strip()!r}")
     pairs = []
@@ -204,7 +264,7 @@ def _additional(context: Path, rule: str) -> list[tuple[Path, Path]]:
         else:
             base = re.sub(r"^([^.]+)\.[^.]+(\..+)$", r"\1\2", transform.name)
             target = transform.parent / base
-        if not target.is_file():
+        if not _is_file(context, target):
             raise FeatureError(
                 "config_transform_failed", f"the target of {rule.strip()!r} does not exist"
             )

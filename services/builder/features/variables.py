@@ -20,17 +20,28 @@ class VariableSet:
         self, variables: Mapping[str, str] = {}, sensitive: Mapping[str, str] = {}
     ) -> None:
         self._by_key: dict[str, Variable] = {}
+        self.longest_name = 0  # a longer name is not defined: lookups stop there
         for name, value in variables.items():
             self.set(name, value)
         for name, value in sensitive.items():
             self.set(name, value, sensitive=True)
 
     def set(self, name: str, value: str, *, sensitive: bool = False) -> None:
-        self._by_key[name.lower()] = Variable(name, value, sensitive)
+        key = name.lower()
+        self._by_key[key] = Variable(name, value, sensitive)
+        self.longest_name = max(self.longest_name, len(key))
+
+    def find(self, name: str) -> Variable | None:
+        """The variable called ``name`` in any case, with its sensitivity."""
+        return self._by_key.get(name.lower())
 
     def get(self, name: str) -> str | None:
-        variable = self._by_key.get(name.lower())
+        variable = self.find(name)
         return None if variable is None else variable.value
+
+    def is_sensitive(self, name: str) -> bool:
+        variable = self.find(name)
+        return variable is not None and variable.sensitive
 
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and name.lower() in self._by_key

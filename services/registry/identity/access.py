@@ -4,7 +4,11 @@ Three ways in, none of which hashes a password per request:
 
 - a bearer token from ``/auth/token`` (an HMAC check);
 - Basic with an API key (one indexed lookup; the key is 256 random bits, hashed with SHA-256);
-- Basic with a password (scrypt, so a verified header is remembered for a minute).
+- Basic with a password (scrypt, so a verified header is remembered for a minute);
+- Basic with a build credential (an HMAC check): what the builder presents for one build. It
+  confines its holder to the build's space: at most a writer there, and nothing elsewhere but
+  what anonymous callers may do (pull from spaces that allow it). Tokens obtained with it are
+  confined the same way.
 
 Whatever the credential, the account's ``Grants`` (roles, password epoch, live API keys) are
 loaded from MongoDB and kept for ``cache_ttl`` seconds, so a revoked key, a changed password,
@@ -25,7 +29,13 @@ from services.registry.cache import SingleFlight, TtlCache
 from services.registry.identity import api_keys
 from services.registry.identity.passwords import verify_password
 from services.registry.identity.roles import Action, Grants, Role, ScopeRequest
-from services.registry.identity.tokens import IssuedToken, TokenClaims, TokenInvalid, TokenSigner
+from services.registry.identity.tokens import (
+    BUILD_CREDENTIAL,
+    IssuedToken,
+    TokenClaims,
+    TokenInvalid,
+    TokenSigner,
+)
 from shared.metadata.accounts import Account, AccountStore
 from shared.oci import errors
 from shared.oci.names import RepositoryName
@@ -39,6 +49,9 @@ UNKNOWN_USER_HASH = "scrypt$sgRC8lEBklzUme9v5LYWkg==$APD15kZ6NQf8TLF5+qrUsU3tPY+
 PASSWORD_CACHE_SECONDS = 60
 ANONYMOUS_CREDENTIAL = "anonymous"
 PASSWORD_CREDENTIAL = "password"
+BUILD_CREDENTIAL_PREFIX = "sdb_"
+# A build credential lives at most this long (a build's time limit is at most a day).
+MAX_BUILD_CREDENTIAL_SECONDS = 86_400 + 600
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +63,7 @@ class Principal:
     credential: str
     epoch: int = 0
     token: TokenClaims | None = None  # when the request carried a bearer token
+    space: str | None = None  # confined to this space (a build credential, or its tokens)
 
     @property
     def presented_credentials(self) -> bool:
@@ -165,12 +179,26 @@ class AccessControl:
     async def basic_credentials(self, username: str, secret: str) -> Principal:
         """A user with a password or one of their API keys. A secret shaped like a key is
         only ever checked as one, so guessing keys never costs a password hash."""
+        if secret.startswith(BUILD_CREDENTIAL_PREFIX):
+            return await self._build_credential(username, secret[len(BUILD_CREDENTIAL_PREFIX) :])
         key = api_keys.parse_key(secret)
         if key is None:
             return await self._password(username, secret)
         principal = await self._api_key(username, key)
         if principal is None:
             raise AuthenticationRequired("invalid username or API key")
+        return principal
+
+    async def _build_credential(self, username: str, token: str) -> Principal:
+        try:
+            claims = self.signer.verify(token, use=BUILD_CREDENTIAL)
+        except TokenInvalid as exc:
+            raise AuthenticationRequired(f"invalid build credential: {exc}") from exc
+        if claims.subject != username or claims.space is None:
+            raise AuthenticationRequired("invalid build credential")
+        principal = Principal(username, claims.credential, claims.epoch, space=claims.space)
+        if not self._live(principal, await self.grants(username)):
+            raise AuthenticationRequired("the credential behind this build credential is revoked")
         return principal
 
     async def _api_key(self, username: str, key: api_keys.ApiKey) -> Principal | None:
@@ -232,7 +260,9 @@ class AccessControl:
             raise AuthenticationRequired(str(exc), error="invalid_token") from exc
         if not claims.subject:
             return Principal(None, ANONYMOUS_CREDENTIAL, token=claims)
-        principal = Principal(claims.subject, claims.credential, claims.epoch, token=claims)
+        principal = Principal(
+            claims.subject, claims.credential, claims.epoch, token=claims, space=claims.space
+        )
         if not self._live(principal, await self.grants(claims.subject)):
             raise AuthenticationRequired("the credential behind this token is no longer valid")
         return principal
@@ -264,7 +294,12 @@ class AccessControl:
         self._grants.discard(username)
 
     async def grants_of(self, principal: Principal) -> Grants | None:
-        return None if principal.username is None else await self.grants(principal.username)
+        if principal.username is None:
+            return None
+        grants = await self.grants(principal.username)
+        if grants is None or principal.space is None:
+            return grants
+        return _confined(grants, principal.space)
 
     async def role_in(self, principal: Principal, space: str) -> Role | None:
         grants = await self.grants_of(principal)
@@ -340,6 +375,24 @@ class AccessControl:
 
     # tokens ---------------------------------------------------------------------------------
 
+    async def issue_build_credential(
+        self, principal: Principal, space: str, ttl_seconds: int
+    ) -> IssuedToken:
+        """A password for one build in ``space``: it signs in as the caller, confined to that
+        space. The caller's own credential must stay valid for it to work."""
+        issued = self.signer.issue(
+            principal.username or "",
+            principal.credential,
+            principal.epoch,
+            [],
+            min(ttl_seconds, MAX_BUILD_CREDENTIAL_SECONDS),
+            space=space,
+            use=BUILD_CREDENTIAL,
+        )
+        return IssuedToken(
+            BUILD_CREDENTIAL_PREFIX + issued.token, issued.expires_in, issued.issued_at
+        )
+
     async def issue_token(
         self,
         principal: Principal,
@@ -353,7 +406,12 @@ class AccessControl:
             if granted:
                 access.append({"type": scope.type, "name": scope.name, "actions": granted})
         return self.signer.issue(
-            principal.username or "", principal.credential, principal.epoch, access, self.token_ttl
+            principal.username or "",
+            principal.credential,
+            principal.epoch,
+            access,
+            self.token_ttl,
+            space=principal.space,
         )
 
     async def _grantable(
@@ -383,6 +441,16 @@ class AccessControl:
             if allowed:
                 granted.append(action.value)
         return granted
+
+
+def _confined(grants: Grants, space: str) -> Grants:
+    """What ``grants`` allow in ``space`` alone, at most a writer's role, as nobody's
+    superuser."""
+    role = grants.role_in(space)
+    roles = {} if role is None else {space: min(role, Role.WRITER)}
+    return Grants(
+        username=grants.username, roles=roles, epoch=grants.epoch, api_keys=grants.api_keys
+    )
 
 
 def _grants(account: Account) -> Grants:

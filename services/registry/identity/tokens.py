@@ -4,6 +4,11 @@ Checking one costs an HMAC and a JSON parse, so a client holding a token never m
 registry run a password KDF. The claims follow the Docker token specification (``access``
 lists ``{"type", "name", "actions"}``), plus ``cred`` and ``epoch``: which credential
 obtained the token, so a revoked key or a changed password ends its tokens too.
+
+``use`` tells an access token (a bearer token for the registry) from a build credential (a
+password the builder presents for one build); neither is accepted as the other. ``space``,
+when present, confines whoever holds the token to that one space (PRODUCT.md §8: a build acts
+with the authority of the space it builds for).
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ SERVICE = "spacedock"
 _HEADER = {"alg": "HS256", "typ": "JWT"}
 # Tolerated difference between the clocks of the instance that issued and the one checking.
 CLOCK_SKEW_SECONDS = 2
+ACCESS_TOKEN = "access"
+BUILD_CREDENTIAL = "build"
 
 
 class TokenInvalid(ValueError):
@@ -37,6 +44,7 @@ class TokenClaims:
     epoch: int
     expires_at: int
     access: frozenset[tuple[str, str, str]]  # (type, name, action)
+    space: str | None = None  # the one space its holder may act in, when confined
 
     def allows(self, resource_type: str, name: str, action: str) -> bool:
         return (resource_type, name, action) in self.access or (
@@ -67,9 +75,12 @@ class TokenSigner:
         epoch: int,
         access: list[dict[str, Any]],
         ttl_seconds: int,
+        *,
+        space: str | None = None,
+        use: str = ACCESS_TOKEN,
     ) -> IssuedToken:
         now = int(self._clock())
-        claims = {
+        claims: dict[str, Any] = {
             "iss": ISSUER,
             "aud": SERVICE,
             "sub": subject,
@@ -80,12 +91,15 @@ class TokenSigner:
             "cred": credential,
             "epoch": epoch,
             "access": access,
+            "use": use,
         }
+        if space is not None:
+            claims["space"] = space
         signing_input = _segment(_HEADER) + "." + _segment(claims)
         token = signing_input + "." + _b64(self._sign(signing_input))
         return IssuedToken(token, ttl_seconds, now)
 
-    def verify(self, token: str) -> TokenClaims:
+    def verify(self, token: str, use: str = ACCESS_TOKEN) -> TokenClaims:
         parts = token.split(".")
         if len(parts) != 3:
             raise TokenInvalid("malformed token")
@@ -102,16 +116,25 @@ class TokenSigner:
             raise TokenInvalid("token signature does not match")
         try:
             claims = json.loads(_unb64(claims_b64))
-            return self._check(claims)
+            return self._check(claims, use)
         except TokenInvalid:
             raise
         except (binascii.Error, ValueError, KeyError, TypeError) as exc:
             raise TokenInvalid("malformed token claims") from exc
 
-    def _check(self, claims: dict[str, Any]) -> TokenClaims:
+    def _check(self, claims: dict[str, Any], use: str) -> TokenClaims:
         now = self._clock()
         if claims["iss"] != ISSUER or claims["aud"] != SERVICE:
             raise TokenInvalid("token issued for another service")
+        if claims.get("use", ACCESS_TOKEN) != use:
+            raise TokenInvalid(
+                "a build credential is not a bearer token"
+                if use == ACCESS_TOKEN
+                else "not a build credential"
+            )
+        space = claims.get("space")
+        if space is not None and not isinstance(space, str):
+            raise TokenInvalid("malformed token claims")
         if int(claims["exp"]) <= now - CLOCK_SKEW_SECONDS:
             raise TokenInvalid("token expired")
         if int(claims["nbf"]) > now + CLOCK_SKEW_SECONDS:
@@ -127,6 +150,7 @@ class TokenSigner:
             epoch=int(claims["epoch"]),
             expires_at=int(claims["exp"]),
             access=access,
+            space=space,
         )
 
     def _sign(self, signing_input: str) -> bytes:

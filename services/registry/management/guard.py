@@ -50,7 +50,8 @@ async def require_superuser(request: web.Request) -> None:
 async def require_self_or_superuser(request: web.Request, username: str) -> None:
     """For operations on an account: its owner or a superuser. Others are told nothing about
     whether the account exists."""
-    if caller(request).username == username:
+    principal = caller(request)
+    if principal.username == username and principal.space is None:  # not a build's credential
         return
     grants = await request.app[access_key].grants_of(caller(request))
     if grants is None or not grants.superuser:

@@ -206,6 +206,14 @@ SCHEMAS: dict[str, Any] = {
         build_args={"type": "object", "additionalProperties": STRING},
         strategy={"type": "string", "enum": ["auto", "assembled", "docker"]},
     ),
+    "BuildCredentialInput": _input(ttl_seconds=INTEGER),
+    "BuildCredential": _object(
+        ["username", "password", "space", "expires_in"],
+        username=STRING,
+        password={"type": "string", "description": "shown only in this response"},
+        space=STRING,
+        expires_in=INTEGER,
+    ),
     "BuildAccepted": _object(["build_id", "status"], build_id=STRING, status=STRING),
     "Build": _object(
         ["build_id", "status"],

@@ -6,6 +6,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from services.registry.management import (
+    build_credentials,
     builds,
     feed,
     members,
@@ -86,6 +87,10 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("DELETE", f"{SPACE}/builds/{{build_id}}", builds.cancel_build,
               "Cancel a queued or running build (writer)", (202, "BuildAccepted"),
               errors=(403, 404, 409)),
+    Operation("POST", f"{SPACE}/build-credentials", build_credentials.create_build_credential,
+              "A password for one build, confined to this space (the builder's service "
+              "account only)", (201, "BuildCredential"), body="BuildCredentialInput",
+              errors=(403, 404, 422)),
     # retention
     Operation("GET", f"{SPACE}/retention", retention.get_retention,
               "The space's retention policy (reader); defaults when none was set",

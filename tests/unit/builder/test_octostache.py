@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
+import json
+import time
+import tracemalloc
+from collections.abc import Callable
+
 import pytest
 
-from services.builder.features.octostache import TemplateError, render
+from services.builder.features import filters
+from services.builder.features.octostache import (
+    DEFAULT_OUTPUT_BUDGET,
+    Budget,
+    Evaluator,
+    TemplateError,
+    render,
+)
 from services.builder.features.variables import VariableSet
 
 
@@ -203,3 +215,179 @@ def test_calc() -> None:
 def test_unbalanced_blocks_are_errors(template: str) -> None:
     with pytest.raises(TemplateError):
         run(template)
+
+
+# --- budgets and limits: templates and variables are the tenant's ----------------------------
+
+
+def doubling(first: str, levels: int) -> VariableSet:
+    """A0 = ``first``; each A<i> is A<i-1> twice, so A<levels> is 2**levels times A0."""
+    values = {"A0": first}
+    for level in range(1, levels + 1):
+        values[f"A{level}"] = f"#{{A{level - 1}}}#{{A{level - 1}}}"
+    return VariableSet(values)
+
+
+def peak_memory(action: Callable[[], object]) -> tuple[float, int]:
+    """(seconds, peak bytes allocated) while ``action`` runs (and raises TemplateError)."""
+    tracemalloc.start()
+    started = time.monotonic()
+    try:
+        with pytest.raises(TemplateError, match="output budget"):
+            action()
+        return time.monotonic() - started, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_an_exponential_template_fails_early_within_the_output_budget() -> None:
+    """#{A24} would be 160 MB; the budget counts every value made on the way and stops the
+    evaluation long before, without holding more than the budget in memory."""
+    variables = doubling("0123456789", 24)
+    seconds, peak = peak_memory(lambda: render("#{A24}", variables))
+    assert seconds < 2
+    assert peak < 1.5 * DEFAULT_OUTPUT_BUDGET
+    small = Budget(characters=1_000_000)
+    seconds, peak = peak_memory(lambda: Evaluator(variables, small).render("#{A24}"))
+    assert seconds < 1 and peak < 4_000_000
+
+
+def test_a_megabyte_a_step_blow_up_fails_early() -> None:
+    variables = doubling("x" * 1_000_000, 12)
+    seconds, peak = peak_memory(lambda: render("#{A12}", variables))
+    assert seconds < 2 and peak < 1.5 * DEFAULT_OUTPUT_BUDGET
+
+
+def test_a_variable_used_many_times_is_rendered_once() -> None:
+    """2**30 uses of an empty value produce nothing, yet would take hours one by one."""
+    assert render("[#{A30}]", doubling("", 30)) == "[]"
+    assert render("#{A3}", doubling("ab", 3)) == "ab" * 8
+
+
+def test_work_that_produces_nothing_is_bounded_by_steps() -> None:
+    variables = VariableSet({"Items": ",".join(["x"] * 5000)})
+    evaluator = Evaluator(variables, Budget(steps=1000))
+    with pytest.raises(TemplateError, match="step budget"):
+        evaluator.render("#{each i in Items}#{if i == 'y'}never#{/if}#{/each}")
+    assert Evaluator(variables).render("#{each i in Items}#{/each}") == ""
+
+
+def test_reading_a_large_value_again_and_again_is_charged() -> None:
+    """A 1 MB value tested in a loop of 1000 items reads a gigabyte: the budget stops it."""
+    variables = VariableSet({"Big": "x" * 1_000_000, "Items": ",".join(["i"] * 1000)})
+    for body in ("#{if Big}#{/if}", "#{Big | Contains y}", '#{if Big == "y"}#{/if}'):
+        with pytest.raises(TemplateError, match="output budget"):
+            render("#{each i in Items}" + body + "#{/each}", variables)
+
+
+def test_a_large_json_object_is_looked_into_by_index() -> None:
+    document = json.dumps({f"Key{n}": n for n in range(50_000)})
+    variables = VariableSet({"Doc": document, "Items": ",".join(["i"] * 2000)})
+    started = time.monotonic()
+    rendered = render("#{each i in Items}#{Doc.key49999}#{/each}", variables)
+    assert rendered == "49999" * 2000 and time.monotonic() - started < 2
+
+
+@pytest.mark.parametrize(
+    "values",
+    [{"A": "#{A}"}, {"A": "x#{b}", "B": "#{A | ToUpper}"},
+     {f"V{n}": f"#{{V{n + 1}}}" for n in range(500)},
+     {f"V{n}": f"#{{if T}}#{{V{n + 1}}}#{{/if}}" for n in range(500)} | {"T": "1"},
+     {"V": "#{J[0]}", "J": "[" * 100_000 + "]" * 100_000}],
+    ids=["self", "cycle", "chain", "chain-in-blocks", "deep-json"],
+)  # fmt: skip
+def test_self_reference_and_deep_variables_are_template_errors(values: dict[str, str]) -> None:
+    first = next(iter(values))
+    with pytest.raises(TemplateError) as caught:
+        Evaluator(VariableSet(values)).render(f"#{{{first}}}")
+    assert not isinstance(caught.value.__cause__, RecursionError) or "deep" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "template",
+    ["#{if A}" * 5000 + "#{/if}" * 5000, "#{" * 5000 + "A" + "}" * 5000,
+     "#{each x in A}" * 100 + "#{/each}" * 100],
+    ids=["blocks", "expressions", "loops"],
+)  # fmt: skip
+def test_deep_nesting_is_a_template_error(template: str) -> None:
+    with pytest.raises(TemplateError, match="nest"):
+        run(template, A="1")
+
+
+def test_arithmetic_that_nests_or_overflows_is_left_as_written() -> None:
+    deep = "#{calc " + "(" * 5000 + "1" + ")" * 5000 + "}"
+    assert run(deep) == deep
+    assert run("#{calc " + "-" * 5000 + "1}").startswith("#{calc -")
+    assert run("#{calc Huge * 10}", Huge="9" * 400) == "#{calc Huge * 10}"
+    assert run("#{calc (1 + 2) * -3}") == "-9"
+
+
+def test_a_condition_with_much_white_space_is_parsed_in_linear_time() -> None:
+    started = time.monotonic()
+    assert run("#{if A" + " " * 200_000 + "}yes#{/if}", A="1") == "yes"
+    assert run("#{if A" + " " * 200_000 + "== B}same#{/if}", A="1", B="1") == "same"
+    assert time.monotonic() - started < 1
+
+
+def test_filters_that_would_grow_without_bound_are_stopped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(filters, "MAX_RESULT", 10_000)
+    with pytest.raises(TemplateError, match="output budget"):
+        run('#{X | Replace "" "0123456789"}', X="y" * 2000)
+    assert run('#{X | Replace "" "-"}', X="ab") == "-a-b-"
+    assert run("#{N | Format N100000000}", N="1") == "#{N | Format N100000000}"
+    assert run("#{N | Format N99}", N="1") == "1." + "0" * 99
+
+
+# --- which sensitive variables a rendering read -------------------------------------------
+
+
+def secrets() -> VariableSet:
+    return VariableSet(
+        {
+            "Public": "host=db;#{Password}",
+            "Plain": "nothing secret",
+            "Names": "#{Plain}",
+            "Settings": "#{Config}",
+        },
+        {"Password": "hunter2!", "Config": '{"Key": "k-123", "List": ["a", "b"]}'},
+    )
+
+
+@pytest.mark.parametrize(
+    ("template", "read"),
+    [
+        ("#{Password}", {"Password"}),
+        ("#{password | ToBase64}", {"Password"}),
+        ("#{Password | Substring 0 3}", {"Password"}),
+        ("#{Public}", {"Password"}),
+        ('#{if Password == "x"}x#{/if}', {"Password"}),
+        ("#{unless Password}#{else}set#{/unless}", {"Password"}),
+        ("#{each c in Config.List}#{c}#{/each}", {"Config"}),
+        ("#{Config.Key}", {"Config"}),
+        ("#{Settings.Key}", {"Config"}),
+        ("#{calc Password + 1}", {"Password"}),
+        ("#{Password | NoSuchFilter}", {"Password"}),
+        ("#{Plain} #{Names} #{Undefined}", set()),
+        ("no templates", set()),
+    ],
+)
+def test_the_sensitive_variables_read_are_reported(template: str, read: set[str]) -> None:
+    assert Evaluator(secrets()).evaluate(template).sensitive == read
+
+
+def test_a_value_rendered_once_still_reports_what_it_read() -> None:
+    evaluator = Evaluator(secrets())
+    assert evaluator.evaluate("#{Public}").sensitive == {"Password"}
+    assert evaluator.evaluate("#{Public}#{Plain}").sensitive == {"Password"}
+    assert evaluator.evaluate("#{Plain}").sensitive == set()
+
+
+def test_an_error_in_a_sensitive_value_does_not_quote_it() -> None:
+    variables = VariableSet({"Public": "#{each oops}#{/each}"}, {"Secret": "s3#{each x}cr3t"})
+    with pytest.raises(TemplateError) as caught:
+        render("#{Secret}", variables)
+    assert "Secret" in str(caught.value) and "each x" not in str(caught.value)
+    with pytest.raises(TemplateError, match="each oops"):
+        render("#{Public}", variables)

@@ -174,3 +174,82 @@ def test_secrets_are_found_in_decoded_text_whatever_json_escapes() -> None:
     assert holds_secret(config, [secret])
     assert holds_secret({"history": [{"created_by": f"RUN echo {secret}"}]}, [secret])
     assert not holds_secret(config, ["other", ""])
+
+
+def host_folder(tmp_path: Path) -> dict[str, tuple[bytes, int]]:
+    """Files beside the context standing for the builder host's; their bytes and times."""
+    write(
+        tmp_path / "host",
+        {"host-only-name.json": '{"Db": "host value"}', "host-only.config": WEB,
+         "Web.config": WEB, "T.config": WEB_PRODUCTION},
+    )  # fmt: skip
+    return host_state(tmp_path)
+
+
+def host_state(tmp_path: Path) -> dict[str, tuple[bytes, int]]:
+    return {
+        path.name: (path.read_bytes(), path.stat().st_mtime_ns)
+        for path in (tmp_path / "host").iterdir()
+    }
+
+
+@pytest.mark.parametrize(
+    ("features", "links"),
+    [
+        (Features(substitute_in_files=("a/*",)), {"a": "../../host"}),
+        (Features(structured_variables=("a/*",)), {"a": "../../host"}),
+        (Features(structured_variables=("*/*.json",)), {"a": "../../host"}),
+        (Features(structured_variables=("*.json",)),
+         {"settings.json": "../../host/host-only-name.json"}),
+        (Features(dotnet_config_variables=True),
+         {"app/x.config": "../../../host/host-only.config"}),
+        (Features(dotnet_config_transforms=True),
+         {"app/Web.Release.config": "../../../host/T.config"}),
+        (Features(additional_transforms=("a/*.config => app/Web.config",)), {"a": "../../host"}),
+        (Features(additional_transforms=("app/Web.Test.config => out/Web.config",)),
+         {"out": "../../host"}),
+    ],
+)  # fmt: skip
+def test_features_never_follow_a_link_out_of_the_context(
+    tmp_path: Path, features: Features, links: dict[str, str]
+) -> None:
+    """With a link out of the context (one verify_tree would have refused), each feature
+    fails with archive_link_escape before reading or writing what it leads to, and neither
+    the error nor the log names a host file."""
+    before = host_folder(tmp_path)
+    context = tmp_path / "work" / "context"
+    write(context, {"Dockerfile": "FROM base\n", "app/Web.config": WEB,
+                    "app/Web.Test.config": WEB_PRODUCTION})  # fmt: skip
+    for name, target in links.items():
+        (context / name).symlink_to(target)
+    lines: list[str] = []
+    with pytest.raises(FeatureError) as caught:
+        apply_features(context, features, variables("Production"), environment="Production",
+                       tenant=None, log=lines.append)  # fmt: skip
+    assert caught.value.code == "archive_link_escape"
+    assert not any("host" in text for text in [str(caught.value), *lines])
+    assert host_state(tmp_path) == before
+
+
+def test_features_follow_links_that_stay_inside(tmp_path: Path) -> None:
+    """current -> v1 and a file link to a sibling work; a file reached by two names is
+    changed once."""
+    settings = {"Logging": {"LogLevel": {"Default": "x"}}}
+    write(tmp_path, {"v1/entrypoint.sh": "echo #{AppName}\n",
+                     "v1/appsettings.json": json.dumps(settings)})  # fmt: skip
+    (tmp_path / "current").symlink_to("v1")
+    (tmp_path / "settings.json").symlink_to("v1/appsettings.json")
+    lines: list[str] = []
+    features = Features(
+        substitute_in_files=("current/*.sh",),
+        structured_variables=("settings.json", "v1/*.json", "current/*.json"),
+    )
+    report = apply_features(tmp_path, features, variables("Production"),
+                            environment="Production", tenant=None, log=lines.append)  # fmt: skip
+    assert (tmp_path / "v1/entrypoint.sh").read_text() == "echo web\n"
+    assert json.loads((tmp_path / "v1/appsettings.json").read_text()) == {
+        "Logging": {"LogLevel": {"Default": "Warning"}}
+    }
+    assert report.changed == {"current/entrypoint.sh", "settings.json"}  # the first name
+    assert sum("structured variables" in line for line in lines) == 1
+    assert (tmp_path / "current").is_symlink() and (tmp_path / "settings.json").is_symlink()

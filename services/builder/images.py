@@ -1,0 +1,188 @@
+"""Which images a Dockerfile would make an engine fetch, and whether a build may (pure).
+
+Docker reads every ``FROM`` (after the ARGs declared before the first one) and every
+``COPY --from`` that names no earlier stage as an image to pull. A build may use images of
+this registry, where the build's own credential decides what it can read (its space, and
+spaces that allow anonymous pull), and images of the registries an operator allows
+(``SPACEDOCK_BUILD_ALLOWED_REGISTRIES``); anything else is refused before an engine contacts
+any host. ``ADD`` of a URL is refused too: the engine would fetch it from the builder's
+network.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Collection
+from dataclasses import dataclass
+
+from services.builder.assemble import meta_args
+from services.builder.dockerfile import Dockerfile, Instruction, copy_arguments, expand
+from shared.oci.digest import Digest
+from shared.oci.errors import DigestInvalid
+from shared.oci.names import NAME_RE, is_tag
+
+DOCKER_HUB = "docker.io"
+SCRATCH = "scratch"
+MAX_REFERENCE = 512
+_REFERENCE = re.compile(
+    r"[A-Za-z0-9._:/@\[\]-]+"  # host[:port]/path[:tag][@algorithm:hex]
+)
+
+
+class ImageRefused(ValueError):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True, slots=True)
+class ImageReference:
+    """An image as Docker reads its name: ``host`` is ``docker.io`` for a name without one
+    (``written_host`` is then empty)."""
+
+    text: str
+    host: str
+    repository: str
+    reference: str  # a tag or a digest
+    written_host: str
+    line: int
+    stage_base: bool = False  # a FROM, not a COPY --from
+
+    @property
+    def display(self) -> str:
+        return f"{self.text!r} on line {self.line}"
+
+
+def parse_image(text: str, line: int, *, stage_base: bool = False) -> ImageReference:
+    if not text or len(text) > MAX_REFERENCE or not _REFERENCE.fullmatch(text):
+        raise ImageRefused("dockerfile_invalid", f"{text[:100]!r} on line {line} is not an image")
+    name, at, digest = text.partition("@")
+    first, slash, rest = name.partition("/")
+    written_host = first if slash and ("." in first or ":" in first or first == "localhost") else ""
+    path = rest if written_host else name
+    repository, colon, tag = path.rpartition(":")
+    if not colon or "/" in tag:
+        repository, tag = path, "latest"
+    reference = digest if at else tag
+    if NAME_RE.fullmatch(repository) is None or not (
+        is_tag(reference) if not at else _is_digest(reference)
+    ):
+        raise ImageRefused("dockerfile_invalid", f"{text[:100]!r} on line {line} is not an image")
+    return ImageReference(
+        text=text,
+        host=(written_host or DOCKER_HUB).lower(),
+        repository=repository,
+        reference=reference,
+        written_host=written_host,
+        line=line,
+        stage_base=stage_base,
+    )
+
+
+def images_used(dockerfile: Dockerfile, build_args: dict[str, str]) -> list[ImageReference]:
+    """Every image the Dockerfile names: each stage's base and each ``COPY --from`` that is
+    not a stage. ADD of a URL is refused here (``dockerfile_unsupported``)."""
+    values = meta_args(dockerfile, build_args)
+    stages: list[str] = []
+    found: list[ImageReference] = []
+    for instruction in dockerfile.instructions:
+        if instruction.keyword == "FROM":
+            base, stage = _from(instruction, values)
+            if base.lower() not in stages and base.lower() != SCRATCH:
+                found.append(parse_image(base, instruction.line, stage_base=True))
+            stages.append(stage.lower() if stage else f"#{len(stages)}")
+        elif instruction.keyword in ("COPY", "ADD"):
+            source = instruction.flags.get("from")
+            if source is not None:
+                if "$" in source:
+                    raise ImageRefused(
+                        "dockerfile_unsupported",
+                        f"{instruction.keyword} --from on line {instruction.line} names its "
+                        "source with a variable; name the stage or image",
+                    )
+                if source.lower() not in stages and not _stage_index(source, len(stages)):
+                    found.append(parse_image(source, instruction.line))
+            if instruction.keyword == "ADD":
+                _refuse_remote(instruction)
+        elif instruction.keyword == "ONBUILD":
+            continue  # runs in images built from this one, not in this build
+    return found
+
+
+def check_hosts(
+    images: list[ImageReference], own_hosts: Collection[str], allowed_hosts: Collection[str]
+) -> None:
+    """Refuse (``base_image_denied``) an image from a registry that is neither this one nor
+    allowed by the operator."""
+    own = {host.lower() for host in own_hosts}
+    allowed = {host.lower() for host in allowed_hosts}
+    for image in images:
+        if image.host not in own and image.host not in allowed:
+            raise ImageRefused(
+                "base_image_denied",
+                f"{image.display}: images come from this registry ({', '.join(sorted(own))})"
+                f"{'' if not allowed else ' or ' + ', '.join(sorted(allowed))}; "
+                f"{image.host} is not allowed (SPACEDOCK_BUILD_ALLOWED_REGISTRIES)",
+            )
+
+
+def remote_additions(instructions: list[str]) -> list[str]:
+    """The ``ADD`` of a URL among a base image's ONBUILD triggers (which the engine would run
+    in this build)."""
+    refused = []
+    for trigger in instructions:
+        keyword, _, arguments = trigger.strip().partition(" ")
+        if keyword.upper() == "ADD" and _is_remote_text(arguments):
+            refused.append(trigger[:200])
+    return refused
+
+
+def _from(instruction: Instruction, values: dict[str, str]) -> tuple[str, str | None]:
+    words = expand(instruction.arguments, values).split()
+    if len(words) == 3 and words[1].lower() == "as":
+        return words[0], words[2]
+    if len(words) != 1:
+        raise ImageRefused(
+            "dockerfile_invalid", f"FROM on line {instruction.line}: expected FROM image [AS name]"
+        )
+    if "$" in words[0]:
+        raise ImageRefused(
+            "dockerfile_invalid", f"FROM on line {instruction.line} uses an undeclared variable"
+        )
+    return words[0], None
+
+
+def _is_digest(text: str) -> bool:
+    try:
+        Digest.parse(text)
+    except DigestInvalid:
+        return False
+    return True
+
+
+def _stage_index(source: str, stages: int) -> bool:
+    return source.isascii() and source.isdigit() and int(source) < stages
+
+
+def _refuse_remote(instruction: Instruction) -> None:
+    sources, _ = copy_arguments(instruction)
+    for source in sources:
+        if _is_remote(source):
+            raise ImageRefused(
+                "dockerfile_unsupported",
+                f"ADD of a URL on line {instruction.line}: builds do not fetch from the "
+                "network; put the file in a package",
+            )
+
+
+def _is_remote(source: str) -> bool:
+    return "://" in source or source.startswith("git@")
+
+
+def _is_remote_text(arguments: str) -> bool:
+    try:
+        words = shlex.split(arguments)
+    except ValueError:
+        words = arguments.split()
+    return any(_is_remote(word) for word in words)
