@@ -61,6 +61,8 @@ class Settings:
     build_memory_bytes: int = 2 * 1024**3
     build_cpus: float = 1.0
     build_processes: int = 4096
+    # Where each docker-strategy build gets a cgroup with pids.max ("" for none).
+    build_cgroup_parent: str = "spacedock-builds"
     # The configuration features of one build, at most (a runaway template or regex fails).
     build_features_seconds: int = 30
     docker_registry: str = ""
@@ -205,6 +207,16 @@ class Settings:
                 )
         build_memory = _int(get, "SPACEDOCK_BUILD_MEMORY_MB", 2048, 64, 1024 * 1024, problems)
         build_processes = _int(get, "SPACEDOCK_BUILD_PROCESSES", 4096, 64, 1_000_000, problems)
+        cgroup_parent = (get("SPACEDOCK_BUILD_CGROUP_PARENT", "spacedock-builds") or "").strip("/")
+        if cgroup_parent.lower() == "none":
+            cgroup_parent = ""
+        elif not re.fullmatch(
+            r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}(/[A-Za-z0-9][A-Za-z0-9_.-]{0,127})*", cgroup_parent
+        ):
+            problems.append(
+                f"SPACEDOCK_BUILD_CGROUP_PARENT={cgroup_parent!r}: expected a cgroup path such "
+                "as spacedock-builds, or none"
+            )
         build_features_seconds = _int(
             get, "SPACEDOCK_BUILD_FEATURES_SECONDS", 30, 1, 86_400, problems
         )
@@ -254,6 +266,7 @@ class Settings:
             build_memory_bytes=build_memory * 1024 * 1024,
             build_cpus=build_cpus,
             build_processes=build_processes,
+            build_cgroup_parent=cgroup_parent,
             build_features_seconds=build_features_seconds,
             docker_registry=get("SPACEDOCK_DOCKER_REGISTRY") or urlsplit(registry_url).netloc,
             retention_interval_seconds=retention_interval,

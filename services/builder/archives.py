@@ -55,7 +55,9 @@ class Limits:
 class Budget:
     """What a build has extracted so far against its ``Limits``: one per build, passed to
     every ``extract`` of that build. Every entry of an archive counts as a file (folders and
-    links too), as does every folder made for an entry without its own."""
+    links too), as does every folder made for an entry without its own, and every archive
+    (an empty one is still a download and a walk of its tree). A hard link costs the bytes of
+    its file: the image holds its content once for each name."""
 
     def __init__(self, limits: Limits = Limits()) -> None:
         self.limits = limits
@@ -141,6 +143,7 @@ def extract(archive: Path, destination: Path, budget: Budget | None = None) -> l
     made; the relative paths of the regular files written."""
     if budget is None:
         budget = Budget()
+    budget.entry()  # the archive itself
     with archive.open("rb") as handle:
         magic = handle.read(4)
     try:
@@ -288,18 +291,21 @@ def _extract_tar(archive: Path, tree: _Tree) -> list[str]:
 
 
 def _hard_link(tree: _Tree, relative: str, linkname: str) -> None:
-    """A second name for a regular file already extracted, reached without links."""
+    """A second name for a regular file already extracted, reached without links, charged
+    its file's size: a layer (the assembled strategy copies each name) holds it again."""
     try:
         source = safe_relative(linkname, what="hard link target")
         parent, _, name = source.rpartition("/")
         path = tree.folder(parent, relative, create=False) / name
-        regular = bool(name) and stat.S_ISREG(path.lstat().st_mode)
+        status = path.lstat()
+        regular = bool(name) and stat.S_ISREG(status.st_mode)
     except (ArchiveError, FileNotFoundError):
         regular = False
     if not regular:
         raise ArchiveError(
             "archive_link_escape", f"hard link {relative!r} has no file in the tree to name"
         )
+    tree.budget.add(status.st_size)
     os.link(path, tree.place(relative), follow_symlinks=False)
 
 

@@ -118,9 +118,17 @@ def _from(dockerfile: Dockerfile) -> Instruction:
     raise DockerfileError("the Dockerfile has no FROM")
 
 
+# Docker lets these build args be used without an ARG, in FROM too.
+BUILTIN_ARGS = frozenset(
+    {"HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "FTP_PROXY", "ftp_proxy",
+     "NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"}
+)  # fmt: skip
+
+
 def meta_args(dockerfile: Dockerfile, build_args: dict[str, str]) -> dict[str, str]:
-    """ARGs declared before FROM: usable in FROM, and as defaults of ARGs redeclared after."""
-    values: dict[str, str] = {}
+    """ARGs declared before FROM: usable in FROM, and as defaults of ARGs redeclared after;
+    the built-in proxy args too, when the request gives them."""
+    values = {name: value for name, value in build_args.items() if name in BUILTIN_ARGS}
     for instruction in dockerfile.instructions:
         if instruction.keyword == "FROM":
             break

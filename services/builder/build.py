@@ -32,7 +32,7 @@ from services.builder.images import (
     ImageRefused,
     check_hosts,
     images_used,
-    remote_additions,
+    trigger_problems,
 )
 from services.builder.isolation import IsolatedFailure, IsolatedTimeout, run_isolated
 from services.builder.redaction import holds_secret
@@ -160,6 +160,8 @@ class _Build:
             images = images_used(dockerfile, request.build_args)
         except ImageRefused as exc:
             raise BuildFailed(exc.code, str(exc)) from exc
+        except DockerfileError as exc:
+            raise BuildFailed("dockerfile_invalid", str(exc)) from exc
         blocker = dockerfile.assembled_blocker()
         self._insist_on_assembled(blocker)
         located = await self._locate(images, single_base=blocker is None)
@@ -421,20 +423,23 @@ class _Build:
             raise BuildFailed(exc.code, str(exc)) from exc
 
     async def _refuse_remote_triggers(self, located: dict[ImageReference, BaseLocation]) -> None:
-        """A base's ONBUILD triggers run in this build: an ``ADD`` of a URL among them would
-        make the engine fetch from the builder's network."""
+        """A stage base's ONBUILD triggers run in this build: an ``ADD`` of a URL among them
+        would make the engine fetch from the builder's network. (Bases of the registries an
+        operator allows are the operator's to trust.)"""
         for image, location in located.items():
+            if not image.stage_base:
+                continue
             try:
                 base = await _resolve_base(self.client, location, self.request.platform)
             except RegistryRefused:
                 continue  # the engine's own pull reports what is wrong with it
             triggers = (base.config.get("config") or {}).get("OnBuild") or []
-            refused = remote_additions([t for t in triggers if isinstance(t, str)])
+            refused = trigger_problems([t for t in triggers if isinstance(t, str)])
             if refused:
                 raise BuildFailed(
                     "dockerfile_unsupported",
-                    f"{image.display}: its ONBUILD trigger {refused[0]!r} adds a URL; builds "
-                    "do not fetch from the network",
+                    f"{image.display}: its ONBUILD trigger {refused[0]!r} would add a URL or "
+                    "copy from another image; builds do not fetch from the network",
                 )
 
 

@@ -16,6 +16,7 @@ import contextlib
 import json
 import stat
 import threading
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,7 @@ import docker
 from docker import auth
 from docker.errors import APIError, BuildError, DockerException, ImageNotFound
 
+from services.builder.cgroups import ProcessLimits
 from services.builder.redaction import holds_secret
 
 Log = Callable[[str], None]
@@ -42,7 +44,9 @@ class DockerLimits:
 
     memory_bytes: int = 2 * 1024**3
     cpus: float = 1.0
-    processes: int = 4096  # RLIMIT_NPROC: counted per user, so it bounds a fork bomb
+    # A cgroup's pids.max where the engine allows one (see cgroups.py), and RLIMIT_NPROC,
+    # which binds the steps that run as another user than root.
+    processes: int = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,9 +70,13 @@ class DockerJob:
 
 
 class DockerEngine:
-    def __init__(self, base_url: str | None = None) -> None:
+    def __init__(
+        self, base_url: str | None = None, cgroup_parent: str | None = "spacedock-builds"
+    ) -> None:
         self._base_url = base_url
         self._client: docker.DockerClient | None = None
+        self._cgroups = ProcessLimits(cgroup_parent) if cgroup_parent else None
+        self._cgroups_usable: bool | None = None
 
     def _docker(self) -> docker.DockerClient:
         if self._client is None:
@@ -120,8 +128,10 @@ class DockerEngine:
         self, client: docker.DockerClient, job: DockerJob, log: Log, stop: threading.Event
     ) -> Any:
         lines = _Lines(log)
+        name = f"build-{uuid.uuid4().hex}"
+        cgroup = self._process_cgroup(client, name, job.limits.processes)
         try:
-            for chunk in self._build_stream(client, job):
+            for chunk in self._build_stream(client, job, cgroup):
                 lines.add(chunk.get("stream"))
                 if "error" in chunk:
                     raise DockerBuildError("dockerfile_failed", str(chunk["error"]).strip())
@@ -132,9 +142,25 @@ class DockerEngine:
             raise DockerBuildError("dockerfile_failed", str(exc)) from exc
         finally:
             lines.flush()
+            if cgroup is not None and self._cgroups is not None:
+                self._cgroups.remove(name)
+
+    def _process_cgroup(self, client: docker.DockerClient, name: str, processes: int) -> str | None:
+        """A cgroup of the build's own, holding ``processes`` tasks at most, when the engine
+        is local and uses the ``cgroupfs`` driver (else ``RLIMIT_NPROC`` alone applies)."""
+        if self._cgroups is None:
+            return None
+        if self._cgroups_usable is None:
+            try:
+                driver = client.info().get("CgroupDriver")
+            except (APIError, DockerException):
+                driver = None
+            local = str(client.api.base_url).startswith(("http+docker://localhost", "unix"))
+            self._cgroups_usable = driver == "cgroupfs" and local
+        return self._cgroups.create(name, processes) if self._cgroups_usable else None
 
     @staticmethod
-    def _build_stream(client: docker.DockerClient, job: DockerJob) -> Any:
+    def _build_stream(client: docker.DockerClient, job: DockerJob, cgroup: str | None) -> Any:
         """The engine's build, asked for directly: the SDK's ``build`` would send every
         credential the client or the machine's Docker config holds, and has no way to say
         CPU quota or process limits."""
@@ -146,6 +172,9 @@ class DockerEngine:
         params: dict[str, Any] = {
             "t": job.reference,
             "pull": True,
+            # The engine's layer cache is shared by every space: a step cached from another
+            # space's build would hand over what that build made (keys, tokens) and reuse it.
+            "nocache": True,
             "rm": True,
             "forcerm": True,
             "networkmode": "none",
@@ -158,6 +187,8 @@ class DockerEngine:
                 [{"Name": "nproc", "Soft": limits.processes, "Hard": limits.processes}]
             ),
         }
+        if cgroup is not None:
+            params["cgroupparent"] = cgroup
         if job.build_args:
             params["buildargs"] = json.dumps(job.build_args)
         context = docker.utils.tar(str(job.context), exclude=_dockerignore(job.context))

@@ -75,26 +75,43 @@ class Dockerfile:
         return None
 
 
+# Characters Python treats as line breaks or trims as blanks where Docker does not (or the
+# other way round): a Dockerfile holding one could be read one way here and another there.
+_AMBIGUOUS = re.compile(
+    "[\r\x0b\x0c\x1c-\x1f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]"
+)
+DIRECTIVES = ("syntax", "escape", "check")
+_DIRECTIVE = re.compile(r"#\s*([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(.+?)\s*")
+
+
 def parse_dockerfile(text: str) -> Dockerfile:
-    escape = "\\"
-    directive = re.match(r"\s*#\s*escape\s*=\s*([\\`])", text)
-    if directive is not None:
-        escape = directive.group(1)
+    """The instructions, read as Docker's parser reads them: lines end at ``\n`` (a ``\r``
+    before it goes), parser directives come first, and a line continues when its escape
+    character ends it, spaces and tabs aside."""
+    lines = [line.removesuffix("\r") for line in text.removeprefix("\ufeff").split("\n")]
+    for number, line in enumerate(lines, start=1):
+        ambiguous = _AMBIGUOUS.search(line)
+        if ambiguous is not None:
+            raise DockerfileError(
+                f"line {number} holds the character U+{ord(ambiguous.group()):04X}, which "
+                "Docker and this builder would not read alike"
+            )
+    escape, first = _directives(lines)
     instructions: list[Instruction] = []
     pending: list[str] = []
     start_line = 0
-    for number, raw in enumerate(text.splitlines(), start=1):
-        stripped = raw.strip()
+    for number, raw in enumerate(lines[first:], start=first + 1):
+        stripped = raw.strip(" \t")
         if not stripped or stripped.startswith("#"):
             continue  # blank lines and comments, also inside a continued instruction
         if not pending:
             start_line = number
-            raw = raw.lstrip()
+            raw = raw.lstrip(" \t")
         # As Docker does: the escape and the line break go, the next line follows directly.
-        if raw.rstrip().endswith(escape):
-            pending.append(raw.rstrip()[:-1])
+        if raw.rstrip(" \t").endswith(escape):
+            pending.append(raw.rstrip(" \t")[:-1])
             continue
-        pending.append(raw.rstrip())
+        pending.append(raw.rstrip(" \t"))
         instructions.append(_instruction("".join(pending), start_line))
         pending = []
     if pending:
@@ -106,21 +123,55 @@ def parse_dockerfile(text: str) -> Dockerfile:
     return Dockerfile(tuple(instructions))
 
 
+def _directives(lines: list[str]) -> tuple[str, int]:
+    """The escape character, and the index of the first line after the parser directives
+    (``# key=value`` lines of known keys at the very top; anything else, a blank line or an
+    unknown key too, ends them)."""
+    escape = "\\"
+    seen: set[str] = set()
+    for index, line in enumerate(lines):
+        match = _DIRECTIVE.fullmatch(line.strip(" \t"))
+        if match is None or match.group(1).lower() not in DIRECTIVES:
+            return escape, index
+        key, value = match.group(1).lower(), match.group(2)
+        if key in seen:
+            raise DockerfileError(f"the {key} parser directive is given twice")
+        seen.add(key)
+        if key == "escape":
+            if value not in ("\\", "`"):
+                raise DockerfileError(f"invalid escape character {value!r}: use \\ or `")
+            escape = value
+    return escape, len(lines)
+
+
+def parse_instruction(text: str, line: int = 1) -> Instruction:
+    """One instruction's text (an ONBUILD trigger, say), read like a Dockerfile's."""
+    if _AMBIGUOUS.search(text) or "\n" in text:
+        raise DockerfileError(f"instruction on line {line} holds characters Docker reads apart")
+    return _instruction(text, line)
+
+
 def _instruction(text: str, line: int) -> Instruction:
-    keyword, _, arguments = text.strip().partition(" ")
+    keyword, _, arguments = _split_word(text.strip(" \t"))
     keyword = keyword.upper()
     if keyword not in KNOWN:
         raise DockerfileError(f"unknown instruction {keyword!r} on line {line}")
     flags: dict[str, str] = {}
-    arguments = arguments.strip()
     while arguments.startswith("--"):
-        flag, _, rest = arguments.partition(" ")
+        flag, _, arguments = _split_word(arguments)
+        if any(quote in flag for quote in "\"'"):
+            raise DockerfileError(f"{keyword} on line {line}: a flag with quotes ({flag[:60]})")
         name, _, value = flag[2:].partition("=")
         flags[name.lower()] = value
-        arguments = rest.strip()
     if not arguments and keyword not in ("CMD", "ENTRYPOINT"):
         raise DockerfileError(f"{keyword} on line {line} needs arguments")
     return Instruction(keyword, arguments, line, flags)
+
+
+def _split_word(text: str) -> tuple[str, str, str]:
+    """The first word and the rest, separated by spaces or tabs as Docker separates them."""
+    parts = re.split(r"[ \t]+", text, maxsplit=1)
+    return parts[0], " ", parts[1].strip(" \t") if len(parts) > 1 else ""
 
 
 def copy_arguments(instruction: Instruction) -> tuple[list[str], str]:

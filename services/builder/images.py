@@ -12,12 +12,18 @@ network.
 from __future__ import annotations
 
 import re
-import shlex
 from collections.abc import Collection
 from dataclasses import dataclass
 
 from services.builder.assemble import meta_args
-from services.builder.dockerfile import Dockerfile, Instruction, copy_arguments, expand
+from services.builder.dockerfile import (
+    Dockerfile,
+    DockerfileError,
+    Instruction,
+    copy_arguments,
+    expand,
+    parse_instruction,
+)
 from shared.oci.digest import Digest
 from shared.oci.errors import DigestInvalid
 from shared.oci.names import NAME_RE, is_tag
@@ -84,29 +90,23 @@ def images_used(dockerfile: Dockerfile, build_args: dict[str, str]) -> list[Imag
     """Every image the Dockerfile names: each stage's base and each ``COPY --from`` that is
     not a stage. ADD of a URL is refused here (``dockerfile_unsupported``)."""
     values = meta_args(dockerfile, build_args)
-    stages: list[str] = []
+    stages: list[str] = []  # the stages that have ended: a stage cannot copy from itself
+    current: str | None = None
     found: list[ImageReference] = []
     for instruction in dockerfile.instructions:
         if instruction.keyword == "FROM":
+            if current is not None:
+                stages.append(current)
             base, stage = _from(instruction, values)
             if base.lower() not in stages and base.lower() != SCRATCH:
                 found.append(parse_image(base, instruction.line, stage_base=True))
-            stages.append(stage.lower() if stage else f"#{len(stages)}")
+            current = stage.lower() if stage else f"#{len(stages)}"
         elif instruction.keyword in ("COPY", "ADD"):
-            source = instruction.flags.get("from")
-            if source is not None:
-                if "$" in source:
-                    raise ImageRefused(
-                        "dockerfile_unsupported",
-                        f"{instruction.keyword} --from on line {instruction.line} names its "
-                        "source with a variable; name the stage or image",
-                    )
-                if source.lower() not in stages and not _stage_index(source, len(stages)):
-                    found.append(parse_image(source, instruction.line))
+            source = _copy_from(instruction)
+            if source is not None and not _is_stage(source, stages):
+                found.append(parse_image(source, instruction.line))
             if instruction.keyword == "ADD":
                 _refuse_remote(instruction)
-        elif instruction.keyword == "ONBUILD":
-            continue  # runs in images built from this one, not in this build
     return found
 
 
@@ -127,13 +127,19 @@ def check_hosts(
             )
 
 
-def remote_additions(instructions: list[str]) -> list[str]:
-    """The ``ADD`` of a URL among a base image's ONBUILD triggers (which the engine would run
-    in this build)."""
+def trigger_problems(triggers: list[str]) -> list[str]:
+    """The ONBUILD triggers of a base image that this build must not run: they run in it as
+    if they were its own instructions, so an ``ADD`` of a URL (or of a variable, which may
+    hold one) and a ``COPY --from`` another image are refused like those of the Dockerfile."""
     refused = []
-    for trigger in instructions:
-        keyword, _, arguments = trigger.strip().partition(" ")
-        if keyword.upper() == "ADD" and _is_remote_text(arguments):
+    for trigger in triggers:
+        try:
+            instruction = parse_instruction(trigger.strip(" \t"))
+            if instruction.keyword in ("COPY", "ADD") and _copy_from(instruction) is not None:
+                raise ImageRefused("dockerfile_unsupported", "--from in a trigger")
+            if instruction.keyword == "ADD":
+                _refuse_remote(instruction)
+        except (DockerfileError, ImageRefused):
             refused.append(trigger[:200])
     return refused
 
@@ -161,28 +167,32 @@ def _is_digest(text: str) -> bool:
     return True
 
 
-def _stage_index(source: str, stages: int) -> bool:
-    return source.isascii() and source.isdigit() and int(source) < stages
+def _is_stage(source: str, stages: list[str]) -> bool:
+    """Whether ``--from`` names a stage that has ended, by its name or its index."""
+    if source.lower() in stages:
+        return True
+    return source.isascii() and source.isdigit() and int(source) < len(stages)
+
+
+def _copy_from(instruction: Instruction) -> str | None:
+    source = instruction.flags.get("from")
+    if source is not None and "$" in source:
+        raise ImageRefused(
+            "dockerfile_unsupported",
+            f"{instruction.keyword} --from on line {instruction.line} names its source with a "
+            "variable; name the stage or image",
+        )
+    return source
 
 
 def _refuse_remote(instruction: Instruction) -> None:
+    """ADD fetches a URL itself, from the engine's network: refused, and so is a source
+    named by a variable, which could hold one."""
     sources, _ = copy_arguments(instruction)
     for source in sources:
-        if _is_remote(source):
+        if "://" in source or source.startswith("git@") or "$" in source:
             raise ImageRefused(
                 "dockerfile_unsupported",
-                f"ADD of a URL on line {instruction.line}: builds do not fetch from the "
-                "network; put the file in a package",
+                f"ADD of a URL or of a variable on line {instruction.line}: builds do not "
+                "fetch from the network; put the file in a package (or use COPY)",
             )
-
-
-def _is_remote(source: str) -> bool:
-    return "://" in source or source.startswith("git@")
-
-
-def _is_remote_text(arguments: str) -> bool:
-    try:
-        words = shlex.split(arguments)
-    except ValueError:
-        words = arguments.split()
-    return any(_is_remote(word) for word in words)

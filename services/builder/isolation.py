@@ -4,7 +4,9 @@ The configuration features evaluate what the SDI brings — regular expressions 
 and ``Replace`` filters, templates, YAML — and a pathological one can run for hours. A
 thread cannot be interrupted, so the features run in child processes, kept warm and reused
 (a call costs a pickled message each way); a child whose call is cancelled or runs out of
-time is killed and replaced.
+time is killed and replaced. A document can also be made to grow without bound (an XDT rule
+that inserts into every element doubles it), so each child has an address-space limit: a
+call that reaches it fails with IsolatedMemoryError, and that child is replaced too.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import multiprocessing
+import resource
 import traceback
 from collections.abc import Callable
 from multiprocessing.connection import Connection
@@ -19,6 +22,7 @@ from typing import Any
 
 PRELOAD = ["services.builder.features.pipeline"]
 DEFAULT_WORKERS = 2
+DEFAULT_MEMORY_BYTES = 2 * 1024**3  # a child's address space; an idle one uses about 40 MiB
 
 
 class IsolatedFailure(Exception):
@@ -33,8 +37,24 @@ class IsolatedTimeout(IsolatedFailure):
         self.seconds = seconds
 
 
-def _serve(connection: Connection) -> None:
-    """A child's loop: calls in, results (or failures, as data) out, until told to stop."""
+class IsolatedMemoryError(IsolatedFailure):
+    """The call ran out of memory (the child's limit, when it has one); the child was
+    stopped (a fresh one takes its place)."""
+
+    def __init__(self, limit: int | None) -> None:
+        within = "" if limit is None else f" (a limit of {limit / 1024**2:g} MiB)"
+        super().__init__(f"the call ran out of memory{within} and was stopped")
+        self.limit = limit
+
+
+def _serve(connection: Connection, memory_bytes: int | None) -> None:
+    """A child's loop: calls in, results (or failures, as data) out, until told to stop, or
+    until a call runs out of memory (the process is ended rather than trusted again)."""
+    if memory_bytes is not None:
+        _, hard = resource.getrlimit(resource.RLIMIT_AS)
+        if hard != resource.RLIM_INFINITY:
+            memory_bytes = min(memory_bytes, hard)
+        resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
     while True:
         try:
             message = connection.recv()
@@ -43,18 +63,29 @@ def _serve(connection: Connection) -> None:
         if message is None:
             return
         function, args = message
+        reply = _call(function, args)  # out of the handler: the failed call's frames are gone
         try:
-            connection.send(("ok", function(*args)))
-        except BaseException as exc:
-            connection.send(
-                ("error", (type(exc).__name__, str(exc), traceback.format_exc(limit=5)))
-            )
+            connection.send(reply)
+        except MemoryError:  # the answer is too large to pickle
+            reply = ("memory", None)
+            connection.send(reply)
+        if reply[0] == "memory":
+            return
+
+
+def _call(function: Callable[..., Any], args: tuple[Any, ...]) -> tuple[str, Any]:
+    try:
+        return "ok", function(*args)
+    except MemoryError:
+        return "memory", None
+    except BaseException as exc:
+        return "error", (type(exc).__name__, str(exc), traceback.format_exc(limit=5))
 
 
 class _Child:
-    def __init__(self, context: Any) -> None:
+    def __init__(self, context: Any, memory_bytes: int | None) -> None:
         self.connection, child_end = context.Pipe(duplex=True)
-        self.process = context.Process(target=_serve, args=(child_end,), daemon=True)
+        self.process = context.Process(target=_serve, args=(child_end, memory_bytes), daemon=True)
         self.process.start()
         child_end.close()
 
@@ -67,8 +98,14 @@ class _Child:
 
 
 class IsolatedRunner:
-    def __init__(self, workers: int = DEFAULT_WORKERS) -> None:
+    """Up to ``workers`` children, each limited to ``memory_bytes`` of address space (None:
+    no limit of its own)."""
+
+    def __init__(
+        self, workers: int = DEFAULT_WORKERS, memory_bytes: int | None = DEFAULT_MEMORY_BYTES
+    ) -> None:
         self.workers = workers
+        self.memory_bytes = memory_bytes
         self._context: Any = None
         self._idle: list[_Child] = []
         self._live = 0
@@ -89,9 +126,10 @@ class IsolatedRunner:
     ) -> Any:
         """``function(*args)`` in a child; its (picklable) return value. A failure in the
         child comes back as IsolatedFailure with its type and message; a call still running
-        after ``timeout`` seconds as IsolatedTimeout. The seconds count from when a child
-        takes the call (waiting for a free one is not the call's fault), and the failure is
-        named, where a cancel scope around the call could say neither."""
+        after ``timeout`` seconds as IsolatedTimeout; one out of memory as
+        IsolatedMemoryError. The seconds count from when a child takes the call (waiting for
+        a free one is not the call's fault), and the failure is named, where a cancel scope
+        around the call could say neither."""
         child = await self._take()
         loop = asyncio.get_running_loop()
         healthy = False
@@ -113,11 +151,15 @@ class IsolatedRunner:
                 loop.remove_reader(child.connection.fileno())
             try:
                 status, value = child.connection.recv()
-            except EOFError as exc:
-                raise IsolatedFailure(f"the child process ended without an answer ({exc})") from exc
-            healthy = True
+            except (EOFError, OSError) as exc:  # killed, or it crashed
+                raise IsolatedFailure(
+                    f"the child process ended without an answer ({exc!r})"
+                ) from exc
+            healthy = status != "memory"
         finally:
             await self._give_back(child, healthy)
+        if status == "memory":
+            raise IsolatedMemoryError(self.memory_bytes)
         if status == "error":
             kind, message, _ = value
             raise IsolatedFailure(f"{kind}: {message}")
@@ -133,7 +175,7 @@ class IsolatedRunner:
                 return self._idle.pop()
             self._live += 1
         try:
-            return await asyncio.to_thread(_Child, self._ctx())
+            return await asyncio.to_thread(_Child, self._ctx(), self.memory_bytes)
         except BaseException:
             async with self._available:
                 self._live -= 1
@@ -142,7 +184,7 @@ class IsolatedRunner:
 
     async def _give_back(self, child: _Child, healthy: bool) -> None:
         assert self._available is not None
-        if not healthy:  # cancelled, timed out or broken: it may still be running
+        if not healthy:  # cancelled, timed out, out of memory or broken: it may still run
             await asyncio.to_thread(child.kill)
         async with self._available:
             if healthy:

@@ -63,7 +63,7 @@ async def run_builder(settings: Settings, stop: asyncio.Event, bus: EventBus | N
             registry_url=settings.registry_url,
             public_host=settings.public_host,
             registry_host=settings.docker_registry or registry_host(settings.registry_url),
-            docker=DockerEngine(settings.docker_host),
+            docker=DockerEngine(settings.docker_host, settings.build_cgroup_parent or None),
             policy=build_policy(settings),
         )
         worker = BuildWorker(

@@ -8,6 +8,12 @@ filters' XML and URI escaping, and hex. A line break may fall inside any of them
 wraps at 76 columns), and a piece of a base64 form at the very start or end of a text is
 masked too: the rest of it may be in the line before or after.
 
+A value of several lines (a PEM key) is printed, and logged, a line at a time (``RUN cat
+key.pem``), so each of its lines long enough not to be noise is masked on its own as well,
+as itself and escaped (base64 is left to the whole value's forms, which find it in a larger
+encoded file). That is for masking only: a line alone (``-----END PRIVATE KEY-----``) is not
+reason enough to refuse an image.
+
 Searching happens in decoded text, not in an encoding of it (JSON escapes non-ASCII, quotes
 and backslashes, so searching serialised bytes misses them).
 """
@@ -25,6 +31,8 @@ from typing import Any
 MASK = "********"
 MIN_ENCODED = 6  # shorter encoded forms would mask noise ("61" for "a")
 MAX_ANCHORED = 64 * 1024  # characters of base64 forms indexed to find pieces at text edges
+MIN_LINE = 6  # shorter lines of a multi-line value would mask noise ("}", "end")
+MAX_LINES = 1000  # lines of multi-line values looked for on their own, each a few searches
 _LINE_BREAKS = re.compile(r"[\r\n]")
 
 
@@ -46,6 +54,13 @@ def encoded_forms(secret: str) -> tuple[set[str], set[str]]:
     data = secret.encode(errors="surrogatepass")  # JSON may carry a lone surrogate
     b64 = {base64.b64encode(data).decode(), base64.urlsafe_b64encode(data).decode()}
     b64 |= base64_cores(data) | base64_cores(data, b"-_")
+    b64 = {form for form in b64 if len(form) >= MIN_ENCODED}
+    return escaped_forms(secret) | b64, b64
+
+
+def escaped_forms(secret: str) -> set[str]:
+    """``secret`` URL, HTML, XML and JSON escaped, and in hex (those long enough to mask)."""
+    data = secret.encode(errors="surrogatepass")
     forms = {
         urllib.parse.quote(secret, safe="", errors="surrogatepass"),
         urllib.parse.quote(  # the UriEscape filter
@@ -61,8 +76,13 @@ def encoded_forms(secret: str) -> tuple[set[str], set[str]]:
         data.hex(),
         data.hex().upper(),
     }  # fmt: skip
-    keep = {form for form in forms | b64 if len(form) >= MIN_ENCODED}
-    return keep, {form for form in b64 if len(form) >= MIN_ENCODED}
+    return {form for form in forms if len(form) >= MIN_ENCODED}
+
+
+def value_lines(secret: str) -> list[str]:
+    """The lines of a multi-line ``secret``, stripped, that are long enough to look for."""
+    lines = [line.strip() for line in _LINE_BREAKS.split(secret)]
+    return [line for line in lines if len(line) >= MIN_LINE] if len(lines) > 1 else []
 
 
 class Masker:
@@ -71,13 +91,20 @@ class Masker:
     def __init__(self, secrets: Iterable[str]) -> None:
         forms: set[str] = set()
         wrapped: set[str] = set()
-        for secret in {s for s in secrets if s}:
+        lines: dict[str, None] = {}  # in order, each once
+        for secret in dict.fromkeys(s for s in secrets if s):
             encoded, b64 = encoded_forms(secret)
             forms |= encoded | {secret}
             wrapped |= b64
+            lines.update(dict.fromkeys(value_lines(secret)))
         # Text is searched with its line breaks taken out, so the forms are too.
         flat = {_LINE_BREAKS.sub("", form) for form in forms}
         self.forms = sorted((form for form in flat if form), key=len, reverse=True)
+        # Masked, not reason to refuse: found_in looks for whole values only.
+        pieces: set[str] = set()
+        for line in list(lines)[:MAX_LINES]:
+            pieces |= escaped_forms(line) | {line}
+        self._masked = sorted(pieces | set(self.forms), key=len, reverse=True)
         # Each MIN_ENCODED characters of a base64 form, to find a piece of one at an edge.
         self._anchors: dict[str, list[tuple[str, int]]] = {}
         room = MAX_ANCHORED
@@ -89,7 +116,7 @@ class Masker:
                 self._anchors.setdefault(form[at : at + MIN_ENCODED], []).append((form, at))
 
     def __bool__(self) -> bool:
-        return bool(self.forms)
+        return bool(self._masked)
 
     def found_in(self, text: str) -> bool:
         """Whether ``text`` holds a sensitive value, or an encoding of one, whole."""
@@ -97,7 +124,7 @@ class Masker:
         return any(form in flat for form in self.forms)
 
     def mask(self, text: str) -> str:
-        if not self.forms or not text:
+        if not self._masked or not text:
             return text
         broken = _has_breaks(text)
         flat = _LINE_BREAKS.sub("", text) if broken else text
@@ -122,7 +149,7 @@ class Masker:
         return "".join(out)
 
     def _occurrences(self, text: str) -> Iterator[tuple[int, int]]:
-        for form in self.forms:
+        for form in self._masked:
             start = text.find(form)
             while start >= 0:
                 yield start, start + len(form)

@@ -1,5 +1,10 @@
 """A Source Docker Image's ``sdi.yaml``: the packages to extract into the build context and
-the configuration features to run on its files (PRODUCT.md §8)."""
+the configuration features to run on its files (PRODUCT.md §8).
+
+The file is the tenant's, so reading it is bounded: its size, its nodes and how deep they
+nest, and the packages it may name (each one a download and an extraction). YAML aliases are
+refused: a few nested ones (through merge keys too) stand for billions of nodes, and an
+sdi.yaml has no need of them."""
 
 from __future__ import annotations
 
@@ -12,6 +17,9 @@ from services.builder.archives import ArchiveError, safe_relative
 from shared.packages import PackageNameInvalid, check_package_reference
 
 MAX_SDI_BYTES = 256 * 1024
+MAX_NODES = 10_000  # scalars, lists and mappings: 100 packages take about 700
+MAX_DEPTH = 16  # lists and mappings inside each other: sdi.yaml itself needs 4
+MAX_PACKAGES = 100
 
 
 class SdiInvalid(ValueError):
@@ -46,14 +54,22 @@ def parse_sdi(text: str | None) -> SdiSpec:
         return SdiSpec()
     if len(text) > MAX_SDI_BYTES:
         raise SdiInvalid("sdi.yaml is too large")
+    loader = _BoundedLoader(text)
     try:
-        document = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
+        document = loader.get_single_data()
+    except SdiInvalid:
+        raise
+    except (yaml.YAMLError, ValueError) as exc:  # ValueError: an integer of 5,000 digits
         raise SdiInvalid(f"sdi.yaml is not valid YAML: {exc}") from exc
+    finally:
+        loader.dispose()
     body = _mapping(document, "sdi.yaml", {"packages", "features"})
-    packages = tuple(
-        _package(item, n) for n, item in enumerate(_list(body.get("packages"), "packages"))
-    )
+    items = _list(body.get("packages"), "packages")
+    if len(items) > MAX_PACKAGES:
+        raise SdiInvalid(
+            f"sdi.yaml lists {len(items)} packages; a build extracts at most {MAX_PACKAGES}"
+        )
+    packages = tuple(_package(item, n) for n, item in enumerate(items))
     features = _mapping(
         body.get("features") or {},
         "features",
@@ -83,6 +99,30 @@ def parse_sdi(text: str | None) -> SdiSpec:
             ),
         ),
     )
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """The safe loader, refusing aliases and more than MAX_NODES nodes or MAX_DEPTH levels
+    before it builds them (nesting deeper would also exhaust the recursive composer)."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.nodes = 0
+        self.depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        if self.check_event(yaml.AliasEvent):
+            raise SdiInvalid("sdi.yaml may not use YAML aliases (*name)")
+        self.nodes += 1
+        if self.nodes > MAX_NODES:
+            raise SdiInvalid(f"sdi.yaml has more than {MAX_NODES} values")
+        if self.depth >= MAX_DEPTH:
+            raise SdiInvalid(f"sdi.yaml nests lists and mappings more than {MAX_DEPTH} deep")
+        self.depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
 
 
 def _mapping(value: Any, where: str, allowed: set[str]) -> dict[str, Any]:

@@ -47,7 +47,6 @@ LEASE = dt.timedelta(seconds=30)
 RENEW_SECONDS = 10.0
 CANCEL_CHECK_SECONDS = 1.0
 LAST_LINES = 20
-MASK = "********"
 
 
 @dataclass(frozen=True, slots=True)

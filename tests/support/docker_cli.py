@@ -11,7 +11,7 @@ import pytest
 from tests.support.commands import require, run, succeed
 
 BUSYBOX = Path("/bin/busybox")
-BUSYBOX_APPLETS = ["sh", "cat", "ls", "echo", "mkdir", "test", "wc", "base64"]
+BUSYBOX_APPLETS = ["sh", "cat", "ls", "echo", "mkdir", "test", "wc", "base64", "sleep"]
 
 
 def require_docker() -> None:

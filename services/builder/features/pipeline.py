@@ -4,6 +4,10 @@ configuration variables, structured configuration variables.
 
 Only file names and counts are reported: values (sensitive ones included) go into files the
 SDI named and nowhere else.
+
+One Budget bounds what a feature run makes: the templates' characters, and what transforms,
+.NET configuration variables and structured variables add to the files they rewrite (the
+first two also refuse, as they work, to grow a file by more than what is left of it).
 """
 
 from __future__ import annotations
@@ -52,9 +56,10 @@ def apply_features(
     log: Log,
     budget: Budget | None = None,
 ) -> FeatureReport:
-    """Run the features on ``context``; templates spend ``budget`` (a default one if None)."""
+    """Run the features on ``context``, spending ``budget`` (a default one if None)."""
     report = FeatureReport()
     evaluator = Evaluator(variables, budget)
+    budget = evaluator.budget
     names = [variable.name for variable in variables]
 
     def lookup(name: str) -> str | None:
@@ -66,31 +71,33 @@ def apply_features(
     if features.substitute_in_files:
         _substitute(context, features.substitute_in_files, evaluator, report, log)
     if features.dotnet_config_transforms or features.additional_transforms:
-        _transforms(context, features, environment, tenant, report, log)
+        _transforms(context, features, environment, tenant, budget, report, log)
     if features.dotnet_config_variables:
         for path in _files(context, "**/*.config"):
+            content = _read(context, path)
             try:
-                updated, replaced = replace_config_variables(_read(context, path), names, lookup)
+                updated, replaced = replace_config_variables(
+                    content, names, lookup, max_growth=budget.characters
+                )
             except TransformError as exc:
                 raise FeatureError(
                     "config_variables_failed", f"{_rel(context, path)}: {exc}"
                 ) from exc
             if replaced:
-                _write(context, path, updated)
+                _rewrite(context, path, content, updated, budget, "config_variables_failed")
                 report.changed.add(_rel(context, path))
                 log(f"config variables: {len(replaced)} setting(s) in {_rel(context, path)}")
     if features.structured_variables:
         for path in _matches(context, features.structured_variables, evaluator, log):
+            content = _read(context, path)
             try:
-                updated, replacements = replace_structured(
-                    path.name, _read(context, path), names, lookup
-                )
+                updated, replacements = replace_structured(path.name, content, names, lookup)
             except StructuredError as exc:
                 raise FeatureError(
                     "structured_variables_failed", f"{_rel(context, path)}: {exc}"
                 ) from exc
             if replacements:
-                _write(context, path, updated)
+                _rewrite(context, path, content, updated, budget, "structured_variables_failed")
                 report.changed.add(_rel(context, path))
             log(f"structured variables: {len(replacements)} value(s) in {_rel(context, path)}")
     return report
@@ -124,6 +131,19 @@ def _read(context: Path, path: Path) -> bytes:
 
 def _write(context: Path, path: Path, content: bytes) -> None:
     _inside(context, path).write_bytes(content)
+
+
+def _rewrite(context: Path, path: Path, old: bytes, new: bytes, budget: Budget, code: str) -> None:
+    """``new`` written over ``old``; what it adds spends the feature run's budget first."""
+    try:
+        budget.produce(max(len(new) - len(old), 0))
+    except TemplateError as exc:
+        raise FeatureError(
+            code,
+            f"{_rel(context, path)}: the configuration features would add more than their "
+            f"budget of {budget.characters_limit} characters to the files",
+        ) from exc
+    _write(context, path, new)
 
 
 def _is_file(context: Path, path: Path) -> bool:
@@ -197,6 +217,7 @@ def _transforms(
     features: Features,
     environment: str | None,
     tenant: str | None,
+    budget: Budget,
     report: FeatureReport,
     log: Log,
 ) -> None:
@@ -213,14 +234,17 @@ def _transforms(
     for rule in features.additional_transforms:
         pairs.extend(_additional(context, rule))
     for transform, target in pairs:
+        content = _read(context, target)
         try:
-            transformed = apply_transform(_read(context, target), _read(context, transform))
-            _write(context, target, transformed)
+            transformed = apply_transform(
+                content, _read(context, transform), max_growth=budget.characters
+            )
         except TransformError as exc:
             raise FeatureError(
                 "config_transform_failed",
                 f"{_rel(context, transform)} on {_rel(context, target)}: {exc}",
             ) from exc
+        _rewrite(context, target, content, transformed, budget, "config_transform_failed")
         report.changed.add(_rel(context, target))
         log(f"transformed {_rel(context, target)} with {_rel(context, transform)}")
 

@@ -7,6 +7,10 @@ of the same name under the parent's selection, narrowed by ``xdt:Locator`` —
 ``xdt:Transform`` or, without one, descends. Transforms: ``Replace`` (the first selected),
 ``Insert`` (as the parent's last child), ``InsertBefore(xpath)``, ``InsertAfter(xpath)``,
 ``Remove`` (the first), ``RemoveAll``, ``SetAttributes[(names)]``, ``RemoveAttributes(names)``.
+
+What a transform writes into the document is counted as it is written, against a growth
+allowance: a rule whose locator selects every element (``XPath(//*)``) copies its content
+into each, so a few such rules would otherwise double the document again and again.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ from lxml import etree
 XDT = "http://schemas.microsoft.com/XML-Document-Transform"
 TRANSFORM = f"{{{XDT}}}Transform"
 LOCATOR = f"{{{XDT}}}Locator"
+MAX_GROWTH = 64 * 1024 * 1024  # bytes a transform may write into a document
+NODE_COST = 128  # bytes charged for each element copied, beside its text: libxml2 keeps ~120
 
 
 class TransformError(ValueError):
@@ -42,7 +48,26 @@ def serialize(tree: etree._ElementTree, original: bytes) -> bytes:
     return (declaration.group(0) if declaration else b"") + body + tail
 
 
-def apply_transform(target: bytes, transform: bytes) -> bytes:
+class _Growth:
+    """What a transform may still write into the document."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.left = limit
+
+    def charge(self, size: int) -> None:
+        self.left -= size
+        if self.left < 0:
+            raise TransformError(
+                f"the transform writes more than {self.limit} bytes into the document (each "
+                f"element copied counts {NODE_COST} bytes beside its text); does a locator "
+                "select every element?"
+            )
+
+
+def apply_transform(target: bytes, transform: bytes, *, max_growth: int = MAX_GROWTH) -> bytes:
+    """``target`` transformed; TransformError when the transform cannot be applied or would
+    write more than ``max_growth`` bytes into it."""
     document = parse_xml(target)
     rules = parse_xml(transform).getroot()
     root = document.getroot()
@@ -50,7 +75,7 @@ def apply_transform(target: bytes, transform: bytes) -> bytes:
         raise TransformError(
             f"the transform's root <{rules.tag}> does not match the document's <{root.tag}>"
         )
-    _apply(rules, [root], document)
+    _apply(rules, [root], document, _Growth(max_growth))
     etree.cleanup_namespaces(root)
     return serialize(document, target)
 
@@ -60,27 +85,42 @@ def _name(element: etree._Element) -> str:
 
 
 def _apply(
-    rule: etree._Element, targets: list[etree._Element], document: etree._ElementTree
+    rule: etree._Element,
+    targets: list[etree._Element],
+    document: etree._ElementTree,
+    growth: _Growth,
 ) -> None:
     """``rule`` matched ``targets``: run its transform, then its children's."""
     transform = rule.get(TRANSFORM)
     if transform is not None and rule.getparent() is not None:
-        _transform(rule, transform, targets, document)
+        _transform(rule, transform, targets, document, growth)
         return
     for child in rule:
         if not _is_element(child):
             continue  # comments in the transform
         if child.get(TRANSFORM, "").startswith(("Insert", "InsertBefore", "InsertAfter")):
-            _transform(child, child.get(TRANSFORM, ""), targets, document)
+            _transform(child, child.get(TRANSFORM, ""), targets, document, growth)
             continue
-        selected = [match for parent in targets for match in _select(child, parent, document)]
+        selected = _select_all(child, targets, document)
         if selected or child.get(TRANSFORM) is not None:
-            _apply(child, selected, document)
+            _apply(child, selected, document, growth)
 
 
-def _select(
-    rule: etree._Element, parent: etree._Element, document: etree._ElementTree
+def _select_all(
+    rule: etree._Element, targets: list[etree._Element], document: etree._ElementTree
 ) -> list[etree._Element]:
+    """What ``rule`` selects under the ``targets``, each element once: an ``XPath`` locator
+    is absolute, the same under every target (evaluated once, not once per target)."""
+    locator = rule.get(LOCATOR)
+    if locator is not None and targets:
+        kind, argument = _call(locator)
+        if kind == "XPath":
+            return elements(document, argument)
+    return [match for parent in targets for match in _select(rule, parent)]
+
+
+def _select(rule: etree._Element, parent: etree._Element) -> list[etree._Element]:
+    """The children of ``parent`` that ``rule`` selects (by name, ``Match`` or ``Condition``)."""
     locator = rule.get(LOCATOR)
     if locator is None:
         return [c for c in parent if _is_element(c) and c.tag == rule.tag]
@@ -94,8 +134,6 @@ def _select(
         ]
     if kind == "Condition":
         return elements(parent, f"./*[name()='{_local(rule)}'][{argument}]")
-    if kind == "XPath":
-        return elements(document, argument)
     raise TransformError(f"unknown xdt:Locator {locator!r}")
 
 
@@ -104,12 +142,15 @@ def _transform(
     transform: str,
     targets: list[etree._Element],
     document: etree._ElementTree,
+    growth: _Growth,
 ) -> None:
     kind, argument = _call(transform)
     if kind == "Replace":
         if targets:
+            growth.charge(_size(rule))
             _replace(targets[0], _clean_copy(rule))
     elif kind == "Insert":
+        growth.charge(_size(rule) * len(targets))  # before any copy is made
         for parent in targets:
             parent.append(_clean_copy(rule))
     elif kind in ("InsertBefore", "InsertAfter"):
@@ -117,6 +158,7 @@ def _transform(
         if not anchors:
             raise TransformError(f"{kind}({argument}) selects nothing")
         anchor = anchors[0]
+        growth.charge(_size(rule))
         (anchor.addprevious if kind == "InsertBefore" else anchor.addnext)(_clean_copy(rule))
     elif kind == "Remove":
         if targets:
@@ -132,6 +174,7 @@ def _transform(
             for name in names:
                 value = rule.get(name)
                 if value is not None:
+                    growth.charge(len(name) + len(value))
                     element.set(name, value)
     elif kind == "RemoveAttributes":
         for element in targets:
@@ -165,6 +208,11 @@ def elements(context: etree._Element | etree._ElementTree, path: str) -> list[et
     if not isinstance(result, list):
         return []
     return [item for item in result if isinstance(item, etree._Element)]
+
+
+def _size(rule: etree._Element) -> int:
+    """What a copy of ``rule`` adds to a document: its text and a node's cost per node."""
+    return len(etree.tostring(rule, with_tail=False)) + NODE_COST * sum(1 for _ in rule.iter())
 
 
 def _clean_copy(rule: etree._Element) -> etree._Element:

@@ -17,6 +17,7 @@ ERROR_DESCRIPTIONS = {
     404: "not found, or not visible to the caller",
     409: "conflicts with the current state",
     422: "invalid fields",
+    503: "the server is not configured for this (the message says what is missing)",
 }
 
 

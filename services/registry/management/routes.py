@@ -78,7 +78,7 @@ OPERATIONS: tuple[Operation, ...] = (
     # builds
     Operation("POST", f"{SPACE}/builds", builds.create_build,
               "Request a Source Docker Image build (writer); a known build_id returns that "
-              "build", (202, "BuildAccepted"), body="BuildRequest", errors=(403, 404, 409, 422)),
+              "build", (202, "BuildAccepted"), body="BuildRequest", errors=(403, 404, 422, 503)),
     Operation("GET", f"{SPACE}/builds/{{build_id}}", builds.get_build,
               "A build's status, timestamps, result and error (reader)", (200, "Build"),
               errors=(404,)),

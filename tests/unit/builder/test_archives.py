@@ -300,22 +300,22 @@ def test_one_budget_limits_the_bytes_of_the_whole_build(tmp_path: Path) -> None:
 
 def test_one_budget_limits_the_files_of_the_whole_build(tmp_path: Path) -> None:
     """Entries of every kind count, and so does each folder made for an entry without its
-    own; the 11th thing of the build trips a limit of 10."""
+    own, and each archive; the 14th thing of the build trips a limit of 13."""
     nested = Budget()
     entries: list[tarfile.TarInfo | tuple[str, bytes]] = [special("app", tarfile.DIRTYPE)]
     entries += [("app/x", b"x"), ("deep/er/y", b"y")]
     extract_bytes(make_tar([*entries, link("l", "app")]), tmp_path / "n", nested)
-    assert nested.files == 6  # app, app/x, deep, deep/er, deep/er/y, l
+    assert nested.files == 7  # the archive, app, app/x, deep, deep/er, deep/er/y, l
     package = make_tar([("a", b"a"), ("b", b"b"), special("c", tarfile.DIRTYPE), link("d", "a")])
-    budget = Budget(Limits(max_files=10))
+    budget = Budget(Limits(max_files=13))
     (tmp_path / "build").mkdir()
     extract_bytes(package, tmp_path / "build" / "one", budget)
     extract_bytes(package, tmp_path / "build" / "two", budget)
     with pytest.raises(ArchiveError) as caught:
         extract_bytes(package, tmp_path / "build" / "three", budget)
     assert caught.value.code == "archive_too_large"
-    assert "10" in str(caught.value) and "SPACEDOCK_BUILD_MAX_FILES" in str(caught.value)
-    assert budget.files == 11
+    assert "13" in str(caught.value) and "SPACEDOCK_BUILD_MAX_FILES" in str(caught.value)
+    assert budget.files == 14
     assert sorted(p.name for p in (tmp_path / "build" / "three").iterdir()) == ["a", "b"]
 
 
@@ -324,3 +324,34 @@ def test_extract_without_a_budget_uses_the_default_limits(tmp_path: Path) -> Non
     assert budget.limits == Limits(max_bytes=4 * 1024**3, max_files=200_000)
     assert Limits(max_files=5).budget().limits.max_files == 5  # a fresh one per build
     assert extract_bytes(make_tar([("f", b"x")]), tmp_path / "out") == ["f"]
+
+
+def test_a_hard_link_costs_the_bytes_of_its_file(tmp_path: Path) -> None:
+    """An image holds a file's content once per name (the assembled strategy copies each):
+    200 hard links to an 8 MiB file in a tar of a few KB would be a 1.6 GiB layer."""
+    big = 8 * 1024 * 1024
+    links = [link(f"copy{n}", "big.bin", tarfile.LNKTYPE) for n in range(200)]
+    archive = make_tar([("big.bin", b"\0" * big), *links])
+    assert len(archive) < 64 * 1024
+    budget = Budget(Limits(max_bytes=100 * big))
+    with pytest.raises(ArchiveError) as caught:
+        extract_bytes(archive, tmp_path / "bomb", budget)
+    assert caught.value.code == "archive_too_large"
+    assert budget.bytes == 101 * big  # the file, then each name of it until one is too many
+    fine = Budget()
+    names = [link(f"f{n}", "f", tarfile.LNKTYPE) for n in range(3)]
+    extract_bytes(make_tar([("f", b"12345"), *names]), tmp_path / "fine", fine)
+    assert fine.bytes == 4 * 5 and fine.files == 5  # the archive and its four entries
+
+
+def test_every_archive_costs_an_entry_even_an_empty_one(tmp_path: Path) -> None:
+    """An sdi.yaml may name the same empty package many times: each is still a download and
+    a walk of the tree, so the build's file budget runs out."""
+    empty = make_tar([])
+    budget = Budget(Limits(max_files=3))
+    for n in range(3):
+        assert extract_bytes(empty, tmp_path / f"p{n}", budget) == []
+    with pytest.raises(ArchiveError) as caught:
+        extract_bytes(empty, tmp_path / "p3", budget)
+    assert caught.value.code == "archive_too_large"
+    assert budget.files == 4

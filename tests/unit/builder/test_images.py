@@ -10,7 +10,7 @@ from services.builder.images import (
     check_hosts,
     images_used,
     parse_image,
-    remote_additions,
+    trigger_problems,
 )
 
 OWN = ("registry.internal:5000", "registry.example.com")
@@ -119,6 +119,39 @@ def test_images_come_from_this_registry_or_an_allowed_one() -> None:
     check_hosts([parse_image("Mirror.io:443/x/y", 1)], OWN, ("mirror.io:443",))
 
 
-def test_onbuild_triggers_that_add_a_url_are_found() -> None:
-    triggers = ["RUN make", "ADD https://evil.example/x /x", "add  http://h/y /y", "ADD a /a"]
-    assert remote_additions(triggers) == [triggers[1], triggers[2]]
+def test_onbuild_triggers_that_fetch_or_copy_from_an_image_are_found() -> None:
+    triggers = [
+        "RUN make",
+        "ADD https://evil.example/x /x",
+        "add  http://h/y /y",
+        "ADD a /a",
+        "ADD $U /x",
+        "ADD --chown=0\thttp://h/z /z/",
+        "COPY --from=evil.invalid/img:1 /a /a",
+        "COPY . /app",
+        'ADD --chown="0 " http://h/q /q',
+    ]
+    assert trigger_problems(triggers) == [triggers[i] for i in (1, 2, 4, 5, 6, 8)]
+
+
+def test_a_stage_cannot_copy_from_itself_so_its_name_there_is_an_image() -> None:
+    assert texts("FROM a.io/x:1 AS alpine\nCOPY --from=alpine /a /a\n") == ["a.io/x:1", "alpine"]
+    assert texts("FROM a.io/x:1 AS b\nFROM a.io/y:1\nCOPY --from=b /a /a\n") == [
+        "a.io/x:1",
+        "a.io/y:1",
+    ]
+
+
+def test_built_in_proxy_args_reach_from_as_docker_lets_them() -> None:
+    dockerfile = "FROM ${HTTP_PROXY}lt/busybox:1\n"
+    assert texts(dockerfile, HTTP_PROXY="evil.invalid/") == ["evil.invalid/lt/busybox:1"]
+
+
+@pytest.mark.parametrize(
+    "line",
+    ["ADD $U /x", "ADD ${U} /x", "ADD --chown=0\thttp://evil.invalid/meta x /y/"],
+)
+def test_add_of_a_variable_or_behind_a_tab_is_refused(line: str) -> None:
+    with pytest.raises(ImageRefused) as raised:
+        texts(f"FROM a.io/x:1\nARG U=http://169.254.169.254/latest/meta-data/\n{line}\n")
+    assert raised.value.code == "dockerfile_unsupported"

@@ -104,3 +104,47 @@ def test_a_value_json_could_not_encode_as_utf8_is_still_masked() -> None:
     """A lone surrogate (``"\\ud800"`` in the request's JSON) must not break the build log."""
     secret = "half\ud800pair-secret"
     assert Masker([secret]).mask(f"x {secret} y") == f"x {MASK} y"
+
+
+PEM = (
+    "-----BEGIN PRIVATE KEY-----\n"
+    "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7VJTUt9Us8cKj\n"
+    "MzEfYyjiWA4R4/M2bS1GB4t7NXp98C3SC6dVMvDuictGeurT8jNbvJZHtCSuYEvu\n"
+    "NMoSfm76oqFvAp8Gy0iz5sxjZmSnXyCdPEovGhLa0VzMaQ8s+CLOyS56YyCFGeJZ\n"
+    "  Nf3Z+OrIQ==\n"
+    "-----END PRIVATE KEY-----\n"
+)
+
+
+def test_each_line_of_a_multi_line_value_is_masked_line_by_line() -> None:
+    """``RUN cat key.pem``: the build log gets the key a line at a time, none of which holds
+    the whole value."""
+    from services.builder.worker import BuildLog
+
+    build_log = BuildLog([PEM])
+    for line in PEM.splitlines():
+        build_log(f"#7 0.412 {line}")
+    build_log("#7 DONE 0.5s")
+    lines = [line.split("] ", 1)[1] for line in build_log.lines]
+    expected = [f"#7 0.412 {' ' * (len(x) - len(x.lstrip()))}{MASK}" for x in PEM.splitlines()]
+    assert lines == [*expected, "#7 DONE 0.5s"]
+    assert lines[4] == f"#7 0.412   {MASK}"  # the line's own indent is kept
+    body = [line.strip() for line in PEM.splitlines()[1:-1]]
+    masker = Masker([PEM])
+    assert masker.mask(f"x={urllib.parse.quote(body[2], safe='')};") == f"x={MASK};"
+    assert masker.mask(body[0].encode().hex()) == MASK
+    assert masker.mask(json.dumps({"k": body[1]})) == f'{{"k": "{MASK}"}}'
+
+
+def test_short_lines_of_a_value_are_not_masked_alone() -> None:
+    """A line under six characters would mask noise wherever it appears."""
+    masker = Masker(["}\nend\n  ok  \nlong-enough-line\n"])
+    assert masker.mask("} end ok fine") == "} end ok fine"
+    assert masker.mask("see long-enough-line here") == f"see {MASK} here"
+    assert Masker(["single-line value"]).mask("single-line") == "single-line"
+
+
+def test_a_line_alone_is_masked_but_does_not_make_a_secret_found() -> None:
+    """An image may carry a public certificate's ``-----END ...-----`` line innocently."""
+    assert not holds_secret({"config": {"Labels": {"x": PEM.splitlines()[-1]}}}, [PEM])
+    assert holds_secret({"config": {"Labels": {"x": PEM}}}, [PEM])
