@@ -431,8 +431,9 @@ class _Build:
                 continue
             try:
                 base = await _resolve_base(self.client, location, self.request.platform)
-            except RegistryRefused:
-                continue  # the engine's own pull reports what is wrong with it
+            except RegistryRefused as exc:  # unread triggers are not run
+                code = "base_image_missing" if exc.status in (401, 403, 404) else "registry_error"
+                raise BuildFailed(code, f"{image.display}: {exc}") from exc
             triggers = (base.config.get("config") or {}).get("OnBuild") or []
             refused = trigger_problems([t for t in triggers if isinstance(t, str)])
             if refused:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import time
 from pathlib import Path
 
 ROOT = Path("/sys/fs/cgroup")
@@ -51,15 +52,32 @@ class ProcessLimits:
             return None
         return f"/{self.parent}/{name}"
 
-    def remove(self, name: str) -> None:
-        """The build's cgroup, in every hierarchy the engine made it in (empty by now)."""
+    def remove(self, name: str) -> bool:
+        """The build's cgroup, in every hierarchy the engine made it in; False while any is
+        still busy (a step's container that is still being removed), to be tried again."""
         if not _NAME.fullmatch(name) or not self.root.is_dir():
-            return
+            return True
+        removed = True
         for hierarchy in [self.root, *(p for p in self.root.iterdir() if p.is_dir())]:
             folder = hierarchy / self.parent / name
             if folder.is_dir():
-                with contextlib.suppress(OSError):
+                try:
                     folder.rmdir()
+                except OSError:
+                    removed = False
+        return removed
+
+    def sweep(self, older_than: float) -> None:
+        """Empty build cgroups a builder that died left, untouched for ``older_than`` s."""
+        folder = self._pids_folder()
+        parent = None if folder is None else folder / self.parent
+        if parent is None or not parent.is_dir():
+            return
+        now = time.time()
+        for child in parent.iterdir():
+            with contextlib.suppress(OSError):
+                if child.name.startswith("build-") and now - child.stat().st_mtime > older_than:
+                    self.remove(child.name)
 
 
 def _enable_pids(root: Path, parent: Path) -> None:

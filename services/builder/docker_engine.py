@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import docker
+import structlog
 from docker import auth
 from docker.errors import APIError, BuildError, DockerException, ImageNotFound
 
@@ -30,6 +31,7 @@ from services.builder.cgroups import ProcessLimits
 from services.builder.redaction import holds_secret
 
 Log = Callable[[str], None]
+logger = structlog.get_logger("spacedock.builder")
 
 
 class DockerBuildError(Exception):
@@ -77,6 +79,8 @@ class DockerEngine:
         self._client: docker.DockerClient | None = None
         self._cgroups = ProcessLimits(cgroup_parent) if cgroup_parent else None
         self._cgroups_usable: bool | None = None
+        self._stale_cgroups: set[str] = set()
+        self._warned = False
 
     def _docker(self) -> docker.DockerClient:
         if self._client is None:
@@ -142,22 +146,43 @@ class DockerEngine:
             raise DockerBuildError("dockerfile_failed", str(exc)) from exc
         finally:
             lines.flush()
-            if cgroup is not None and self._cgroups is not None:
-                self._cgroups.remove(name)
+            if cgroup is not None:
+                self._release_cgroup(name)
 
     def _process_cgroup(self, client: docker.DockerClient, name: str, processes: int) -> str | None:
         """A cgroup of the build's own, holding ``processes`` tasks at most, when the engine
-        is local and uses the ``cgroupfs`` driver (else ``RLIMIT_NPROC`` alone applies)."""
+        is local and uses the ``cgroupfs`` driver (else ``RLIMIT_NPROC`` alone applies, which
+        does not bind root: said once in the log)."""
         if self._cgroups is None:
             return None
         if self._cgroups_usable is None:
             try:
                 driver = client.info().get("CgroupDriver")
             except (APIError, DockerException):
-                driver = None
+                return None  # asked again next time
             local = str(client.api.base_url).startswith(("http+docker://localhost", "unix"))
             self._cgroups_usable = driver == "cgroupfs" and local
-        return self._cgroups.create(name, processes) if self._cgroups_usable else None
+            if self._cgroups_usable:
+                self._cgroups.sweep(older_than=3600)
+        cgroup = None
+        if self._cgroups_usable:
+            for stale in list(self._stale_cgroups):  # steps that were still ending last time
+                if self._cgroups.remove(stale):
+                    self._stale_cgroups.discard(stale)
+            cgroup = self._cgroups.create(name, processes)
+        if cgroup is None and not self._warned:
+            self._warned = True
+            logger.warning(
+                "build_process_limit_unavailable",
+                reason="no cgroup of its own for a build (a remote engine, another cgroup "
+                "driver, or a cgroup filesystem this builder cannot write): RUN steps as root "
+                "have no process limit",
+            )
+        return cgroup
+
+    def _release_cgroup(self, name: str) -> None:
+        if self._cgroups is not None and not self._cgroups.remove(name):
+            self._stale_cgroups.add(name)
 
     @staticmethod
     def _build_stream(client: docker.DockerClient, job: DockerJob, cgroup: str | None) -> Any:

@@ -81,6 +81,8 @@ _AMBIGUOUS = re.compile(
     "[\r\x0b\x0c\x1c-\x1f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]"
 )
 DIRECTIVES = ("syntax", "escape", "check")
+_FLAG = re.compile(r"--[a-zA-Z][a-zA-Z-]*(=[A-Za-z0-9._:/@+,=${}*?!\[\]%-]*)?")
+_HEREDOC = re.compile(r"<<-?[\"']?[A-Za-z_]")
 _DIRECTIVE = re.compile(r"#\s*([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(.+?)\s*")
 
 
@@ -107,6 +109,12 @@ def parse_dockerfile(text: str) -> Dockerfile:
         if not pending:
             start_line = number
             raw = raw.lstrip(" \t")
+        if stripped == escape or stripped.endswith(escape * 2):
+            # Docker's versions disagree on whether such a line continues.
+            raise DockerfileError(
+                f"line {number} ends with {escape * 2 if stripped != escape else escape}, which "
+                "Docker's versions read differently; end it otherwise"
+            )
         # As Docker does: the escape and the line break go, the next line follows directly.
         if raw.rstrip(" \t").endswith(escape):
             pending.append(raw.rstrip(" \t")[:-1])
@@ -136,6 +144,10 @@ def _directives(lines: list[str]) -> tuple[str, int]:
         key, value = match.group(1).lower(), match.group(2)
         if key in seen:
             raise DockerfileError(f"the {key} parser directive is given twice")
+        if key == "escape" and "check" in seen:
+            # Engines before the check directive end the directives at it: they would read
+            # this escape line as a comment.
+            raise DockerfileError("put the escape parser directive before the check directive")
         seen.add(key)
         if key == "escape":
             if value not in ("\\", "`"):
@@ -159,12 +171,20 @@ def _instruction(text: str, line: int) -> Instruction:
     flags: dict[str, str] = {}
     while arguments.startswith("--"):
         flag, _, arguments = _split_word(arguments)
-        if any(quote in flag for quote in "\"'"):
-            raise DockerfileError(f"{keyword} on line {line}: a flag with quotes ({flag[:60]})")
+        if _FLAG.fullmatch(flag) is None:
+            # Docker reads quotes, escapes and some non-ASCII bytes in flags its own way.
+            raise DockerfileError(
+                f"{keyword} on line {line}: the flag {flag[:60]!r} is not --name=value in plain "
+                "characters"
+            )
         name, _, value = flag[2:].partition("=")
         flags[name.lower()] = value
     if not arguments and keyword not in ("CMD", "ENTRYPOINT"):
         raise DockerfileError(f"{keyword} on line {line} needs arguments")
+    if keyword in ("RUN", "COPY", "ADD") and _HEREDOC.search(arguments):
+        raise DockerfileError(
+            f"{keyword} on line {line} uses a here-document, which engines read differently"
+        )
     return Instruction(keyword, arguments, line, flags)
 
 

@@ -107,6 +107,13 @@ def images_used(dockerfile: Dockerfile, build_args: dict[str, str]) -> list[Imag
                 found.append(parse_image(source, instruction.line))
             if instruction.keyword == "ADD":
                 _refuse_remote(instruction)
+        elif instruction.keyword == "ONBUILD" and trigger_problems([instruction.arguments]):
+            # Runs when a later stage (or image) starts FROM this one: judged like a trigger.
+            raise ImageRefused(
+                "dockerfile_unsupported",
+                f"ONBUILD on line {instruction.line} would add a URL or a variable, or copy "
+                "from another image",
+            )
     return found
 
 
@@ -188,6 +195,12 @@ def _copy_from(instruction: Instruction) -> str | None:
 def _refuse_remote(instruction: Instruction) -> None:
     """ADD fetches a URL itself, from the engine's network: refused, and so is a source
     named by a variable, which could hold one."""
+    if "\\" in instruction.arguments or "`" in instruction.arguments:
+        # Docker takes escapes out of a source before it looks for a URL in it.
+        raise ImageRefused(
+            "dockerfile_unsupported",
+            f"ADD on line {instruction.line} has an escape character in its sources; use COPY",
+        )
     sources, _ = copy_arguments(instruction)
     for source in sources:
         if "://" in source or source.startswith("git@") or "$" in source:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -45,3 +46,22 @@ def test_names_that_are_not_plain_are_refused(tmp_path: Path) -> None:
         ProcessLimits("../etc", root=tmp_path)
     assert ProcessLimits("ok", root=tmp_path).create("../escape", 64) is None
     assert not (tmp_path / "escape").exists()
+
+
+def test_a_busy_cgroup_is_reported_so_it_can_be_removed_later(tmp_path: Path) -> None:
+    (tmp_path / "pids").mkdir()
+    limits = ProcessLimits("p", root=tmp_path)
+    assert limits.create("build-1", 64) is not None
+    assert limits.remove("build-1") is False  # pids.max is still in it: busy
+    (tmp_path / "pids/p/build-1/pids.max").unlink()
+    assert limits.remove("build-1") is True
+
+
+def test_the_sweep_removes_only_old_empty_build_cgroups(tmp_path: Path) -> None:
+
+    for name in ("build-old", "build-new", "other"):
+        (tmp_path / "pids/p" / name).mkdir(parents=True)
+    os.utime(tmp_path / "pids/p/build-old", (0, 0))
+    os.utime(tmp_path / "pids/p/other", (0, 0))
+    ProcessLimits("p", root=tmp_path).sweep(older_than=3600)
+    assert sorted(p.name for p in (tmp_path / "pids/p").iterdir()) == ["build-new", "other"]

@@ -64,9 +64,55 @@ def test_flags_are_separated_by_tabs_too_and_quoted_ones_refused() -> None:
     ).instructions
     assert copy.flags == {"chown": "0", "from": "evil.invalid/x:1"}
     assert copy.arguments == "/ /y"
-    with pytest.raises(DockerfileError, match="quotes"):
+    with pytest.raises(DockerfileError, match="plain characters"):
         parse_dockerfile('FROM a\nCOPY --chown="0 " --from=evil.invalid/x:1 / /y\n')
 
 
 def test_the_keyword_may_be_followed_by_a_tab() -> None:
     assert keywords_and_arguments("FROM\ta.io/x:1\n") == [("FROM", "a.io/x:1")]
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "COPY --fr\\om=evil.invalid/x:1 /a /b",  # Docker drops the escape: --from
+        "COPY --chown=1\u00e0--from=evil.invalid/x:1 /a /b",  # 0xA0 is a space to Docker
+        "COPY --chown=`0` /a /b",
+    ],
+)
+def test_flags_docker_would_read_otherwise_are_refused(line: str) -> None:
+    with pytest.raises(DockerfileError, match="plain characters"):
+        parse_dockerfile(f"FROM a.io/x:1\n{line}\n")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "FROM a.io/x:1\nENV A=x\\\\\n FROM evil.invalid/x:1\n",
+        "FROM a.io/x:1\nRUN true \\\n\\\nFROM evil.invalid/x:1\n",
+        "# check=skip=all\n# escape=`\nFROM a.io/x:1\nENV A=x`\nFROM evil.invalid/x:1\n",
+        "FROM a.io/x:1\nRUN cat <<EOF\nhello\nEOF\n",
+        "FROM a.io/x:1\nCOPY <<-'X' /a\nX\n",
+    ],
+    ids=["double-escape", "lone-escape", "check-then-escape", "heredoc", "heredoc-quoted"],
+)
+def test_lines_engines_read_differently_are_refused(text: str) -> None:
+    with pytest.raises(DockerfileError):
+        parse_dockerfile(text)
+
+
+def test_common_dockerfiles_still_parse() -> None:
+    text = (
+        "# syntax=docker/dockerfile:1\n"
+        "ARG VERSION=1.0\n"
+        "FROM --platform=$BUILDPLATFORM a.io/sdk:${VERSION} AS build\n"
+        "RUN --mount=type=cache,target=/root/.cache make && echo $((1<<2))\n"
+        "FROM a.io/runtime:1\n"
+        "COPY --from=0 --chown=app:app --chmod=0755 /out /app\n"
+        "COPY --link --exclude=*.md . /src\n"
+        'ADD ["local.tar.gz", "/"]\n'
+        "HEALTHCHECK --interval=30s --timeout=3s CMD true\n"
+    )
+    assert [i.keyword for i in parse_dockerfile(text).instructions] == [
+        "ARG", "FROM", "RUN", "FROM", "COPY", "COPY", "ADD", "HEALTHCHECK",
+    ]  # fmt: skip

