@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the system packages the tests and the bench need, when they are missing:
-# Docker engine and CLI, RabbitMQ, skopeo, CNCF Distribution, a static busybox (base images
+# Docker engine and CLI, RabbitMQ, skopeo, podman, buildah, containerd's ctr (containerd runs
+# inside dockerd; the e2e tests use its socket), CNCF Distribution, a static busybox (base images
 # are made locally: there is no registry on the internet to pull from), wrk, and docker-compose
 # (v1, packaged by Debian) to validate docker-compose.yml.
 set -euo pipefail
@@ -9,6 +10,9 @@ need=()
 command -v dockerd >/dev/null || need+=(docker.io)
 command -v rabbitmq-server >/dev/null || need+=(rabbitmq-server)
 command -v skopeo >/dev/null || need+=(skopeo)
+command -v podman >/dev/null || need+=(podman)
+command -v buildah >/dev/null || need+=(buildah)
+command -v ctr >/dev/null || need+=(containerd)
 command -v docker-registry >/dev/null || need+=(docker-registry)
 command -v wrk >/dev/null || need+=(wrk)
 command -v docker-compose >/dev/null || need+=(docker-compose)
