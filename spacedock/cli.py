@@ -120,8 +120,16 @@ def _print_welcome(settings: Settings, credentials: AdminCredentials | None) -> 
         "",
         f"Spacedock is running at {settings.public_url}",
     ]
-    if credentials is None:
-        lines.append("admin password: set before; see SPACEDOCK_ADMIN_PASSWORD or the data dir")
+    if credentials is None or credentials.source != "generated":
+        # Only a password made just now is shown: one the operator set, or one shown at the
+        # first start, is not printed again.
+        if credentials is None:
+            where = "set before (changed since it was generated, or SPACEDOCK_ADMIN_PASSWORD)"
+        elif credentials.source == "environment":
+            where = "from SPACEDOCK_ADMIN_PASSWORD"
+        else:
+            where = f"in {credentials.source}"
+        lines.append(f"admin password: {where}")
         lines.append(f"  docker login {host} -u admin")
     else:
         lines.append(f"admin user: {credentials.username}")

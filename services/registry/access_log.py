@@ -18,6 +18,10 @@ log = structlog.get_logger("spacedock.registry")
 class RequestLog(AbstractAccessLogger):
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
         assert isinstance(request, web.Request)
+        if request._match_info is None:
+            # Answered by aiohttp before routing (a request its parser refused): no app here.
+            log.info("request", method=request.method, status=response.status, route="unparsed")
+            return
         resource = request.match_info.route.resource
         route = resource.canonical if resource is not None else "unmatched"
         bytes_in = request.content.total_bytes

@@ -12,6 +12,7 @@ from aiohttp import web
 from services.registry.access_log import RequestLog
 from services.registry.app import admin_credentials_key, create_app
 from services.registry.bootstrap import AdminCredentials
+from services.registry.http_server import RegistryRunner
 from shared.events.bus import EventBus
 from shared.settings import Settings
 
@@ -26,7 +27,7 @@ async def run_registry(
     bus: EventBus | None = None,
 ) -> None:
     app = create_app(settings, bus=bus)
-    runner = web.AppRunner(
+    runner = RegistryRunner(
         app,
         access_log=logging.getLogger("spacedock.access"),
         access_log_class=RequestLog,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import structlog
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
@@ -17,6 +19,7 @@ from shared.storage.port import StorageError
 
 log = structlog.get_logger("spacedock.registry")
 TOKEN_PATH = "/auth/token"
+CLIENT_CLOSED_REQUEST = 499
 
 
 @web.middleware
@@ -41,6 +44,8 @@ async def error_bodies(request: web.Request, handler: Handler) -> web.StreamResp
             return render(request, errors.SizeInvalid("request body too large"))
         return render(request, errors.RegistryError(exc.reason), status=exc.status)
     except HttpProcessingError:
+        if _client_gone(request):
+            return _client_closed(request)
         # A body cut short or malformed: the client's fault, and nothing was committed.
         return render(request, errors.BlobUploadInvalid("request body incomplete or malformed"))
     except (ConnectionFailure, StorageError) as exc:
@@ -50,10 +55,31 @@ async def error_bodies(request: web.Request, handler: Handler) -> web.StreamResp
         log.error("metadata_error", error=str(exc), kind=type(exc).__name__)
         return render(request, errors.Unavailable("metadata operation failed"))
     except (ConnectionResetError, ConnectionAbortedError):
-        raise  # the client is gone: nothing to answer
+        if _client_gone(request):
+            return _client_closed(request)
+        raise
     except Exception:
         log.exception("unhandled_error", method=request.method, path=request.path)
         return render(request, errors.RegistryError("internal server error"), status=500)
+
+
+def _client_gone(request: web.Request) -> bool:
+    return request.transport is None or request.transport.is_closing()
+
+
+def _client_closed(request: web.Request) -> web.Response:
+    """The client hung up mid-request (a PATCH cut short, say): nothing can be answered, and
+    this is no server fault; the response only tells the access log (nginx's 499)."""
+    log.info("client_disconnected", method=request.method, path=request.path)
+    return web.Response(status=CLIENT_CLOSED_REQUEST, reason="Client Closed Request")
+
+
+def protocol_error_body(status: int, message: str) -> dict[str, Any]:
+    """The body for an error aiohttp answers before routing (a request line or header its
+    parser refuses): the path is not known, so it carries both envelopes, OCI's ``errors``
+    and the management API's ``error``."""
+    code = "BAD_REQUEST" if status < 500 else "UNKNOWN"
+    return {"errors": [{"code": code, "message": message}], **api_error_body(code, message)}
 
 
 def render(

@@ -57,8 +57,16 @@ def parse_manifest(data: bytes, content_type: str | None) -> ParsedManifest:
         raise ManifestInvalid("manifest exceeds 4 MiB")
     try:
         document = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ManifestInvalid("manifest is not valid JSON", detail={"reason": str(exc)}) from exc
+    except ValueError as exc:  # bad JSON or UTF-8, or an integer too long to convert
+        raise ManifestInvalid(
+            "manifest is not valid JSON", detail={"reason": str(exc)[:200]}
+        ) from exc
+    except RecursionError as exc:
+        raise ManifestInvalid("manifest JSON is nested too deeply") from exc
+    try:  # JSON may escape lone surrogates, which no UTF-8 string (BSON's included) can hold
+        json.dumps(document, ensure_ascii=False).encode()
+    except UnicodeEncodeError as exc:
+        raise ManifestInvalid("manifest contains invalid Unicode (a lone surrogate)") from exc
     except RecursionError as exc:
         raise ManifestInvalid("manifest JSON is nested too deeply") from exc
     if not isinstance(document, dict):
@@ -192,6 +200,8 @@ def _annotations(value: Any, where: str) -> dict[str, str]:
         isinstance(k, str) and isinstance(v, str) for k, v in value.items()
     ):
         raise ManifestInvalid(f"{where} must map strings to strings")
+    if any("\x00" in key for key in value):
+        raise ManifestInvalid(f"{where} keys must not contain NUL")
     return value
 
 

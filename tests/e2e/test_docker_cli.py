@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -144,6 +145,23 @@ def test_push_without_login_is_refused(
     message = result.stderr.lower()
     # docker fetches an anonymous token, which holds no push scope: the registry says DENIED.
     assert "requested access to the resource is denied" in message, result.stderr
+
+
+def test_a_name_without_a_space_fails_at_once_saying_how_names_are_formed(
+    registry: Registry, busybox_image: str, logged_in: dict[str, str]
+) -> None:
+    """docker retries most errors for tens of seconds; this one it shows at once."""
+    reference = f"{registry.host}/app-{os.getpid()}:1"
+    succeed(["docker", "tag", busybox_image, reference])
+    try:
+        started = time.monotonic()
+        result = run(["docker", "push", reference], env=logged_in, timeout=120)
+        elapsed = time.monotonic() - started
+    finally:
+        remove_images(reference)
+    assert result.returncode != 0, result.stdout
+    assert "<space>/<name>" in result.stderr, result.stderr
+    assert elapsed < 15, (elapsed, result.stderr)
 
 
 def test_pull_of_an_unknown_tag_fails(

@@ -69,11 +69,41 @@ def test_unknown_space_is_name_unknown(client: Client) -> None:
 
 
 def test_invalid_names_are_name_invalid(client: Client) -> None:
-    """Names outside the OCI grammar, or without a space, are NAME_INVALID."""
-    for name in ("Spaces-1/App", "spaces-1/a..b", "app", "spaces-1/" + "a" * 260):
+    """Names outside the OCI grammar are NAME_INVALID."""
+    for name in ("Spaces-1/App", "spaces-1/a..b", "spaces-1/" + "a" * 260):
         response = client.request("GET", f"/v2/{name}/tags/list")
         assert response.status_code == 400, name
         assert error_codes(response) == ["NAME_INVALID"]
+
+
+def test_a_name_without_a_space_is_unknown_and_says_how_names_are_formed(client: Client) -> None:
+    """A name Docker accepts but that lies in no space is NAME_UNKNOWN, which clients do not
+    retry (they retry NAME_INVALID), with the message that tells how names are formed."""
+    for method, path in (("GET", "/v2/app/tags/list"), ("POST", "/v2/app/blobs/uploads/")):
+        response = client.request(method, path)
+        assert response.status_code == 404, path
+        assert error_codes(response) == ["NAME_UNKNOWN"]
+        assert "<space>/<name>" in response.json()["errors"][0]["message"]
+
+
+def test_a_reference_that_cannot_be_one_is_unknown_to_reads_and_invalid_to_a_put(
+    client: Client, repo: str
+) -> None:
+    """As Distribution and the conformance suite expect: only a PUT validates it."""
+    client.push_image(repo, "1.0", [b"layer"])
+    for method in ("GET", "HEAD"):
+        for reference in (".INVALID_MANIFEST_NAME", "sha256:not-hex", "a" * 200):
+            response = client.request(method, f"/v2/{repo}/manifests/{reference}")
+            assert response.status_code == 404, (method, reference)
+            if method == "GET":
+                assert error_codes(response) == ["MANIFEST_UNKNOWN"]
+    put = client.request(
+        "PUT",
+        f"/v2/{repo}/manifests/.INVALID_MANIFEST_NAME",
+        data=b"{}",
+        headers={"Content-Type": "application/vnd.oci.image.manifest.v1+json"},
+    )
+    assert put.status_code == 400
 
 
 def test_unknown_endpoint_and_method_have_oci_bodies(client: Client) -> None:

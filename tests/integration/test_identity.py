@@ -150,13 +150,13 @@ def test_forged_tokens_are_refused(registry_a: Registry, space: str) -> None:
 def test_a_token_without_the_scope_gets_an_insufficient_scope_challenge(
     registry_a: Registry, space: str
 ) -> None:
-    """The role allows the push but the token was asked only for pull: 403 with a challenge
-    that names the scope to ask for (RFC 6750 §3.1), which is how oras-py renews its token."""
+    """The role allows the push but the token was asked only for pull: 401 with a challenge
+    that names the scope to ask for (RFC 6750 §3.1), as Distribution answers."""
     pull_only = token(registry_a.url, registry_a.auth, f"repository:{space}/app:pull")
     response = bearer_client(registry_a.url, pull_only).request(
         "POST", f"/v2/{space}/app/blobs/uploads/"
     )
-    assert (response.status_code, error_codes(response)) == (403, ["DENIED"])
+    assert (response.status_code, error_codes(response)) == (401, ["UNAUTHORIZED"])
     challenge = response.headers["WWW-Authenticate"]
     assert f'scope="repository:{space}/app:pull,push"' in challenge
     assert 'error="insufficient_scope"' in challenge
@@ -451,3 +451,28 @@ def test_hostile_input_is_a_4xx_and_never_logged(registry_a: Registry) -> None:
         assert 400 <= response.status_code < 500, (response.request.url, response.text)
     time.sleep(0.3)
     assert secret not in registry_a.service.log_path.read_text()
+
+
+def test_service_keys_and_the_built_in_superuser_cannot_be_removed(
+    admin: Admin, registry_a: Registry
+) -> None:
+    """A superuser revoking the builder's key would stop builds until a restart; deleting
+    admin would leave the registry without its own superuser: both are 409."""
+    response = requests.post(
+        f"{registry_a.url}/api/v1/users",
+        json={"username": f"su-{uuid.uuid4().hex[:6]}", "password": PASSWORD, "superuser": True},
+        auth=registry_a.auth,
+        timeout=10,
+    )
+    assert response.status_code == 201, response.text
+    second = Admin(registry_a.url, (response.json()["username"], PASSWORD))
+    for service in ("spacedock-builder", "spacedock-reaper"):
+        keys = second.call("GET", f"/users/{service}/api-keys", 200).json()["api_keys"]
+        for key_id in [key["id"] for key in keys] or ["0123456789abcdef"]:
+            refused = second.call("DELETE", f"/users/{service}/api-keys/{key_id}")
+            assert refused.status_code == 409, refused.text
+            assert "service account" in refused.json()["error"]["message"]
+        assert second.call("GET", f"/users/{service}/api-keys", 200).json()["api_keys"] == keys
+    refused = second.call("DELETE", "/users/admin")
+    assert refused.status_code == 409, refused.text
+    assert admin.call("GET", "/users/admin").status_code == 200

@@ -591,3 +591,50 @@ def test_rejections_are_400_manifest_invalid() -> None:
     error = rejection(oci_manifest(schemaVersion=1))
     assert error.status == 400
     assert error.code == "MANIFEST_INVALID"
+
+
+def test_an_integer_too_long_to_convert_is_invalid_json() -> None:
+    """A 5000-digit schemaVersion (past Python's 4300-digit limit) is MANIFEST_INVALID."""
+    data = encode(without(oci_manifest(), "schemaVersion"))[:-1] + b', "schemaVersion": '
+    with pytest.raises(ManifestInvalid, match="not valid JSON"):
+        parse_manifest(data + b"9" * 5000 + b"}", mt.OCI_MANIFEST)
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"annotations": {"a": "\udc00"}},
+        {"annotations": {"\ud800": "a"}},
+        {"artifactType": "application/x\udfff"},
+        {"layers": [descriptor(OCI_LAYER, LAYER_1, annotations={"a": "b\ud83d"})]},
+    ],
+)
+def test_lone_surrogates_are_rejected(fields: dict[str, Any]) -> None:
+    """JSON may escape a lone surrogate, which no UTF-8 string (nor BSON) can hold."""
+    assert "lone surrogate" in rejection(oci_manifest(**fields)).message
+
+
+def test_lone_surrogate_as_raw_bytes_is_rejected() -> None:
+    """json.loads decodes bytes with surrogatepass: an encoded surrogate is refused too."""
+    data = encode(oci_manifest(annotations={"a": "SURROGATE"})).replace(
+        b"SURROGATE", "\udc00".encode(errors="surrogatepass")
+    )
+    with pytest.raises(ManifestInvalid):
+        parse_manifest(data, mt.OCI_MANIFEST)
+
+
+@pytest.mark.parametrize("where", ["manifest", "layer"])
+def test_nul_in_an_annotation_key_is_rejected(where: str) -> None:
+    """BSON keys cannot hold NUL; annotation keys with one are refused."""
+    annotations = {"nul\x00key": "v"}
+    if where == "manifest":
+        document = oci_manifest(annotations=annotations)
+    else:
+        document = oci_manifest(layers=[descriptor(OCI_LAYER, LAYER_1, annotations=annotations)])
+    assert "NUL" in rejection(document).message
+
+
+def test_nul_in_an_annotation_value_and_paired_surrogates_are_accepted() -> None:
+    """NUL in a value and astral characters (a surrogate pair in JSON) are ordinary text."""
+    manifest = parse(oci_manifest(annotations={"a": "x\x00y", "b": "\U0001f433"}))
+    assert manifest.annotations == {"a": "x\x00y", "b": "\U0001f433"}

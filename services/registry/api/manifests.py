@@ -14,7 +14,13 @@ from shared.oci.names import Reference
 
 async def get_manifest(request: web.Request) -> web.Response:
     name = await repository(request, Action.PULL)
-    reference = Reference.parse(request.match_info["reference"])
+    text = request.match_info["reference"]
+    try:
+        reference = Reference.parse(text)
+    except (errors.ManifestInvalid, errors.DigestInvalid) as exc:
+        # Only a PUT is told its reference is malformed; a read of one finds nothing, as
+        # with Distribution (the conformance suite asks for .INVALID_MANIFEST_NAME).
+        raise errors.ManifestUnknown(detail={"reference": text[:200]}) from exc
     manifest = await request.app[registry_key].manifest(name, reference)
     headers = {
         "Content-Type": manifest.media_type,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from services.registry.api.common import DOCKER_CONTENT_DIGEST, body_chunks, has_body, repository
+from services.registry.identity.access import InsufficientScope
 from services.registry.identity.roles import Action
 from services.registry.keys import access_key, metrics_key, principal_key, registry_key, uploads_key
 from shared.oci import errors
@@ -58,8 +59,12 @@ async def _mount(
     principal = request[principal_key]
     if source is not None:
         space = await registry.space(source.space)
-        if not await access.permits(principal, source, space, Action.PULL):
+        if space is None or not await access.may(principal, space, Action.PULL):
             return False
+        token = principal.token
+        if token is not None and not token.allows("repository", source.full, "pull"):
+            # The role could read it: a token asked for it too would get the mount.
+            raise InsufficientScope(f"repository:{name}:pull,push repository:{source}:pull")
         return await registry.mount(name, digest, source, readable_spaces=None)
     readable = await access.visible_spaces(principal)
     return await registry.mount(name, digest, None, readable_spaces=readable)

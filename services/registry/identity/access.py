@@ -100,9 +100,11 @@ class AuthenticationRequired(Challenged, errors.Unauthorized):
         self.error = error
 
 
-class InsufficientScope(Challenged, errors.Denied):
-    """403 with ``error="insufficient_scope"`` (RFC 6750 §3.1): the role allows the request
-    but the token was not asked for it, so the client should ask for the scope named."""
+class InsufficientScope(Challenged, errors.Unauthorized):
+    """401 with ``error="insufficient_scope"`` and every scope the request needs, as CNCF
+    Distribution answers: the role allows the request but the token was not asked for it.
+    Clients renew their token on a 401 (containerd's resolver only then), so they ask for
+    the scopes named and try again."""
 
     error = "insufficient_scope"
 

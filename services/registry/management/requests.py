@@ -26,7 +26,8 @@ async def json_object(
     raw = bytes(body)
     try:
         body = json.loads(raw or b"{}")
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+    except (ValueError, RecursionError) as exc:
+        # ValueError covers bad JSON, bad UTF-8 and integers longer than Python converts.
         raise ApiError("body is not valid JSON") from exc
     if not isinstance(body, dict):
         raise Invalid("body must be a JSON object")
@@ -44,9 +45,21 @@ def int_param(request: web.Request, name: str, default: int, *, low: int, high: 
     raw = request.query.get(name)
     if raw is None or raw == "":
         return default
-    if not (raw.isascii() and raw.isdigit()) or not low <= int(raw) <= high:
+    value = parse_digits(raw)
+    if value is None or not low <= value <= high:
         raise ApiError(f"{name} must be an integer from {low} to {high}")
-    return int(raw)
+    return value
+
+
+def parse_digits(raw: str) -> int | None:
+    """``raw`` as a non-negative integer, or None: not ASCII digits, or more digits than
+    Python converts (4300)."""
+    if not (raw.isascii() and raw.isdigit()):
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        return None
 
 
 def bool_param(request: web.Request, name: str, default: bool) -> bool:

@@ -135,7 +135,8 @@ OPERATIONS: tuple[Operation, ...] = (
               "Create an API key, shown once (self or superuser)", (201, "ApiKeyCreated"),
               body="ApiKeyInput", errors=(404, 409, 422)),
     Operation("DELETE", f"{USER}/api-keys/{{key_id}}", users.delete_api_key,
-              "Revoke an API key (self or superuser)", (204, None), errors=(404,)),
+              "Revoke an API key (self or superuser); a service account's key is its "
+              "service's setting (409)", (204, None), errors=(404, 409)),
 )  # fmt: skip
 
 DOCUMENT = build_document(OPERATIONS)

@@ -12,6 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
+from services.registry.bootstrap import ADMIN
 from services.registry.identity import api_keys
 from services.registry.identity.passwords import MAX_LENGTH, MIN_LENGTH, hash_password
 from services.registry.keys import access_key, metadata_key
@@ -109,6 +110,8 @@ async def delete_user(request: web.Request) -> web.Response:
         raise Conflict("you cannot delete your own account")
     if doc.get("service"):
         raise Conflict(f"{username} is a service account")
+    if username == ADMIN:
+        raise Conflict(f"{ADMIN} is the built-in superuser; it cannot be deleted")
     await request.app[metadata_key].accounts.delete_user(username)
     request.app[access_key].forget(username)
     return web.Response(status=204)
@@ -153,6 +156,13 @@ async def delete_api_key(request: web.Request) -> web.Response:
     await require_self_or_superuser(request, username)
     require_password(request)
     key_id = request.match_info["key_id"]
+    if (await _existing(request, username)).get("service"):
+        # Its key is the service's configuration (SPACEDOCK_BUILDER_KEY, ...): revoked here,
+        # builds or retention would stop until a restart brought it back.
+        raise Conflict(
+            f"{username} is a service account: its key comes from its service's settings; "
+            "rotate it there (the registry registers the new one at start)"
+        )
     if not await request.app[metadata_key].accounts.delete_api_key(username, key_id):
         raise NotFound(f"API key {key_id[:40]} does not exist")
     request.app[access_key].forget(username)
