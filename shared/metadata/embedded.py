@@ -1,18 +1,34 @@
 """The embedded MongoDB-wire server (SecantusDB) that ``make run`` uses when no
-``SPACEDOCK_MONGO_URL`` is given: a child process storing its data under the data dir."""
+``SPACEDOCK_MONGO_URL`` is given: a child process storing its data under the data dir.
+
+It runs with ``--auth`` (SCRAM-SHA-256), so a process that can reach its loopback port
+cannot read or write the metadata (users, signing keys) without the password. The password
+is made once and kept in ``PASSWORD_FILE`` (mode 0600) in the server's directory (0700,
+which also keeps the database files from other local users). SecantusDB has no localhost
+exception: a server started with ``--auth`` and no user yet admits nobody, and one started
+without it admits everybody. So before each start, while no server has the storage open, the
+user is set to the stored password by SecantusDB's own ``createUser``/``updateUser``,
+run in this process on the storage: never over an open port.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import secrets
 import shutil
 import socket
 import sys
 from pathlib import Path
+from urllib.parse import quote_plus
 
 import structlog
 
 log = structlog.get_logger("spacedock.embedded_mongo")
+
+USERNAME = "spacedock"
+PASSWORD_FILE = "password"
 
 
 class EmbeddedMongoError(RuntimeError):
@@ -35,18 +51,85 @@ def _server_command() -> str:
     return found
 
 
+def stored_password(path: Path) -> str:
+    """The password kept in ``path``, made there (readable by its owner only) on first use."""
+    try:
+        return _password_in(path)
+    except FileNotFoundError:
+        pass
+    password = secrets.token_urlsafe(32)
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process made it first: use that one
+        return _password_in(path)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(password + "\n")
+    return password
+
+
+def _password_in(path: Path) -> str:
+    password = path.read_text().strip()
+    if not password:
+        raise EmbeddedMongoError(f"{path} is empty: remove it and a new password is made")
+    return password
+
+
+def set_user(storage_path: Path, username: str, password: str) -> None:
+    """Give ``username`` (role ``root``) ``password`` in the stopped server's storage,
+    through SecantusDB's own user commands. Blocking: run it off the event loop."""
+    # SecantusDB ships no type information; its command layer is what createUser runs.
+    from secantus.commands import CommandContext, dispatch  # type: ignore[import-untyped]
+    from secantus.cursors import CursorRegistry  # type: ignore[import-untyped]
+    from secantus.storage import Storage  # type: ignore[import-untyped]
+
+    storage = Storage(str(storage_path), ttl_sweep_seconds=0)
+    try:
+        context = CommandContext(
+            connection_id=0, storage=storage, cursors=CursorRegistry(), db_name="admin"
+        )
+        user = {"pwd": password, "roles": ["root"]}
+        reply = dispatch({"createUser": username, **user}, context)
+        if reply.get("ok") != 1.0 and storage.get_user("admin", username) is not None:
+            reply = dispatch({"updateUser": username, **user}, context)
+        if reply.get("ok") != 1.0:
+            raise EmbeddedMongoError(
+                f"cannot set the embedded server's user: {reply.get('errmsg')}"
+            )
+    finally:
+        storage.close()
+
+
 class EmbeddedMongo:
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = data_dir
         self.port = 0
         self.process: asyncio.subprocess.Process | None = None
+        self._password = ""
+
+    def __repr__(self) -> str:
+        return f"EmbeddedMongo({str(self.data_dir)!r}, port={self.port})"
+
+    @property
+    def password_file(self) -> Path:
+        return self.data_dir / PASSWORD_FILE
 
     @property
     def url(self) -> str:
-        return f"mongodb://127.0.0.1:{self.port}"
+        """The URL with the password in it: for the services' clients, never for a log."""
+        credentials = f"{USERNAME}:{quote_plus(self._password)}"
+        return f"mongodb://{credentials}@127.0.0.1:{self.port}/spacedock?authSource=admin"
 
     async def start(self, wait_seconds: float = 30.0) -> str:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.data_dir.chmod(0o700)  # also when an earlier version made it readable by all
+        self._password = stored_password(self.password_file)
+        storage = self.data_dir / "data"
+        try:
+            await asyncio.to_thread(set_user, storage, USERNAME, self._password)
+        except EmbeddedMongoError:
+            raise
+        except Exception as exc:  # WiredTiger's errors, e.g. the storage still open elsewhere
+            raise EmbeddedMongoError(f"cannot open the embedded storage {storage}: {exc}") from exc
         self.port = _free_port()
         log_file = (self.data_dir / "server.log").open("ab")
         self.process = await asyncio.create_subprocess_exec(
@@ -56,7 +139,8 @@ class EmbeddedMongo:
             "--port",
             str(self.port),
             "--storage-path",
-            str(self.data_dir / "data"),
+            str(storage),
+            "--auth",
             "--log-level",
             "WARNING",
             stdout=log_file,
