@@ -69,6 +69,8 @@ class Settings:
     retention_interval_seconds: int = 3600
     # A deployment tag pushed makes its space's retention due, at most this often.
     retention_debounce_seconds: int = 60
+    # A client that accepts no bytes of a download for this long is dropped.
+    send_timeout_seconds: int = 60
 
     @property
     def public_host(self) -> str:
@@ -234,6 +236,7 @@ class Settings:
         retention_debounce = _int(
             get, "SPACEDOCK_RETENTION_DEBOUNCE_SECONDS", 60, 0, 86_400, problems
         )
+        send_timeout = _int(get, "SPACEDOCK_SEND_TIMEOUT_SECONDS", 60, 1, 3600, problems)
 
         log_format = (get("SPACEDOCK_LOG_FORMAT", "auto") or "").lower()
         if log_format not in ("auto", "json", "console"):
@@ -271,6 +274,7 @@ class Settings:
             docker_registry=get("SPACEDOCK_DOCKER_REGISTRY") or urlsplit(registry_url).netloc,
             retention_interval_seconds=retention_interval,
             retention_debounce_seconds=retention_debounce,
+            send_timeout_seconds=send_timeout,
         )
 
 

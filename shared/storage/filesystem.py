@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -96,11 +96,10 @@ class FilesystemBlobStore(BlobStore):
             return None
         return BlobLocation(size=stat.st_size, path=path)
 
-    async def read(self, digest: str, start: int, length: int) -> AsyncIterator[bytes]:
-        async for chunk in self._read_file(self.blob_path(digest), start, length):
-            yield chunk
+    def read(self, digest: str, start: int, length: int) -> AsyncGenerator[bytes, None]:
+        return self._read_file(self.blob_path(digest), start, length)
 
-    async def _read_file(self, path: Path, start: int, length: int) -> AsyncIterator[bytes]:
+    async def _read_file(self, path: Path, start: int, length: int) -> AsyncGenerator[bytes, None]:
         handle: BinaryIO = await self.run(open, path, "rb")
         try:
             await self.run(handle.seek, start)

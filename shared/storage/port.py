@@ -12,7 +12,7 @@ import asyncio
 import datetime as dt
 import hashlib
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,8 +102,10 @@ class BlobStore(ABC):
         """The committed blob, or None when storage does not hold it."""
 
     @abstractmethod
-    def read(self, digest: str, start: int, length: int) -> AsyncIterator[bytes]:
-        """``length`` bytes of the blob from ``start``."""
+    def read(self, digest: str, start: int, length: int) -> AsyncGenerator[bytes, None]:
+        """``length`` bytes of the blob from ``start``. A thread is held only while a chunk is
+        read, never between chunks; a reader that stops early closes the generator
+        (``aclose``), which releases the driver's file or connection."""
 
     @abstractmethod
     async def delete_blobs(self, digests: list[str]) -> set[str]:

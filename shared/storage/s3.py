@@ -10,10 +10,11 @@ them into the blob's object on the server side, without moving the bytes through
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
 import hashlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from typing import Any
 
 import urllib3
@@ -47,7 +48,8 @@ class S3BlobStore(BlobStore):
             secure=settings.secure,
             region=settings.region,
             http_client=urllib3.PoolManager(
-                maxsize=io_threads,
+                # Downloads waiting for their clients hold a connection each, but no thread.
+                maxsize=4 * io_threads,
                 timeout=urllib3.Timeout(connect=5, read=60),
                 retries=urllib3.Retry(
                     total=2, backoff_factor=0.2, status_forcelist=(500, 502, 503, 504)
@@ -173,26 +175,38 @@ class S3BlobStore(BlobStore):
             raise
         return BlobLocation(size=int(stat.size))
 
-    async def read(self, digest: str, start: int, length: int) -> AsyncIterator[bytes]:
-        async for chunk in self._read_object(self._blob_key(digest), start, length):
-            yield chunk
+    def read(self, digest: str, start: int, length: int) -> AsyncGenerator[bytes, None]:
+        return self._read_object(self._blob_key(digest), start, length)
 
-    async def _read_object(self, key: str, start: int, length: int) -> AsyncIterator[bytes]:
+    async def _read_object(self, key: str, start: int, length: int) -> AsyncGenerator[bytes, None]:
+        """The object's bytes, a thread call per chunk; between chunks the response waits
+        unread (the reader may be a slow client), and it is closed however the reading ends."""
         if length == 0:
             return
-        response = await self._call(
-            self.client.get_object, self.bucket, key, offset=start, length=length
+        response: urllib3.BaseHTTPResponse | None = None
+        # Shielded: a cancelled reader must not close the response under a thread using it.
+        call: asyncio.Future[Any] = asyncio.ensure_future(
+            self._call(self.client.get_object, self.bucket, key, offset=start, length=length)
         )
-        stream: Iterator[bytes] = response.stream(READ_CHUNK_BYTES)
         try:
+            opened: urllib3.BaseHTTPResponse = await asyncio.shield(call)
+            response = opened
+            stream: Iterator[bytes] = opened.stream(READ_CHUNK_BYTES)
             while True:
-                chunk = await self._call(next, stream, None)
+                call = asyncio.ensure_future(self._call(next, stream, None))
+                chunk = await asyncio.shield(call)
                 if chunk is None:
                     break
                 yield chunk
         finally:
-            response.close()
-            response.release_conn()
+            if not call.done():
+                await asyncio.wait({call})
+            outcome = None if call.cancelled() or call.exception() else call.result()
+            if response is None and isinstance(outcome, urllib3.BaseHTTPResponse):
+                response = outcome  # opened after its reader was cancelled
+            if response is not None:
+                response.close()
+                response.release_conn()
 
     async def delete_blobs(self, digests: list[str]) -> set[str]:
         """One multi-object DELETE per 1000 keys (the SDK batches them)."""

@@ -398,3 +398,17 @@ def test_bad_build_extraction_limits_are_reported_by_name(name: str, raw: str) -
     message = settings_error({name: raw})
     assert name in message
     assert repr(raw) in message
+
+
+def test_send_timeout_defaults_to_60_seconds_and_is_read() -> None:
+    """A download whose client takes no bytes for a minute is dropped, unless configured."""
+    assert Settings.from_env({}).send_timeout_seconds == 60
+    settings = Settings.from_env({"SPACEDOCK_SEND_TIMEOUT_SECONDS": "5"})
+    assert settings.send_timeout_seconds == 5
+
+
+@pytest.mark.parametrize("raw", ["0", "3601", "1.5", "-1", "60s"])
+def test_bad_send_timeout_is_reported_by_name(raw: str) -> None:
+    message = settings_error({"SPACEDOCK_SEND_TIMEOUT_SECONDS": raw})
+    assert "SPACEDOCK_SEND_TIMEOUT_SECONDS" in message
+    assert repr(raw) in message

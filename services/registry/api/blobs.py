@@ -1,14 +1,23 @@
-"""``/v2/<name>/blobs/<digest>``: read (with ranges, or a redirect to storage) and unlink."""
+"""``/v2/<name>/blobs/<digest>``: read (with ranges, or a redirect to storage) and unlink.
+
+A download holds a storage thread only to read from storage (and, for a local file, to hand
+the socket what it takes); it waits for a slow client on the event loop, and a client that
+takes no bytes for ``send_timeout_seconds`` is dropped.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import os
 import select
+import socket
+import struct
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import structlog
 from aiohttp import web
 from aiohttp.abc import AbstractStreamWriter
 
@@ -20,9 +29,20 @@ from shared.oci import errors
 from shared.oci.digest import Digest
 from shared.oci.ranges import parse_range
 
+log = structlog.get_logger("spacedock.registry")
+
 SEND_CHUNK = 1024 * 1024
-# A client that takes no bytes for this long is dropped.
-SEND_STALL_SECONDS = 60
+# A storage thread sends at most this much at a turn, then queues again behind other I/O.
+SEND_TURN_BYTES = 8 * SEND_CHUNK
+# How long a thread waits for room in a full socket before it hands the wait to the event
+# loop: a client that keeps up makes room sooner, and each hand-over costs a round trip.
+SEND_ROOM_WAIT_MS = 2
+# How often a write waiting in the transport's buffer looks for progress.
+STALL_CHECK_SECONDS = 1.0
+
+
+class ClientStalled(ConnectionResetError):
+    """The client took no bytes for the send timeout, and was dropped."""
 
 
 async def get_blob(request: web.Request) -> web.StreamResponse:
@@ -54,19 +74,21 @@ async def send_blob(
         start, count, status = byte_range.start, byte_range.length, 206
         headers["Content-Range"] = f"bytes {byte_range.start}-{byte_range.end}/{blob.size}"
     store = request.app[store_key]
+    send_timeout = request.app[settings_key].send_timeout_seconds
     if blob.location.path is not None:
         try:
             handle = await store.run(blob.location.path.open, "rb")
         except FileNotFoundError as exc:
             raise errors.BlobUnknown(detail={"digest": blob.digest}) from exc
-        return FileRangeResponse(handle, start, count, status, headers, store.run)
+        return FileRangeResponse(handle, start, count, status, headers, store.run, send_timeout)
 
     response = web.StreamResponse(status=status, headers=headers)
     response.content_length = count
     await response.prepare(request)
     if request.method != "HEAD":
-        async for chunk in store.read(blob.digest, start, count):
-            await response.write(chunk)
+        async with contextlib.aclosing(store.read(blob.digest, start, count)) as chunks:
+            async for chunk in chunks:
+                await write_or_drop(response, request, chunk, send_timeout)
     await response.write_eof()
     return response
 
@@ -78,14 +100,59 @@ async def delete_blob(request: web.Request) -> web.Response:
     return web.Response(status=202, headers={DOCKER_CONTENT_DIGEST: str(digest)})
 
 
+async def write_or_drop(
+    response: web.StreamResponse, request: web.BaseRequest, data: bytes, patience: float
+) -> None:
+    """``response.write(data)``, but a client that takes no bytes for ``patience`` seconds is
+    dropped. (aiohttp waits for a slow client on the event loop, but for as long as it takes.)
+    Progress is the transport's buffer shrinking; only this write adds to it meanwhile."""
+    transport = request.transport
+    if transport is None:
+        await response.write(data)  # raises: the client is gone
+        return
+    loop = asyncio.get_running_loop()
+    writing = asyncio.ensure_future(response.write(data))
+    try:
+        backlog = transport.get_write_buffer_size() + len(data)
+        progressed = loop.time()
+        while not (await asyncio.wait({writing}, timeout=min(STALL_CHECK_SECONDS, patience)))[0]:
+            now, size = loop.time(), transport.get_write_buffer_size()
+            if size < backlog:
+                progressed = now
+            elif now - progressed >= patience:
+                raise drop(request, patience)
+            backlog = size
+    finally:
+        if not writing.done():
+            writing.cancel()
+    writing.result()
+
+
+def drop(request: web.BaseRequest, timeout: float) -> ClientStalled:
+    """Reset the connection of a client that took no bytes for ``timeout`` seconds (what is
+    queued for it is discarded); the exception to raise."""
+    log.info("client_dropped", reason="send_timeout", method=request.method, path=request.path)
+    transport = request.transport
+    if transport is not None:
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        transport.abort()
+    return ClientStalled(f"client took no bytes for {timeout} s")
+
+
 class FileRangeResponse(web.StreamResponse):
-    """``count`` bytes of an open file from ``offset``, written to the socket by a storage
-    thread; closes the file.
+    """``count`` bytes of an open file from ``offset``, read and written to the socket by
+    storage threads; closes the file.
 
     On this kind of host read(2) + send(2) in 1 MiB steps outruns sendfile(2) by more than
-    half again, and a thread keeps the event loop free for other requests while a blob goes
-    out. The headers are flushed first and nothing else writes to the socket until the body
-    is done, so the thread owns the socket's sending side for that time.
+    half again, and threads keep the event loop free for other requests while a blob goes out.
+    A thread only hands the socket what it takes: when the socket stays full (for
+    ``SEND_ROOM_WAIT_MS``) the thread is released and the event loop waits for room, dropping
+    a client that takes nothing for ``send_timeout`` seconds. The headers are flushed first
+    and nothing else writes to the socket until the body is done, so the threads own the
+    socket's sending side for that time.
     """
 
     def __init__(
@@ -96,9 +163,11 @@ class FileRangeResponse(web.StreamResponse):
         status: int,
         headers: dict[str, str],
         run: Callable[..., Awaitable[Any]],
+        send_timeout: float,
     ) -> None:
         super().__init__(status=status, headers=headers)
         self._handle, self._offset, self._count, self._run = handle, offset, count, run
+        self._send_timeout = send_timeout
         self._sent_by_thread = 0
         self.content_length = count
 
@@ -120,23 +189,63 @@ class FileRangeResponse(web.StreamResponse):
             raise ConnectionResetError("connection lost")
         sock = transport.get_extra_info("socket")
         if sock is None or transport.get_extra_info("sslcontext") is not None:
-            await self._copy_through_transport()
+            await self._copy_through_transport(request)
             return
-        # The headers must leave first; they are a few hundred bytes, so this rarely loops.
-        while transport.get_write_buffer_size() > 0:  # noqa: ASYNC110
-            await asyncio.sleep(0.001)
+        await self._run(self._handle.seek, self._offset)
+        # A descriptor of its own: the transport closes its one when the client hangs up,
+        # maybe while a thread writes, and the event loop watches each descriptor for one owner.
+        sender = FileSender(self._handle, os.dup(sock.fileno()), self._count)
         try:
-            await self._run(send_file_range, sock.fileno(), self._handle, self._offset, self._count)
-        except OSError:
+            # The headers must leave first; they are a few hundred bytes, so this rarely waits.
+            while transport.get_write_buffer_size() > 0:
+                await self._room(request, sender.fd)
+            while not await self._turn(sender):
+                if sender.full:
+                    await self._room(request, sender.fd)
+        except ConnectionResetError:
             transport.abort()  # the client went away mid-body: nothing else to send it
-            raise ConnectionResetError("client closed the connection") from None
-        self._sent_by_thread = self._count
+            raise
+        finally:
+            self._sent_by_thread = sender.sent
+            os.close(sender.fd)
+
+    async def _turn(self, sender: FileSender) -> bool:
+        """One turn of a storage thread at sending; True when the range is sent."""
+        turn = asyncio.ensure_future(self._run(sender.send))
+        try:
+            done: bool = await asyncio.shield(turn)
+        except asyncio.CancelledError:
+            # The thread must be done with the descriptor and the file before they close.
+            await asyncio.wait({turn})
+            if not turn.cancelled():
+                turn.exception()  # retrieved: the cancellation is what goes on
+            raise
+        return done
+
+    async def _room(self, request: web.BaseRequest, fd: int) -> None:
+        """Until the socket has room again, without a thread; drops a client that takes no
+        bytes for the send timeout."""
+        loop = asyncio.get_running_loop()
+        room: asyncio.Future[None] = loop.create_future()
+
+        def on_room() -> None:
+            loop.remove_writer(fd)
+            if not room.done():
+                room.set_result(None)
+
+        loop.add_writer(fd, on_room)
+        try:
+            await asyncio.wait_for(room, self._send_timeout)
+        except TimeoutError:
+            raise drop(request, self._send_timeout) from None
+        finally:
+            loop.remove_writer(fd)
 
     @property
     def body_length(self) -> int:
         return super().body_length + self._sent_by_thread
 
-    async def _copy_through_transport(self) -> None:
+    async def _copy_through_transport(self, request: web.BaseRequest) -> None:
         """The portable path (TLS and other transports without a socket of their own)."""
         await self._run(self._handle.seek, self._offset)
         remaining = self._count
@@ -145,26 +254,47 @@ class FileRangeResponse(web.StreamResponse):
             if not chunk:
                 raise ConnectionResetError("blob file shorter than expected")
             remaining -= len(chunk)
-            await super().write(chunk)
+            await write_or_drop(self, request, chunk, self._send_timeout)
 
 
-def send_file_range(socket_fd: int, handle: io.BufferedIOBase, offset: int, count: int) -> None:
-    """Blocking: write ``count`` bytes of ``handle`` from ``offset`` to a non-blocking socket."""
-    buffer = bytearray(SEND_CHUNK)
-    view = memoryview(buffer)
-    poller = select.poll()
-    poller.register(socket_fd, select.POLLOUT)
-    handle.seek(offset)
-    remaining = count
-    while remaining > 0:
-        read = handle.readinto(view[: min(SEND_CHUNK, remaining)])
-        if not read:
-            raise ConnectionResetError("blob file shorter than expected")
-        sent = 0
-        while sent < read:
+class FileSender:
+    """Copies ``count`` bytes of an open file, from where it stands, to a non-blocking socket:
+    a turn on a storage thread sends until the socket stays full for ``SEND_ROOM_WAIT_MS``."""
+
+    def __init__(self, handle: io.BufferedIOBase, fd: int, count: int) -> None:
+        self.handle, self.fd = handle, fd
+        self.unread = count
+        self.sent = 0
+        self.full = False
+        self._buffer = memoryview(bytearray(SEND_CHUNK))
+        self._start = self._end = 0  # read but not yet sent: _buffer[_start:_end]
+        self._poller = select.poll()
+        self._poller.register(fd, select.POLLOUT)
+
+    def send(self) -> bool:
+        """Blocking on the file only: True when every byte is sent; False when the socket is
+        full (``full``) or the turn's bytes are sent."""
+        self.full = False
+        budget = SEND_TURN_BYTES
+        while budget > 0:
+            if self._start == self._end:
+                if not self.unread:
+                    return True
+                read = self.handle.readinto(self._buffer[: min(SEND_CHUNK, self.unread)])
+                if not read:
+                    raise ConnectionResetError("blob file shorter than expected")
+                self._start, self._end = 0, read
+                self.unread -= read
             try:
-                sent += os.write(socket_fd, view[sent:read])
+                written = os.write(self.fd, self._buffer[self._start : self._end])
             except BlockingIOError:
-                if not poller.poll(SEND_STALL_SECONDS * 1000):
-                    raise TimeoutError("client stopped reading") from None
-        remaining -= read
+                if self._poller.poll(SEND_ROOM_WAIT_MS):
+                    continue
+                self.full = True
+                return False
+            except OSError as exc:  # EPIPE, ECONNRESET: the client hung up
+                raise ConnectionResetError(f"client closed the connection: {exc}") from exc
+            self._start += written
+            self.sent += written
+            budget -= written
+        return False
