@@ -37,7 +37,10 @@ async def error_bodies(request: web.Request, handler: Handler) -> web.StreamResp
         if exc.status < 400:
             raise
         if exc.status == 405:
-            return render(request, errors.Unsupported(detail={"method": request.method}))
+            unsupported = render(request, errors.Unsupported(detail={"method": request.method}))
+            if "Allow" in exc.headers:  # RFC 9110: a 405 lists the methods the path has
+                unsupported.headers["Allow"] = exc.headers["Allow"]
+            return unsupported
         if exc.status == 404:
             return render(request, errors.NameUnknown("no such endpoint"))
         if exc.status == 413:

@@ -187,3 +187,15 @@ def test_documented_routes_answer(registry: Registry) -> None:
             assert response.status_code != 405, (method, path)
             unknown_route = response.status_code == 404 and "does not exist" not in response.text
             assert not unknown_route, (method, path, response.text)
+
+
+def test_unsupported_methods_list_the_allowed_ones(registry: Registry) -> None:
+    """A 405, from the management API or the OCI API, says in Allow what the path takes."""
+    for method, path, allowed in (
+        ("TRACE", "/api/v1/spaces", {"GET", "POST"}),
+        ("PUT", "/api/v1/spaces/spaces-1/retention/run", {"POST"}),
+        ("POST", "/v2/", {"GET", "HEAD"}),
+    ):
+        response = requests.request(method, registry.url + path, auth=registry.auth, timeout=10)
+        assert response.status_code == 405, (method, path, response.text)
+        assert set(response.headers["Allow"].split(",")) == allowed, (method, path)

@@ -185,3 +185,14 @@ def test_a_confined_token_keeps_its_space() -> None:
     signer = TokenSigner(KEY, Clock())
     issued = signer.issue("spacedock-builder", "key:b", 0, ACCESS, 60, space="spaces-1")
     assert signer.verify(issued.token).space == "spaces-1"
+
+
+def test_an_issued_token_states_the_scope_it_grants() -> None:
+    """OAuth2's ``scope`` answer is what the token holds, not what was asked for."""
+    access = [
+        {"type": "repository", "name": "spaces-1/app", "actions": ["pull", "push"]},
+        {"type": "registry", "name": "catalog", "actions": ["*"]},
+    ]
+    issued = TokenSigner(KEY, Clock()).issue("a", "password", 0, access, 60)
+    assert issued.scope == "repository:spaces-1/app:pull,push registry:catalog:*"
+    assert TokenSigner(KEY, Clock()).issue("a", "password", 0, [], 60).scope == ""

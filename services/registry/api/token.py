@@ -63,7 +63,7 @@ async def post_token(request: web.Request) -> web.Response:
             "token_type": "Bearer",
             "expires_in": issued.expires_in,
             "issued_at": _iso(issued.issued_at),
-            "scope": " ".join(scopes),
+            "scope": issued.scope,  # what was granted, which may be less than was asked
         }
     )
 

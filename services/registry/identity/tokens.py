@@ -59,6 +59,15 @@ class IssuedToken:
     token: str
     expires_in: int
     issued_at: int
+    access: tuple[dict[str, Any], ...] = ()  # what it grants: {"type", "name", "actions"}
+
+    @property
+    def scope(self) -> str:
+        """What was granted, as OAuth2's ``scope`` (RFC 6749 §5.1): Docker scopes, one space
+        between each."""
+        return " ".join(
+            f"{entry['type']}:{entry['name']}:{','.join(entry['actions'])}" for entry in self.access
+        )
 
 
 class TokenSigner:
@@ -97,7 +106,7 @@ class TokenSigner:
             claims["space"] = space
         signing_input = _segment(_HEADER) + "." + _segment(claims)
         token = signing_input + "." + _b64(self._sign(signing_input))
-        return IssuedToken(token, ttl_seconds, now)
+        return IssuedToken(token, ttl_seconds, now, tuple(access))
 
     def verify(self, token: str, use: str = ACCESS_TOKEN) -> TokenClaims:
         parts = token.split(".")

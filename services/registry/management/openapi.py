@@ -10,10 +10,17 @@ from typing import Any
 
 from aiohttp.typedefs import Handler
 
+from services.registry.identity import passwords
+from services.registry.identity.access import MAX_BUILD_CREDENTIAL_SECONDS
+from services.registry.management import spaces, users
+from shared.build_requests import BUILD_ID_RE, MAX_VALUE_LENGTH, MAX_VARIABLES
+from shared.oci.names import MAX_NAME_LENGTH, NAME_RE, SPACE_RE, TAG_RE
+from shared.retention import MAX_PATTERN_LENGTH
+
 ERROR_DESCRIPTIONS = {
     400: "malformed request",
     401: "no valid credentials",
-    403: "the caller's role is too low",
+    403: "the caller's role is too low, or its credential cannot do this",
     404: "not found, or not visible to the caller",
     409: "conflicts with the current state",
     422: "invalid fields",
@@ -31,6 +38,7 @@ class Operation:
     body: str | None = None  # request schema
     query: tuple[dict[str, Any], ...] = ()
     errors: tuple[int, ...] = ()
+    also_ok: tuple[int, ...] = ()  # other success statuses, with the same schema
     public: bool = False
     path_patterns: dict[str, str] = field(default_factory=dict)  # {name: regex} for the router
 
@@ -66,24 +74,26 @@ def _operation(op: Operation) -> dict[str, Any]:
     success: dict[str, Any] = {"description": "success"}
     if schema == "binary":
         binary = {"type": "string", "format": "binary"}
-        success["content"] = {"application/octet-stream": {"schema": binary}}
+        success["content"] = {media_type: {"schema": binary} for media_type in PACKAGE_TYPES}
     elif schema is not None:
         success["content"] = _json(schema)
-    responses: dict[str, Any] = {str(status): success}
+    responses: dict[str, Any] = {str(code): success for code in sorted({status, *op.also_ok})}
     codes = set(op.errors) | ({400} if op.query or op.body else set())
     if not op.public:
-        codes.add(401)
+        codes |= {401, 403}  # 403: a token without the scope, wherever the role would do
     for code in sorted(codes):
         responses[str(code)] = {"description": ERROR_DESCRIPTIONS[code], "content": _json("Error")}
     document: dict[str, Any] = {"summary": op.summary, "responses": responses}
     parameters = [
-        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        {"name": name, "in": "path", "required": True, "schema": PATH_PARAMETERS[name]}
         for name in re.findall(r"{(\w+)}", op.path)
     ] + list(op.query)
     if parameters:
         document["parameters"] = parameters
     if op.body is not None:
-        document["requestBody"] = {"required": True, "content": _body_content(op.body)}
+        # A missing JSON body reads as {}: it may be left out where no field is required.
+        required = bool(SCHEMAS[op.body].get("required"))
+        document["requestBody"] = {"required": required, "content": _body_content(op.body)}
     if op.public:
         document["security"] = []
     return document
@@ -129,12 +139,31 @@ def _object(required: list[str] | None = None, **properties: Any) -> dict[str, A
     return schema
 
 
-def _input(**properties: Any) -> dict[str, Any]:
-    return {**_object(**properties), "additionalProperties": False}
+def _input(required: list[str] | None = None, **properties: Any) -> dict[str, Any]:
+    """An object the server takes only these fields of: any other is a 422."""
+    return {**_object(required, **properties), "additionalProperties": False}
 
 
 def _list(key: str, item: str) -> dict[str, Any]:
     return _object([key], **{key: {"type": "array", "items": _ref(item)}})
+
+
+def _matching(regex: re.Pattern[str], max_length: int, description: str = "") -> dict[str, Any]:
+    """A string the server's ``regex.fullmatch`` accepts, as an anchored JSON Schema pattern."""
+    pattern = regex.pattern.removeprefix("^").removesuffix("$")
+    schema: dict[str, Any] = {
+        "type": "string",
+        "pattern": f"^(?:{pattern})$",
+        "minLength": 1,
+        "maxLength": max_length,
+    }
+    if description:
+        schema["description"] = description
+    return schema
+
+
+def _count(maximum: int = 1_000_000) -> dict[str, Any]:
+    return {"type": "integer", "minimum": 0, "maximum": maximum}
 
 
 STRING = {"type": "string"}
@@ -142,6 +171,64 @@ BOOLEAN = {"type": "boolean"}
 INTEGER = {"type": "integer"}
 TIME = {"type": "string", "format": "date-time"}
 ROLE = {"type": "string", "enum": ["reader", "writer", "admin"]}
+BUILD_STATUS = {"type": "string", "enum": ["queued", "running", "succeeded", "failed", "cancelled"]}
+PACKAGE_TYPES = ("application/zip", "application/gzip")
+
+SPACE_ID = _matching(
+    SPACE_RE, spaces.MAX_ID_LENGTH, "lowercase letters and digits joined by single dashes"
+)
+USERNAME = _matching(
+    users.USERNAME_RE,
+    63,
+    "lowercase letters, digits, '.', '_' or '-', starting with a letter or digit",
+)
+TAG = _matching(TAG_RE, 128)
+# A repository inside a space: the name without its first component.
+REPOSITORY = _matching(NAME_RE, MAX_NAME_LENGTH - 2, "the repository's name inside the space")
+BUILD_ID = _matching(BUILD_ID_RE, 128)
+PASSWORD = {"type": "string", "minLength": passwords.MIN_LENGTH, "maxLength": passwords.MAX_LENGTH}
+# A variable's value: a string; a number, boolean or null is taken as its text.
+VARIABLE = {"type": ["string", "number", "boolean", "null"], "maxLength": MAX_VALUE_LENGTH}
+VARIABLES = {
+    "type": "object",
+    "maxProperties": MAX_VARIABLES,
+    "propertyNames": {"minLength": 1},
+    "additionalProperties": VARIABLE,
+}
+SPACE_NAME = {"type": "string", "maxLength": spaces.MAX_NAME_LENGTH, "pattern": r"\S"}
+TEXT = {"type": ["string", "number"], "pattern": r"\S", "description": "not blank"}
+
+PATH_PARAMETERS: dict[str, dict[str, Any]] = {
+    "space": {**SPACE_ID, "examples": ["spaces-1"]},
+    "repository": {**REPOSITORY, "examples": ["mywebapp"]},
+    "tag": {**TAG, "examples": ["1.0.0"]},
+    "username": {**USERNAME, "examples": ["admin"]},
+    "build_id": BUILD_ID,
+    "key_id": {"type": "string", "pattern": "^[0-9a-f]{16}$"},
+    "id": {
+        "type": "string",
+        "minLength": 1,
+        "description": "a package id",
+        "examples": ["mywebapp"],
+    },
+    "version": {**TAG, "examples": ["1.0.0"]},
+}
+
+RETENTION_SECTIONS = {
+    "deployment_tags": _input(
+        pattern={
+            "type": "string",
+            "format": "regex",
+            "minLength": 1,
+            "maxLength": MAX_PATTERN_LENGTH,
+            "description": "a regular expression: tags it finds are deployment tags",
+        },
+        retain_days=_count(),
+        keep_last=_count(),
+    ),
+    "untagged_manifests": _input(retain_hours=_count()),
+    "gc": _input(grace_minutes=_count()),
+}
 
 SCHEMAS: dict[str, Any] = {
     "Error": _object(
@@ -150,64 +237,95 @@ SCHEMAS: dict[str, Any] = {
     ),
     "Space": _object(
         ["id", "name", "anonymous_pull"],
-        id=STRING,
+        id=SPACE_ID,
         name=STRING,
         anonymous_pull=BOOLEAN,
         created_at=TIME,
     ),
-    "SpaceInput": _input(id=STRING, name=STRING, anonymous_pull=BOOLEAN),
+    "SpaceInput": _input(
+        ["name"],
+        id={
+            "oneOf": [SPACE_ID, {"type": "null"}],
+            "description": "the next free spaces-N when absent or null",
+        },
+        name=SPACE_NAME,
+        anonymous_pull=BOOLEAN,
+    ),
+    "SpaceUpdate": _input(
+        name=SPACE_NAME,
+        anonymous_pull=BOOLEAN,
+    ),
     "SpaceList": _list("spaces", "Space"),
-    "Repository": _object(name=STRING, full_name=STRING, created_at=TIME),
+    "Repository": _object(
+        ["name", "full_name", "created_at"], name=STRING, full_name=STRING, created_at=TIME
+    ),
     "RepositoryPage": _object(
-        ["repositories"],
+        ["repositories", "next_cursor"],
         repositories={"type": "array", "items": _ref("Repository")},
         next_cursor={"type": ["string", "null"]},
     ),
-    "Version": _object(tag=STRING, prerelease=BOOLEAN, digest=STRING, size=INTEGER, pushed_at=TIME),
-    "VersionList": _object(repository=STRING, versions={"type": "array", "items": _ref("Version")}),
+    "Version": _object(
+        ["tag", "prerelease", "digest", "size", "pushed_at"],
+        tag=STRING,
+        prerelease=BOOLEAN,
+        digest=STRING,
+        size=INTEGER,
+        pushed_at=TIME,
+    ),
+    "VersionList": _object(
+        ["repository", "versions"],
+        repository=STRING,
+        versions={"type": "array", "items": _ref("Version")},
+    ),
     "User": _object(
-        ["username"],
+        ["username", "superuser"],
         username=STRING,
         superuser=BOOLEAN,
         service={"type": ["string", "null"]},
-        global_role={"type": ["string", "null"]},
+        global_role={"type": ["string", "null"], "enum": [*ROLE["enum"], None]},
         created_at=TIME,
         memberships={
             "type": "array",
-            "items": _object(space=STRING, role=ROLE),
+            "items": _object(["space", "role"], space=STRING, role=ROLE),
         },
     ),
-    "UserInput": _input(username=STRING, password=STRING, superuser=BOOLEAN),
-    "UserUpdate": _input(password=STRING),
+    "UserInput": _input(
+        ["username", "password"], username=USERNAME, password=PASSWORD, superuser=BOOLEAN
+    ),
+    "UserUpdate": _input(["password"], password=PASSWORD),
     "UserList": _list("users", "User"),
-    "ApiKey": _object(["id", "name"], id=STRING, name=STRING, created_at=TIME),
+    "ApiKey": _object(["id", "name", "created_at"], id=STRING, name=STRING, created_at=TIME),
     "ApiKeyCreated": _object(
-        ["id", "key"],
+        ["id", "name", "key"],
         id=STRING,
         name=STRING,
         created_at=TIME,
         key={"type": "string", "description": "shown only in this response"},
     ),
-    "ApiKeyInput": _input(name=STRING),
+    "ApiKeyInput": _input(name={"type": "string", "maxLength": users.MAX_KEY_NAME}),
     "ApiKeyList": _list("api_keys", "ApiKey"),
     "Member": _object(["username", "role"], space=STRING, username=STRING, role=ROLE),
-    "MemberInput": _input(role=ROLE),
-    "MemberList": _object(space=STRING, members={"type": "array", "items": _ref("Member")}),
-    "BuildRequest": _object(
+    "MemberInput": _input(["role"], role=ROLE),
+    "MemberList": _object(
+        ["space", "members"], space=STRING, members={"type": "array", "items": _ref("Member")}
+    ),
+    "BuildRequest": _input(
         ["sdi"],
-        build_id=STRING,
-        space=STRING,
-        sdi=_object(["id", "version"], id=STRING, version=STRING),
-        image=_object(repository=STRING, tag=STRING),
-        deployment={"type": "object"},
-        variables={"type": "object", "additionalProperties": STRING},
-        sensitive_variables={"type": "object", "additionalProperties": STRING},
-        packages={"type": "object", "additionalProperties": STRING},
-        platform=STRING,
-        build_args={"type": "object", "additionalProperties": STRING},
+        build_id={**BUILD_ID, "description": "a new one when absent"},
+        space={**SPACE_ID, "description": "the path's space, when given"},
+        sdi=_input(["id", "version"], id=TEXT, version=TEXT),
+        image=_input(repository=REPOSITORY, tag=TAG),
+        deployment={"type": ["object", "null"]},
+        variables=VARIABLES,
+        sensitive_variables=VARIABLES,
+        packages=VARIABLES,
+        platform={"type": "string", "pattern": "^[a-z0-9]+/[a-z0-9_]+(?:/[a-z0-9]+)?$"},
+        build_args=VARIABLES,
         strategy={"type": "string", "enum": ["auto", "assembled", "docker"]},
     ),
-    "BuildCredentialInput": _input(ttl_seconds=INTEGER),
+    "BuildCredentialInput": _input(
+        ttl_seconds={"type": "integer", "minimum": 1, "maximum": MAX_BUILD_CREDENTIAL_SECONDS}
+    ),
     "BuildCredential": _object(
         ["username", "password", "space", "expires_in"],
         username=STRING,
@@ -215,39 +333,30 @@ SCHEMAS: dict[str, Any] = {
         space=STRING,
         expires_in=INTEGER,
     ),
-    "BuildAccepted": _object(["build_id", "status"], build_id=STRING, status=STRING),
+    "BuildAccepted": _object(["build_id", "status"], build_id=STRING, status=BUILD_STATUS),
     "Build": _object(
-        ["build_id", "status"],
+        ["build_id", "space", "status"],
         build_id=STRING,
         space=STRING,
-        status={
-            "type": "string",
-            "enum": ["queued", "running", "succeeded", "failed", "cancelled"],
-        },
-        created_at=TIME,
+        status=BUILD_STATUS,
+        created_at={"type": ["string", "null"], "format": "date-time"},
         started_at={"type": ["string", "null"], "format": "date-time"},
         finished_at={"type": ["string", "null"], "format": "date-time"},
         result={"type": ["object", "null"]},
         error={"type": ["object", "null"]},
-        request={"type": "object"},
+        request={"type": ["object", "null"]},
     ),
     "BuildLogs": _object(
-        ["build_id", "logs"],
+        ["build_id", "status", "logs"],
         build_id=STRING,
-        status=STRING,
+        status=BUILD_STATUS,
         logs={"type": "array", "items": STRING},
     ),
-    "RetentionPolicyInput": _input(
-        deployment_tags=_object(pattern=STRING, retain_days=INTEGER, keep_last=INTEGER),
-        untagged_manifests=_object(retain_hours=INTEGER),
-        gc=_object(grace_minutes=INTEGER),
-    ),
+    "RetentionPolicyInput": _input(None, **RETENTION_SECTIONS),
     "RetentionPolicy": _object(
-        ["deployment_tags", "untagged_manifests", "gc"],
+        ["space", "deployment_tags", "untagged_manifests", "gc"],
         space=STRING,
-        deployment_tags=_object(pattern=STRING, retain_days=INTEGER, keep_last=INTEGER),
-        untagged_manifests=_object(retain_hours=INTEGER),
-        gc=_object(grace_minutes=INTEGER),
+        **RETENTION_SECTIONS,
     ),
     "RetentionRun": _object(
         ["dry_run", "removed", "manifests_removed", "blobs_removed", "bytes_freed"],

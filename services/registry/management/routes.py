@@ -46,7 +46,7 @@ OPERATIONS: tuple[Operation, ...] = (
               errors=(404,)),
     Operation("PATCH", SPACE, spaces.update_space,
               "Rename a space or change anonymous pull (admin)", (200, "Space"),
-              body="SpaceInput", errors=(403, 404, 422)),
+              body="SpaceUpdate", errors=(403, 404, 422)),
     Operation("DELETE", SPACE, spaces.delete_space,
               "Delete an empty space other than the default; superusers", (204, None),
               errors=(403, 404, 409)),
@@ -103,17 +103,17 @@ OPERATIONS: tuple[Operation, ...] = (
               (200, "RetentionRun"),
               query=(query_param("dry_run", {"type": "boolean"}),), errors=(403, 404)),
     Operation("PUT", f"{SPACE}/repositories/{{repository}}/tags/{{tag}}/pin", retention.pin_tag,
-              "Pin a tag: retention never removes it (writer)", (201, "Pin"),
-              errors=(403, 404), path_patterns=ANY_DEPTH),
+              "Pin a tag: retention never removes it (writer); 200 when it already was",
+              (201, "Pin"), also_ok=(200,), errors=(400, 403, 404), path_patterns=ANY_DEPTH),
     Operation("DELETE", f"{SPACE}/repositories/{{repository}}/tags/{{tag}}/pin",
-              retention.unpin_tag, "Unpin a tag (admin)", (204, None), errors=(403, 404),
+              retention.unpin_tag, "Unpin a tag (admin)", (204, None), errors=(400, 403, 404),
               path_patterns=ANY_DEPTH),
     # members
     Operation("GET", f"{SPACE}/members", members.list_members, "Members and roles (admin)",
               (200, "MemberList"), errors=(403, 404)),
     Operation("PUT", f"{SPACE}/members/{{username}}", members.put_member,
-              "Give a user a role in the space (admin)", (200, "Member"), body="MemberInput",
-              errors=(403, 404, 422)),
+              "Give a user a role in the space (admin); 201 when the user had none",
+              (200, "Member"), also_ok=(201,), body="MemberInput", errors=(403, 404, 422)),
     Operation("DELETE", f"{SPACE}/members/{{username}}", members.delete_member,
               "Take a user's role in the space away (admin)", (204, None), errors=(403, 404)),
     # users and API keys
@@ -124,19 +124,21 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("GET", USER, users.get_user, "Read an account and its roles (self or superuser)",
               (200, "User"), errors=(404,)),
     Operation("PATCH", USER, users.update_user,
-              "Change the password (self or superuser); ends the old one's tokens",
-              (200, "User"), body="UserUpdate", errors=(404, 422)),
+              "Change the password (self or superuser, with the password); ends the old "
+              "one's tokens; a service account has none (409)",
+              (200, "User"), body="UserUpdate", errors=(403, 404, 409, 422)),
     Operation("DELETE", USER, users.delete_user, "Delete a user and its keys; superusers",
               (204, None), errors=(403, 404, 409)),
     Operation("GET", f"{USER}/api-keys", users.list_api_keys,
               "The account's API keys, without secrets (self or superuser)",
               (200, "ApiKeyList"), errors=(404,)),
     Operation("POST", f"{USER}/api-keys", users.create_api_key,
-              "Create an API key, shown once (self or superuser)", (201, "ApiKeyCreated"),
-              body="ApiKeyInput", errors=(404, 409, 422)),
+              "Create an API key, shown once (self or superuser, with the password); the "
+              "body and its name are optional", (201, "ApiKeyCreated"),
+              body="ApiKeyInput", errors=(403, 404, 409, 422)),
     Operation("DELETE", f"{USER}/api-keys/{{key_id}}", users.delete_api_key,
               "Revoke an API key (self or superuser); a service account's key is its "
-              "service's setting (409)", (204, None), errors=(404, 409)),
+              "service's setting (409)", (204, None), errors=(403, 404, 409)),
 )  # fmt: skip
 
 DOCUMENT = build_document(OPERATIONS)
