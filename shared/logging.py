@@ -38,8 +38,17 @@ def configure_logging(log_format: str = "auto", level: int = logging.INFO) -> No
         cache_logger_on_first_use=True,
     )
     handler = logging.StreamHandler(sys.stderr)
+    # The standard library's records (aiohttp's, asyncio's) get the same traceback rendering:
+    # without it their exc_info reached the renderer as a tuple and the traceback was lost.
     handler.setFormatter(
-        structlog.stdlib.ProcessorFormatter(processor=renderer, foreign_pre_chain=shared_processors)
+        structlog.stdlib.ProcessorFormatter(
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                tracebacks,
+                renderer,
+            ],
+            foreign_pre_chain=shared_processors,
+        )
     )
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -197,6 +197,7 @@ def _client(world: World, mode: str, account: Account, space: str) -> Client:
         account.basic,
         f"repository:{space}/app:pull,push,delete",
         f"repository:{space}/src:pull",
+        f"space:{space}:read,write,manage",  # the management API's scopes
     )
     return bearer_client(url, access)
 

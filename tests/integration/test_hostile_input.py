@@ -156,6 +156,14 @@ def test_surrogate_in_config_media_type_is_manifest_invalid(client: Client, repo
 # -- requests aiohttp's parser refuses ------------------------------------------------------
 
 
+# What docker, podman, skopeo and ctr send first: a TLS ClientHello, to a plain-HTTP port.
+TLS_CLIENT_HELLO = (
+    b"\x16\x03\x01\x00\x2f\x01\x00\x00\x2b\x03\x03"
+    + bytes(range(32))
+    + b"\x00\x00\x02\x13\x01\x01\x00"
+)
+
+
 def raw_exchange(registry: Registry, request: bytes) -> tuple[int, dict[str, str], bytes]:
     """Send raw bytes; read the answer until the server closes the connection."""
     host, port = registry.host.rsplit(":", 1)
@@ -180,9 +188,13 @@ def raw_exchange(registry: Registry, request: bytes) -> tuple[int, dict[str, str
         b"GET /api/v1/spaces HTTP/1.1\r\nHost: x\r\nX-Bad: a\x01b\r\n\r\n",
         b"GET /v2/\x7f HTTP/1.1\r\nHost: x\r\n\r\n",
         b"GET /v2/ HTTP/1.1\r\nHost: x\r\nContent-Length: " + HUGE.encode() + b"\r\n\r\n",
+        TLS_CLIENT_HELLO,
     ],
-    ids=["header-too-large", "control-character", "bad-request-line", "huge-content-length"],
-)
+    ids=[
+        "header-too-large", "control-character", "bad-request-line", "huge-content-length",
+        "https-probe",
+    ],
+)  # fmt: skip
 def test_requests_the_parser_refuses_get_a_json_error(
     registry: Registry, request_bytes: bytes
 ) -> None:
@@ -195,7 +207,11 @@ def test_requests_the_parser_refuses_get_a_json_error(
     assert document["errors"][0]["code"] == "BAD_REQUEST" and document["errors"][0]["message"]
     assert document["error"]["code"] == "BAD_REQUEST"
     time.sleep(0.2)
-    assert_no_server_error(log_since(registry, start))
+    logged = log_since(registry, start)
+    assert_no_server_error(logged)
+    # The access log records it as the 400 it is.
+    lines = [json.loads(line) for line in logged.splitlines() if line.startswith("{")]
+    assert any(line.get("event") == "request" and line.get("status") == 400 for line in lines)
 
 
 # -- a client that hangs up mid-chunk --------------------------------------------------------

@@ -105,7 +105,12 @@ def test_oauth2_password_grant(registry_a: Registry) -> None:
     }
     response = requests.post(url, data=form, timeout=10)
     assert response.status_code == 200, response.text
+    assert response.json()["scope"] == "repository:spaces-1/x:pull"
     access = response.json()["access_token"]
+    # scope says what was granted, not what was asked for
+    asked = "repository:spaces-1/x:push,pull nosuch:thing:read repository:Bad:pull"
+    granted = requests.post(url, data={**form, "scope": asked}, timeout=10).json()["scope"]
+    assert granted == "repository:spaces-1/x:pull,push"
     assert bearer_client(registry_a.url, access).request("GET", "/v2/").status_code == 200
     wrong = requests.post(url, data={**form, "password": "nope-nope"}, timeout=10)
     assert wrong.status_code == 401
@@ -374,8 +379,9 @@ def test_credentials_change_only_with_the_password(
         ):
             response = client.request(method, path, json=body)
             assert response.status_code == 403, (method, path, response.text)
-        # Reading one's own account needs no password.
-        assert client.request("GET", f"/api/v1/users/{erin.username}").status_code == 200
+        # Reading one's own account needs no password, but a token was not granted it.
+        own = client.request("GET", f"/api/v1/users/{erin.username}").status_code
+        assert own == (403 if client is token_client else 200)
     assert Client.for_registry(registry_a.url, erin.basic).request("GET", "/v2/").status_code == 200
     admin_token = token(registry_a.url, registry_a.auth)
     refused = bearer_client(registry_a.url, admin_token).request(
@@ -476,3 +482,41 @@ def test_service_keys_and_the_built_in_superuser_cannot_be_removed(
     refused = second.call("DELETE", "/users/admin")
     assert refused.status_code == 409, refused.text
     assert admin.call("GET", "/users/admin").status_code == 200
+
+
+def test_a_token_on_the_management_api_holds_only_what_it_was_granted(
+    registry_a: Registry, admin: Admin, space: str
+) -> None:
+    """A token with no scopes (or only a repository's) cannot start a build or pin a tag,
+    though the role could; one granted the space's scopes can, and only as far as the role
+    goes: a writer is never granted space:<id>:manage."""
+    writer = _member(admin, space, "writer")
+    api = f"{registry_a.url}/api/v1/spaces/{space}"
+    build = {"sdi": {"id": "nothing", "version": "1.0.0"}}
+    bare = bearer_client(registry_a.url, token(registry_a.url, writer.basic))
+    repo_only = bearer_client(
+        registry_a.url, token(registry_a.url, writer.basic, f"repository:{space}/app:pull,push")
+    )
+    for client in (bare, repo_only):
+        for method, url, body in (
+            ("POST", f"{api}/builds", build),
+            ("PUT", f"{api}/repositories/app/tags/1.0/pin", None),
+            ("GET", api, None),
+            ("GET", f"{registry_a.url}/api/v1/spaces", None),
+        ):
+            response = client.request(method, url, json=body)
+            assert response.status_code == 403, (method, url, response.text)
+            assert "does not grant" in response.json()["error"]["message"]
+    access = token(registry_a.url, writer.basic, f"space:{space}:read,write,manage")
+    assert granted(access) == [{"type": "space", "name": space, "actions": ["read", "write"]}]
+    scoped = bearer_client(registry_a.url, access)
+    assert scoped.request("GET", api).status_code == 200
+    started = scoped.request("POST", f"{api}/builds", json=build)
+    assert started.status_code in (202, 503), started.text  # accepted (no builder here)
+    refused = scoped.request("GET", f"{api}/members")
+    assert refused.status_code == 403 and "role" in refused.json()["error"]["message"]
+    listing = bearer_client(
+        registry_a.url, token(registry_a.url, writer.basic, "registry:catalog:*")
+    ).request("GET", f"{registry_a.url}/api/v1/spaces")
+    assert listing.status_code == 200
+    assert [s["id"] for s in listing.json()["spaces"]] == [space]

@@ -28,7 +28,7 @@ from typing import Any
 from services.registry.cache import SingleFlight, TtlCache
 from services.registry.identity import api_keys
 from services.registry.identity.passwords import verify_password
-from services.registry.identity.roles import Action, Grants, Role, ScopeRequest
+from services.registry.identity.roles import SPACE_ACTIONS, Action, Grants, Role, ScopeRequest
 from services.registry.identity.tokens import (
     BUILD_CREDENTIAL,
     IssuedToken,
@@ -424,6 +424,15 @@ class AccessControl:
     ) -> list[str]:
         if scope.type == "registry" and scope.name == "catalog":
             return ["*"] if principal.username is not None and "*" in scope.actions else []
+        if scope.type == "space":  # the management API's scopes on a space
+            role = await self.role_in(principal, scope.name)
+            return [
+                action
+                for needed, action in SPACE_ACTIONS.items()
+                if (action in scope.actions or "*" in scope.actions)
+                and role is not None
+                and role >= needed
+            ]
         if scope.type != "repository":
             return []
         try:

@@ -39,6 +39,10 @@ class Action(enum.StrEnum):
 
 _NEEDS = {Action.PULL: Role.READER, Action.PUSH: Role.WRITER, Action.DELETE: Role.ADMIN}
 
+# The management API's token scopes on a space (``space:<id>:<action>``), by the role each
+# needs.
+SPACE_ACTIONS = {Role.READER: "read", Role.WRITER: "write", Role.ADMIN: "manage"}
+
 
 @dataclass(frozen=True, slots=True)
 class Grants:

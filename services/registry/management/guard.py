@@ -3,6 +3,12 @@
 A space the caller has no role in answers 404, exactly like a space that does not exist, so
 the API never tells a stranger which spaces there are; a role too low for the operation
 answers 403.
+
+A bearer token holds what it was granted and nothing more. The management API's scopes, in
+the Docker token form ``/auth/token`` grants by role: ``space:<id>:read`` (reader),
+``space:<id>:write`` (writer), ``space:<id>:manage`` (admin), and ``registry:catalog:*`` for
+the list of spaces. Accounts, API keys and the creation and deletion of spaces take a
+password or an API key; a token there is refused (403).
 """
 
 from __future__ import annotations
@@ -10,7 +16,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from services.registry.identity.access import PASSWORD_CREDENTIAL, Principal
-from services.registry.identity.roles import Role
+from services.registry.identity.roles import SPACE_ACTIONS, Role
 from services.registry.keys import access_key, metadata_key, principal_key
 from services.registry.management.errors import Forbidden, NotFound
 from shared.metadata.store import Document
@@ -29,7 +35,25 @@ async def space_with_role(request: web.Request, needed: Role) -> Document:
         raise NotFound(f"space {space_id} does not exist")
     if role < needed:
         raise Forbidden(f"this needs the {needed.label} role in {space_id}")
+    require_scope(request, "space", space_id, SPACE_ACTIONS[needed])
     return space
+
+
+def require_scope(request: web.Request, resource_type: str, name: str, action: str) -> None:
+    """A bearer token must hold the scope: the role allowing it is not enough."""
+    token = caller(request).token
+    if token is not None and not token.allows(resource_type, name, action):
+        scope = f"{resource_type}:{name}:{action}"
+        raise Forbidden(
+            f"the token does not grant {scope}; ask /auth/token for it, or use a password or "
+            "an API key",
+            detail={"scope": scope},
+        )
+
+
+def refuse_tokens(request: web.Request) -> None:
+    if caller(request).token is not None:
+        raise Forbidden("accounts and spaces are administered with a password or an API key")
 
 
 def require_password(request: web.Request) -> None:
@@ -42,6 +66,7 @@ def require_password(request: web.Request) -> None:
 
 
 async def require_superuser(request: web.Request) -> None:
+    refuse_tokens(request)
     grants = await request.app[access_key].grants_of(caller(request))
     if grants is None or not grants.superuser:
         raise Forbidden("this needs a superuser")
@@ -50,6 +75,7 @@ async def require_superuser(request: web.Request) -> None:
 async def require_self_or_superuser(request: web.Request, username: str) -> None:
     """For operations on an account: its owner or a superuser. Others are told nothing about
     whether the account exists."""
+    refuse_tokens(request)
     principal = caller(request)
     if principal.username == username and principal.space is None:  # not a build's credential
         return

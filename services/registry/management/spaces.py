@@ -12,7 +12,12 @@ from services.registry.bootstrap import DEFAULT_SPACE
 from services.registry.identity.roles import Role
 from services.registry.keys import access_key, metadata_key, registry_key
 from services.registry.management.errors import Conflict, Invalid, NotFound
-from services.registry.management.guard import caller, require_superuser, space_with_role
+from services.registry.management.guard import (
+    caller,
+    require_scope,
+    require_superuser,
+    space_with_role,
+)
 from services.registry.management.requests import json_object
 from shared.metadata.store import Document
 from shared.oci.names import SPACE_RE
@@ -33,6 +38,7 @@ def space_json(doc: Document) -> dict[str, Any]:
 
 async def list_spaces(request: web.Request) -> web.Response:
     """The spaces the caller has a role in."""
+    require_scope(request, "registry", "catalog", "*")
     visible = await request.app[access_key].visible_spaces(caller(request))
     spaces = await request.app[metadata_key].list_spaces()
     return web.json_response(
