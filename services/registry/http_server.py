@@ -12,6 +12,8 @@ from typing import Any
 import structlog
 from aiohttp import web
 
+from services.registry.keys import metrics_key
+from services.registry.metrics import Metrics
 from services.registry.middleware import protocol_error_body
 
 log = structlog.get_logger("spacedock.registry")
@@ -19,6 +21,8 @@ MAX_REASON_CHARS = 200
 
 
 class JsonErrorRequestHandler(web.RequestHandler):
+    metrics: Metrics | None = None
+
     def handle_error(
         self,
         request: web.BaseRequest,
@@ -32,6 +36,8 @@ class JsonErrorRequestHandler(web.RequestHandler):
         else:  # the client's mistake: one line, no traceback
             reason = (message or str(exc) or "bad request").strip()[:MAX_REASON_CHARS]
             log.info("request_refused", status=status, reason=reason, remote=request.remote)
+        if self.metrics is not None:  # counted like any request, under a route of its own
+            self.metrics.requests.labels("unparsed", request.method, str(status)).inc()
         if request.writer.output_size > 0:
             # Part of a response went out already: the connection can only be dropped.
             raise ConnectionError("response already started; cannot send an error response")
@@ -41,8 +47,12 @@ class JsonErrorRequestHandler(web.RequestHandler):
 
 
 class JsonErrorServer(web.Server):
+    metrics: Metrics | None = None
+
     def __call__(self) -> web.RequestHandler:
-        return JsonErrorRequestHandler(self, loop=self._loop, **self._kwargs)
+        handler = JsonErrorRequestHandler(self, loop=self._loop, **self._kwargs)
+        handler.metrics = self.metrics
+        return handler
 
 
 class RegistryRunner(web.AppRunner):
@@ -51,10 +61,12 @@ class RegistryRunner(web.AppRunner):
     async def _make_server(self) -> web.Server:
         server = await super()._make_server()
         options: dict[str, Any] = server._kwargs
-        return JsonErrorServer(
+        replacement = JsonErrorServer(
             server.request_handler,
             request_factory=server.request_factory,
             handler_cancellation=server.handler_cancellation,
             loop=server._loop,
             **options,
         )
+        replacement.metrics = self.app.get(metrics_key)
+        return replacement

@@ -212,6 +212,14 @@ def test_requests_the_parser_refuses_get_a_json_error(
     # The access log records it as the 400 it is.
     lines = [json.loads(line) for line in logged.splitlines() if line.startswith("{")]
     assert any(line.get("event") == "request" and line.get("status") == 400 for line in lines)
+    # And so do the metrics, under a route of its own.
+    metrics = requests.get(f"{registry.url}/metrics", timeout=10).text
+    counted = [
+        line for line in metrics.splitlines()
+        if line.startswith("spacedock_http_requests_total{") and 'route="unparsed"' in line
+        and 'status="400"' in line
+    ]  # fmt: skip
+    assert counted and float(counted[0].rsplit(" ", 1)[1]) >= 1
 
 
 # -- a client that hangs up mid-chunk --------------------------------------------------------
