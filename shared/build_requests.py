@@ -121,6 +121,7 @@ def parse_build_request(
     """The request ``data`` makes; sealed sensitive values are opened with ``sealer``."""
     if not isinstance(data, dict):
         raise RequestInvalid("a build request is a JSON object")
+    _check_storable(data)
     unknown = sorted(set(data) - COMMAND_FIELDS)
     if unknown:
         raise RequestInvalid(f"unknown fields: {', '.join(unknown)}")
@@ -191,6 +192,24 @@ def _sensitive(data: dict[str, Any], key: str, sealer: Sealer | None) -> dict[st
     except SealBroken as exc:
         raise RequestInvalid(f"{SEALED} {exc}") from exc
     return _strings(opened, "sensitive_variables")
+
+
+MAX_DEPTH = 32
+
+
+def _check_storable(value: Any, depth: int = 0) -> None:
+    """What MongoDB cannot hold (a NUL in a key, nesting past any use) is refused here, so
+    it is never a failed insert (over AMQP, a message redelivered for ever)."""
+    if depth > MAX_DEPTH:
+        raise RequestInvalid(f"the request nests deeper than {MAX_DEPTH} levels")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str) or "\x00" in key:
+                raise RequestInvalid("a key in the request holds a NUL character")
+            _check_storable(item, depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            _check_storable(item, depth + 1)
 
 
 def _object(value: Any, where: str, allowed: set[str] | None, *, required: bool) -> dict[str, Any]:

@@ -36,7 +36,9 @@ class JsonErrorRequestHandler(web.RequestHandler):
         else:  # the client's mistake: one line, no traceback
             reason = (message or str(exc) or "bad request").strip()[:MAX_REASON_CHARS]
             log.info("request_refused", status=status, reason=reason, remote=request.remote)
-        if self.metrics is not None:  # counted like any request, under a route of its own
+        if self.metrics is not None and getattr(request, "_match_info", None) is None:
+            # Refused before routing: counted like any request, under a route of its own
+            # (a routed request is counted by the access log).
             self.metrics.requests.labels("unparsed", request.method, str(status)).inc()
         if request.writer.output_size > 0:
             # Part of a response went out already: the connection can only be dropped.

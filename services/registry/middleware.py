@@ -8,6 +8,7 @@ import structlog
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Handler
+from bson.errors import InvalidDocument
 from multidict import CIMultiDict
 from pymongo.errors import ConnectionFailure, OperationFailure, PyMongoError
 
@@ -53,17 +54,38 @@ async def error_bodies(request: web.Request, handler: Handler) -> web.StreamResp
         return render(request, errors.BlobUploadInvalid("request body incomplete or malformed"))
     except (ConnectionFailure, StorageError) as exc:
         log.warning("dependency_unavailable", error=str(exc), kind=type(exc).__name__)
+        _abort_if_answering(request)
         return render(request, errors.Unavailable())
     except (OperationFailure, PyMongoError) as exc:
         log.error("metadata_error", error=str(exc), kind=type(exc).__name__)
+        _abort_if_answering(request)
         return render(request, errors.Unavailable("metadata operation failed"))
+    except InvalidDocument as exc:  # what BSON cannot hold (a NUL in a key, say) came in
+        _abort_if_answering(request)
+        return render(request, Unstorable(f"the request holds what cannot be stored: {exc}"))
     except (ConnectionResetError, ConnectionAbortedError):
         if _client_gone(request):
             return _client_closed(request)
         raise
     except Exception:
         log.exception("unhandled_error", method=request.method, path=request.path)
+        _abort_if_answering(request)
         return render(request, errors.RegistryError("internal server error"), status=500)
+
+
+class Unstorable(errors.RegistryError):
+    code, status, default_message = "BAD_REQUEST", 400, "the request cannot be stored"
+
+
+def _abort_if_answering(request: web.Request) -> None:
+    """A failure after the response began (a storage read mid-blob) cannot be answered: a
+    second response would land inside the first one's body. The connection is dropped, so
+    the client sees a short body, not a corrupt one."""
+    writer = request.writer
+    if writer is not None and writer.output_size > 0:
+        if request.transport is not None:
+            request.transport.abort()
+        raise ConnectionResetError("failed after the response began; connection dropped")
 
 
 def _client_gone(request: web.Request) -> bool:

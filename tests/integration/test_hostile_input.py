@@ -55,6 +55,13 @@ def assert_no_server_error(text: str) -> None:
             assert not 500 <= int(entry.get("status") or 0) < 600, line
 
 
+def _nested(depth: int) -> dict[str, Any]:
+    value: dict[str, Any] = {}
+    for _ in range(depth):
+        value = {"n": value}
+    return value
+
+
 # -- integers past the conversion limit ----------------------------------------------------
 
 
@@ -76,6 +83,25 @@ def test_huge_integer_in_a_json_body_is_a_400(client: Client, method: str, path:
     assert_api_error(response, 400, "BAD_REQUEST")
     assert api(client, "GET", "/spaces/spaces-1/retention").json() == policy
     assert api(client, "GET", "/spaces").json() == spaces
+
+
+@pytest.mark.parametrize(
+    "request_body",
+    [
+        {"sdi": {"id": "app", "version": "1.0.0"}, "deployment": {"a\u0000b": "x"}},
+        {"sdi": {"id": "app", "version": "1.0.0"}, "variables": {"A\u0000": "x"}},
+        {"sdi": {"id": "app", "version": "1.0.0"}, "deployment": _nested(150)},
+    ],
+    ids=["nul-in-deployment-key", "nul-in-variable-name", "nested-150-deep"],
+)
+def test_what_mongodb_cannot_hold_is_a_400(client: Client, request_body: dict[str, Any]) -> None:
+    """A writer's build request with a NUL in a key or nesting past any use is refused, and
+    no build is stored."""
+    response = api(
+        client, "POST", "/spaces/spaces-1/builds", json={**request_body, "build_id": "hostile-1"}
+    )
+    assert_api_error(response, 400, "BAD_REQUEST")
+    assert api(client, "GET", "/spaces/spaces-1/builds/hostile-1").status_code == 404
 
 
 @pytest.mark.parametrize(

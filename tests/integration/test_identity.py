@@ -515,6 +515,10 @@ def test_a_token_on_the_management_api_holds_only_what_it_was_granted(
     assert started.status_code in (202, 503), started.text  # accepted (no builder here)
     refused = scoped.request("GET", f"{api}/members")
     assert refused.status_code == 403 and "role" in refused.json()["error"]["message"]
+    write_only = bearer_client(
+        registry_a.url, token(registry_a.url, writer.basic, f"space:{space}:write")
+    )
+    assert write_only.request("GET", api).status_code == 200  # write covers read
     listing = bearer_client(
         registry_a.url, token(registry_a.url, writer.basic, "registry:catalog:*")
     ).request("GET", f"{registry_a.url}/api/v1/spaces")

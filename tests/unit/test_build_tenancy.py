@@ -124,3 +124,24 @@ def test_a_sealed_request_without_its_build_id_does_not_open() -> None:
 def test_clients_of_the_http_api_cannot_send_a_sealed_field() -> None:
     """POST …/builds takes FIELDS only: sealed values come from the registry itself."""
     assert SEALED not in FIELDS
+
+
+def _deep(depth: int) -> Any:
+    value: Any = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"deployment": {"a\u0000b": "x"}},
+        {"variables": {"A\u0000": "x"}},
+        {"deployment": {"x": _deep(40)}},
+    ],
+    ids=["nul-key", "nul-variable", "deep"],
+)
+def test_what_mongodb_cannot_hold_is_request_invalid(extra: dict[str, Any]) -> None:
+    with pytest.raises(RequestInvalid):
+        parse_build_request({"space": "spaces-1", "sdi": {"id": "app", "version": "1"}, **extra})

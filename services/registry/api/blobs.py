@@ -28,6 +28,7 @@ from services.registry.registry import BlobHandle
 from shared.oci import errors
 from shared.oci.digest import Digest
 from shared.oci.ranges import parse_range
+from shared.storage.port import StorageError
 
 log = structlog.get_logger("spacedock.registry")
 
@@ -194,7 +195,12 @@ class FileRangeResponse(web.StreamResponse):
         await self._run(self._handle.seek, self._offset)
         # A descriptor of its own: the transport closes its one when the client hangs up,
         # maybe while a thread writes, and the event loop watches each descriptor for one owner.
-        sender = FileSender(self._handle, os.dup(sock.fileno()), self._count)
+        fd = os.dup(sock.fileno())
+        try:
+            sender = FileSender(self._handle, fd, self._count)
+        except BaseException:
+            os.close(fd)
+            raise
         try:
             # The headers must leave first; they are a few hundred bytes, so this rarely waits.
             while transport.get_write_buffer_size() > 0:
@@ -215,8 +221,11 @@ class FileRangeResponse(web.StreamResponse):
         try:
             done: bool = await asyncio.shield(turn)
         except asyncio.CancelledError:
-            # The thread must be done with the descriptor and the file before they close.
-            await asyncio.wait({turn})
+            # The thread must be done with the descriptor and the file before they close,
+            # however often the wait itself is cancelled (as at shutdown).
+            while not turn.done():
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.wait({turn})
             if not turn.cancelled():
                 turn.exception()  # retrieved: the cancellation is what goes on
             raise
@@ -252,7 +261,7 @@ class FileRangeResponse(web.StreamResponse):
         while remaining > 0:
             chunk: bytes = await self._run(self._handle.read, min(SEND_CHUNK, remaining))
             if not chunk:
-                raise ConnectionResetError("blob file shorter than expected")
+                raise StorageError("the blob file is shorter than its recorded size")
             remaining -= len(chunk)
             await write_or_drop(self, request, chunk, self._send_timeout)
 
@@ -282,7 +291,7 @@ class FileSender:
                     return True
                 read = self.handle.readinto(self._buffer[: min(SEND_CHUNK, self.unread)])
                 if not read:
-                    raise ConnectionResetError("blob file shorter than expected")
+                    raise StorageError("the blob file is shorter than its recorded size")
                 self._start, self._end = 0, read
                 self.unread -= read
             try:

@@ -35,10 +35,35 @@ async def json_object(
         json.dumps(body, ensure_ascii=False).encode()
     except UnicodeEncodeError as exc:
         raise ApiError("body contains invalid Unicode (a lone surrogate)") from exc
+    problem = _unstorable(body)
+    if problem is not None:
+        raise ApiError(problem)
     unknown = sorted(set(body) - allowed)
     if unknown:
         raise Invalid(f"unknown fields: {', '.join(unknown)}", detail={"allowed": sorted(allowed)})
     return body
+
+
+MAX_DEPTH = 32
+
+
+def _unstorable(value: Any, depth: int = 0) -> str | None:
+    """Why MongoDB could not hold ``value`` (a NUL in a key, nesting past its limits), if so."""
+    if depth > MAX_DEPTH:
+        return f"body nests deeper than {MAX_DEPTH} levels"
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if "\x00" in key:
+                return "a key in the body holds a NUL character"
+            problem = _unstorable(item, depth + 1)
+            if problem is not None:
+                return problem
+    elif isinstance(value, list):
+        for item in value:
+            problem = _unstorable(item, depth + 1)
+            if problem is not None:
+                return problem
+    return None
 
 
 def int_param(request: web.Request, name: str, default: int, *, low: int, high: int) -> int:
