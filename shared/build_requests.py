@@ -17,6 +17,7 @@ from typing import Any
 from shared.oci.errors import NameInvalid
 from shared.oci.names import SPACE_RE, RepositoryName, is_tag
 from shared.sealing import SealBroken, Sealer
+from shared.storable import unstorable
 
 BUILD_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 MAX_VARIABLES = 10_000
@@ -66,8 +67,7 @@ class BuildRequest:
     def key(self) -> str:
         return build_key(self.space, self.build_id)
 
-    def public(self) -> dict[str, Any]:
-        """The request as it may be stored and shown: sensitive values replaced by names."""
+    def _shown(self) -> dict[str, Any]:
         return {
             "build_id": self.build_id,
             "space": self.space,
@@ -75,27 +75,19 @@ class BuildRequest:
             "image": {"repository": self.repository, "tag": self.tag},
             "deployment": self.deployment,
             "variables": self.variables,
-            "sensitive_variables": sorted(self.sensitive_variables),
             "packages": self.packages,
             "platform": self.platform,
             "strategy": self.strategy,
         }
 
+    def public(self) -> dict[str, Any]:
+        """The request as it may be stored and shown: sensitive values replaced by names."""
+        return {**self._shown(), "sensitive_variables": sorted(self.sensitive_variables)}
+
     def command(self, sealer: Sealer | None) -> dict[str, Any]:
         """The request as the registry records it for the builders (in MongoDB, through the
         outbox): complete, with its sensitive values sealed for this build, never in clear."""
-        data: dict[str, Any] = {
-            "build_id": self.build_id,
-            "space": self.space,
-            "sdi": {"id": self.sdi_id, "version": self.sdi_version},
-            "image": {"repository": self.repository, "tag": self.tag},
-            "deployment": self.deployment,
-            "variables": self.variables,
-            "packages": self.packages,
-            "platform": self.platform,
-            "build_args": self.build_args,
-            "strategy": self.strategy,
-        }
+        data: dict[str, Any] = {**self._shown(), "build_args": self.build_args}
         if self.sensitive_variables:
             if sealer is None:
                 raise SealingUnavailable(
@@ -121,7 +113,9 @@ def parse_build_request(
     """The request ``data`` makes; sealed sensitive values are opened with ``sealer``."""
     if not isinstance(data, dict):
         raise RequestInvalid("a build request is a JSON object")
-    _check_storable(data)
+    problem = unstorable(data)
+    if problem is not None:  # over AMQP it would be a failed insert, redelivered for ever
+        raise RequestInvalid(f"the request cannot be stored: {problem}")
     unknown = sorted(set(data) - COMMAND_FIELDS)
     if unknown:
         raise RequestInvalid(f"unknown fields: {', '.join(unknown)}")
@@ -192,24 +186,6 @@ def _sensitive(data: dict[str, Any], key: str, sealer: Sealer | None) -> dict[st
     except SealBroken as exc:
         raise RequestInvalid(f"{SEALED} {exc}") from exc
     return _strings(opened, "sensitive_variables")
-
-
-MAX_DEPTH = 32
-
-
-def _check_storable(value: Any, depth: int = 0) -> None:
-    """What MongoDB cannot hold (a NUL in a key, nesting past any use) is refused here, so
-    it is never a failed insert (over AMQP, a message redelivered for ever)."""
-    if depth > MAX_DEPTH:
-        raise RequestInvalid(f"the request nests deeper than {MAX_DEPTH} levels")
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if not isinstance(key, str) or "\x00" in key:
-                raise RequestInvalid("a key in the request holds a NUL character")
-            _check_storable(item, depth + 1)
-    elif isinstance(value, list):
-        for item in value:
-            _check_storable(item, depth + 1)
 
 
 def _object(value: Any, where: str, allowed: set[str] | None, *, required: bool) -> dict[str, Any]:

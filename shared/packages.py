@@ -73,6 +73,8 @@ def check_package_reference(package_id: str, version: str | None) -> None:
     version, the id must name a repository and the version a tag. Anything else names no
     package that can exist, so it is refused before it reaches a URL or a path."""
     probe = "1.0.0" if version is None else version
+    if not (package_id.isascii() and probe.isascii()):  # "\u212a".lower() is "k"
+        raise PackageNameInvalid(f"{package_id[:100]!r} {probe[:100]!r} is not plain ASCII")
     try:
         parsed = parse_package_filename(f"{package_id}.{probe}.zip")
         RepositoryName.parse(f"spaces-1/{parsed.repository}")

@@ -24,6 +24,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from shared.secret_files import stored_secret
+
 MIN_KEY_BYTES = 32
 MAX_KEY_BYTES = 1024
 PREFIX = "v1."
@@ -71,23 +73,7 @@ def stored_key(path: Path) -> bytes:
     """The key kept in ``path``, made there (readable by its owner only) on first use: how
     ``spacedock serve`` has one key for its registry and builder across restarts."""
     try:
-        return _key_in(path)
-    except FileNotFoundError:
-        pass
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = new_key_text()
-    try:
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:  # another process made it first: use that one
-        return _key_in(path)
-    with os.fdopen(descriptor, "w") as handle:
-        handle.write(text + "\n")
-    return parse_key(text)
-
-
-def _key_in(path: Path) -> bytes:
-    try:
-        return parse_key(path.read_text())
+        return parse_key(stored_secret(path, new_key_text))
     except SealingKeyInvalid as exc:
         raise SealingKeyInvalid(f"{path}: {exc}") from exc
 

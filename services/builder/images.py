@@ -29,6 +29,7 @@ from shared.oci.errors import DigestInvalid
 from shared.oci.names import NAME_RE, is_tag
 
 DOCKER_HUB = "docker.io"
+_STAGE_NAME = re.compile(r"[a-z][a-z0-9_.-]*")
 SCRATCH = "scratch"
 MAX_REFERENCE = 512
 _REFERENCE = re.compile(
@@ -154,6 +155,11 @@ def trigger_problems(triggers: list[str]) -> list[str]:
 def _from(instruction: Instruction, values: dict[str, str]) -> tuple[str, str | None]:
     words = expand(instruction.arguments, values).split()
     if len(words) == 3 and words[1].lower() == "as":
+        if _STAGE_NAME.fullmatch(words[2].lower()) is None:  # as Docker requires
+            raise ImageRefused(
+                "dockerfile_invalid",
+                f"FROM on line {instruction.line}: {words[2][:100]!r} is not a stage name",
+            )
         return words[0], words[2]
     if len(words) != 1:
         raise ImageRefused(

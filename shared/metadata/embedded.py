@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import secrets
 import shutil
 import socket
@@ -24,6 +23,8 @@ from pathlib import Path
 from urllib.parse import quote_plus
 
 import structlog
+
+from shared.secret_files import stored_secret
 
 log = structlog.get_logger("spacedock.embedded_mongo")
 
@@ -53,22 +54,7 @@ def _server_command() -> str:
 
 def stored_password(path: Path) -> str:
     """The password kept in ``path``, made there (readable by its owner only) on first use."""
-    try:
-        return _password_in(path)
-    except FileNotFoundError:
-        pass
-    password = secrets.token_urlsafe(32)
-    try:
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:  # another process made it first: use that one
-        return _password_in(path)
-    with os.fdopen(descriptor, "w") as handle:
-        handle.write(password + "\n")
-    return password
-
-
-def _password_in(path: Path) -> str:
-    password = path.read_text().strip()
+    password = stored_secret(path, lambda: secrets.token_urlsafe(32))
     if not password:
         raise EmbeddedMongoError(f"{path} is empty: remove it and a new password is made")
     return password

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.containers import ContainersTool, busybox_rootfs_tar
+from tests.support.containers import ContainersTool
+from tests.support.docker_cli import busybox_rootfs_tar
 from tests.support.oci import OCI_CONFIG, OCI_LAYER, OCI_MANIFEST, Client
 from tests.support.oci_layout import untar
 from tests.support.processes import Registry

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.support.containers import ZSTD_MAGIC, ContainersTool, busybox_rootfs_tar
+from tests.support.containers import ZSTD_MAGIC, ContainersTool
+from tests.support.docker_cli import busybox_rootfs_tar
 from tests.support.oci import OCI_CONFIG, OCI_INDEX, OCI_LAYER, OCI_MANIFEST, Client
 from tests.support.processes import Registry
 

@@ -19,13 +19,12 @@ from tests.support.accounts import Account, Admin
 from tests.support.amqp import AMQP_URL
 from tests.support.builds import (
     build_over_http,
-    layer_of,
     push_base_image,
     upload_package,
     zip_of,
     zip_with_links,
 )
-from tests.support.oci import OCI_CONFIG, OCI_LAYER, OCI_MANIFEST, Client, canonical, digest_of
+from tests.support.oci import Client
 from tests.support.processes import Registry, Service, ServiceProcess, start_build_stack
 
 PRIVATE_TEXT = b"spaces-1 private: launch codes 0000\n"
@@ -81,28 +80,10 @@ class World:
 
 def _push_private_image(client: Client, repository: str, on_build: list[str] | None = None) -> str:
     """An image whose one layer holds PRIVATE_TEXT in /secret.txt; the layer's digest."""
-    layer, tar = layer_of({"secret.txt": PRIVATE_TEXT, "bin/sh": b"#!stub\n"})
-    config = canonical(
-        {
-            "architecture": "amd64",
-            "os": "linux",
-            "config": {"Cmd": ["sh"], "OnBuild": on_build},
-            "rootfs": {"type": "layers", "diff_ids": [digest_of(tar)]},
-            "history": [{"created_by": "private"}],
-        }
-    )
-    client.push_blob(repository, config)
-    client.push_blob(repository, layer)
-    manifest = canonical(
-        {
-            "schemaVersion": 2,
-            "mediaType": OCI_MANIFEST,
-            "config": {"mediaType": OCI_CONFIG, "digest": digest_of(config), "size": len(config)},
-            "layers": [{"mediaType": OCI_LAYER, "digest": digest_of(layer), "size": len(layer)}],
-        }
-    )
-    assert client.put_manifest(repository, "1.0", manifest).status_code == 201
-    return digest_of(layer)
+    files = {"secret.txt": PRIVATE_TEXT, "bin/sh": b"#!stub\n"}
+    digest = push_base_image(client, repository, "1.0", files, on_build)
+    manifest = client.request("GET", f"/v2/{repository}/manifests/{digest}").json()
+    return str(manifest["layers"][0]["digest"])
 
 
 @pytest.fixture(scope="module")

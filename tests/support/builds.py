@@ -43,14 +43,25 @@ def layer_of(files: dict[str, bytes]) -> tuple[bytes, bytes]:
     return gzip.compress(raw.getvalue(), mtime=0), raw.getvalue()
 
 
-def push_base_image(client: Client, repository: str, tag: str) -> str:
-    """A small OCI image (one layer with /etc/base-release); its manifest digest."""
-    layer, tar = layer_of({"etc/base-release": b"spacedock test base\n"})
+def push_base_image(
+    client: Client,
+    repository: str,
+    tag: str,
+    files: dict[str, bytes] | None = None,
+    on_build: list[str] | None = None,
+) -> str:
+    """A small OCI image (one layer with ``files``, /etc/base-release by default, and
+    ``on_build`` triggers in its config); its manifest digest."""
+    layer, tar = layer_of(files or {"etc/base-release": b"spacedock test base\n"})
     config = canonical(
         {
             "architecture": "amd64",
             "os": "linux",
-            "config": {"Env": ["PATH=/usr/bin:/bin"], "Cmd": ["sh"]},
+            "config": {
+                "Env": ["PATH=/usr/bin:/bin"],
+                "Cmd": ["sh"],
+                **({"OnBuild": on_build} if on_build else {}),
+            },
             "rootfs": {"type": "layers", "diff_ids": [digest_of(tar)]},
             "history": [{"created_by": "test base"}],
         }

@@ -4,7 +4,6 @@ configuration, credentials and image store under a test's temporary directory.""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -15,7 +14,6 @@ from pathlib import Path
 import pytest
 
 from tests.support.commands import require, run, succeed
-from tests.support.docker_cli import BUSYBOX, BUSYBOX_APPLETS
 from tests.support.processes import Registry
 
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
@@ -24,25 +22,6 @@ CONTAINERD_SOCKETS = [
     Path("/run/docker/containerd/containerd.sock"),
     Path("/run/containerd/containerd.sock"),
 ]
-
-
-def busybox_rootfs_tar(workdir: Path, files: dict[str, bytes]) -> Path:
-    """A tar of a root filesystem with a static busybox, a few applet links and ``files``
-    (which make the layer, and so every digest, the test's own)."""
-    if not BUSYBOX.is_file():
-        pytest.fail(f"{BUSYBOX} is missing; install the Debian package 'busybox-static'")
-    rootfs = workdir / "rootfs"
-    (rootfs / "bin").mkdir(parents=True)
-    (rootfs / "tmp").mkdir()
-    shutil.copy2(BUSYBOX, rootfs / "bin" / "busybox")
-    for applet in BUSYBOX_APPLETS:
-        (rootfs / "bin" / applet).symlink_to("busybox")
-    for path, content in files.items():
-        (rootfs / path).parent.mkdir(parents=True, exist_ok=True)
-        (rootfs / path).write_bytes(content)
-    archive = workdir / "rootfs.tar"
-    succeed(["tar", "-C", str(rootfs), "-cf", str(archive), "."])
-    return archive
 
 
 @dataclass

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -26,8 +25,9 @@ def require_docker() -> None:
         )
 
 
-def import_busybox_image(workdir: Path, name: str) -> None:
-    """Import ``name``: a root filesystem holding a static busybox and a few applet links."""
+def busybox_rootfs_tar(workdir: Path, files: dict[str, bytes]) -> Path:
+    """A tar of a root filesystem with a static busybox, a few applet links and ``files``
+    (which make the layer, and so every digest, the test's own)."""
     if not BUSYBOX.is_file():
         pytest.fail(f"{BUSYBOX} is missing; install the Debian package 'busybox-static'")
     kind = succeed(["file", "--brief", "--dereference", str(BUSYBOX)]).stdout
@@ -39,12 +39,20 @@ def import_busybox_image(workdir: Path, name: str) -> None:
     shutil.copy2(BUSYBOX, rootfs / "bin" / "busybox")
     for applet in BUSYBOX_APPLETS:
         (rootfs / "bin" / applet).symlink_to("busybox")
-    with subprocess.Popen(["tar", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE) as tar:
-        imported = subprocess.run(
-            ["docker", "import", "-", name], stdin=tar.stdout, capture_output=True, timeout=120
-        )
-    if tar.returncode != 0 or imported.returncode != 0:
-        pytest.fail(f"could not import {name}: {imported.stderr.decode(errors='replace')}")
+    for path, content in files.items():
+        (rootfs / path).parent.mkdir(parents=True, exist_ok=True)
+        (rootfs / path).write_bytes(content)
+    archive = workdir / "rootfs.tar"
+    succeed(["tar", "-C", str(rootfs), "-cf", str(archive), "."])
+    return archive
+
+
+def import_busybox_image(workdir: Path, name: str) -> None:
+    """Import ``name``: a root filesystem holding a static busybox and a few applet links."""
+    archive = busybox_rootfs_tar(workdir, {})
+    imported = run(["docker", "import", str(archive), name], timeout=120)
+    if imported.returncode != 0:
+        pytest.fail(f"could not import {name}: {imported.stderr}")
 
 
 def remove_images(*references: str) -> None:

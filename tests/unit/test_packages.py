@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from shared.packages import PackageNameInvalid, package_layer, parse_package_filename
+from shared.packages import (
+    PackageNameInvalid,
+    check_package_reference,
+    package_layer,
+    parse_package_filename,
+)
 
 
 @pytest.mark.parametrize(
@@ -46,3 +51,10 @@ def test_the_archive_layer_is_the_titled_one_or_the_only_one() -> None:
     assert package_layer({"layers": [other]}) == other
     assert package_layer({"layers": [other, dict(other, digest="sha256:d")]}) is None
     assert package_layer({}) is None
+
+
+@pytest.mark.parametrize(("package_id", "version"), [("\u212a", "1.0.0"), ("app", "1.0.\u0661")])
+def test_a_build_names_packages_in_plain_ascii(package_id: str, version: str) -> None:
+    """The Kelvin sign lowers to "k": such an id would stand for package k."""
+    with pytest.raises(PackageNameInvalid):
+        check_package_reference(package_id, version)

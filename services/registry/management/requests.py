@@ -8,6 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from services.registry.management.errors import ApiError, Invalid
+from shared.storable import unstorable
 
 MAX_BODY_BYTES = 64 * 1024
 
@@ -35,35 +36,13 @@ async def json_object(
         json.dumps(body, ensure_ascii=False).encode()
     except UnicodeEncodeError as exc:
         raise ApiError("body contains invalid Unicode (a lone surrogate)") from exc
-    problem = _unstorable(body)
+    problem = unstorable(body)
     if problem is not None:
-        raise ApiError(problem)
+        raise ApiError(f"body cannot be stored: {problem}")
     unknown = sorted(set(body) - allowed)
     if unknown:
         raise Invalid(f"unknown fields: {', '.join(unknown)}", detail={"allowed": sorted(allowed)})
     return body
-
-
-MAX_DEPTH = 32
-
-
-def _unstorable(value: Any, depth: int = 0) -> str | None:
-    """Why MongoDB could not hold ``value`` (a NUL in a key, nesting past its limits), if so."""
-    if depth > MAX_DEPTH:
-        return f"body nests deeper than {MAX_DEPTH} levels"
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if "\x00" in key:
-                return "a key in the body holds a NUL character"
-            problem = _unstorable(item, depth + 1)
-            if problem is not None:
-                return problem
-    elif isinstance(value, list):
-        for item in value:
-            problem = _unstorable(item, depth + 1)
-            if problem is not None:
-                return problem
-    return None
 
 
 def int_param(request: web.Request, name: str, default: int, *, low: int, high: int) -> int:

@@ -171,3 +171,20 @@ def test_what_docker_would_fetch_through_escapes_or_onbuild_is_refused(dockerfil
     with pytest.raises(ImageRefused) as raised:
         texts(dockerfile)
     assert raised.value.code == "dockerfile_unsupported"
+
+
+@pytest.mark.parametrize(
+    ("dockerfile", "build_args"),
+    [
+        ("FROM a.io/x:1 AS 127.0.0.1:5000/spaces-2/p\n"
+         "COPY --from=127.0.0.1:5000/spaces-2/p /a /a\n", {}),
+        ("ARG B\nFROM $B\n", {"B": "a.io/x:1 AS evil.io/x"}),
+    ],
+    ids=["stage-named-like-an-image", "stage-name-from-a-build-arg"],
+)  # fmt: skip
+def test_a_stage_name_docker_would_not_accept_is_refused(
+    dockerfile: str, build_args: dict[str, str]
+) -> None:
+    with pytest.raises(ImageRefused) as raised:
+        texts(dockerfile, **build_args)
+    assert raised.value.code == "dockerfile_invalid"
