@@ -1,4 +1,5 @@
-"""The ``spacedock`` command: ``serve`` (all three services in one process), or one service.
+"""The ``spacedock`` command: ``serve`` (all three services in one process), or one service;
+the admin verbs, and ``sdi preview`` for SDI authors.
 
 This is the one place that knows every service: each runs on its own in production.
 """
@@ -25,7 +26,7 @@ from shared.logging import configure_logging
 from shared.metadata.embedded import EmbeddedMongo, EmbeddedMongoError
 from shared.sealing import KEY_FILE, SealingKeyInvalid, stored_key
 from shared.settings import Settings, SettingsError
-from spacedock import admin
+from spacedock import admin, sdi_preview
 
 log = structlog.get_logger("spacedock")
 
@@ -41,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("builder", help="run the builder")
     commands.add_parser("reaper", help="run the reaper")
     admin.add_verbs(commands)
+    sdi_preview.add_verbs(commands)
     args = parser.parse_args(argv)
 
     try:
@@ -48,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"spacedock: {exc}", file=sys.stderr)
         return 2
+    if args.command == "sdi":
+        return sdi_preview.run(args, settings)
     if args.command not in SERVICES:
         return admin.run(args, settings)
     configure_logging(settings.log_format)

@@ -150,7 +150,10 @@ def extract(archive: Path, destination: Path, budget: Budget | None = None) -> l
         destination.mkdir(parents=True, exist_ok=True)
         tree = _Tree(destination, budget)
         if magic.startswith(b"PK"):
-            written = _extract_zip(archive, tree)
+            try:
+                written = _extract_zip(archive, tree)
+            except (RuntimeError, NotImplementedError) as exc:  # encrypted, unknown method
+                raise ArchiveError("archive_invalid", f"the zip archive: {exc}") from exc
         elif magic.startswith(b"\x1f\x8b"):
             written = _extract_tar(archive, tree)
         else:

@@ -5,11 +5,18 @@ written here — a tar with sorted entries, fixed times, owners and modes, gzip'
 name or time — and every other instruction edits the config, with one history entry each.
 So the same context, Dockerfile and base give the same layers, config and manifest digest.
 The base layers are mounted into the target repository by the caller, never downloaded.
+
+The image's ``created`` (config and new history entries) is a time of its inputs, not of
+the build, so it stays reproducible yet honest: the latest of the time the caller gives (the
+SDI package's push time) and the base image's own ``created``, to the second, in UTC. The
+files' times in the layers stay at 0: they are the context's, which extraction made.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import datetime as dt
 import gzip
 import hashlib
 import io
@@ -36,6 +43,7 @@ from services.builder.dockerignore import DockerIgnore
 from shared.oci import media_types as mt
 
 EPOCH = "1970-01-01T00:00:00Z"
+MAX_TIME_TEXT = 64  # a base's ``created`` longer than this is not a time
 DEFAULT_SHELL = ["/bin/sh", "-c"]
 GZIP_LEVEL = 6
 
@@ -95,6 +103,7 @@ class _State:
     layers: list[LayerFile] = field(default_factory=list)
     shell: list[str] = field(default_factory=lambda: list(DEFAULT_SHELL))
     ignore: DockerIgnore = field(default_factory=DockerIgnore)
+    created: str = EPOCH
 
     @property
     def env(self) -> dict[str, str]:
@@ -144,9 +153,12 @@ def assemble(
     base: BaseImage,
     build_args: dict[str, str],
     scratch: Path,
+    *,
+    created: dt.datetime | None = None,
 ) -> AssembledImage:
     """The image of a Dockerfile the assembled strategy can build (see
-    ``Dockerfile.assembled_blocker``), layers written under ``scratch``."""
+    ``Dockerfile.assembled_blocker``), layers written under ``scratch``; ``created`` is when
+    its newest input was made (the SDI package's push time), None when unknown."""
     if (base.config.get("config") or {}).get("OnBuild"):
         raise AssembleError("onbuild_base", "the base image has ONBUILD triggers")
     docker_family = base.media_type in (mt.DOCKER_MANIFEST,)
@@ -154,8 +166,8 @@ def assemble(
     config.setdefault("config", {})
     config.setdefault("rootfs", {"type": "layers", "diff_ids": []})
     config.setdefault("history", [])
-    config["created"] = EPOCH
-    state = _State(config, {}, ignore=DockerIgnore.load(context))
+    config["created"] = image_created(created, base.config.get("created"))
+    state = _State(config, {}, ignore=DockerIgnore.load(context), created=config["created"])
     meta = meta_args(dockerfile, build_args)
     seen_from = False
     for instruction in dockerfile.instructions:
@@ -169,7 +181,9 @@ def assemble(
                     state.args[name] = build_args[name]
                 else:
                     state.args[name] = default if default is not None else meta.get(name, "")
-            state.history.append(_history(f"ARG {instruction.arguments}", empty=True))
+            state.history.append(
+                _history(f"ARG {instruction.arguments}", empty=True, created=state.created)
+            )
         else:
             _apply(instruction, state, context, scratch, docker_family)
 
@@ -204,8 +218,31 @@ def assemble(
     )
 
 
-def _history(created_by: str, *, empty: bool) -> dict[str, Any]:
-    entry: dict[str, Any] = {"created": EPOCH, "created_by": created_by, "comment": "spacedock"}
+def image_created(given: dt.datetime | None, base_created: Any) -> str:
+    """The latest of ``given`` and the base's ``created`` (when it reads as a time), as
+    RFC 3339 in UTC to the second; EPOCH when neither is known."""
+    times = [_utc(given)] if given is not None else []
+    if isinstance(base_created, str) and len(base_created) <= MAX_TIME_TEXT:
+        # not a time (or none a year can hold in UTC): the base's own business
+        with contextlib.suppress(ValueError, OverflowError):
+            times.append(_utc(dt.datetime.fromisoformat(base_created)))
+    if not times:
+        return EPOCH
+    return max(times).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _utc(moment: dt.datetime) -> dt.datetime:
+    """``moment`` in UTC (a time without a zone taken as UTC), without its fraction."""
+    aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
+    return aware.astimezone(dt.UTC).replace(microsecond=0)
+
+
+def _history(created_by: str, *, empty: bool, created: str) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "created": created,
+        "created_by": created_by,
+        "comment": "spacedock",
+    }
     if empty:
         entry["empty_layer"] = True
     return entry
@@ -221,7 +258,7 @@ def _apply(
         entries = _copy_entries(instruction, state, context)
         media_type = mt.DOCKER_LAYER if docker_family else mt.OCI_LAYER
         state.layers.append(_write_layer(entries, scratch, len(state.layers), media_type))
-        state.history.append(_history(created_by, empty=False))
+        state.history.append(_history(created_by, empty=False, created=state.created))
         return
     if keyword == "WORKDIR":
         path = expand(instruction.arguments, values)
@@ -237,7 +274,7 @@ def _apply(
         state.layers.append(
             _write_layer(list(directories.values()), scratch, len(state.layers), media_type)
         )
-        state.history.append(_history(created_by, empty=False))
+        state.history.append(_history(created_by, empty=False, created=state.created))
         return
     if keyword == "ENV":
         env = state.env
@@ -280,7 +317,7 @@ def _apply(
         settings["Shell"] = shell
     elif keyword == "HEALTHCHECK":
         settings["Healthcheck"] = _healthcheck(instruction, state.shell)
-    state.history.append(_history(created_by, empty=True))
+    state.history.append(_history(created_by, empty=True, created=state.created))
 
 
 def _command(instruction: Instruction, shell: list[str]) -> list[str] | None:

@@ -13,6 +13,8 @@ time budget, and every image the Dockerfile names is checked before anything is 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+import functools
 import json
 import time
 from collections.abc import Callable
@@ -37,15 +39,16 @@ from services.builder.images import (
 from services.builder.isolation import IsolatedFailure, IsolatedTimeout, run_isolated
 from services.builder.redaction import holds_secret
 from services.builder.registry_client import Manifest, RegistryClient, RegistryRefused
-from services.builder.sdi import SdiInvalid, parse_sdi
 from services.builder.tree import read_regular
 from shared.build_requests import BuildRequest
 from shared.oci import media_types as mt
 from shared.packages import PackageNameInvalid, check_package_reference
+from shared.sdi import SdiInvalid, parse_sdi
 from shared.versions import try_parse_version
 
 Log = Callable[[str], None]
 MAX_DOCKERFILE_BYTES = 1024 * 1024
+MAX_VERSIONS = 10_000  # of a package, as the feed lists them at most
 
 
 class BuildFailed(Exception):
@@ -141,10 +144,13 @@ class _Build:
         self.variables = _variables(request)
         self.budget = env.policy.extraction.budget()
         self._downloads = 0
+        self.sdi_version = request.sdi_version or ""  # the one fetched, once it is
 
     async def run(self) -> BuildOutcome:
         request = self.request
-        await self._fetch_and_extract(request.sdi_id, request.sdi_version, self.context)
+        self.sdi_version = await self._fetch_and_extract(
+            request.sdi_id, request.sdi_version, self.context
+        )
         try:
             spec = parse_sdi(self._read_regular("sdi.yaml"))
         except SdiInvalid as exc:
@@ -195,7 +201,8 @@ class _Build:
 
     async def _fetch_and_extract(
         self, package_id: str, version: str | None, destination: Path
-    ) -> None:
+    ) -> str:
+        """Fetch and extract ``package_id`` at ``version`` (the newest if None); the version."""
         space = self.request.space
         try:
             if version is None:
@@ -218,16 +225,33 @@ class _Build:
         finally:
             archive.unlink(missing_ok=True)
         self.log(f"extracted {len(written)} file(s) of {package_id} {version}")
+        return version
 
     async def _newest(self, package_id: str) -> str:
         space = self.request.space
-        versions = await self.client.package_versions(space, package_id)
+        versions = await self.client.package_versions(space, package_id, limit=MAX_VERSIONS)
         stable = [v["tag"] for v in versions if not v["prerelease"]]
         chosen = (stable or [v["tag"] for v in versions] or [None])[0]
         if chosen is None or try_parse_version(chosen) is None:
             raise BuildFailed("package_missing", f"package {package_id} has no versions in {space}")
         _check_package(package_id, str(chosen), "the feed")
         return str(chosen)
+
+    async def _sdi_pushed_at(self) -> dt.datetime | None:
+        """When the SDI's version was pushed: the assembled image's date, an input like the
+        others, so the same inputs still give the same digest."""
+        space, sdi_id = self.request.space, self.request.sdi_id
+        try:
+            versions = await self.client.package_versions(space, sdi_id, limit=MAX_VERSIONS)
+        except RegistryRefused as exc:
+            raise BuildFailed("registry_error", f"versions of {sdi_id}: {exc}") from exc
+        for entry in versions:
+            if entry.get("tag") == self.sdi_version:
+                try:
+                    return dt.datetime.fromisoformat(str(entry["pushed_at"]))
+                except (KeyError, ValueError):
+                    return None
+        return None
 
     async def _judge_tree(self) -> None:
         """Links are judged one by one as they are extracted; a later one can change what an
@@ -363,11 +387,12 @@ class _Build:
             raise BuildFailed(
                 code, f"base image {location.repository}:{location.reference}: {exc}"
             ) from exc
+        created = await self._sdi_pushed_at()
         started = time.monotonic()
         try:
             image = await asyncio.to_thread(
-                assemble, dockerfile, self.context, base, request.build_args,
-                self.workspace / "layers",
+                functools.partial(assemble, created=created), dockerfile, self.context, base,
+                request.build_args, self.workspace / "layers",
             )  # fmt: skip
         except AssembleError as exc:
             raise BuildFailed(exc.code, str(exc)) from exc

@@ -153,11 +153,14 @@ class RegistryClient:
 
     # the feed ----------------------------------------------------------------------------
 
-    async def package_versions(self, space: str, package_id: str) -> list[dict[str, Any]]:
+    async def package_versions(
+        self, space: str, package_id: str, *, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        """The package's versions, newest first, at most ``limit`` of them."""
         url = (
             f"{self.base}/api/v1/spaces/{_segment(space)}/packages/{_segment(package_id)}/versions"
         )
-        async with self.session.get(url) as response:
+        async with self.session.get(url, params={"limit": str(limit)}) as response:
             await _check(response)
             body = await response.json()
         return list(body["versions"])

@@ -6,9 +6,12 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import tarfile
 import uuid
 import zipfile
+from collections.abc import Callable
 
+import pytest
 import requests
 
 from tests.support.accounts import Admin
@@ -182,3 +185,80 @@ def test_malformed_or_cut_short_multipart_is_refused(registry: Registry) -> None
         assert response.status_code in (400, 422), (body[-20:], response.text)
     client = Client.for_registry(registry.url, registry.auth)
     assert client.request("GET", f"/v2/spaces-1/packages/{package_id}/tags/list").status_code == 404
+
+
+def tar_gz_bytes(files: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        for name, content in files.items():
+            entry = tarfile.TarInfo(name)
+            entry.size = len(content)
+            archive.addfile(entry, io.BytesIO(content))
+    return buffer.getvalue()
+
+
+DOCKERFILE = b"FROM 127.0.0.1:5000/spaces-1/base:1.0\nCOPY site /srv/site\n"
+
+
+@pytest.mark.parametrize(
+    ("extension", "archive"), [(".zip", zip_bytes), (".tar.gz", tar_gz_bytes)], ids=["zip", "tgz"]
+)
+def test_an_sdi_whose_sdi_yaml_a_build_would_refuse_is_refused_at_upload(
+    registry: Registry, extension: str, archive: Callable[[dict[str, bytes]], bytes]
+) -> None:
+    """The 422 says what the build would have said, and nothing of the upload is left."""
+    package_id = f"sdi-{uuid.uuid4().hex[:6]}"
+    cases = [
+        ({"sdi.yaml": b"features:\n  substitute_in_files: site/*.html\n"},
+         "substitute_in_files must be a list", "sdi_invalid"),
+        ({"sdi.yaml": b"packages:\n  - id: lib\n    extract_to: ../outside\n"},
+         "packages[0].extract_to '../outside' leaves the folder (..)", "sdi_invalid"),
+        ({"sdi.yaml": b"feature: {}\n"}, "sdi.yaml: unknown keys feature", "sdi_invalid"),
+        ({"sdi.yaml": "caf\u00e9: 1\n".encode("latin-1")}, "sdi.yaml is not UTF-8 text",
+         "sdi_invalid"),
+    ]  # fmt: skip
+    for files, message, code in cases:
+        content = archive({"Dockerfile": DOCKERFILE, "site/index.html": b"<p>hi</p>", **files})
+        response = upload(registry, "spaces-1", f"{package_id}.1.0.0{extension}", content)
+        assert response.status_code == 422, response.text
+        error = response.json()["error"]
+        assert (error["message"], error["detail"]) == (message, {"build_error": code})
+    versions = requests.get(
+        f"{registry.url}/api/v1/spaces/spaces-1/packages/{package_id}/versions",
+        auth=registry.auth,
+        timeout=10,
+    )
+    assert versions.status_code == 404  # not even an empty repository
+    listed = requests.get(
+        f"{registry.url}/api/v1/spaces/spaces-1/repositories",
+        params={"q": package_id},
+        auth=registry.auth,
+        timeout=10,
+    )
+    assert listed.json()["repositories"] == []
+
+
+@pytest.mark.parametrize(
+    "files",
+    [
+        {"Dockerfile": DOCKERFILE, "sdi.yaml": b"features:\n  substitute_in_files: [a.conf]\n"},
+        {"Dockerfile": DOCKERFILE},  # sdi.yaml is optional
+        {"sdi.yaml": b"not: [an, sdi"},  # no Dockerfile at the root: not an SDI
+        {"Dockerfile": DOCKERFILE, "docs/sdi.yaml": b"features: 1"},  # not at the root
+    ],
+    ids=["valid-sdi", "no-sdi-yaml", "not-an-sdi", "nested-sdi-yaml"],
+)
+def test_packages_that_are_not_refused_sdis_upload_as_before(
+    registry: Registry, files: dict[str, bytes]
+) -> None:
+    package_id = f"ok-{uuid.uuid4().hex[:6]}"
+    for extension, content in ((".zip", zip_bytes(files)), (".tgz", tar_gz_bytes(files))):
+        response = upload(registry, "spaces-1", f"{package_id}.1.0.0{extension}", content,
+                          replace="true")  # fmt: skip
+        assert response.status_code == 201, response.text
+        download = requests.get(
+            f"{registry.url}/api/v1/spaces/spaces-1/packages/{package_id}/1.0.0",
+            auth=registry.auth,
+            timeout=10,
+        )
+        assert download.content == content

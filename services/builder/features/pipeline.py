@@ -12,27 +12,30 @@ first two also refuse, as they work, to grow a file by more than what is left of
 
 from __future__ import annotations
 
-import codecs
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from services.builder.archives import ArchiveError, safe_relative
+from services.builder.features import transforms
 from services.builder.features.dotnet_config import replace_config_variables
 from services.builder.features.octostache import Budget, Evaluator, TemplateError
-from services.builder.features.structured import StructuredError, replace_structured
+from services.builder.features.structured import (
+    StructuredError,
+    StructuredGrowthError,
+    decode_text,
+    encode_text,
+    replace_structured,
+)
 from services.builder.features.variables import VariableSet
 from services.builder.features.xdt import TransformError, apply_transform
-from services.builder.sdi import Features
 from services.builder.tree import files, inside
+from shared.sdi import Features
 
 Log = Callable[[str], None]
-_BOMS = (
-    (codecs.BOM_UTF8, "utf-8"),
-    (codecs.BOM_UTF16_LE, "utf-16-le"),
-    (codecs.BOM_UTF16_BE, "utf-16-be"),
-)
+# The server's variable: when true, what a template could not evaluate fails the step;
+# otherwise it is a warning and the file keeps it as written.
+FAIL_ON_SUBSTITUTION_ERRORS = "ShouldFailDeploymentOnSubstitutionFails"
 
 
 class FeatureError(ValueError):
@@ -91,12 +94,16 @@ def apply_features(
         for path in _matches(context, features.structured_variables, evaluator, log):
             content = _read(context, path)
             try:
-                updated, replacements = replace_structured(path.name, content, names, lookup)
+                updated, replacements = replace_structured(
+                    path.name, content, names, lookup, max_growth=budget.characters
+                )
+            except StructuredGrowthError as exc:
+                raise _over_budget(context, path, budget, "structured_variables_failed") from exc
             except StructuredError as exc:
                 raise FeatureError(
                     "structured_variables_failed", f"{_rel(context, path)}: {exc}"
                 ) from exc
-            if replacements:
+            if updated != content:  # the server writes the file back even if nothing matched
                 _rewrite(context, path, content, updated, budget, "structured_variables_failed")
                 report.changed.add(_rel(context, path))
             log(f"structured variables: {len(replacements)} value(s) in {_rel(context, path)}")
@@ -138,12 +145,16 @@ def _rewrite(context: Path, path: Path, old: bytes, new: bytes, budget: Budget, 
     try:
         budget.produce(max(len(new) - len(old), 0))
     except TemplateError as exc:
-        raise FeatureError(
-            code,
-            f"{_rel(context, path)}: the configuration features would add more than their "
-            f"budget of {budget.characters_limit} characters to the files",
-        ) from exc
+        raise _over_budget(context, path, budget, code) from exc
     _write(context, path, new)
+
+
+def _over_budget(context: Path, path: Path, budget: Budget, code: str) -> FeatureError:
+    return FeatureError(
+        code,
+        f"{_rel(context, path)}: the configuration features would add more than their "
+        f"budget of {budget.characters_limit} characters to the files",
+    )
 
 
 def _is_file(context: Path, path: Path) -> bool:
@@ -180,19 +191,22 @@ def _substitute(
         dockerfile: Path | None = _inside(context, context / "Dockerfile")
     except FeatureError:
         dockerfile = None  # a link out of the context: the build refuses that Dockerfile
+    fail_on_errors = _flag(evaluator, FAIL_ON_SUBSTITUTION_ERRORS)
     for path in _matches(context, patterns, evaluator, log):
         content = _read(context, path)
-        bom, encoding = next(((b, e) for b, e in _BOMS if content.startswith(b)), (b"", "utf-8"))
-        try:
-            text = content[len(bom) :].decode(encoding)
-        except UnicodeDecodeError as exc:
-            raise FeatureError(
-                "substitution_failed", f"{_rel(context, path)} is not {encoding} text"
-            ) from exc
+        # Read and written back as the server does: in the encoding its BOM names, else
+        # UTF-8, else windows-1252; in UTF-8 when the result does not fit the encoding.
+        text, encoding = decode_text(content)
         try:
             rendering = evaluator.evaluate(text)
         except TemplateError as exc:
             raise FeatureError("substitution_failed", f"{_rel(context, path)}: {exc}") from exc
+        if rendering.error:
+            # The server writes what it could evaluate and warns, or fails when asked to.
+            problem = f"{_rel(context, path)}: {rendering.error}"
+            if fail_on_errors:
+                raise FeatureError("substitution_failed", problem)
+            log(f"warning: {problem}")
         rendered = rendering.text
         if (
             rendering.sensitive
@@ -206,8 +220,12 @@ def _substitute(
                 f"{', '.join(sorted(rendering.sensitive))}: a value in it would be in the image "
                 "config or history; keep it in the files the SDI copies",
             )
-        if rendered != text:
-            _write(context, path, bom + rendered.encode(encoding))
+        try:
+            written = encode_text(rendered, encoding)[0] if rendered != text else content
+        except StructuredError as exc:
+            raise FeatureError("substitution_failed", f"{_rel(context, path)}: {exc}") from exc
+        if written != content:
+            _write(context, path, written)
             report.changed.add(_rel(context, path))
         log(f"substituted variables in {_rel(context, path)}")
 
@@ -221,79 +239,48 @@ def _transforms(
     report: FeatureReport,
     log: Log,
 ) -> None:
-    pairs: list[tuple[Path, Path]] = []
-    if features.dotnet_config_transforms:
-        for target in _files(context, "**/*.config"):
-            if _is_transform_file(context, target):
-                continue
-            for middle in ("Release", environment, tenant):
-                if middle:
-                    transform = _sibling(context, target, f"{target.stem}.{middle}{target.suffix}")
-                    if transform is not None:
-                        pairs.append((transform, target))
-    for rule in features.additional_transforms:
-        pairs.extend(_additional(context, rule))
-    for transform, target in pairs:
+    """The server's configuration transforms: every candidate file, each rule in turn
+    (services.builder.features.transforms); a rule that finds nothing is logged."""
+    try:
+        explicit, automatic = transforms.rules(
+            features.additional_transforms,
+            automatic=features.dotnet_config_transforms,
+            environment=environment,
+            tenant=tenant,
+        )
+    except transforms.RuleError as exc:
+        raise FeatureError("sdi_invalid", str(exc)) from exc
+    for folder in transforms.named_folders(explicit):
+        _inside(context, context / folder)  # a folder a rule names may not be a link out
+    candidates: dict[str, None] = {}
+    for pattern in transforms.candidate_patterns(explicit, automatic=bool(automatic)):
+        candidates.update((_rel(context, path), None) for path in _files(context, f"**/{pattern}"))
+    folders = transforms.PackageFolders(context, lambda path: _inside(context, path))
+    try:
+        plan = transforms.plan(sorted(candidates), explicit, automatic, folders)
+    except transforms.RuleError as exc:
+        raise FeatureError("config_transform_failed", str(exc)) from exc
+    for rule in plan.unused:
+        log(f"the transform rule {rule.text!r} matched no files")
+    for transform_name, target_name in plan.pairs:
+        transform, target = context / transform_name, context / target_name
         content = _read(context, target)
+
+        def note(line: str, prefix: str = f"{transform_name} on {target_name}: ") -> None:
+            log(prefix + line)
+
         try:
             transformed = apply_transform(
-                content, _read(context, transform), max_growth=budget.characters
+                content, _read(context, transform), max_growth=budget.characters, log=note
             )
         except TransformError as exc:
             raise FeatureError(
-                "config_transform_failed",
-                f"{_rel(context, transform)} on {_rel(context, target)}: {exc}",
+                "config_transform_failed", f"{transform_name} on {target_name}: {exc}"
             ) from exc
-        _rewrite(context, target, content, transformed, budget, "config_transform_failed")
-        report.changed.add(_rel(context, target))
-        log(f"transformed {_rel(context, target)} with {_rel(context, transform)}")
-
-
-def _is_transform_file(context: Path, path: Path) -> bool:
-    """``Web.Release.config`` is a transform of ``Web.config`` when that file exists."""
-    parts = path.name.split(".")
-    return len(parts) >= 3 and _sibling(context, path, ".".join([parts[0], *parts[2:]])) is not None
-
-
-def _sibling(context: Path, path: Path, name: str) -> Path | None:
-    """The file named ``name`` beside ``path``, matched case-insensitively."""
-    lowered = name.lower()
-    folder = path.parent
-    return next(
-        (
-            folder / entry.name
-            for entry in _inside(context, folder).iterdir()
-            if entry.name.lower() == lowered and _is_file(context, folder / entry.name)
-        ),
-        None,
-    )
-
-
-def _additional(context: Path, rule: str) -> list[tuple[Path, Path]]:
-    """``Transform.config => Target.config`` (paths relative to the context, a wildcard
-    allowed on the left); ``X.Custom.config`` alone transforms ``X.config`` beside it."""
-    left, arrow, right = rule.partition("=>")
-    try:
-        left_path = safe_relative(left.strip(), what="transform")
-        right_path = safe_relative(right.strip(), what="transform target") if arrow else None
-    except ArchiveError as exc:
-        raise FeatureError("sdi_invalid", str(exc)) from exc
-    transforms = _files(context, left_path)
-    if not transforms:
-        raise FeatureError("config_transform_failed", f"no transform file matches {left.strip()!r}")
-    pairs = []
-    for transform in transforms:
-        if right_path is not None:  # a bare name is beside the transform, a path from the root
-            target = context / right_path if "/" in right_path else transform.parent / right_path
-        else:
-            base = re.sub(r"^([^.]+)\.[^.]+(\..+)$", r"\1\2", transform.name)
-            target = transform.parent / base
-        if not _is_file(context, target):
-            raise FeatureError(
-                "config_transform_failed", f"the target of {rule.strip()!r} does not exist"
-            )
-        pairs.append((transform, target))
-    return pairs
+        if transformed != content:
+            _rewrite(context, target, content, transformed, budget, "config_transform_failed")
+            report.changed.add(target_name)
+        log(f"transformed {target_name} with {transform_name}")
 
 
 def run_features(
@@ -313,3 +300,13 @@ def run_features(
     except FeatureError as exc:
         return "failed", exc.code, str(exc), [], lines
     return "ok", "", "", sorted(report.changed), lines
+
+
+def _flag(evaluator: Evaluator, name: str) -> bool:
+    """A flag variable read as the server reads one: true when its value is ``true`` in any
+    case, with blanks around it allowed; false otherwise, and when it is not defined."""
+    try:
+        value = evaluator.lookup(name)
+    except TemplateError as exc:
+        raise FeatureError("substitution_failed", f"variable {name}: {exc}") from exc
+    return (value or "").strip(" \t\r\n").lower() == "true"

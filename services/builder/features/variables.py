@@ -1,5 +1,7 @@
 """Variables as the deployment server keeps them: names compared case-insensitively, every
-value a string, sensitive values marked so they can be kept out of everything but files."""
+value a string (a variable defined with no value, None, holds the empty string), sensitive
+values marked so they can be kept out of everything but files. Iteration follows the order
+in which names were first defined, as ``#{each}`` over ``Name[Key]`` groups does."""
 
 from __future__ import annotations
 
@@ -17,7 +19,9 @@ class Variable:
 
 class VariableSet:
     def __init__(
-        self, variables: Mapping[str, str] = {}, sensitive: Mapping[str, str] = {}
+        self,
+        variables: Mapping[str, str | None] = {},
+        sensitive: Mapping[str, str | None] = {},
     ) -> None:
         self._by_key: dict[str, Variable] = {}
         self.longest_name = 0  # a longer name is not defined: lookups stop there
@@ -26,9 +30,9 @@ class VariableSet:
         for name, value in sensitive.items():
             self.set(name, value, sensitive=True)
 
-    def set(self, name: str, value: str, *, sensitive: bool = False) -> None:
+    def set(self, name: str, value: str | None, *, sensitive: bool = False) -> None:
         key = name.lower()
-        self._by_key[key] = Variable(name, value, sensitive)
+        self._by_key[key] = Variable(name, "" if value is None else value, sensitive)
         self.longest_name = max(self.longest_name, len(key))
 
     def find(self, name: str) -> Variable | None:

@@ -19,7 +19,7 @@ from services.registry.management.guard import space_with_role
 from services.registry.management.requests import bool_param, int_param
 from shared.oci.errors import NameInvalid
 from shared.oci.names import RepositoryName
-from shared.versions import try_parse_version
+from shared.versions import try_parse_docker_tag
 
 
 async def list_repositories(request: web.Request) -> web.Response:
@@ -62,7 +62,7 @@ async def versions_response(request: web.Request, space: str, path: str) -> web.
 
     versions: list[tuple[Any, dict[str, Any]]] = []
     for entry in await metadata.tagged_manifests(name.full):
-        version = try_parse_version(entry["tag"])
+        version = try_parse_docker_tag(entry["tag"])
         if version is None or (version.is_prerelease and not include_prerelease):
             continue
         versions.append(

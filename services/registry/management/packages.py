@@ -2,14 +2,22 @@
 
 An uploaded ``<id>.<version>.<zip|tar.gz|tgz>`` becomes an OCI artifact in
 ``<space>/packages/<id>`` tagged ``<version>`` (``shared.packages``), so OCI clients can push
-and pull packages as well, and a package pushed with oras downloads here too.
+and pull packages as well, and a package pushed with oras downloads here too. An SDI whose
+``sdi.yaml`` a build would refuse is refused here, before anything of it is visible
+(``sdi_check``; a package pushed with an OCI client is not judged).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import hashlib
 import json
+import os
+import tempfile
+import threading
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import IO, Any
 
 from aiohttp import BodyPartReader, MultipartReader, web
 
@@ -26,6 +34,8 @@ from services.registry.management.errors import ApiError, Conflict, Invalid, Not
 from services.registry.management.feed import versions_response
 from services.registry.management.guard import space_with_role
 from services.registry.management.requests import bool_param
+from services.registry.management.sdi_check import ScanLimits, SdiRefused, check_sdi_archive
+from services.registry.uploads import Uploads
 from shared.events.envelope import image_reference
 from shared.oci import errors
 from shared.oci import media_types as mt
@@ -61,7 +71,11 @@ async def upload_package(request: web.Request) -> web.Response:
             "upload with ?replace=true to replace it"
         )
     uploads = request.app[uploads_key]
-    digest, size = await uploads.put_stream(name, _checked_chunks(reader, part, package))
+    settings = request.app[settings_key]
+    limits = ScanLimits(settings.build_max_files, settings.build_max_extract_bytes)
+    digest, size = await _store_judged(
+        uploads, name, _checked_chunks(reader, part, package), package, limits
+    )
     config_digest, _ = await uploads.put_stream(name, _single(EMPTY_CONFIG))
     content = _manifest(package, digest, size, config_digest)
     manifest = await registry.put_manifest(
@@ -181,6 +195,64 @@ async def _checked_chunks(
         raise ApiError(f"malformed multipart body: {exc}") from exc
     if not reader.at_eof():
         raise ApiError("the multipart body ended before its closing boundary")
+
+
+async def _store_judged(
+    uploads: Uploads,
+    name: RepositoryName,
+    chunks: AsyncIterator[bytes],
+    package: PackageFile,
+    limits: ScanLimits,
+) -> tuple[Digest, int]:
+    """Stage the file while keeping a local copy, judge the copy as an SDI, and only then
+    link the blob: a refused SDI leaves nothing behind, not even an empty repository."""
+    copy = await asyncio.to_thread(tempfile.TemporaryFile)
+    try:
+        upload = await uploads.start(name)
+        try:
+            hasher = hashlib.sha256()
+            await uploads.append(name, upload.id, _copied(chunks, copy, hasher), None, None)
+            await _judge(copy, package, limits)
+            digest = Digest.parse(f"sha256:{hasher.hexdigest()}")
+            return digest, await uploads.finish(name, upload.id, digest, None)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await uploads.cancel(name, upload.id)
+            raise
+    finally:
+        await asyncio.to_thread(copy.close)
+
+
+async def _copied(
+    chunks: AsyncIterator[bytes], copy: IO[bytes], hasher: hashlib._Hash
+) -> AsyncIterator[bytes]:
+    def keep(chunk: bytes) -> None:
+        copy.write(chunk)
+        hasher.update(chunk)
+
+    async for chunk in chunks:
+        await asyncio.to_thread(keep, chunk)
+        yield chunk
+
+
+async def _judge(copy: IO[bytes], package: PackageFile, limits: ScanLimits) -> None:
+    """A refused SDI is a 422 with the build's message (its code in ``detail``). The thread
+    reads a handle of its own, so a request given up stops it without closing its file."""
+    await asyncio.to_thread(copy.flush)
+    handle = os.fdopen(os.dup(copy.fileno()), "rb")
+    cancelled = threading.Event()
+
+    def judge() -> None:
+        with handle:
+            check_sdi_archive(handle, package.extension, limits, cancelled)
+
+    try:
+        await asyncio.to_thread(judge)
+    except SdiRefused as exc:
+        raise Invalid(str(exc), detail={"build_error": exc.code}) from exc
+    except asyncio.CancelledError:
+        cancelled.set()
+        raise
 
 
 async def _single(data: bytes) -> AsyncIterator[bytes]:

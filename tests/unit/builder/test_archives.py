@@ -355,3 +355,32 @@ def test_every_archive_costs_an_entry_even_an_empty_one(tmp_path: Path) -> None:
         extract_bytes(empty, tmp_path / "p3", budget)
     assert caught.value.code == "archive_too_large"
     assert budget.files == 4
+
+
+def _zip_with_header_patched(offset_in_header: int, value: bytes) -> bytes:
+    """A one-file zip whose local and central headers have ``value`` at the given offset
+    of the fields they share (the local header's offset; the central one's is 2 more)."""
+    data = bytearray(make_zip([("a.txt", b"hello", 0o644)]))
+    local = data.index(b"PK\x03\x04")
+    central = data.index(b"PK\x01\x02")
+    data[local + offset_in_header : local + offset_in_header + len(value)] = value
+    central_at = central + offset_in_header + 2
+    data[central_at : central_at + len(value)] = value
+    return bytes(data)
+
+
+@pytest.mark.parametrize(
+    "archive",
+    [
+        pytest.param(_zip_with_header_patched(6, b"\x01\x00"), id="encrypted-entry"),
+        pytest.param(_zip_with_header_patched(8, b"\x61\x00"), id="unknown-compression-method"),
+    ],
+)
+def test_zip_entries_python_cannot_read_are_invalid_archives(
+    tmp_path: Path, archive: bytes
+) -> None:
+    """An encrypted entry or a compression method zipfile lacks is the tenant's bad archive,
+    not a builder fault."""
+    with pytest.raises(ArchiveError) as caught:
+        extract_bytes(archive, tmp_path / "out")
+    assert caught.value.code == "archive_invalid"

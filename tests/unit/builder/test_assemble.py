@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import gzip
 import hashlib
 import json
@@ -252,3 +253,57 @@ def test_dockerignore_is_honoured(tmp_path: Path) -> None:
     )
     names = [name for name, *_ in layer_entries(image.new_layers[0].path)]
     assert names == ["app", "app/README.md", "app/main.py"]
+
+
+PUSHED = dt.datetime(2026, 3, 14, 9, 26, 53, 589_000, tzinfo=dt.UTC)
+
+
+@pytest.mark.parametrize(
+    ("given", "base_created", "expected"),
+    [
+        (PUSHED, "2025-07-01T12:00:00Z", "2026-03-14T09:26:53Z"),
+        (PUSHED, "2026-11-30T23:59:59.123456789Z", "2026-11-30T23:59:59Z"),
+        (None, "2024-02-29T08:00:00+02:00", "2024-02-29T06:00:00Z"),
+        (dt.datetime(2026, 3, 14, 9, 26, 53), None, "2026-03-14T09:26:53Z"),
+        (None, None, "1970-01-01T00:00:00Z"),
+        (PUSHED, "yesterday", "2026-03-14T09:26:53Z"),
+        (PUSHED, 1_700_000_000, "2026-03-14T09:26:53Z"),
+        (PUSHED, "2030-01-01T00:00:00Z" + " " * 100, "2026-03-14T09:26:53Z"),
+        (None, "0001-01-01T00:30:00+01:00", "1970-01-01T00:00:00Z"),
+    ],
+    ids=[
+        "push-after-base", "base-after-push", "base-offset-to-utc", "naive-push-is-utc",
+        "nothing-known", "base-not-a-time", "base-a-number", "base-text-too-long",
+        "base-before-year-one",
+    ],
+)  # fmt: skip
+def test_created_is_the_newest_input_time_to_the_second(
+    tmp_path: Path, given: dt.datetime | None, base_created: Any, expected: str
+) -> None:
+    image_base = base()
+    if base_created is not None:
+        image_base.config["created"] = base_created
+    dockerfile = parse_dockerfile("FROM b\nARG MODE=x\nENV MODE=$MODE\nCOPY entrypoint.sh /\n")
+    image = assemble(
+        dockerfile, context(tmp_path / "ctx"), image_base, {}, tmp_path / "s", created=given
+    )
+    config = json.loads(image.config)
+    assert config["created"] == expected
+    # The base's own history is kept; each instruction's entry carries the image's time.
+    assert config["history"][0] == {"created_by": "base"}
+    assert [entry["created"] for entry in config["history"][1:]] == [expected] * 3
+
+
+def test_the_same_push_time_gives_the_same_digest_and_another_one_another(
+    tmp_path: Path,
+) -> None:
+    dockerfile = parse_dockerfile(DOCKERFILE)
+
+    def digest(name: str, created: dt.datetime) -> str:
+        root = tmp_path / name
+        return assemble(
+            dockerfile, context(root / "ctx"), base(), {}, root / "s", created=created
+        ).digest
+
+    assert digest("a", PUSHED) == digest("b", PUSHED.replace(microsecond=0))
+    assert digest("c", PUSHED) != digest("d", PUSHED + dt.timedelta(seconds=1))

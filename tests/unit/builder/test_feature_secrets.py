@@ -13,7 +13,7 @@ import pytest
 from services.builder.features.octostache import Budget
 from services.builder.features.pipeline import FeatureError, apply_features
 from services.builder.features.variables import VariableSet
-from services.builder.sdi import Features
+from shared.sdi import Features
 
 PASSWORD = "c0rrect-h0rse-battery"
 

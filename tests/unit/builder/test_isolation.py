@@ -25,7 +25,7 @@ from services.builder.isolation import (
     close_isolated,
     run_isolated,
 )
-from services.builder.sdi import Features
+from shared.sdi import Features
 
 
 async def test_values_and_failures_come_back_and_children_are_reused() -> None:
@@ -119,12 +119,14 @@ async def test_a_call_out_of_memory_fails_clearly_and_its_child_is_replaced() ->
         runner.close()
 
 
-def transform_without_a_growth_limit(rules: int) -> int:
-    """An XDT transform that doubles the document ``rules`` times, its own bound lifted."""
+def transform_without_a_growth_limit(elements: int) -> int:
+    """An XDT transform that sets a 10 KB attribute on each of ``elements`` elements, its
+    own bound lifted."""
     xdt = 'xmlns:xdt="http://schemas.microsoft.com/XML-Document-Transform"'
-    rule = f'<x xdt:Locator="XPath(//*)"><a xdt:Transform="Insert">{"t" * 10_000}</a></x>'
-    transform = f"<configuration {xdt}>{rule * rules}</configuration>".encode()
-    return len(apply_transform(b"<configuration/>", transform, max_growth=2**62))
+    rule = f'<e a="{"t" * 10_000}" xdt:Transform="SetAttributes" xdt:Locator="XPath(//e)"/>'
+    transform = f"<configuration {xdt}>{rule}</configuration>".encode()
+    document = b"<configuration>" + b"<e/>" * elements + b"</configuration>"
+    return len(apply_transform(document, transform, max_growth=2**62))
 
 
 async def test_a_document_grown_past_the_limit_stops_at_the_limit() -> None:
@@ -132,8 +134,8 @@ async def test_a_document_grown_past_the_limit_stops_at_the_limit() -> None:
     allocate comes back as the call running out of memory."""
     runner = IsolatedRunner(workers=1, memory_bytes=256 * 1024**2)
     try:
-        with pytest.raises(IsolatedMemoryError):  # 2**20 elements of 10 KB each
-            await runner.run(transform_without_a_growth_limit, 20, timeout=60)
+        with pytest.raises(IsolatedMemoryError):  # 10 KB on each of 100,000 elements
+            await runner.run(transform_without_a_growth_limit, 100_000, timeout=60)
         assert await runner.run(transform_without_a_growth_limit, 3) > 0
     finally:
         runner.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import json
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import yaml
 
 from services.builder.features.pipeline import FeatureError, apply_features
 from services.builder.features.variables import VariableSet, system_variables
-from services.builder.sdi import Features, SdiInvalid, parse_sdi
+from shared.sdi import Features, SdiInvalid, parse_sdi
 
 SDI = """
 packages:
@@ -131,7 +132,8 @@ def test_every_feature_runs_in_order(tmp_path: Path) -> None:
     assert settings["ConnectionStrings"]["Db"] == "Server=db;Password=s3cret"
     config = (app / "config.yaml").read_text()
     assert (
-        "name: web-Production  # kept" in config and yaml.safe_load(config)["app"]["replicas"] == 3
+        # the server writes one space before an inline comment
+        "name: web-Production # kept" in config and yaml.safe_load(config)["app"]["replicas"] == 3
     )
     assert (app / "app.properties").read_text() == "db.password=s3cret\n"
     web = (app / "Web.config").read_text()
@@ -147,16 +149,15 @@ def test_every_feature_runs_in_order(tmp_path: Path) -> None:
 
 
 def test_failures_carry_their_feature_code(tmp_path: Path) -> None:
-    write(tmp_path, {"a.sh": "#{if X}never closed", "b.json": "{broken", "Web.config": "<c/>",
-                     "Web.Release.config": "<other/>"})  # fmt: skip
+    xdt = 'xmlns:xdt="http://schemas.microsoft.com/XML-Document-Transform"'
+    remove = f'<c {xdt}><d xdt:Transform="Remove"/></c>'  # selects nothing: the server fails
+    write(tmp_path, {"a.sh": "#{X | FromBase64}", "b.json": "{broken", "Web.config": "<c/>",
+                     "Web.Release.config": remove})  # fmt: skip
     cases = [
         (Features(substitute_in_files=("a.sh",)), "substitution_failed"),
         (Features(structured_variables=("b.json",)), "structured_variables_failed"),
         (Features(dotnet_config_transforms=True), "config_transform_failed"),
-        (
-            Features(additional_transforms=("Missing.config => Web.config",)),
-            "config_transform_failed",
-        ),
+        (Features(additional_transforms=("/etc/x.config => Web.config",)), "sdi_invalid"),
         (Features(substitute_in_files=("../outside",)), "sdi_invalid"),
     ]
     for features, code in cases:
@@ -253,3 +254,68 @@ def test_features_follow_links_that_stay_inside(tmp_path: Path) -> None:
     assert report.changed == {"current/entrypoint.sh", "settings.json"}  # the first name
     assert sum("structured variables" in line for line in lines) == 1
     assert (tmp_path / "current").is_symlink() and (tmp_path / "settings.json").is_symlink()
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        pytest.param(codecs.BOM_UTF8 + b"port=#{Port}\n", codecs.BOM_UTF8 + b"port=8080\n",
+                     id="utf8-bom-kept"),
+        pytest.param(codecs.BOM_UTF16_LE + "\u20ac #{Port}".encode("utf-16-le"),
+                     codecs.BOM_UTF16_LE + "\u20ac 8080".encode("utf-16-le"), id="utf16-bom-kept"),
+        pytest.param("\u00e9t\u00e9 #{Port}".encode("cp1252"),
+                     "\u00e9t\u00e9 8080".encode("cp1252"), id="windows-1252-kept"),
+        pytest.param("\u00e9 #{Sign}".encode("cp1252"), "\u00e9 \u20a9".encode(),
+                     id="windows-1252-upgraded-to-utf8-when-a-value-does-not-fit"),
+    ],
+)  # fmt: skip
+def test_substitution_writes_files_back_in_their_encoding(
+    tmp_path: Path, content: bytes, expected: bytes
+) -> None:
+    (tmp_path / "app.conf").write_bytes(content)
+    apply_features(tmp_path, Features(substitute_in_files=("app.conf",)),
+                   VariableSet({"Port": "8080", "Sign": "\u20a9"}), environment=None,
+                   tenant=None, log=lambda line: None)  # fmt: skip
+    assert (tmp_path / "app.conf").read_bytes() == expected
+
+
+def test_structured_files_are_written_back_in_the_servers_layout(tmp_path: Path) -> None:
+    """As the server does, a file no variable names is still written back reformatted; a
+    file already in that layout is left as it is and not reported."""
+    write(tmp_path, {"loose.json": '{"a":1}', "tidy.json": '{\r\n  "a": 1\r\n}'})
+    report = apply_features(tmp_path, Features(structured_variables=("*.json",)),
+                            VariableSet({"Other": "x"}), environment=None, tenant=None,
+                            log=lambda line: None)  # fmt: skip
+    assert (tmp_path / "loose.json").read_bytes() == b'{\r\n  "a": 1\r\n}'
+    assert report.changed == {"loose.json"}
+
+
+@pytest.mark.parametrize(
+    ("template", "written"),
+    [
+        pytest.param("port #{Port} #{if Port}no end", "port 80 #{if Port}no end",
+                     id="unclosed-if-rest-evaluated"),
+        pytest.param("port #{Port} host #{Nowhere}", "port 80 host #{Nowhere}",
+                     id="undefined-variable"),
+    ],
+)  # fmt: skip
+def test_what_a_template_cannot_evaluate_is_a_warning_unless_the_server_flag_asks_to_fail(
+    tmp_path: Path, template: str, written: str
+) -> None:
+    """As the server substitutes in files: what it cannot evaluate stays as written and is
+    logged as a warning; ``ShouldFailDeploymentOnSubstitutionFails`` makes it a failure."""
+    write(tmp_path, {"site.conf": template})
+    lines: list[str] = []
+    features = Features(substitute_in_files=("site.conf",))
+    apply_features(tmp_path, features, VariableSet({"Port": "80"}), environment=None,
+                   tenant=None, log=lines.append)  # fmt: skip
+    assert (tmp_path / "site.conf").read_text() == written
+    assert any(line.startswith("warning: site.conf: ") for line in lines), lines
+
+    write(tmp_path, {"site.conf": template})
+    strict = VariableSet({"Port": "80", "ShouldFailDeploymentOnSubstitutionFails": " True "})
+    with pytest.raises(FeatureError) as caught:
+        apply_features(tmp_path, features, strict, environment=None, tenant=None,
+                       log=lines.append)  # fmt: skip
+    assert caught.value.code == "substitution_failed"
+    assert (tmp_path / "site.conf").read_text() == template

@@ -1,190 +1,483 @@
-"""Structured Configuration Variables in JSON, YAML, XML and .properties files."""
+"""Structured Configuration Variables write the bytes the deployment server writes: JSON,
+YAML, XML and .properties, in the file's own encoding."""
 
 from __future__ import annotations
 
-import json
+import codecs
+import time
+from collections.abc import Mapping
 
 import pytest
-import yaml
 
-from services.builder.features.structured import StructuredError, replace_structured
-
-
-def replace(filename: str, text: str, **variables: str) -> tuple[str, list[str]]:
-    values = {name.replace("__", ":"): value for name, value in variables.items()}
-    lowered = {name.lower(): value for name, value in values.items()}
-    content, replaced = replace_structured(
-        filename, text.encode(), values, lambda name: lowered.get(name.lower())
-    )
-    return content.decode(), [r.path for r in replaced]
+from services.builder.features.structured import (
+    Replacement,
+    StructuredError,
+    StructuredGrowthError,
+    _dotnet_double,
+    replace_structured,
+)
 
 
-APPSETTINGS = """{
-  "Logging": {"LogLevel": {"Default": "Information", "Microsoft": "Warning"}},
-  "Port": 8080,
-  "Ratio": 0.5,
-  "Enabled": false,
-  "Servers": [{"Url": "http://a"}, {"Url": "http://b"}],
-  "Features": {"A": true},
-  "Octopus": {"Kept": "x"}
+def replace(
+    filename: str, content: str | bytes, variables: Mapping[str, str | None]
+) -> tuple[str, list[str]]:
+    """The file after replacement, decoded (UTF-8 unless it has a BOM), and the paths
+    replaced; variables are looked up case-insensitively, as the server does."""
+    data, replaced = replace_bytes(filename, content, variables)
+    return data.decode("utf-8-sig"), [r.path for r in replaced]
+
+
+def replace_bytes(
+    filename: str, content: str | bytes, variables: Mapping[str, str | None]
+) -> tuple[bytes, list[Replacement]]:
+    lowered = {name.lower(): value for name, value in variables.items()}
+    raw = content.encode() if isinstance(content, str) else content
+    return replace_structured(filename, raw, list(variables), lambda n: lowered.get(n.lower()))
+
+
+# --- JSON ----------------------------------------------------------------------------------
+
+SHOP = """{
+\t"Greeting": "hi",
+\t"Shop": {"Port": 8080, "Ratio": 0.25, "Open": false, "Owner": null,
+\t         "Tills": [{"Name": "front"}, {"Name": "back"}], "Tags": ["a", "b"]},
+\t"Octopus": {"Kept": "x"},
+\t"Nested:Key": "colon"
 }
 """
 
 
-def test_json_replaces_existing_paths_case_insensitively_and_keeps_types() -> None:
-    text, replaced = replace(
-        "appsettings.json",
-        APPSETTINGS,
-        logging__loglevel__default="Warning",
-        Port="9090",
-        Ratio="0.75",
-        Enabled="True",
-        Servers__1__Url="http://c",
-        Features='{"B": false}',
-        Missing__Path="ignored",
-        **{"Octopus.Environment.Name": "Production", "Octopus:Kept": "changed"},
+@pytest.mark.parametrize(
+    ("variables", "expected"),
+    [
+        pytest.param({}, '{\n  "Greeting": "hi",\n  "Shop": {\n    "Port": 8080,\n'
+         '    "Ratio": 0.25,\n    "Open": false,\n    "Owner": null,\n    "Tills": [\n'
+         '      {\n        "Name": "front"\n      },\n      {\n        "Name": "back"\n'
+         '      }\n    ],\n    "Tags": [\n      "a",\n      "b"\n    ]\n  },\n'
+         '  "Octopus": {\n    "Kept": "x"\n  },\n  "Nested:Key": "colon"\n}',
+         id="nothing-matches-still-reindented-by-two-without-final-newline"),
+    ],
+)  # fmt: skip
+def test_json_is_written_in_the_servers_layout(variables: dict[str, str], expected: str) -> None:
+    assert replace("shop.json", SHOP, variables)[0] == expected
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "fragment"),
+    [
+        pytest.param("greeting", "hello", '"Greeting": "hello"', id="case-insensitive-path"),
+        pytest.param("Shop:Port", "9090", '"Port": 9090', id="integer-stays-a-number"),
+        pytest.param("Shop:Port", " +12 ", '"Port": 12', id="integer-as-dotnet-parses-it"),
+        pytest.param("Shop:Port", "12.0", '"Port": 12.0', id="double-into-integer-slot"),
+        pytest.param("Shop:Port", "1,000.5", '"Port": 1000.5', id="thousands-separator"),
+        pytest.param("Shop:Ratio", "7", '"Ratio": 7', id="integer-into-double-slot"),
+        pytest.param("Shop:Ratio", "321e-5", '"Ratio": 0.00321', id="exponent"),
+        pytest.param("Shop:Ratio", "many", '"Ratio": "many"', id="not-a-number-is-a-string"),
+        pytest.param("Shop:Open", "TRUE", '"Open": true', id="boolean-any-case"),
+        pytest.param("Shop:Open", "yes", '"Open": "yes"', id="not-a-boolean-is-a-string"),
+        pytest.param("Shop:Owner", "7", '"Owner": "7"', id="null-slot-takes-a-string"),
+        pytest.param("Shop:Owner", None, '"Owner": null', id="no-value-writes-null"),
+        pytest.param("Greeting", None, '"Greeting": null', id="string-to-null"),
+        pytest.param("Shop:Tills:1:Name", "side", '"Name": "side"', id="array-element-field"),
+        pytest.param("Shop:Tags:0", "z", '"z",\n      "b"', id="array-element"),
+        pytest.param("Shop:Tags", '{"k": [1]}', '"Tags": {\n      "k": [\n        1\n      ]',
+                     id="array-becomes-object"),
+        pytest.param("Shop:Tills", '"none"', '"Tills": "none",', id="array-becomes-string"),
+        pytest.param("Shop:Tills", "{<<", '"Name": "front"', id="unparsable-structure-kept"),
+        pytest.param("Octopus:Kept", "y", '"Kept": "y"', id="octopus-colon-path-applies"),
+        pytest.param("Nested:Key", "c2", '"Nested:Key": "c2"', id="colon-inside-a-key"),
+        pytest.param("Greeting", 'say "\t\x01\u2028', r'"say \"\t\u0001\u2028"',
+                     id="string-escapes"),
+    ],
+)  # fmt: skip
+def test_json_values_keep_their_type_when_they_can(
+    name: str, value: str | None, fragment: str
+) -> None:
+    text, replaced = replace("shop.json", SHOP, {name: value})
+    assert fragment in text
+    assert replaced == [name]
+
+
+@pytest.mark.parametrize(
+    "name", ["OctopusRocks", "Octopus.Kept", "octopus", "Shop.Port", "Missing:Path"]
+)
+def test_json_skips_octopus_names_and_paths_that_do_not_exist(name: str) -> None:
+    text, replaced = replace("shop.json", SHOP, {name: "changed"})
+    assert replaced == [] and "changed" not in text
+
+
+@pytest.mark.parametrize(
+    "variables",
+    [{"A": '{"C": 1}', "A:B": "5"}, {"A:B": "5", "A": '{"C": 1}'}],
+    ids=["parent-first", "child-first"],
+)
+def test_json_a_replaced_structure_takes_nothing_from_below_it(
+    variables: dict[str, str],
+) -> None:
+    text, _ = replace("a.json", '{"A": {"B": 1}}', variables)
+    assert text == '{\r\n  "A": {\r\n    "C": 1\r\n  }\r\n}'
+
+
+def test_json_root_array_and_scalar_documents() -> None:
+    assert replace("a.json", '[{"Name": "x"}]\n', {"0:Name": "y"})[0] == (
+        '[\n  {\n    "Name": "y"\n  }\n]'
     )
-    document = json.loads(text)
-    assert document["Logging"]["LogLevel"] == {"Default": "Warning", "Microsoft": "Warning"}
-    assert document["Port"] == 9090 and document["Ratio"] == 0.75 and document["Enabled"] is True
-    assert document["Servers"][1]["Url"] == "http://c"
-    assert document["Features"] == {"B": False}
-    assert document["Octopus"]["Kept"] == "changed"
-    assert "Missing" not in document
-    assert sorted(replaced) == sorted(
-        ["Logging:LogLevel:Default", "Port", "Ratio", "Enabled", "Servers:1:Url", "Features",
-         "Octopus:Kept"]
-    )  # fmt: skip
+    assert replace("a.json", "42", {})[0] == "42"
+    assert replace("a.json", "", {})[0] == "{}"  # an empty file is an empty object
 
 
-def test_json_value_that_does_not_fit_the_type_becomes_a_string() -> None:
-    text, _ = replace("a.json", '{"Port": 1, "On": true}', Port="eighty", On="maybe")
-    assert json.loads(text) == {"Port": "eighty", "On": "maybe"}
+@pytest.mark.parametrize(
+    ("number", "text"),
+    [(1e15, "1E+15"), (1e14, "100000000000000.0"), (0.0001, "0.0001"), (0.00001, "1E-05"),
+     (-2.5, "-2.5"), (3.0, "3.0"), (1.2345678901234568e17, "1.2345678901234568E+17"),
+     (float("nan"), '"NaN"'), (-0.0, "-0.0")],
+)  # fmt: skip
+def test_doubles_are_written_as_the_server_writes_them(number: float, text: str) -> None:
+    assert _dotnet_double(number) == text
 
 
-def test_dots_are_not_separators() -> None:
-    text, replaced = replace("a.json", '{"Logging": {"Level": "x"}}', **{"Logging.Level": "y"})
-    assert replaced == [] and json.loads(text) == {"Logging": {"Level": "x"}}
+# --- encodings -----------------------------------------------------------------------------
 
 
-YAML = """# service configuration
-server:
-  port: 8080        # the port
-  host: 'localhost'
-  debug: false
-  name: web
-database:
-  url: "postgres://db"
-  replicas:
-    - one
-    - two
-tags: [a, b]
+@pytest.mark.parametrize(
+    ("filename", "source", "variables", "expected"),
+    [
+        pytest.param("e.json", codecs.BOM_UTF8 + '{"e": "\u20ac"}'.encode(), {},
+                     codecs.BOM_UTF8 + '{\r\n  "e": "\u20ac"\r\n}'.encode(), id="json-utf8-bom"),
+        pytest.param("e.json", codecs.BOM_UTF16_LE + '{"e": "\u20ac"}\n'.encode("utf-16-le"), {},
+                     codecs.BOM_UTF16_LE + '{\n  "e": "\u20ac"\n}'.encode("utf-16-le"),
+                     id="json-utf16-bom"),
+        pytest.param("e.json", '{"e": "\u20ac\u2020"}\r\n'.encode("cp1252"), {},
+                     '{\r\n  "e": "\u20ac\u2020"\r\n}'.encode("cp1252"), id="json-windows-1252"),
+        pytest.param("e.json", '{"e": "\u20ac"}\r\n'.encode("cp1252"), {"e": "\u20a9"},
+                     '{\r\n  "e": "\u20a9"\r\n}'.encode(), id="json-upgraded-to-utf8"),
+        pytest.param("e.properties", "k=\u00e9\r\n".encode("cp1252"), {}, "k=\u00e9\r\n".encode(
+                     "cp1252"), id="properties-windows-1252"),
+        pytest.param("e.properties", codecs.BOM_UTF16_LE + "k=v\r\n".encode("utf-16-le"),
+                     {"k": "w"}, codecs.BOM_UTF16_LE + "k=w\r\n".encode("utf-16-le"),
+                     id="properties-utf16-bom"),
+        pytest.param("e.yaml", codecs.BOM_UTF8 + "k: \u2020\n".encode(), {},
+                     codecs.BOM_UTF8 + "k: \u2020\n".encode(), id="yaml-utf8-bom"),
+        pytest.param("e.yaml", "k: \u2020\n".encode("cp1252"), {"k": "\uffe6"},
+                     "k: \uffe6\n".encode(), id="yaml-upgraded-to-utf8"),
+        pytest.param("e.xml", "<a>\r\n  <b>\u00e9</b>\r\n</a>".encode("cp1252"), {},
+                     "<a>\r\n  <b>\u00e9</b>\r\n</a>".encode("cp1252"), id="xml-windows-1252"),
+    ],
+)  # fmt: skip
+def test_files_are_written_back_in_their_encoding(
+    filename: str, source: bytes, variables: dict[str, str], expected: bytes
+) -> None:
+    assert replace_bytes(filename, source, variables)[0] == expected
+
+
+def test_xml_declaration_names_the_encoding_written() -> None:
+    source = '<?xml version="1.0" encoding="ISO-8859-2"?>\n<r><n>\u0142</n></r>'
+    kept, _ = replace_bytes("n.xml", source.encode("iso-8859-2"), {})
+    assert kept == '<?xml version="1.0" encoding="iso-8859-2"?>\n<r>\n  <n>\u0142</n>\n</r>'.encode(
+        "iso-8859-2"
+    )
+    upgraded, _ = replace_bytes("n.xml", source.encode("iso-8859-2"), {"/r/n": "\u5f20"})
+    assert upgraded == '<?xml version="1.0" encoding="utf-8"?>\n<r>\n  <n>\u5f20</n>\n</r>'.encode()
+
+
+# --- YAML ----------------------------------------------------------------------------------
+
+SERVICE = """app:
+  listen:
+  - "7000"
+  cache:
+    enabled: "yes"
+    store:
+      path: /var/cache
+  banner: welcome
+  workers:
+  - name: alpha
+  - name: beta
+    mode: 'fast'
+stage: dev
 """
 
 
-def test_yaml_is_edited_in_place_keeping_comments_quotes_and_types() -> None:
-    text, replaced = replace(
-        "config.yaml",
-        YAML,
-        Server__Port="9090",
-        server__host="db.internal",
-        server__debug="true",
-        server__name="needs: quoting",
-        database__url="postgres://prod",
-        database__replicas__1="three",
-        tags='["x", "y", "z"]',
+@pytest.mark.parametrize(
+    ("variables", "expected_lines"),
+    [
+        pytest.param({"app:listen:0": "8000"}, ['  - "8000"'], id="double-quoted-stays-quoted"),
+        pytest.param({"app:banner": ""}, ["  banner: ''"], id="empty-plain-becomes-single-quoted"),
+        pytest.param({"app:workers:1:mode": "slow"}, ["    mode: 'slow'"], id="single-quoted"),
+        pytest.param({"APP:Cache:Enabled": "no"}, ['    enabled: "no"'], id="case-insensitive"),
+        pytest.param({"app:cache": "off"}, ["  cache: off", "  banner: welcome"],
+                     id="mapping-replaced-by-a-scalar-is-valid-yaml"),
+        pytest.param({"app:listen": "none"}, ["  listen: none", "  cache:"],
+                     id="sequence-replaced-by-a-scalar"),
+        pytest.param({"app": "gone"}, ["app: gone", "stage: dev"], id="root-key-mapping"),
+        pytest.param({"app:cache:store": "x", "app:cache": "y"}, ["  cache: y"],
+                     id="outer-replacement-wins-over-inner"),
+        pytest.param({"app:banner": "a: b"}, ["  banner: 'a: b'"], id="needs-quotes"),
+        pytest.param({"app:banner": "it's: x"}, ['  banner: "it\'s: x"'],
+                     id="quote-inside-goes-double"),
+        pytest.param({"app:banner": "line1\nline2"}, ["  banner: 'line1", "", "    line2'"],
+                     id="multiline-plain-single-quoted-and-folded"),
+        pytest.param({"app:banner": "sun \U0001f31e"}, ['  banner: "sun \\U0001F31E"'],
+                     id="beyond-bmp-escaped"),
+        pytest.param({"app:banner": None}, ["  banner: null"], id="no-value-is-null"),
+        pytest.param({"app:workers": "- name: gamma\n  mode: x"},
+                     ["  workers:", "  - name: gamma", "    mode: x", "stage: dev"],
+                     id="sequence-from-yaml"),
+        pytest.param({"app:cache": "[1, 2]"}, ["  cache: [1, 2]"], id="flow-value-stays-flow"),
+        pytest.param({"app:cache": ""}, ['  cache: ""'], id="blank-structure-is-empty-string"),
+        pytest.param({"app:cache": "a: [b"}, ['  cache: "a: [b"'],
+                     id="unparsable-structure-is-a-string"),
+        pytest.param({"OctopusStage": "x", "Octopus.Stage": "x", "stage": "prod"},
+                     ["stage: prod"], id="octopus-names-skipped"),
+    ],
+)  # fmt: skip
+def test_yaml_replacements(variables: dict[str, str | None], expected_lines: list[str]) -> None:
+    text, _ = replace("service.yaml", SERVICE, variables)
+    lines = text.split("\n")
+    for expected in expected_lines:
+        assert expected in lines, text
+    assert text.endswith("\n") and "\r" not in text
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        pytest.param("a: 1\nb: 2\n", "a: 9\nb: 2\n", id="unix-stays-unix"),
+        pytest.param("a: 1\r\nb: 2\r\n", "a: 9\r\nb: 2\r\n", id="dos-stays-dos"),
+        pytest.param("a: 1\r\nb: 2\nc: 3\n", "a: 9\nb: 2\nc: 3\n", id="most-common-wins"),
+        pytest.param("a: 1", "a: 9\r\n", id="none-is-dos"),
+    ],
+)
+def test_yaml_keeps_the_files_most_common_line_ending(source: str, expected: str) -> None:
+    """Like JSON and XML, YAML is written with the file's most common line ending, CRLF when
+    it has none."""
+    assert replace("l.yaml", source, {"a": "9"})[0] == expected
+
+
+def test_yaml_keeps_comments_where_the_server_keeps_them() -> None:
+    """Block comments stay on their lines, inline comments follow their line after one
+    space, and a sequence after an inline comment is indented, as the server writes it."""
+    source = (
+        "# header\nsizes: # inline on a key\n- small\n  # between items\n- large\n"
+        "limits:\n  # before a key\n  cpu: 2   # inline after a value\n"
     )
-    assert "# service configuration" in text and "# the port" in text
-    assert "port: 9090        # the port" in text
-    assert "host: 'db.internal'" in text
-    assert "debug: true" in text
-    assert 'name: "needs: quoting"' in text
-    assert 'url: "postgres://prod"' in text
-    assert "- three" in text
-    loaded = yaml.safe_load(text)
-    assert loaded["tags"] == ["x", "y", "z"] and loaded["server"]["port"] == 9090
-    assert len(replaced) == 7
-
-
-XML = """<?xml version="1.0" encoding="utf-8"?>
-<configuration xmlns:x="urn:extra">
-  <environment>dev</environment>
-  <email role="admin" address="old@example.com"/>
-  <x:flag>off</x:flag>
-  <parent><child>1</child></parent>
-</configuration>
-"""
-
-
-def test_xml_by_xpath() -> None:
-    text, replaced = replace(
-        "settings.xml",
-        XML,
-        **{
-            "//environment": "production",
-            "/configuration/email[@role='admin']/@address": "ops@example.com",
-            "//x:flag": "on & off",
-            "/configuration/parent": "<child>2</child><child>3</child>",
-            "not an xpath": "ignored",
-        },
+    text, _ = replace("c.yml", source, {"limits:cpu": "4"})
+    assert text == (
+        "# header\nsizes: # inline on a key\n  - small\n  # between items\n"
+        "  - large\nlimits:\n  # before a key\n  cpu: 4 # inline after a value\n"
     )
-    assert text.startswith('<?xml version="1.0" encoding="utf-8"?>')
-    assert "<environment>production</environment>" in text
-    assert 'address="ops@example.com"' in text
-    assert "<x:flag>on &amp; off</x:flag>" in text
-    assert "<parent><child>2</child><child>3</child></parent>" in text
-    assert len(replaced) == 4
 
 
-PROPERTIES = """# comment stays
-db.url=jdbc:old
-db.user = admin
-path : C:\\\\old
-multi = first \\
-  second
-flag
-Octopus.Skip=1
-"""
+def test_yaml_after_a_comment_an_item_is_written_as_it_was() -> None:
+    """The server hands out a comment just before the next node, and writes that node as
+    it was: an item right after a comment is not replaced."""
+    text, replaced = replace("c.yaml", "l:\n- a\n# note\n- b\n", {"l:1": "z", "l:0": "y"})
+    assert text == "l:\n- y\n# note\n- b\n" and replaced == ["l:0"]
 
 
-def test_properties_by_exact_key() -> None:
-    text, replaced = replace(
-        "app.properties",
-        PROPERTIES,
-        **{"db.url": "jdbc:new", "DB.USER": "nope", "path": "C:\\new", "multi": "one",
-           "flag": "yes", "Octopus.Skip": "2"},
-    )  # fmt: skip
-    assert "# comment stays" in text
-    assert "db.url=jdbc:new" in text
-    assert "db.user = admin" in text  # keys are exact
-    assert "path : C:\\\\new" in text
-    assert "multi = one\nflag" in text
-    assert "flag:yes" in text
-    assert "Octopus.Skip=1" in text
-    assert sorted(replaced) == ["db.url", "flag", "multi", "path"]
+def test_yaml_keeps_tags_anchors_styles_and_documents() -> None:
+    source = (
+        "%TAG !e! tag:example.com,2000:\n---\nflag: !!bool true\nword: !<tag:yaml.org,2002:str> x\n"
+        "base: &b {k: 1}\nref: *b\nfolded: >\n  one\n  two\nlit: |2\n   indented\n"
+        "e: !e!thing v\n...\n---\nflag: false\n"
+    )
+    text, replaced = replace("t.yaml", source, {"flag": "off"})
+    assert text.split("\n") == [
+        "%TAG !e! tag:example.com,2000:", "%TAG ! !", "%TAG !! tag:yaml.org,2002:", "---",
+        "flag: !!bool off", "word: !!str x", "base: &b {k: 1}", "ref: *b", "folded: >",
+        "  one two", "lit: |2", "   indented", "e: !e!thing v", "...", "---",
+        "flag: off", "",
+    ]  # fmt: skip
+    assert replaced == ["flag", "flag"]
 
 
-def test_unknown_extension_tries_each_format() -> None:
-    text, replaced = replace("settings.conf", "a:\n  b: 1\n", a__b="2")
-    assert text == "a:\n  b: 2\n" and replaced == ["a:b"]
+def test_yaml_indents_by_the_files_most_common_step() -> None:
+    source = "a:\n    b:\n        c: 1\n    d:\n        e: 2\n"
+    text, _ = replace("i.yaml", source, {"a:d:e": "3"})
+    assert text == "a:\n    b:\n        c: 1\n    d:\n        e: 3\n"
 
 
-def test_a_file_in_no_format_is_an_error() -> None:
-    with pytest.raises(StructuredError):
-        replace("broken.json.xml", "<unclosed", x="y")
-    with pytest.raises(StructuredError):
-        replace_structured("bin.yaml", b"\xff\xfe\x00", [], lambda name: None)
+def test_yaml_top_level_sequence_and_types_by_position() -> None:
+    source = "- one\n- 'two'\n- 3\n- null\n"
+    text, _ = replace("s.yaml", source, {"0": "true", "1": "~", "2": "x", "3": ""})
+    assert text == "- true\n- '~'\n- x\n- ''\n"
 
 
-def test_nested_yaml_aliases_are_walked_once() -> None:
+def test_yaml_patch_comment_applies_a_variable_of_yaml_to_its_document() -> None:
+    source = "# patch: Shop.Overrides\nshop:\n  open: 9\n  close: 17\n---\nshop:\n  open: 8\n"
+    patch = "shop:\n  close: 20\n"
+    text, _ = replace("p.yaml", source, {"Shop.Overrides": patch})
+    assert text == (
+        "# patch: Shop.Overrides\nshop:\n  open: 9\n  close: 20\n---\nshop:\n  open: 8\n"
+    )
+
+
+def test_nested_yaml_aliases_are_read_once() -> None:
     """A small file of aliases to aliases (a "billion laughs") is read in linear time."""
-    import time
-
     lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
     lines += [
         f"a{n}: &a{n} [*a{n - 1}, *a{n - 1}, *a{n - 1}, *a{n - 1}, *a{n - 1}]" for n in range(1, 12)
     ]
     started = time.monotonic()
-    text, replaced = replace("bomb.yaml", "\n".join(lines) + "\nkey: value\n", key="new")
+    text, replaced = replace("bomb.yaml", "\n".join(lines) + "\nkey: value\n", {"key": "new"})
     assert time.monotonic() - started < 2
     assert replaced == ["key"] and text.endswith("key: new\n")
+
+
+# --- XML -----------------------------------------------------------------------------------
+
+CATALOG = """<?xml version="1.0"?>
+<catalog xmlns:p="urn:parts" xmlns:q="urn:other">
+    <!-- stock -->
+    <item sku="a1" qty="3">anvil</item>
+    <item sku="b2"><![CDATA[<bolt>]]></item>
+    <p:part>gear</p:part>
+    <empty/>
+    <open></open>
+    <box><inner>1</inner></box>
+    <note>see <b>this</b> now</note>
+    <?render mode="full"?>
+</catalog>
+"""
+
+
+@pytest.mark.parametrize(
+    ("variables", "expected_lines"),
+    [
+        pytest.param({}, ['<?xml version="1.0" encoding="utf-8"?>', "  <!-- stock -->",
+                          '  <item sku="a1" qty="3">anvil</item>', "  <empty />",
+                          "  <open></open>", "  <box>", "    <inner>1</inner>", "  </box>",
+                          "  <note>see <b>this</b> now</note>", '  <?render mode="full"?>',
+                          "</catalog>"], id="reindented-by-two"),
+        pytest.param({"//item[@sku='a1']": "<hammer & tongs>"},
+                     ['  <item sku="a1" qty="3">&lt;hammer &amp; tongs&gt;</item>'],
+                     id="text-only-element-takes-escaped-text"),
+        pytest.param({"//item[@sku='b2']": "nut"}, ['  <item sku="b2"><![CDATA[nut]]></item>'],
+                     id="cdata-kept"),
+        pytest.param({"/catalog/item/@qty": 'a"b'},
+                     ['  <item sku="a1" qty="a&quot;b">anvil</item>'], id="attribute"),
+        pytest.param({"//p:part": "cog"}, ["  <p:part>cog</p:part>"], id="prefix-from-document"),
+        pytest.param({"//*:part": "cog"}, ["  <p:part>cog</p:part>"], id="xpath2-wildcard"),
+        pytest.param({"/catalog/box": "<x/><y>2</y>"}, ["  <box>", "    <x />", "    <y>2</y>",
+                                                        "  </box>"], id="children-from-fragment"),
+        pytest.param({"/catalog/box": "<broken"}, ["    <inner>1</inner>"],
+                     id="bad-fragment-leaves-children"),
+        pytest.param({"/catalog/empty": "full"}, ["  <empty>full</empty>"], id="self-closing"),
+        pytest.param({"/catalog/open": ""}, ["  <open></open>"], id="emptied"),
+        pytest.param({"/catalog/comment()": "restocked"}, ["  <!--restocked-->"], id="comment"),
+        pytest.param({"//processing-instruction('render')": "mode=lite"},
+                     ["  <?render mode=lite?>"], id="processing-instruction"),
+        pytest.param({"/catalog/note/text()[1]": "read "},
+                     ["  <note>read <b>this</b> now</note>"], id="text-node"),
+        pytest.param({"Octopus.Catalog": "x", "item": "x"}, ["    <inner>1</inner>"],
+                     id="names-without-slash-or-colon-skipped"),
+    ],
+)  # fmt: skip
+def test_xml_replacements(variables: dict[str, str], expected_lines: list[str]) -> None:
+    text, _ = replace("catalog.xml", CATALOG, variables)
+    lines = text.split("\n")
+    for expected in expected_lines:
+        assert expected in lines, text
+    assert not text.endswith("\n")
+
+
+def test_xml_every_selected_node_is_replaced() -> None:
+    text, replaced = replace("c.xml", CATALOG, {"//item/@sku": "z"})
+    assert text.count('sku="z"') == 2 and replaced == ["//item/@sku", "//item/@sku"]
+
+
+def test_xml_without_line_breaks_is_written_with_crlf() -> None:
+    assert replace("s.xml", "<a><b>1</b></a>", {})[0] == "<a>\r\n  <b>1</b>\r\n</a>"
+
+
+# --- .properties ---------------------------------------------------------------------------
+
+SETTINGS = """# shop settings
+! old style comment
+till.name=front
+till.motd = hello
+spl\\
+   it.key one
+bare.key:
+lonely
+  indented: yes
+\\u00e9t\\u00e9=summer
+Octopus.Shop=1
+"""
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "expected_line"),
+    [
+        pytest.param("till.name", "back", "till.name=back", id="simple"),
+        pytest.param("TILL.NAME", "back", "till.name=back", id="key-case-insensitive"),
+        pytest.param("till.motd", "good\tday", "till.motd = good\\tday", id="tab-escaped"),
+        pytest.param("till.motd", "a\r\nb", "till.motd = a\\r\\nb", id="newlines-escaped"),
+        pytest.param("till.motd", "C:\\x", "till.motd = C:\\\\x", id="backslash-doubled"),
+        pytest.param("till.motd", "  two", "till.motd = \\  two", id="leading-space-escaped"),
+        pytest.param("till.motd", "\u0398\u00e9\u00ff", "till.motd = \\u0398\u00e9\\u00ff",
+                     id="beyond-latin1-escaped"),
+        pytest.param("till.motd", "\U0001f600", "till.motd = \\ud83d\\ude00",
+                     id="surrogate-pairs"),
+        pytest.param("split.key", "two", "   it.key two", id="key-across-a-continuation"),
+        pytest.param("bare.key", "v", "bare.key:v", id="separator-without-value"),
+        pytest.param("lonely", "v", "lonely:v", id="key-alone-gets-a-colon"),
+        pytest.param("indented", "no", "  indented: no", id="indented-key"),
+        pytest.param("\u00e9t\u00e9", "winter", "\\u00e9t\\u00e9=winter", id="escaped-key"),
+    ],
+)  # fmt: skip
+def test_properties_replacements(name: str, value: str, expected_line: str) -> None:
+    text, replaced = replace("shop.properties", SETTINGS, {name: value})
+    assert expected_line in text.split("\n")
+    assert text.startswith("# shop settings\n! old style comment\n")
+    assert len(replaced) == 1
+
+
+def test_properties_skip_octopus_names_and_unknown_keys() -> None:
+    text, replaced = replace("s.properties", SETTINGS, {"Octopus.Shop": "2", "nope": "x"})
+    assert text == SETTINGS and replaced == []
+
+
+# --- format selection and limits -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("filename", "content", "variables", "expected"),
+    [
+        pytest.param("x.properties", '{"a": 1}', {"a": "2"}, '{\r\n  "a": 2\r\n}',
+                     id="json-first-whatever-the-extension"),
+        pytest.param("x.conf", "<a><b>1</b></a>", {"/a/b": "2"}, "<a>\r\n  <b>2</b>\r\n</a>",
+                     id="unknown-extension-xml-before-yaml"),
+        pytest.param("x.conf", "k=v\nother=w\n", {"k": "z"}, "k=v other=w\n",
+                     id="unknown-extension-yaml-before-properties"),
+        pytest.param("x.conf", "a: [1\n", {}, "a: [1\n",
+                     id="unknown-extension-falls-to-properties"),
+        pytest.param("x.yml", "a: 1\n", {"a": "2"}, "a: 2\n", id="yml"),
+    ],
+)  # fmt: skip
+def test_formats_are_tried_in_the_servers_order(
+    filename: str, content: str, variables: dict[str, str], expected: str
+) -> None:
+    assert replace(filename, content, variables)[0] == expected
+
+
+@pytest.mark.parametrize(
+    ("filename", "content"),
+    [("bad.json", "a: 1"), ("bad.xml", "<unclosed"), ("bad.yaml", "a: [1"),
+     ("bad.properties", "=no key")],
+)  # fmt: skip
+def test_a_file_not_in_its_formats_is_an_error(filename: str, content: str) -> None:
+    with pytest.raises(StructuredError, match="could not be parsed"):
+        replace(filename, content, {})
+
+
+def test_values_written_many_times_are_refused_past_the_allowance() -> None:
+    document = "[" + ", ".join('{"k": ""}' for _ in range(1000)) + "]"
+    names = [f"{n}:k" for n in range(1000)]
+    with pytest.raises(StructuredGrowthError):
+        replace_structured("a.json", document.encode(), names, lambda n: "v" * 1000,
+                           max_growth=100_000)  # fmt: skip
+    xml = "<r>" + "<e/>" * 1000 + "</r>"
+    with pytest.raises(StructuredGrowthError):
+        replace_structured("a.xml", xml.encode(), ["//e"], lambda n: "v" * 1000,
+                           max_growth=100_000)  # fmt: skip

@@ -4,7 +4,10 @@ the configuration features to run on its files (PRODUCT.md §8).
 The file is the tenant's, so reading it is bounded: its size, its nodes and how deep they
 nest, and the packages it may name (each one a download and an extraction). YAML aliases are
 refused: a few nested ones (through merge keys too) stand for billions of nodes, and an
-sdi.yaml has no need of them."""
+sdi.yaml has no need of them.
+
+The builder reads it to build; the registry, to refuse at upload an SDI whose sdi.yaml a
+build would refuse, in the same words."""
 
 from __future__ import annotations
 
@@ -13,10 +16,10 @@ from typing import Any
 
 import yaml
 
-from services.builder.archives import ArchiveError, safe_relative
 from shared.packages import PackageNameInvalid, check_package_reference
 
 MAX_SDI_BYTES = 256 * 1024
+MAX_SDI_FILE_BYTES = 1024 * 1024  # what a build reads of sdi.yaml before it is too large
 MAX_NODES = 10_000  # scalars, lists and mappings: 100 packages take about 700
 MAX_DEPTH = 16  # lists and mappings inside each other: sdi.yaml itself needs 4
 MAX_PACKAGES = 100
@@ -101,6 +104,18 @@ def parse_sdi(text: str | None) -> SdiSpec:
     )
 
 
+def parse_sdi_file(content: bytes | None) -> SdiSpec:
+    """The spec in the bytes of an ``sdi.yaml`` file (None: there is none), which must be
+    UTF-8 text."""
+    if content is None:
+        return parse_sdi(None)
+    try:
+        text = content.decode()
+    except UnicodeDecodeError as exc:
+        raise SdiInvalid("sdi.yaml is not UTF-8 text") from exc
+    return parse_sdi(text)
+
+
 class _BoundedLoader(yaml.SafeLoader):
     """The safe loader, refusing aliases and more than MAX_NODES nodes or MAX_DEPTH levels
     before it builds them (nesting deeper would also exhaust the recursive composer)."""
@@ -161,11 +176,7 @@ def _package(item: Any, index: int) -> PackageReference:
     extract_to = body.get("extract_to", package_id)
     if not isinstance(extract_to, str):
         raise SdiInvalid(f"{where}.extract_to must be a folder")
-    try:
-        folder = safe_relative(extract_to, what=f"{where}.extract_to")
-    except ArchiveError as exc:
-        raise SdiInvalid(str(exc)) from exc
-    return PackageReference(package_id.strip(), version, folder)
+    return PackageReference(package_id.strip(), version, _folder(extract_to, f"{where}.extract_to"))
 
 
 def _globs(value: Any, where: str) -> tuple[str, ...]:
@@ -181,3 +192,15 @@ def _flag(value: Any, where: str) -> bool:
     if not isinstance(value, bool):
         raise SdiInvalid(f"{where} must be true or false")
     return value
+
+
+def _folder(name: str, where: str) -> str:
+    """``name`` as a normalised relative POSIX path, refused when it would leave the build
+    context (the rule, and the words, of the builder's archive extraction)."""
+    text = name.replace("\\", "/")
+    if text.startswith("/") or (len(text) > 1 and text[1] == ":"):
+        raise SdiInvalid(f"{where} {name!r} has an absolute path")
+    parts = [part for part in text.split("/") if part not in ("", ".")]
+    if ".." in parts:
+        raise SdiInvalid(f"{where} {name!r} leaves the folder (..)")
+    return "/".join(parts)
