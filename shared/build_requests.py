@@ -52,7 +52,7 @@ class BuildRequest:
     repository: str  # inside the space
     tag: str
     deployment: dict[str, Any]
-    variables: dict[str, str]
+    variables: dict[str, str | None]  # None: defined with no value
     sensitive_variables: dict[str, str] = field(repr=False)
     packages: dict[str, str]
     platform: str = "linux/amd64"
@@ -162,7 +162,7 @@ def parse_build_request(
         repository=repository,
         tag=tag,
         deployment=deployment,
-        variables=_strings(data.get("variables"), "variables"),
+        variables=variable_values(data.get("variables"), "variables"),
         sensitive_variables=_sensitive(data, build_key(request_space, build_id), sealer),
         packages=_strings(data.get("packages"), "packages"),
         platform=platform,
@@ -208,20 +208,27 @@ def _text(value: Any, where: str) -> str:
     return value.strip()
 
 
-def _strings(value: Any, where: str) -> dict[str, str]:
+def variable_values(value: Any, where: str) -> dict[str, str | None]:
+    """An object of names to values as the deployment server sends variables: true/false
+    become "True"/"False", numbers their text, and null stays null (a variable defined with
+    no value)."""
     if value is None:
         return {}
     if not isinstance(value, dict) or len(value) > MAX_VARIABLES:
         raise RequestInvalid(f"{where} must be an object of at most {MAX_VARIABLES} entries")
-    result: dict[str, str] = {}
+    result: dict[str, str | None] = {}
     for key, item in value.items():
         if isinstance(item, bool):
             item = "True" if item else "False"
         elif isinstance(item, (int, float)):
             item = str(item)
-        elif item is None:
-            item = ""
-        if not isinstance(item, str) or len(item) > MAX_VALUE_LENGTH or not key:
+        if item is not None and (not isinstance(item, str) or len(item) > MAX_VALUE_LENGTH):
             raise RequestInvalid(f"{where}.{str(key)[:100]} must be a string")
+        if not key:
+            raise RequestInvalid(f"{where} holds an empty name")
         result[str(key)] = item
     return result
+
+
+def _strings(value: Any, where: str) -> dict[str, str]:
+    return {key: item or "" for key, item in variable_values(value, where).items()}

@@ -25,7 +25,6 @@ import tarfile
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from services.builder.archives import ArchiveError, Limits, extract
 from services.builder.features.pipeline import run_features
@@ -33,7 +32,7 @@ from services.builder.features.variables import VariableSet, system_variables
 from services.builder.isolation import IsolatedFailure, IsolatedRunner, IsolatedTimeout
 from services.builder.redaction import Masker
 from services.builder.tree import inside, read_regular
-from shared.build_requests import MAX_VALUE_LENGTH, MAX_VARIABLES
+from shared.build_requests import RequestInvalid, variable_values
 from shared.sdi import MAX_SDI_FILE_BYTES, SdiInvalid, SdiSpec, parse_sdi_file
 from shared.settings import Settings
 
@@ -56,8 +55,9 @@ the SDI's own files only, so patterns that only match files of those packages ma
 EPILOG = """\
 Variables files are JSON objects of name to value, as in a build request's "variables":
   {"AppName": "web", "Logging:Level": "Warning", "Feature.Enabled": true, "Empty": null}
-A value is a string; true/false become "True"/"False", numbers their text, and null the
-empty string. Values from --sensitive are masked in the output (the files hold them).
+A value is a string; true/false become "True"/"False", numbers their text, and null is a
+variable with no value (empty in templates, null in JSON). Values from --sensitive are
+masked in the output (the files hold them).
 Octopus.Environment.Name and Octopus.Tenant.Name come from --environment and --tenant.
 
 Exit status: 0 when the features ran, 1 with the build's error code (sdi_invalid,
@@ -305,9 +305,9 @@ def _variable_set(args: argparse.Namespace) -> VariableSet:
     return variables
 
 
-def read_variables(path: Path) -> dict[str, str]:
+def read_variables(path: Path) -> dict[str, str | None]:
     """A variables file: a JSON object of name to value, read as a build request's
-    ``variables`` are (true/false as "True"/"False", numbers as text, null as "")."""
+    ``variables`` are (true/false as "True"/"False", numbers as text, null kept)."""
     try:
         with path.open("rb") as handle:
             raw = handle.read(MAX_VARIABLES_FILE_BYTES + 1)
@@ -316,23 +316,13 @@ def read_variables(path: Path) -> dict[str, str]:
     if len(raw) > MAX_VARIABLES_FILE_BYTES:
         raise UsageError(f"{path} is larger than {MAX_VARIABLES_FILE_BYTES} bytes")
     try:
-        document: Any = json.loads(raw)
+        document = json.loads(raw)
     except (ValueError, RecursionError) as exc:
         raise UsageError(f"{path} is not JSON: {exc}") from exc
-    if not isinstance(document, dict) or len(document) > MAX_VARIABLES:
-        raise UsageError(f"{path} must hold a JSON object of at most {MAX_VARIABLES} variables")
-    variables: dict[str, str] = {}
-    for name, value in document.items():
-        if isinstance(value, bool):
-            value = "True" if value else "False"
-        elif isinstance(value, (int, float)):
-            value = str(value)
-        elif value is None:
-            value = ""
-        if not name or not isinstance(value, str) or len(value) > MAX_VALUE_LENGTH:
-            raise UsageError(f"{path}: {name[:100]!r} must be a name with a string value")
-        variables[name] = value
-    return variables
+    try:
+        return variable_values(document, "variables")
+    except RequestInvalid as exc:
+        raise UsageError(f"{path}: {exc}") from exc
 
 
 def _out_folder(out: Path | None) -> Path | None:

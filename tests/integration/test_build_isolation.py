@@ -20,6 +20,7 @@ from tests.support.amqp import AMQP_URL
 from tests.support.builds import (
     build_over_http,
     push_base_image,
+    push_zip_package,
     upload_package,
     zip_of,
     zip_with_links,
@@ -57,6 +58,22 @@ class World:
             timeout=60,
         )
         assert response.status_code == 201, response.text
+        return sdi_id
+
+    def sdi_pushed(self, files: dict[str, str | bytes], *, links: dict[str, str]) -> str:
+        """An SDI whose ``sdi.yaml`` the upload endpoint refuses, pushed by the attacker as
+        an OCI artifact instead (as oras would): what a build of it does is the builder's."""
+        sdi_id = f"sdi-{uuid.uuid4().hex[:8]}"
+        content = zip_with_links(files, links)
+        refused = requests.post(
+            f"{self.registry.url}/api/v1/spaces/{self.space}/packages",
+            files={"file": (f"{sdi_id}.1.0.0.zip", content)},
+            auth=self.auth,
+            timeout=60,
+        )
+        assert refused.status_code == 422, refused.text
+        client = Client.for_registry(self.registry.url, self.auth)
+        push_zip_package(client, self.space, sdi_id, "1.0.0", content)
         return sdi_id
 
     def build(self, sdi_id: str, **extra: Any) -> dict[str, Any]:
@@ -271,7 +288,9 @@ def test_package_ids_that_are_not_names_never_reach_a_url_or_a_path(
     }
     if where == "sdi.yaml":
         files["sdi.yaml"] = yaml.safe_dump({"packages": packages})
-    sdi_id = world.sdi(files, links={"context": "."})
+        sdi_id = world.sdi_pushed(files, links={"context": "."})
+    else:
+        sdi_id = world.sdi(files, links={"context": "."})
     extra: dict[str, Any] = {}
     if where == "request-packages":
         extra["packages"] = {escape: "1.0.0"}

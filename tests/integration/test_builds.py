@@ -26,6 +26,7 @@ from tests.support.builds import (
     check_files,
     layer_of,
     push_base_image,
+    push_zip_package,
     request_for,
     sdi_files,
     upload_package,
@@ -242,6 +243,23 @@ def _sdi_with(registry: Registry, files: dict[str, str]) -> str:
     return sdi_id
 
 
+def _sdi_refused_at_upload(registry: Registry, files: dict[str, str], code: str) -> str:
+    """An SDI the upload endpoint refuses with the build's code, pushed as an OCI artifact
+    instead: the builder refuses it on its own as well."""
+    sdi_id = f"case-{uuid.uuid4().hex[:8]}"
+    refused = requests.post(
+        f"{registry.url}/api/v1/spaces/spaces-1/packages",
+        files={"file": (f"{sdi_id}.1.0.0.zip", zip_of(files))},
+        auth=registry.auth,
+        timeout=60,
+    )
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["error"]["detail"] == {"build_error": code}
+    client = Client.for_registry(registry.url, registry.auth)
+    push_zip_package(client, "spaces-1", sdi_id, "1.0.0", zip_of(files))
+    return sdi_id
+
+
 def _evil_zip() -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
@@ -281,7 +299,11 @@ def test_every_failure_class_is_build_failed_with_its_code(
             name: text.replace("{base}", sdi["base"]).replace("{host}", registry.host)
             for name, text in files.items()
         }
-        sdi_id = _sdi_with(registry, concrete)
+        sdi_id = (
+            _sdi_refused_at_upload(registry, concrete, code)
+            if code == "sdi_invalid"
+            else _sdi_with(registry, concrete)
+        )
     request = {
         "build_id": f"fail-{uuid.uuid4().hex[:8]}",
         "space": "spaces-1",

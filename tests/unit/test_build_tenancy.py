@@ -145,3 +145,14 @@ def _deep(depth: int) -> Any:
 def test_what_mongodb_cannot_hold_is_request_invalid(extra: dict[str, Any]) -> None:
     with pytest.raises(RequestInvalid):
         parse_build_request({"space": "spaces-1", "sdi": {"id": "app", "version": "1"}, **extra})
+
+
+def test_variables_keep_null_as_the_deployment_server_sends_it() -> None:
+    """A variable defined with no value stays null (JSON writes ``null`` for it, a .NET
+    setting is emptied); true, false and numbers become the server's text."""
+    parsed = parse_build_request(
+        request(variables={"Empty": None, "On": True, "Count": 3, "Name": "web"})
+    )
+    assert parsed.variables == {"Empty": None, "On": "True", "Count": "3", "Name": "web"}
+    with pytest.raises(RequestInvalid, match=r"variables\.Bad must be a string"):
+        parse_build_request(request(variables={"Bad": ["a"]}))

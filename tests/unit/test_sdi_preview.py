@@ -248,14 +248,14 @@ def test_out_must_be_an_empty_or_new_folder(
     ("text", "expected"),
     [
         ('{"A": "x", "B": null, "C": true, "D": false, "E": 3, "F": 2.5}',
-         {"A": "x", "B": "", "C": "True", "D": "False", "E": "3", "F": "2.5"}),
+         {"A": "x", "B": None, "C": "True", "D": "False", "E": "3", "F": "2.5"}),
         ('{"Section:Key": "value with #{Nested}"}', {"Section:Key": "value with #{Nested}"}),
         ("{}", {}),
     ],
     ids=["scalars", "names-kept-as-written", "empty"],
 )  # fmt: skip
 def test_variables_files_read_as_a_build_request_reads_variables(
-    tmp_path: Path, text: str, expected: dict[str, str]
+    tmp_path: Path, text: str, expected: dict[str, str | None]
 ) -> None:
     path = tmp_path / "vars.json"
     path.write_text(text)
@@ -266,9 +266,9 @@ def test_variables_files_read_as_a_build_request_reads_variables(
     ("text", "words"),
     [
         ("not json", "is not JSON"),
-        ('["A", "B"]', "must hold a JSON object"),
-        ('{"A": {"nested": "x"}}', "'A' must be a name with a string value"),
-        ('{"": "x"}', "must be a name with a string value"),
+        ('["A", "B"]', "variables must be an object"),
+        ('{"A": {"nested": "x"}}', "variables.A must be a string"),
+        ('{"": "x"}', "variables holds an empty name"),
         ("[" * 100_000 + "]" * 100_000, "not JSON"),
     ],
     ids=["not-json", "a-list", "nested-value", "empty-name", "deep-nesting"],

@@ -5,12 +5,14 @@ files, ``appSettings/add[@key]`` takes the variable of that name as its ``value`
 it is replaced). Names compare case-insensitively; a variable without a value empties the
 setting. A missing attribute is added after the others.
 
-A file something was replaced in is written back as the server's XmlWriter writes it: a
-UTF-8 byte order mark, the declaration (when the file had one) rewritten as
+The file is read as the server's XmlReader reads it: line ends normalised to ``\n`` and the
+DTD's own entities expanded (an external entity is an error, never fetched). A file something
+was replaced in is written back as the server's XmlWriter writes it on Linux: a UTF-8 byte
+order mark, the declaration (when the file had one) rewritten as
 ``<?xml version="1.0" encoding="utf-8"?>``, attributes one space apart in ``"``, escaped as
-.NET does, ``<x />`` for an element written empty, and line breaks and indentation only
-where the file had none (the whitespace it had is kept). A file nothing was replaced in is
-left as it is.
+.NET does, ``<x />`` for an element written empty, CDATA sections kept, every line ending
+``\n``, and line breaks and indentation only where the file had none (the whitespace it had
+is kept). A file nothing was replaced in is left as it is.
 
 A value is written into every setting that names its variable, so what the values add to a
 file is counted against a growth allowance as they are written (a large value and many
@@ -30,6 +32,7 @@ from services.builder.features.xdt import (
     clark_name,
     elements,
     escape_net,
+    is_cdata,
     qualified_name,
     top_level,
 )
@@ -44,7 +47,7 @@ def replace_config_variables(
     """The file with matching settings replaced, and the names that replaced something;
     TransformError when the values would add more than ``max_growth`` bytes to it."""
     wanted = {name.lower(): name for name in names}
-    document = Document(content)
+    document = Document(content, raw_line_ends=False, entities=True)
     tree = document.tree
     replaced: list[str] = []
     left = max_growth
@@ -102,8 +105,7 @@ class _SettingsWriter:
 
     def __init__(self, document: Document) -> None:
         self.document = document
-        layout = document.layout
-        self.newline = "\r\n" if layout is not None and layout.crlf else "\n"
+        self.newline = "\n"  # the writer's NewLineChars: Environment.NewLine on Linux
         self.parts: list[str] = []
         self.mixed = False
         self.after_text = True  # nothing written yet counts as text: no indent first
@@ -205,6 +207,10 @@ class _SettingsWriter:
         if isinstance(node, etree._Comment):
             self.indent()
             self.emit(f"<!--{node.text or ''}-->", text=False)
+        elif is_cdata(node):
+            self.mixed = True
+            text = self.document.cdata.get(node.text or "", "")
+            self.emit(f"<![CDATA[{self.lines(text)}]]>", text=True)
         elif isinstance(node, etree._ProcessingInstruction):
             self.indent()
             data = f" {node.text}" if node.text else ""

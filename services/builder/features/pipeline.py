@@ -21,6 +21,7 @@ from services.builder.features import transforms
 from services.builder.features.dotnet_config import replace_config_variables
 from services.builder.features.octostache import Budget, Evaluator, TemplateError
 from services.builder.features.structured import (
+    JSON_ONLY_FLAG,
     StructuredError,
     StructuredGrowthError,
     decode_text,
@@ -28,14 +29,20 @@ from services.builder.features.structured import (
     replace_structured,
 )
 from services.builder.features.variables import VariableSet
-from services.builder.features.xdt import TransformError, apply_transform
+from services.builder.features.xdt import TransformError, XmlInvalid, apply_transform
 from services.builder.tree import files, inside
 from shared.sdi import Features
 
 Log = Callable[[str], None]
-# The server's variable: when true, what a template could not evaluate fails the step;
-# otherwise it is a warning and the file keeps it as written.
-FAIL_ON_SUBSTITUTION_ERRORS = "ShouldFailDeploymentOnSubstitutionFails"
+# The server's variables that turn its errors into warnings and back (read as flags):
+# what a template could not evaluate is a warning, and the file keeps it as written...
+FAIL_ON_SUBSTITUTION_ERRORS = "ShouldFailDeploymentOnSubstitutionFails"  # ...unless true
+# a transform's warnings fail it (true by default); ignoring errors makes warnings notes,
+# and a file or transform that is not XML a warning
+TRANSFORM_WARNINGS_ARE_ERRORS = "Octopus.Action.Package.TreatConfigTransformationWarningsAsErrors"
+IGNORE_TRANSFORM_ERRORS = "Octopus.Action.Package.IgnoreConfigTransformationErrors"
+# a .config file the configuration variables cannot rewrite is a warning, not a failure
+IGNORE_CONFIG_VARIABLE_ERRORS = "Octopus.Action.Package.IgnoreVariableReplacementErrors"
 
 
 class FeatureError(ValueError):
@@ -73,16 +80,23 @@ def apply_features(
 
     if features.substitute_in_files:
         _substitute(context, features.substitute_in_files, evaluator, report, log)
+    applied: set[str] = set()  # transform files, which the configuration variables skip
     if features.dotnet_config_transforms or features.additional_transforms:
-        _transforms(context, features, environment, tenant, budget, report, log)
+        applied = _transforms(context, features, environment, tenant, evaluator, report, log)
     if features.dotnet_config_variables:
+        ignore_errors = _flag(evaluator, IGNORE_CONFIG_VARIABLE_ERRORS)
         for path in _files(context, "**/*.config"):
+            if _rel(context, path) in applied:
+                continue
             content = _read(context, path)
             try:
                 updated, replaced = replace_config_variables(
                     content, names, lookup, max_growth=budget.characters
                 )
             except TransformError as exc:
+                if ignore_errors:
+                    log(f"warning: {_rel(context, path)}: {exc}")
+                    continue
                 raise FeatureError(
                     "config_variables_failed", f"{_rel(context, path)}: {exc}"
                 ) from exc
@@ -91,12 +105,14 @@ def apply_features(
                 report.changed.add(_rel(context, path))
                 log(f"config variables: {len(replaced)} setting(s) in {_rel(context, path)}")
     if features.structured_variables:
+        json_only = _flag(evaluator, JSON_ONLY_FLAG)
         for path in _matches(context, features.structured_variables, evaluator, log):
             content = _read(context, path)
             try:
                 updated, replacements = replace_structured(
-                    path.name, content, names, lookup, max_growth=budget.characters
-                )
+                    path.name, content, names, lookup, max_growth=budget.characters,
+                    json_only=json_only,
+                )  # fmt: skip
             except StructuredGrowthError as exc:
                 raise _over_budget(context, path, budget, "structured_variables_failed") from exc
             except StructuredError as exc:
@@ -235,12 +251,17 @@ def _transforms(
     features: Features,
     environment: str | None,
     tenant: str | None,
-    budget: Budget,
+    evaluator: Evaluator,
     report: FeatureReport,
     log: Log,
-) -> None:
+) -> set[str]:
     """The server's configuration transforms: every candidate file, each rule in turn
-    (services.builder.features.transforms); a rule that finds nothing is logged."""
+    (services.builder.features.transforms); a rule that finds nothing is logged. The
+    transform files applied."""
+    budget = evaluator.budget
+    ignore_errors = _flag(evaluator, IGNORE_TRANSFORM_ERRORS)
+    warnings_are_errors = _flag(evaluator, TRANSFORM_WARNINGS_ARE_ERRORS, default=True)
+    applied: set[str] = set()
     try:
         explicit, automatic = transforms.rules(
             features.additional_transforms,
@@ -271,16 +292,22 @@ def _transforms(
 
         try:
             transformed = apply_transform(
-                content, _read(context, transform), max_growth=budget.characters, log=note
-            )
+                content, _read(context, transform), max_growth=budget.characters, log=note,
+                warnings_are_errors=warnings_are_errors and not ignore_errors,
+            )  # fmt: skip
         except TransformError as exc:
+            if ignore_errors and isinstance(exc, XmlInvalid):  # the server could not load it
+                note(f"warning: {exc}")
+                continue
             raise FeatureError(
                 "config_transform_failed", f"{transform_name} on {target_name}: {exc}"
             ) from exc
+        applied.add(transform_name)
         if transformed != content:
             _rewrite(context, target, content, transformed, budget, "config_transform_failed")
             report.changed.add(target_name)
         log(f"transformed {target_name} with {transform_name}")
+    return applied
 
 
 def run_features(
@@ -302,11 +329,12 @@ def run_features(
     return "ok", "", "", sorted(report.changed), lines
 
 
-def _flag(evaluator: Evaluator, name: str) -> bool:
-    """A flag variable read as the server reads one: true when its value is ``true`` in any
-    case, with blanks around it allowed; false otherwise, and when it is not defined."""
+def _flag(evaluator: Evaluator, name: str, *, default: bool = False) -> bool:
+    """A flag variable read as the server reads one: ``true`` or ``false`` in any case, with
+    blanks around it allowed; ``default`` for any other value, or none."""
     try:
         value = evaluator.lookup(name)
     except TemplateError as exc:
         raise FeatureError("substitution_failed", f"variable {name}: {exc}") from exc
-    return (value or "").strip(" \t\r\n").lower() == "true"
+    word = (value or "").strip(" \t\r\n").lower()
+    return {"true": True, "false": False}.get(word, default)

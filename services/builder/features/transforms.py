@@ -14,6 +14,10 @@ each rule is tried in turn:
   ``t/T.config`` beside ``cfg``). The target pattern is compared, case-insensitively, with
   the candidate's path as seen from the transform (``../`` and ``./`` trimmed), or with its
   path below the package when it starts ``./``.
+- Transform files are found by listing their folder as .NET lists one on Linux, where the
+  server runs SDI builds: names compare case-sensitively (``Web.release.config`` is not
+  ``Web.Release.config``), with .NET's Win32 wildcards (``?`` may match nothing before a
+  dot, ``.*`` may match the end of a name).
 - A leading ``*.`` makes a wildcard: ``*.X.config => *.config`` pairs ``web.X.config`` with
   ``web.config``; ``*.X.config => web.config`` applies every ``*.X.config`` beside the target;
   ``T.config => *.config`` applies ``T.config`` to every ``.config`` file beside it. A ``*``
@@ -254,9 +258,26 @@ def _trim_wildcard(pattern: str) -> str:
 
 
 def _wildcard(pattern: str) -> re.Pattern[str]:
-    """A file-name pattern as the server's folder listing reads it: ``*`` and ``?``."""
-    parts = ("." if char == "?" else ".*" if char == "*" else re.escape(char) for char in pattern)
-    return re.compile("".join(parts), re.IGNORECASE | re.DOTALL)
+    """A file-name pattern as the server's folder listing on Linux reads it: case-sensitive,
+    with the Win32 wildcards .NET keeps there. ``*`` is any run of characters, but ``*.`` at
+    the end a name without a dot; ``?`` is one character other than ``.``, or none before a
+    ``.`` or the end; a ``.`` before ``*`` or ``?`` is a dot, or nothing at the end."""
+    if pattern in ("*", "*.*"):
+        return re.compile(".*", re.DOTALL)
+    parts: list[str] = []
+    for index, char in enumerate(pattern):
+        last = index == len(pattern) - 1
+        if char == "*":
+            parts.append("[^.]*" if index == len(pattern) - 2 and pattern[-1] == "." else ".*")
+        elif char == "?":
+            parts.append(r"(?:[^.]|(?=\.|\Z))")
+        elif char == "." and index > 0 and last and pattern[index - 1] == "*":
+            continue  # "*." at the end: taken with the star
+        elif char == "." and not last and pattern[index + 1] in "*?":
+            parts.append(r"(?:\.|\Z)")
+        else:
+            parts.append(re.escape(char))
+    return re.compile("".join(parts), re.DOTALL)
 
 
 def _change_extension(path: str, extension: str) -> str:

@@ -1,5 +1,6 @@
 """Variables as the deployment server keeps them: names compared case-insensitively, every
-value a string (a variable defined with no value, None, holds the empty string), sensitive
+value a string or None (a variable defined with no value: empty in a template, ``null`` in
+JSON, an emptied setting in a .NET configuration file), sensitive
 values marked so they can be kept out of everything but files. Iteration follows the order
 in which names were first defined, as ``#{each}`` over ``Name[Key]`` groups does."""
 
@@ -13,7 +14,7 @@ from typing import Any
 @dataclass(frozen=True, slots=True)
 class Variable:
     name: str
-    value: str
+    value: str | None
     sensitive: bool = False
 
 
@@ -32,7 +33,7 @@ class VariableSet:
 
     def set(self, name: str, value: str | None, *, sensitive: bool = False) -> None:
         key = name.lower()
-        self._by_key[key] = Variable(name, "" if value is None else value, sensitive)
+        self._by_key[key] = Variable(name, value, sensitive)
         self.longest_name = max(self.longest_name, len(key))
 
     def find(self, name: str) -> Variable | None:
@@ -40,6 +41,7 @@ class VariableSet:
         return self._by_key.get(name.lower())
 
     def get(self, name: str) -> str | None:
+        """The value of ``name``; None when it has none or is not defined."""
         variable = self.find(name)
         return None if variable is None else variable.value
 

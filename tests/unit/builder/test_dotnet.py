@@ -296,11 +296,11 @@ SHOP = (
             b"  </appSettings>\r\n  <applicationSettings><s><setting name=\"T\"/></s>"
             b"</applicationSettings>\r\n</c>",
             {"K": "one\ntwo", "T": "one\ntwo"},
-            BOM + b'<c xmlns="urn:cfg">\r\n  <appSettings>\r\n'
-            b'    <add key="K" value="one&#xA;two" />\r\n  </appSettings>\r\n'
-            b'  <applicationSettings><s><setting name="T"><value xmlns="">one\r\ntwo</value>'
-            b"</setting></s></applicationSettings>\r\n</c>",
-            id="crlf-kept-and-a-new-value-element-is-in-no-namespace",
+            BOM + b'<c xmlns="urn:cfg">\n  <appSettings>\n'
+            b'    <add key="K" value="one&#xA;two" />\n  </appSettings>\n'
+            b'  <applicationSettings><s><setting name="T"><value xmlns="">one\ntwo</value>'
+            b"</setting></s></applicationSettings>\n</c>",
+            id="lines-end-lf-as-the-linux-writer-ends-them-and-a-new-value-is-in-no-namespace",
         ),
         pytest.param(
             b'<?xml version="1.0" standalone="yes"?><!-- top --><c><appSettings>'
@@ -352,3 +352,132 @@ def test_a_transform_may_not_nest_the_document_past_the_depth_limit() -> None:
     transform += f"{chain}</c></deep></r>"
     with pytest.raises(TransformError, match="over 400 deep"):
         apply_transform(document, transform.encode())
+
+
+@pytest.mark.parametrize(
+    ("document", "transform", "expected"),
+    [
+        pytest.param(
+            b"<box><note><![CDATA[a < b & c]]></note></box>",
+            f'<box {XDT}><tag xdt:Transform="Insert"/></box>'.encode(),
+            b"<box><note><![CDATA[a < b & c]]></note>\t<tag/></box>",
+            id="a-cdata-section-is-written-back-as-a-cdata-section",
+        ),
+        pytest.param(
+            b"<box>\n  <old/>\n</box>",
+            f'<box {XDT}><script xdt:Transform="Insert"><![CDATA[if (a<b) go();]]>'
+            f"</script></box>".encode(),
+            b"<box>\n  <old/>\n  <script><![CDATA[if (a<b) go();]]>\n  </script>\n</box>",
+            id="an-inserted-cdata-section-is-kept-and-is-not-text-to-the-formatter",
+        ),
+        pytest.param(
+            b"<box>\r\n  <one/>\n  <two/>\r\n</box>",
+            f'<box {XDT}><three xdt:Transform="Insert"/></box>'.encode(),
+            b"<box>\r\n  <one/>\n  <two/>\n  <three/>\r\n</box>",
+            id="mixed-line-ends-are-kept-and-an-insert-takes-the-indent-before-it",
+        ),
+        pytest.param(
+            b"<box>\r\n  <one>x\r\ny</one>\r\n</box>",
+            f'<box {XDT}><one xdt:Transform="SetAttributes" k="v"/></box>'.encode(),
+            b'<box>\r\n  <one k="v">x\r\ny</one>\r\n</box>',
+            id="a-line-end-inside-text-is-kept-as-written",
+        ),
+        pytest.param(
+            b"<crew><team/><team/></crew>",
+            f'<crew {XDT}><team><member xdt:Transform="Insert"/></team></crew>'.encode(),
+            b"<crew><team>\t\t<member/>\t</team><team/></crew>",
+            id="with-no-whitespace-to-copy-the-formatter-indents-with-tabs-and-no-line-breaks",
+        ),
+        pytest.param(
+            b'<crew><team size="2"/></crew>',
+            f'<crew {XDT} xmlns:ops="urn:ops"><team ops:lead="kim" '
+            f'xdt:Transform="SetAttributes"/></crew>'.encode(),
+            b'<crew><team size="2" ops:lead="kim" xmlns:ops="urn:ops"/></crew>',
+            id="an-added-prefixed-attribute-keeps-its-prefix-and-is-declared-after-the-others",
+        ),
+        pytest.param(
+            b'<crew xmlns:o="urn:ops"><team o:lead="ann" size="2"/></crew>',
+            f'<crew {XDT} xmlns:ops="urn:ops"><team ops:lead="kim" '
+            f'xdt:Transform="SetAttributes"/></crew>'.encode(),
+            b'<crew xmlns:o="urn:ops"><team size="2" ops:lead="kim" xmlns:ops="urn:ops"/></crew>',
+            id="an-attribute-under-another-prefix-is-replaced-by-one-appended-at-the-end",
+        ),
+        pytest.param(
+            b'<crew xmlns:ops="urn:ops"><team ops:lead="ann" size="2"/></crew>',
+            f'<crew {XDT} xmlns:ops="urn:ops"><team ops:lead="kim" '
+            f'xdt:Transform="SetAttributes"/></crew>'.encode(),
+            b'<crew xmlns:ops="urn:ops"><team ops:lead="kim" size="2"/></crew>',
+            id="an-attribute-of-the-same-qualified-name-takes-the-value-in-place",
+        ),
+        pytest.param(
+            b"<crew><team/></crew>",
+            f'<crew {XDT} xmlns:a="urn:a" xmlns:b="urn:b"><a:kit b:size="9" '
+            f'xdt:Transform="Insert"/></crew>'.encode(),
+            b'<crew><team/>\t<a:kit b:size="9" xmlns:b="urn:b" xmlns:a="urn:a"/></crew>',
+            id="namespaces-the-writer-must-declare-come-last-declared-first",
+        ),
+    ],
+)  # fmt: skip
+def test_transforms_keep_what_the_server_reader_keeps(
+    document: bytes, transform: bytes, expected: bytes
+) -> None:
+    assert apply_transform(document, transform) == expected
+
+
+def test_removing_the_root_is_logged_and_what_is_left_is_written() -> None:
+    """The server saves a document whose root a transform removed, logging that it is no
+    longer valid; the build does the same instead of failing."""
+    lines: list[str] = []
+    transform = f'<settings {XDT} xdt:Transform="Remove"/>'.encode()
+    assert apply_transform(SERVICE, transform, log=lines.append) == b'<?xml version="1.0"?>\n'
+    assert any("no longer has a root element" in line for line in lines)
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        pytest.param(
+            b'<!DOCTYPE c [<!ENTITY org "Acme &amp; Co">]>\n<c>\n  <appSettings>\n'
+            b'    <add key="K" value="1"/>\n    <add key="Owner" value="&org;"/>\n'
+            b"  </appSettings>\n  <about>&org;</about>\n</c>",
+            BOM + b'<!DOCTYPE c [<!ENTITY org "Acme &amp; Co">]>\n<c>\n  <appSettings>\n'
+            b'    <add key="K" value="v" />\n    <add key="Owner" value="Acme &amp; Co" />\n'
+            b"  </appSettings>\n  <about>Acme &amp; Co</about>\n</c>",
+            id="the-dtds-entities-are-expanded-as-the-servers-reader-expands-them",
+        ),
+        pytest.param(
+            b'<c><appSettings><add key="K" value="1"/></appSettings>'
+            b"<script><![CDATA[a < b]]></script></c>",
+            BOM + b'<c>\n  <appSettings>\n    <add key="K" value="v" />\n  </appSettings>\n'
+            b"  <script><![CDATA[a < b]]></script>\n</c>",
+            id="a-cdata-section-is-kept-and-counts-as-text-to-the-indenting-writer",
+        ),
+    ],
+)  # fmt: skip
+def test_configuration_variables_read_as_the_server_reads(content: bytes, expected: bytes) -> None:
+    updated, _ = replace_config_variables(content, ["K"], lambda name: "v")
+    assert updated == expected
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        pytest.param(
+            b'<!DOCTYPE c [<!ENTITY host SYSTEM "file:///etc/hostname">]>'
+            b'<c><appSettings><add key="K" value="&host;"/></appSettings></c>',
+            id="an-external-entity-is-never-read",
+        ),
+        pytest.param(
+            b'<!DOCTYPE c [<!ENTITY a "aaaaaaaaaa">'
+            + b"".join(
+                b"<!ENTITY %s \"%s\">" % (b"a" * (n + 2), (b"&" + b"a" * (n + 1) + b";") * 10)
+                for n in range(8)
+            )
+            + b']><c><appSettings><add key="K" value="&aaaaaaaaa;"/></appSettings></c>',
+            id="an-entity-that-expands-without-bound-is-refused",
+        ),
+    ],
+)  # fmt: skip
+def test_configuration_variables_refuse_entities_that_are_unsafe(content: bytes) -> None:
+    with pytest.raises(TransformError, match="not well-formed"):
+        replace_config_variables(content, ["K"], lambda name: "v")

@@ -15,6 +15,7 @@ from services.builder.features.filters import (
     FilterFailed,
     ResultTooLarge,
     apply_filter,
+    dates,
 )
 
 
@@ -25,9 +26,9 @@ def run(name: str, value: str | None, *args: str) -> str | None:
 @pytest.fixture(autouse=True)
 def _fixed_clock(monkeypatch: pytest.MonkeyPatch) -> None:
     """The build host's zone is UTC+01:00 and it is 2031-03-04 05:06:07.891234 UTC."""
-    monkeypatch.setattr(filters, "local_offset", lambda wall: 60)
+    monkeypatch.setattr(dates, "local_offset", lambda wall: 60)
     moment = dt.datetime(2031, 3, 4, 5, 6, 7, 891234, tzinfo=dt.UTC)
-    monkeypatch.setattr(filters, "now", lambda: moment)
+    monkeypatch.setattr(dates, "now", lambda: moment)
 
 
 # --- names, missing values and argument counts ---------------------------------------------
@@ -186,8 +187,8 @@ def test_where_octostache_throws_the_filter_fails(
         ("Truncate", "ab\U0001f680cd", ("3",), "ab\ufffd..."),  # cuts a surrogate pair
         ("Substring", "Spacedock", ("5",), "Space"),
         ("Substring", "Spacedock", ("5", "4"), "dock"),
-        ("Substring", "Spacedock", ("5", "40"), "dock"),  # a length past the end stops there
-        ("Substring", "Spacedock", ("9", "2"), ""),
+        ("Substring", "Spacedock", ("5", "5"), None),  # a cut past the end gives nothing
+        ("Substring", "Spacedock", ("9", "0"), ""),
         ("Substring", "\U0001f680dock", ("2", "4"), "dock"),  # UTF-16 code units
         ("Append", "base", ("-one", " ", "two"), "base-one two"),
         ("Prepend", "base", ("one", "-"), "one-base"),
@@ -206,7 +207,7 @@ def test_where_octostache_throws_the_filter_fails(
         "truncate-astral",
         "substring-length",
         "substring-start",
-        "substring-clamped",
+        "substring-past-end",
         "substring-at-end",
         "substring-astral",
         "append",
@@ -254,6 +255,12 @@ def test_indent(args: tuple[str, ...], expected: str) -> None:
 
 def test_indenting_nothing_gives_nothing_whatever_the_options() -> None:
     assert run("Indent", "", "x", "y", "z") == ""
+
+
+def test_a_substring_whose_start_and_length_overflow_32_bits_fails() -> None:
+    """String.Substring throws when the 32-bit sum of start and length wraps."""
+    with pytest.raises(FilterFailed):
+        run("Substring", "Spacedock", "2147483000", "1000")
 
 
 # --- escapes ---------------------------------------------------------------------------------
@@ -510,6 +517,41 @@ def test_uri_part_without_a_part_says_so() -> None:
     assert run("UriPart", "https://build.example.org") == "[UriPart error: no argument given]"
 
 
+@pytest.mark.parametrize(
+    ("url", "part", "expected"),
+    [
+        ("https://Größe.Example/kö", "Host", "größe.example"),
+        ("https://Größe.Example/kö", "DnsSafeHost", "größe.example"),
+        ("https://Größe.Example/kö", "HostNameType", "Dns"),
+        ("https://Größe.Example/kö", "AbsoluteUri", "https://größe.example/k%C3%B6"),
+        ("https://build.example.org/%7Ea%2Db?%61=1", "PathAndQuery", "/~a-b?a=1"),
+        ("https://build.example.org/a%2Fb%2f", "AbsolutePath", "/a%2Fb%2f"),
+        ("https://build.example.org/100%/x%4", "AbsolutePath", "/100%25/x%254"),
+        (
+            "https://build.example.org/r?p=50%zz#%5F",
+            "AbsoluteUri",
+            ("https://build.example.org/r?p=50%25zz#_"),
+        ),
+        ("http://bad host.example/", "Host", "http://bad host.example/"),
+    ],
+    ids=[
+        "idn-host",
+        "idn-dns-safe-host",
+        "idn-host-type",
+        "idn-absolute",
+        "unreserved-escapes-decoded",
+        "reserved-escapes-kept",
+        "lone-percent",
+        "bad-escape-query",
+        "space-in-host",
+    ],
+)
+def test_uri_part_escapes_as_system_uri_does(url: str, part: str, expected: str) -> None:
+    """A host outside ASCII is a DNS name kept as written (lower case); an escape of an
+    unreserved character is decoded, other escapes stay, and a stray '%' is escaped."""
+    assert run("UriPart", url, part) == expected
+
+
 # --- dates -----------------------------------------------------------------------------------
 
 
@@ -557,6 +599,27 @@ def test_uri_part_without_a_part_says_so() -> None:
 )
 def test_format_dates(value: str, args: tuple[str, ...], expected: str | None) -> None:
     assert apply_filter("Format", value, args) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("Nov 2029", "2029-11-01"),
+        ("2029 November", "2029-11-01"),
+        ("2029-11", "2029-11-01"),
+        ("11/2029", "2029-11-01"),
+        ("Nov 3", "2031-11-03"),  # this year (the clock says 2031)
+        ("11/3", "2031-11-03"),
+        ("3 Nov", "2003-11-01"),  # a number before a month name is a two-digit year
+        ("Nov 3 14:07", "2031-11-03"),
+        ("Nov 40", None),
+    ],
+    ids=lambda v: v,
+)
+def test_dates_without_a_day_or_a_year(value: str, expected: str | None) -> None:
+    """DateTime.TryParse in the invariant culture (month-day and year-month patterns): a
+    missing day is the first, a missing year is this year."""
+    assert run("Format", value, "DateTime", "yyyy-MM-dd") == expected
 
 
 @pytest.mark.parametrize(
@@ -723,6 +786,50 @@ def test_a_decimal_holds_96_bits() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("value", "args", "expected"),
+    [
+        ("2.5", ("Double", "F0"), "2"),
+        ("3.5", ("Double", "F0"), "4"),
+        ("0.125", ("Double", "N2"), "0.12"),
+        ("0.375", ("Double", "C2"), "¤0.38"),
+        ("0.125", ("Double", "P0"), "12 %"),
+        ("1250", ("Double", "E1"), "1.2E+003"),
+        ("1250", ("Double", "G2"), "1.2E+03"),
+        ("2.5", ("Decimal", "F0"), "3"),  # a decimal rounds half away from zero
+        ("0.125", ("N2",), "0.13"),
+        ("0.125", ("Double", "0.00"), "0.13"),  # a custom format rounds the digits up
+        ("0.1", ("Double", "G0"), "0.1"),  # G0 is G: the shortest text
+    ],
+    ids=lambda v: v if isinstance(v, str) else "-".join(v),
+)
+def test_an_exact_tie_in_a_double_rounds_to_even_in_standard_formats(
+    value: str, args: tuple[str, ...], expected: str
+) -> None:
+    assert apply_filter("Format", value, args) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "spec", "expected"),
+    [
+        ("9876.5", "#,##0 'r' #", "9,87 r 7"),  # separators follow digits, not placeholders
+        ("7654321", "#,#-#0", "7,654,3-21"),
+        ("7654321", "#,##0 units", "7,654,321 units"),
+        ("98.5", ".00", "98.50"),  # digits before a leading point
+        ("0.5", "#.#", ".5"),
+        ("0", "0.#", "0"),
+        ("9876.5", "#0.0E0", "98.8E2"),  # the integer placeholders set the exponent
+        ("9876.5", "0.0E+0 E+0", "9.9E+3 E+0"),  # only the first E is an exponent
+        ("7654321", "#,##0,", "7,654"),  # grouping, then a ',' before the point scales
+    ],
+    ids=lambda v: v,
+)
+def test_custom_numeric_formats_place_digits_as_dotnet_does(
+    value: str, spec: str, expected: str
+) -> None:
+    assert run("Format", value, spec) == expected
+
+
 # --- Markdown --------------------------------------------------------------------------------
 
 
@@ -750,6 +857,51 @@ def test_a_decimal_holds_96_bits() -> None:
 )
 def test_markdown(value: str, expected: str) -> None:
     assert run("MarkdownToHTML", value) == run("Markdown", value) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ('a "quoted" <br> & more', "<p>a &quot;quoted&quot; <br> &amp; more</p>\n\n"),
+        (
+            "Steps:\n- build\n- ship",
+            "<p>Steps:</p>\n<ul>\n<li>build</li>\n<li>ship</li>\n</ul>\n\n",
+        ),
+        (
+            "- outer\n  - inner",
+            "<ul>\n<li>outer\n<ul>\n<li>inner</li>\n</ul>\n</li>\n</ul>\n\n",
+        ),
+        ("++added++ ==marked==", "<p><ins>added</ins> <mark>marked</mark></p>\n\n"),
+        ("1 ++ 2 ^ 3", "<p>1 ++ 2 ^ 3</p>\n\n"),  # lone markers stay text
+        (
+            "|l|r|\n|:-|-:|\n|1|2|",
+            (
+                '<table>\n<thead>\n<tr>\n<th style="text-align: left;">l</th>\n'
+                '<th style="text-align: right;">r</th>\n</tr>\n</thead>\n<tbody>\n<tr>\n'
+                '<td style="text-align: left;">1</td>\n<td style="text-align: right;">2</td>\n'
+                "</tr>\n</tbody>\n</table>\n\n"
+            ),
+        ),
+        (
+            "(www.example.org) [x](https://a.example)",
+            '<p>(<a href="http://www.example.org">www.example.org</a>) '
+            '<a href="https://a.example">x</a></p>\n\n',
+        ),
+        ("---", "<hr />\n\n"),
+    ],
+    ids=[
+        "quotes",
+        "list-after-paragraph",
+        "two-space-nesting",
+        "ins-mark",
+        "lone-markers",
+        "table-alignment",
+        "www-autolink",
+        "rule",
+    ],
+)
+def test_markdown_is_commonmark_as_markdig_writes_it(value: str, expected: str) -> None:
+    assert run("Markdown", value) == expected
 
 
 # --- hostile input ---------------------------------------------------------------------------

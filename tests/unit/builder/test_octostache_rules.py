@@ -79,8 +79,8 @@ def test_names_may_hold_spaces_and_awkward_characters(name: str, template: str) 
         ("#{ Gone  |  ToUpper }", {}, "#{Gone | ToUpper}", "'#{Gone | ToUpper}'"),
         ("#{each c in Crew}#{c.Rank}#{/each}", {"Crew[a].Name": "x", "Crew[b].Name": "y"},
          "#{c.Rank}#{c.Rank}", "'#{c.Rank}'"),
-        ("#{Ship | NoSuchFilter 3}", {"Ship": "n"}, "#{Ship | NoSuchFilter 3}",
-         "'#{Ship | NoSuchFilter 3}'"),
+        ("#{Ship | NoSuchFilter 3}", {"Ship": "n"}, '#{Ship | NoSuchFilter "3"}',
+         "'#{Ship | NoSuchFilter \"3\"}'"),
         ("#{Ship}", {"Ship": "#{Gone}"}, "#{Gone}", "'#{Gone}'"),
     ],
     ids=["undefined", "second-undefined", "written-back-normalised", "missing-property",
@@ -112,8 +112,23 @@ def test_a_template_that_does_not_parse_is_left_as_written(template: str) -> Non
     values = {"Ship": "n", "Sh[ip]": "n", "Crew[a]": "x", "a": "b", "b": "c", "": "blank"}
     assert evaluate(template, values) == template
     error = error_of(template, values)
-    assert error is not None and "does not parse" in error
+    assert error is not None and error.startswith("Parsing failure: unexpected '#'")
     assert Evaluator(VariableSet(values)).render(template, halt_on_error=True) == template
+
+
+@pytest.mark.parametrize(
+    ("template", "where"),
+    [("#{Ship", "(Line 1, Column 1); recently consumed: "),
+     ("deck one\nport #{Ship", "(Line 2, Column 6); recently consumed:  one\nport "),
+     ("#{Ship} and #{Ship} then #{/if}", "(Line 1, Column 26); recently consumed: hip} then ")],
+    ids=["at-start", "second-line", "after-good-tokens"],
+)  # fmt: skip
+def test_a_parse_error_names_where_parsing_stopped(template: str, where: str) -> None:
+    """In the server's words: where the template stopped parsing (the start of the token
+    that does not parse, not how far into it the parser looked) and the ten characters
+    before it."""
+    expected = f"Parsing failure: unexpected '#'; expected end of input {where}"
+    assert error_of(template, {"Ship": "n"}) == expected
 
 
 def test_substituting_in_files_keeps_what_does_not_parse_and_evaluates_the_rest() -> None:
@@ -152,6 +167,26 @@ def test_in_files_a_malformed_block_stays_as_written_and_the_rest_is_evaluated()
     assert evaluator.render("#{each a in L}") == "#{each a in L}"
 
 
+@pytest.mark.parametrize(
+    ("template", "text", "missing"),
+    [("#{each a in L}#{Lamp}", "#{each a in L}#{Lamp}", None),
+     ("#{each a in L}x#{/each} #{each b in L}#{Lamp}", "x #{each b in L}#{Lamp}", None),
+     ("x #{/each} #{Lamp}", "x #{/each} lit", None),
+     ("#{if Lamp}open", "#{if Lamp}open", "'#{if Lamp}'"),
+     ("#{Lamp | Replace", "#{Lamp | Replace", None)],
+    ids=["unclosed-each", "second-unclosed", "closing-only", "unclosed-if", "unclosed-filter"],
+)  # fmt: skip
+def test_in_files_a_block_that_does_not_close_is_text_and_no_error(
+    template: str, text: str, missing: str | None
+) -> None:
+    """The server's file substitution turns what does not parse into text and reports
+    nothing for it (an unclosed ``#{each}`` keeps what follows it as written); only tokens
+    it could not evaluate are named, and ``#{if Lamp`` alone is one: a variable "if Lamp"."""
+    rendered = Evaluator(VariableSet({"Lamp": "lit", "L": "1"})).evaluate(template)
+    expected_error = missing and f"The following tokens were unable to be evaluated: {missing}"
+    assert (rendered.text, rendered.error) == (text, expected_error)
+
+
 # --- cycles -----------------------------------------------------------------------------------
 
 
@@ -161,8 +196,21 @@ def test_in_files_a_malformed_block_stays_as_written_and_the_rest_is_evaluated()
     ids=["self", "three"],
 )
 def test_a_variable_that_refers_to_itself_is_an_error(values: Mapping[str, str | None]) -> None:
-    with pytest.raises(TemplateError, match="cycle"):
+    with pytest.raises(TemplateError, match="self referencing loop"):
         evaluate("#{Loop}", values)
+
+
+def test_a_cycle_is_named_by_the_lookups_that_led_to_it() -> None:
+    """The server's message: the symbol met again and the chain of lookups, outermost first,
+    each as the template wrote it; no value is quoted."""
+    values = {"Loop": "secret #{Twist}", "Twist": "#{turn | ToUpper}", "Turn": "#{LOOP}"}
+    with pytest.raises(TemplateError) as caught:
+        evaluate("#{Loop}", values)
+    assert str(caught.value) == (
+        'An attempt to parse the variable symbol "LOOP" appears to have resulted in a self '
+        "referencing loop (Loop -> Twist -> turn -> LOOP). Ensure that recursive loops do "
+        "not exist in the variable values."
+    )
 
 
 def test_a_variable_used_twice_is_not_a_cycle() -> None:
@@ -254,9 +302,57 @@ def test_elseif_without_else_writes_nothing_when_no_condition_holds() -> None:
     assert evaluate("[#{if A}a#{elseif B}b#{/if}]", {"A": "no", "B": "0"}) == "[]"
 
 
+@pytest.mark.parametrize(
+    ("template", "expected"),
+    [("#{unless Word | NoSuchFilter}quiet#{/unless}",
+      "#{if Word | NoSuchFilter}#{else}quiet#{/if}"),
+     ("#{unless Word | NoSuchFilter}quiet#{else}loud#{/unless}",
+      "#{if Word | NoSuchFilter}loud#{else}quiet#{/if}"),
+     ('#{if Word | NoSuchFilter == "aye"}yes#{/if}',
+      '#{if Word | NoSuchFilter == "aye" }yes#{/if}'),
+     ("#{if Word == Echo | NoSuchFilter}yes#{else}no#{/if}",
+      "#{if Word == Echo | NoSuchFilter }yes#{else}no#{/if}")],
+    ids=["unless", "unless-else", "literal", "symbol"],
+)  # fmt: skip
+def test_a_condition_that_cannot_be_evaluated_is_written_back_as_the_server_keeps_it(
+    template: str, expected: str
+) -> None:
+    """The whole block is written back; an ``#{unless}`` as the ``#{if}`` with swapped
+    branches the server holds it as, ``#{else}`` only when there is an else branch."""
+    assert evaluate(template, BRIDGE) == expected
+    assert error_of(template, BRIDGE) is not None
+
+
 def test_else_is_only_the_exact_keyword() -> None:
     """``#{ else }`` is a variable called "else", which stays in the chosen branch."""
     assert evaluate("#{if Lit}a#{ else }b#{/if}", BRIDGE) == "a#{else}b"
+
+
+# --- the null filter -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("template", "text", "null"),
+    [("#{ | null}", "", True), ("#{Word | null}", "", True),
+     ("#{if Dark}#{Say}#{else}#{ | null }#{/if}", "", True),
+     ("#{if Lit}#{Say}#{else}#{ | null }#{/if}", "spoken", False),
+     ("[#{ | null}]", "[#{ | null}]", False), ("#{Nullish}", "#{ | null}", False)],
+    ids=["alone", "of-a-value", "chosen-branch", "other-branch", "among-text", "in-a-value"],
+)  # fmt: skip
+def test_a_template_of_only_the_null_filter_has_no_value(
+    template: str, text: str, null: bool
+) -> None:
+    """``| null`` has no answer: written back like a missing token, yet not one (no error);
+    a template that writes nothing else has no value at all (the server's null)."""
+    rendered = Evaluator(VariableSet(BRIDGE | {"Nullish": "#{ | null}"})).evaluate(template)
+    assert (rendered.text, rendered.null, rendered.error) == (text, null, None)
+
+
+def test_the_null_filter_is_known_by_its_exact_name() -> None:
+    """The server compares the name as written: ``| Null`` is a token it could not evaluate."""
+    rendered = Evaluator(VariableSet(BRIDGE)).evaluate("#{ | Null}")
+    assert (rendered.text, rendered.null) == ("#{ | Null}", False)
+    assert rendered.error == "The following tokens were unable to be evaluated: '#{ | Null}'"
 
 
 # --- repetition --------------------------------------------------------------------------------
@@ -294,6 +390,7 @@ CARGO = {
         ("#{each b in Bunk}[#{b}|#{b.Key}|#{b.Name}]#{/each}", "[x|x|Ann][y|y|Bo]"),
         ("#{each k in Key}#{k}/#{k.Key}/#{k.Serial}#{/each}", "key-p/p/S1"),
         ("#{each o in Odd}#{o.Key}#{/each} #{Odd[z].Key}", "chosen chosen"),
+        ("#{Berth[x].Key}|#{Bunk[y].Key}|#{Pier.Key}", "x|y|#{Pier.Key}"),
         ("#{each p in Pier}#{p}#{Octopus.Template.Each.Index}#{if Octopus.Template.Each.First}^"
          "#{/if}#{unless Octopus.Template.Each.Last},#{/unless}#{/each}", "A0^,B1,C2"),
         ("#{each g in Gauges}<#{g}>#{/each}", "<1.5><2><True><>"),
@@ -304,8 +401,9 @@ CARGO = {
          "012|012|012|"),
     ],
     ids=["groups", "spaces", "nested", "direct-values-and-keys", "sub-properties-and-keys",
-         "value-key-and-property", "own-key-wins", "comma-list-with-specials", "json-array",
-         "json-object", "undefined", "inner-index-shadows-outer"],
+         "value-key-and-property", "own-key-wins", "key-outside-a-loop",
+         "comma-list-with-specials", "json-array", "json-object", "undefined",
+         "inner-index-shadows-outer"],
 )  # fmt: skip
 def test_repetition(template: str, expected: str) -> None:
     assert evaluate(template, CARGO) == expected
@@ -373,6 +471,28 @@ CHART = {
 )  # fmt: skip
 def test_json_values(template: str, expected: str) -> None:
     assert evaluate(template, CHART) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "template", "expected"),
+    [('{"Sailed": "1805-10-21T11:45:00"}', "#{Log.Sailed}", "10/21/1805 11:45:00"),
+     ('{"Sailed": "1805-10-21T11:45:00.25Z"}', "#{Log.Sailed}", "10/21/1805 11:45:00"),
+     ('{"Sailed": "1805-10-21T11:45:00+01:30"}', "#{Log.Sailed}", "10/21/1805 10:15:00"),
+     ('{"Sailed": "/Date(-5364662400000)/"}', "#{Log.Sailed}", "01/01/1800 00:00:00"),
+     ('{"Sailed": "1805-10-21 11:45:00"}', "#{Log.Sailed}", "1805-10-21 11:45:00"),
+     ('{"Sailed": "1805-02-30T11:45:00"}', "#{Log.Sailed}", "1805-02-30T11:45:00"),
+     ('{"Sailed": "1805-10-21T24:00:00"}', "#{Log.Sailed}", "10/22/1805 00:00:00"),
+     ('["1805-10-21T11:45:00", "x"]', "#{each d in Log}#{d};#{/each}", "10/21/1805 11:45:00;x;"),
+     ('{"In": {"At": "1805-10-21T11:45:00.5000000"}}', "#{Log.In}",
+      '{"At":"1805-10-21T11:45:00.5"}'),
+     ('{"In": ["1805-10-21T11:45:00+01:00"]}', "#{Log.In}", '["1805-10-21T10:45:00+00:00"]')],
+    ids=["iso", "fraction-and-utc", "offset-to-local-utc", "ms-date", "space-is-not-iso",
+         "no-such-day", "hour-24", "each", "json-trims-fraction", "json-local-offset"],
+)  # fmt: skip
+def test_json_dates_read_as_the_server_reads_them(value: str, template: str, expected: str) -> None:
+    """A string that is a date is read as one: as text in the invariant culture, as JSON in
+    ISO 8601 (the server's clock taken to be UTC)."""
+    assert evaluate(template, {"Log": value}) == expected
 
 
 def test_conditions_with_escaped_quotes_inside_json() -> None:
@@ -457,12 +577,17 @@ def test_filters_chain_left_to_right_and_arguments_are_evaluated() -> None:
 
 
 @pytest.mark.parametrize(
-    "template",
-    ["#{Gone | ToUpper}", "#{Gone.Deep | HtmlEscape}", "#{V | NoSuchThing}",
-     "#{V | NoSuchThing 6}", "#{V | Truncate notanumber}"],
+    ("template", "written"),
+    [("#{Gone | ToUpper}", None), ("#{Gone.Deep | HtmlEscape}", None), ("#{V | NoSuchThing}", None),
+     ("#{V | NoSuchThing 6}", '#{V | NoSuchThing "6"}'),
+     ("#{V | Truncate notanumber}", '#{V | Truncate "notanumber"}'),
+     ('#{V | Match "a" "b"}', None), ("#{V | Match a b}", '#{V | Match "a" "b"}')],
 )  # fmt: skip
-def test_a_filter_without_an_answer_writes_the_expression_back(template: str) -> None:
-    assert evaluate(template, {"V": "value"}) == template
+def test_a_filter_without_an_answer_writes_the_expression_back(
+    template: str, written: str | None
+) -> None:
+    """As the server writes it back: each option in quotes, however it was written."""
+    assert evaluate(template, {"V": "value"}) == (written or template)
 
 
 @pytest.mark.parametrize(

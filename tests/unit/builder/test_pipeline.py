@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import codecs
 import json
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -319,3 +320,101 @@ def test_what_a_template_cannot_evaluate_is_a_warning_unless_the_server_flag_ask
                        log=lines.append)  # fmt: skip
     assert caught.value.code == "substitution_failed"
     assert (tmp_path / "site.conf").read_text() == template
+
+
+def test_a_variable_with_no_value_is_null_in_json_empty_in_templates_and_settings(
+    tmp_path: Path,
+) -> None:
+    write(tmp_path, {
+        "s.json": '{\n  "Mode": "on",\n  "Level": 2\n}',
+        "t.conf": "mode=#{Mode}|\n",
+        "Web.config": '<configuration><appSettings><add key="Mode" value="on"/></appSettings>'
+                      "</configuration>",
+    })  # fmt: skip
+    features = Features(substitute_in_files=("t.conf",), dotnet_config_variables=True,
+                        structured_variables=("s.json",))  # fmt: skip
+    apply_features(tmp_path, features, VariableSet({"Mode": None, "Level": None}),
+                   environment=None, tenant=None, log=lambda line: None)  # fmt: skip
+    assert (tmp_path / "s.json").read_text() == '{\n  "Mode": null,\n  "Level": null\n}'
+    assert (tmp_path / "t.conf").read_text() == "mode=|\n"
+    assert '<add key="Mode" value="" />' in (tmp_path / "Web.config").read_text("utf-8-sig")
+
+
+XDT_NS = 'xmlns:xdt="http://schemas.microsoft.com/XML-Document-Transform"'
+
+
+def features_run(root: Path, features: Features, values: Mapping[str, str | None]) -> list[str]:
+    lines: list[str] = []
+    apply_features(root, features, VariableSet(values), environment=None, tenant=None,
+                   log=lines.append)  # fmt: skip
+    return lines
+
+
+@pytest.mark.parametrize(
+    ("files", "features", "flags", "code"),
+    [
+        pytest.param({"Web.config": "<c><d/></c>",
+                      "Web.Release.config": f'<c {XDT_NS}><e xdt:Transform="Remove"/></c>'},
+                     Features(dotnet_config_transforms=True),
+                     {"Octopus.Action.Package.TreatConfigTransformationWarningsAsErrors": "False"},
+                     "config_transform_failed", id="transform-warning"),
+        pytest.param({"Web.config": "<c><d/></c>",
+                      "Web.Release.config": f'<c {XDT_NS}><e xdt:Transform="Remove"/></c>'},
+                     Features(dotnet_config_transforms=True),
+                     {"Octopus.Action.Package.IgnoreConfigTransformationErrors": "true"},
+                     "config_transform_failed", id="transform-warning-under-ignored-errors"),
+        pytest.param({"Web.config": "<c><d></c>",
+                      "Web.Release.config": f'<c {XDT_NS}><d xdt:Transform="Remove"/></c>'},
+                     Features(dotnet_config_transforms=True),
+                     {"Octopus.Action.Package.IgnoreConfigTransformationErrors": "True"},
+                     "config_transform_failed", id="file-that-is-not-xml"),
+        pytest.param({"App.config": "<configuration><appSettings>&nbsp;</appSettings>"
+                                    "</configuration>"},
+                     Features(dotnet_config_variables=True),
+                     {"Octopus.Action.Package.IgnoreVariableReplacementErrors": "True"},
+                     "config_variables_failed", id="config-variables-on-bad-xml"),
+    ],
+)  # fmt: skip
+def test_the_servers_flags_turn_configuration_errors_into_warnings(
+    tmp_path: Path,
+    files: dict[str, str],
+    features: Features,
+    flags: dict[str, str],
+    code: str,
+) -> None:
+    """Without its flag each case fails with its code; with it, the step logs a warning,
+    leaves the file as it was and goes on."""
+    write(tmp_path, files)
+    with pytest.raises(FeatureError) as caught:
+        features_run(tmp_path, features, {})
+    assert caught.value.code == code
+    lines = features_run(tmp_path, features, flags)
+    assert any("warning: " in line for line in lines), lines
+    for name, text in files.items():
+        assert (tmp_path / name).read_text() == text
+
+
+def test_configuration_variables_skip_the_transform_files_applied(tmp_path: Path) -> None:
+    setting = '<appSettings><add key="Mode" value="{}"{}/></appSettings>'
+    replace = ' xdt:Transform="Replace"'
+    write(tmp_path, {
+        "Web.config": f"<configuration>{setting.format('base', '')}</configuration>",
+        "Web.Release.config":
+            f"<configuration {XDT_NS}>{setting.format('release', replace)}</configuration>",
+    })  # fmt: skip
+    release = (tmp_path / "Web.Release.config").read_text()
+    features_run(tmp_path, Features(dotnet_config_transforms=True, dotnet_config_variables=True),
+                 {"Mode": "from-variable"})  # fmt: skip
+    assert 'value="from-variable"' in (tmp_path / "Web.config").read_text("utf-8-sig")
+    assert (tmp_path / "Web.Release.config").read_text() == release
+
+
+def test_the_fallback_flag_reads_every_structured_file_as_json(tmp_path: Path) -> None:
+    write(tmp_path, {"app.yaml": "mode: base\n"})
+    features = Features(structured_variables=("app.yaml",))
+    features_run(tmp_path, features, {"mode": "yaml"})
+    assert (tmp_path / "app.yaml").read_text() == "mode: yaml\n"
+    with pytest.raises(FeatureError) as caught:
+        fallback = {"Octopus.Action.StructuredConfigurationFallbackFlag": "True"}
+        features_run(tmp_path, features, {"mode": "json", **fallback})
+    assert caught.value.code == "structured_variables_failed"

@@ -13,9 +13,9 @@ from services.builder.features.structured import (
     Replacement,
     StructuredError,
     StructuredGrowthError,
-    _dotnet_double,
     replace_structured,
 )
+from services.builder.features.structured.json_format import dotnet_double
 
 
 def replace(
@@ -127,13 +127,85 @@ def test_json_root_array_and_scalar_documents() -> None:
 
 
 @pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        pytest.param('{\n  // note\n  "A": 1, /* and */ "B": 2\n}', '{\n  "A": 1,\n  "B": 2\n}',
+                     id="comments-inside-are-dropped"),
+        pytest.param('{"A": [1, 2,],}', '{\r\n  "A": [\r\n    1,\r\n    2\r\n  ]\r\n}',
+                     id="trailing-commas"),
+        pytest.param("{'A': 'x'}", '{\r\n  "A": "x"\r\n}', id="single-quotes"),
+        pytest.param("{Port_1$: 2}", '{\r\n  "Port_1$": 2\r\n}', id="unquoted-name"),
+        pytest.param('{"A": 0x1F, "B": 017, "C": -017}',
+                     '{\r\n  "A": 31,\r\n  "B": 15,\r\n  "C": -17\r\n}',
+                     id="hex-and-octal-integers"),
+        pytest.param("[NaN, -Infinity, undefined]",
+                     '[\r\n  "NaN",\r\n  "-Infinity",\r\n  undefined\r\n]',
+                     id="javascript-literals"),
+        pytest.param("[1,,2]", "[\r\n  1,\r\n  undefined,\r\n  2\r\n]", id="empty-element"),
+        pytest.param('{"A": .5, "B": 5., "C": 1e400}',
+                     '{\r\n  "A": 0.5,\r\n  "B": 5.0,\r\n  "C": "Infinity"\r\n}',
+                     id="loose-doubles"),
+        pytest.param('{"A": 123456789012345678901234567890}',
+                     '{\r\n  "A": 123456789012345678901234567890\r\n}', id="big-integer"),
+        pytest.param('{"A":\u00a0"\u0001raw"}', '{\r\n  "A": "\\u0001raw"\r\n}',
+                     id="unicode-space-and-raw-control-character"),
+        pytest.param('// only this survives\n{"A": 1}', "/* only this survives*/",
+                     id="a-leading-comment-is-the-whole-document"),
+    ],
+)  # fmt: skip
+def test_json_is_read_as_leniently_as_the_server_reads_it(source: str, expected: str) -> None:
+    assert replace("a.json", source, {})[0] == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "written"),
+    [
+        pytest.param("2024-05-01T10:00:00Z", "2024-05-01T10:00:00Z", id="utc"),
+        pytest.param("2024-05-01T10:00:00.1200000", "2024-05-01T10:00:00.12",
+                     id="fraction-trimmed-no-zone"),
+        pytest.param("2024-05-01T10:00:00+02:00", "2024-05-01T08:00:00+00:00",
+                     id="offset-converted-to-local-time-utc"),
+        pytest.param("2024-05-01T24:00:00", "2024-05-02T00:00:00", id="hour-24"),
+        pytest.param("/Date(1714557600000)/", "2024-05-01T10:00:00Z", id="microsoft-date"),
+        pytest.param("/Date(0+0100)/", "1970-01-01T00:00:00+00:00", id="microsoft-local-date"),
+        pytest.param("2024-05-01", "2024-05-01", id="date-alone-stays-a-string"),
+        pytest.param("2024-02-30T10:00:00", "2024-02-30T10:00:00", id="no-such-day"),
+        pytest.param("2024-05-01T10:00:00 ", "2024-05-01T10:00:00 ", id="trailing-space"),
+    ],
+)  # fmt: skip
+def test_json_date_strings_are_rewritten_as_the_servers_library_writes_dates(
+    value: str, written: str
+) -> None:
+    assert replace("a.json", f'{{"When": "{value}"}}', {})[0] == (
+        f'{{\r\n  "When": "{written}"\r\n}}'
+    )
+
+
+def test_json_a_replaced_date_becomes_the_string_given() -> None:
+    text, _ = replace("a.json", '{"When": "2024-05-01T10:00:00Z"}', {"When": "soon"})
+    assert text == '{\r\n  "When": "soon"\r\n}'
+
+
+@pytest.mark.parametrize(
+    "source",
+    ['{"A": 1} 2', "{A B: 1}", '{"A" /* c */: 1}', '{"A": tru}', "[0x]", "[089]", "{'A': '\\q'}",
+     "/* open", "[" * 65 + "]" * 65, "   "],
+    ids=["two-values", "space-in-name", "comment-before-colon", "bad-literal", "bare-hex-prefix",
+         "bad-octal", "bad-escape", "unterminated-comment", "too-deep", "blank"],
+)  # fmt: skip
+def test_json_that_the_server_cannot_read_is_refused(source: str) -> None:
+    with pytest.raises(StructuredError):
+        replace("a.json", source, {})
+
+
+@pytest.mark.parametrize(
     ("number", "text"),
     [(1e15, "1E+15"), (1e14, "100000000000000.0"), (0.0001, "0.0001"), (0.00001, "1E-05"),
      (-2.5, "-2.5"), (3.0, "3.0"), (1.2345678901234568e17, "1.2345678901234568E+17"),
      (float("nan"), '"NaN"'), (-0.0, "-0.0")],
 )  # fmt: skip
 def test_doubles_are_written_as_the_server_writes_them(number: float, text: str) -> None:
-    assert _dotnet_double(number) == text
+    assert dotnet_double(number) == text
 
 
 # --- encodings -----------------------------------------------------------------------------
@@ -324,6 +396,46 @@ def test_nested_yaml_aliases_are_read_once() -> None:
     assert replaced == ["key"] and text.endswith("key: new\n")
 
 
+@pytest.mark.parametrize(
+    ("source", "variables", "expected"),
+    [
+        pytest.param("base: &app.v1 {port: 1}\nuse: *app.v1\n", {"base:port": "2"},
+                     "base: &app.v1 {port: 2}\nuse: *app.v1\n", id="dots-in-an-anchor"),
+        pytest.param("- &\u00e9t\u00e9 x\n- *\u00e9t\u00e9\n", {"0": "y"},
+                     "- &\u00e9t\u00e9 y\n- *\u00e9t\u00e9\n", id="non-ascii-anchor"),
+        pytest.param("*a.b : v\n", {}, "*a.b: v\n", id="alias-as-a-key"),
+        pytest.param("k: [1]\n", {"k": "[&x.y 1, *x.y]"}, "k: [&x.y 1, *x.y]\n",
+                     id="anchor-in-a-replacement-value"),
+    ],
+)  # fmt: skip
+def test_yaml_anchors_are_named_as_the_server_reads_them(
+    source: str, variables: dict[str, str], expected: str
+) -> None:
+    assert replace("a.yaml", source, variables)[0] == expected
+
+
+def test_yaml_anchor_holding_a_bracket_is_refused() -> None:
+    with pytest.raises(StructuredError):
+        replace("a.yaml", "k: &a[b] v\n", {})
+
+
+def test_yaml_patch_variable_of_nested_aliases_is_refused() -> None:
+    """A patch variable of aliases to aliases would expand enormously: it is refused."""
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{n}: &a{n} [*a{n - 1}, *a{n - 1}, *a{n - 1}, *a{n - 1}]" for n in range(1, 14)]
+    patch = "\n".join(lines)
+    started = time.monotonic()
+    with pytest.raises(StructuredError, match="too many values") as caught:
+        replace("p.yaml", "# patch: Patch\nk: v\n", {"Patch": patch})
+    assert time.monotonic() - started < 5 and "a0" not in str(caught.value)
+
+
+def test_yaml_patch_variable_that_is_not_yaml_is_named_without_its_value() -> None:
+    with pytest.raises(StructuredError, match="line 1") as caught:
+        replace("p.yaml", "# patch: Patch\nk: v\n", {"Patch": "secret: [unclosed"})
+    assert "secret" not in str(caught.value)
+
+
 # --- XML -----------------------------------------------------------------------------------
 
 CATALOG = """<?xml version="1.0"?>
@@ -388,6 +500,64 @@ def test_xml_every_selected_node_is_replaced() -> None:
 
 def test_xml_without_line_breaks_is_written_with_crlf() -> None:
     assert replace("s.xml", "<a><b>1</b></a>", {})[0] == "<a>\r\n  <b>1</b>\r\n</a>"
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        pytest.param('<!DOCTYPE d [\n<!ENTITY who "all">\n]>\n<d a="&who;">hi &who;</d>',
+                     '<!DOCTYPE d [\n<!ENTITY who "all">\n]>\n<d a="&who;">hi &who;</d>',
+                     id="internal-subset-and-entity-references-kept"),
+        pytest.param('<!DOCTYPE d SYSTEM "d.dtd">\n<d/>', '<!DOCTYPE d SYSTEM "d.dtd"[]>\n<d />',
+                     id="doctype-gets-an-empty-subset"),
+        pytest.param("<!DOCTYPE d>\n<d/>", "<!DOCTYPE d []>\n<d />", id="bare-doctype"),
+        pytest.param("<d>\n  <a>x <![CDATA[<y>]]> z</a>\n</d>",
+                     "<d>\n  <a>x <![CDATA[<y>]]> z</a>\n</d>", id="cdata-beside-text-kept"),
+        pytest.param("<d>\n  <a> <![CDATA[ ]]> </a>\n</d>", "<d>\n  <a><![CDATA[ ]]></a>\n</d>",
+                     id="blank-cdata-is-not-white-space"),
+        pytest.param('<d a="1\n2\t3 &amp; &#65;"/>', '<d a="1&#xA;2&#x9;3 &amp; A" />',
+                     id="attribute-read-without-normalising-white-space"),
+        pytest.param("<d><!-- one\r\ntwo --></d>\n\n", "<d>\n  <!-- one\ntwo -->\n</d>",
+                     id="comment-line-breaks-are-the-files"),
+    ],
+)  # fmt: skip
+def test_xml_keeps_what_the_servers_reader_keeps(source: str, expected: str) -> None:
+    assert replace("d.xml", source, {})[0] == expected
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "expected"),
+    [
+        pytest.param("/d/a", "x]]>y", "<![CDATA[x]]]]><![CDATA[>y]]></a>",
+                     id="cdata-end-in-a-value-is-split"),
+        pytest.param("/d/comment()", "a--b-", "<!--a- -b- -->", id="dashes-in-a-comment-spaced"),
+        pytest.param("/d/processing-instruction('p')", "x?>y", "<?p x? >y?>",
+                     id="pi-end-in-a-value-spaced"),
+        pytest.param("//a[ends-with(@k, 'ha')]", "v", "[v]", id="ends-with"),
+        pytest.param("//a[upper-case(@k) eq 'ALPHA']", "v", "[v]", id="upper-case-and-eq"),
+        pytest.param("//a[matches(@k, '^al')]", "v", "[v]", id="matches"),
+        pytest.param("//a[@k ne 'beta']", "v", "[v]", id="ne"),
+    ],
+)  # fmt: skip
+def test_xml_values_and_xpath2_selectors(name: str, value: str, expected: str) -> None:
+    source = "<d><a k='alpha'><![CDATA[old]]></a><!--c--><?p old?></d>"
+    assert expected in replace("d.xml", source, {name: value})[0]
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["//a[matches(@k, '(a+)+$')]", "//a[matches(@k, '[')]", "if (1) then 2 else 3"],
+    ids=["quantified-group-refused", "bad-pattern", "unsupported-xpath2"],
+)
+def test_xml_selectors_that_cannot_run_select_nothing(name: str) -> None:
+    text, replaced = replace("d.xml", "<d><a k='alpha'>1</a></d>", {name: "v"})
+    assert replaced == [] and ">1<" in text
+
+
+def test_xml_refuses_a_value_xml_cannot_hold() -> None:
+    with pytest.raises(StructuredError, match="cannot hold") as caught:
+        replace("d.xml", "<d><a>1</a></d>", {"/d/a": "bell\x07"})
+    assert "bell" not in str(caught.value)
 
 
 # --- .properties ---------------------------------------------------------------------------
@@ -459,6 +629,30 @@ def test_formats_are_tried_in_the_servers_order(
     filename: str, content: str, variables: dict[str, str], expected: str
 ) -> None:
     assert replace(filename, content, variables)[0] == expected
+
+
+@pytest.mark.parametrize(
+    ("filename", "content", "expected"),
+    [
+        ("x.conf", '{"a": 1}', b'{\r\n  "a": 2\r\n}'),
+        ("x.yaml", "a: 1\n", None),
+        ("x.xml", "<a/>", None),
+    ],
+    ids=["json-content-whatever-the-name", "yaml-file-is-refused", "xml-file-is-refused"],
+)
+def test_the_fallback_flag_reads_every_file_as_json_only(
+    filename: str, content: str, expected: bytes | None
+) -> None:
+    def attempt() -> bytes:
+        return replace_structured(filename, content.encode(), ["a"], lambda n: "2", json_only=True)[
+            0
+        ]
+
+    if expected is None:
+        with pytest.raises(StructuredError, match="as json"):
+            attempt()
+    else:
+        assert attempt() == expected
 
 
 @pytest.mark.parametrize(
