@@ -4,6 +4,7 @@ nowhere but its files."""
 
 from __future__ import annotations
 
+import datetime as dt
 import gzip
 import io
 import json
@@ -112,6 +113,12 @@ def test_a_build_request_over_amqp_becomes_an_environment_specific_image(
         results[environment] = (request, event["data"])
 
     client = Client.for_registry(registry.url, registry.auth)
+    (version,) = requests.get(
+        f"{registry.url}/api/v1/spaces/spaces-1/packages/{sdi['sdi']}/versions",
+        auth=registry.auth, timeout=10,
+    ).json()["versions"]  # fmt: skip
+    pushed = dt.datetime.fromisoformat(version["pushed_at"])
+    sdi_pushed_at = pushed if pushed.tzinfo else pushed.replace(tzinfo=dt.UTC)  # stored in UTC
     for environment, (request, result) in results.items():
         repository = f"spaces-1/{request['image']['repository']}"
         tag = request["image"]["tag"]
@@ -127,6 +134,9 @@ def test_a_build_request_over_amqp_becomes_an_environment_specific_image(
         )
         check_files(files, environment, request["deployment"]["id"])
         assert files["/etc/base-release"] == b"spacedock test base\n"  # the base layer, mounted
+        # Dated by its newest input, the SDI's push time, to the second: not 1970.
+        assert config["created"] == sdi_pushed_at.strftime("%Y-%m-%dT%H:%M:%SZ")
+        assert {entry["created"] for entry in config["history"][-2:]} == {config["created"]}
         assert f"APP_ENV={environment}" in config["config"]["Env"]
         assert (
             config["config"]["Cmd"] == ["/bin/sh", "/entrypoint.sh"]

@@ -19,13 +19,18 @@ from pathlib import Path
 from services.builder.archives import ArchiveError, safe_relative
 from services.builder.features import transforms
 from services.builder.features.dotnet_config import replace_config_variables
+from services.builder.features.dotnet_encodings import (
+    DotnetEncoding,
+    dotnet_encoding,
+    is_utf7,
+    server_bytes,
+)
 from services.builder.features.octostache import Budget, Evaluator, TemplateError
 from services.builder.features.structured import (
     JSON_ONLY_FLAG,
     StructuredError,
     StructuredGrowthError,
     decode_text,
-    encode_text,
     replace_structured,
 )
 from services.builder.features.variables import VariableSet
@@ -43,6 +48,8 @@ TRANSFORM_WARNINGS_ARE_ERRORS = "Octopus.Action.Package.TreatConfigTransformatio
 IGNORE_TRANSFORM_ERRORS = "Octopus.Action.Package.IgnoreConfigTransformationErrors"
 # a .config file the configuration variables cannot rewrite is a warning, not a failure
 IGNORE_CONFIG_VARIABLE_ERRORS = "Octopus.Action.Package.IgnoreVariableReplacementErrors"
+# The server's variable naming the .NET encoding substituted files are written in.
+SUBSTITUTE_OUTPUT_ENCODING = "Octopus.Action.SubstituteInFiles.OutputEncoding"
 
 
 class FeatureError(ValueError):
@@ -208,10 +215,12 @@ def _substitute(
     except FeatureError:
         dockerfile = None  # a link out of the context: the build refuses that Dockerfile
     fail_on_errors = _flag(evaluator, FAIL_ON_SUBSTITUTION_ERRORS)
-    for path in _matches(context, patterns, evaluator, log):
+    paths = _matches(context, patterns, evaluator, log)
+    requested = _requested_output_encoding(evaluator, log) if paths else None
+    for path in paths:
         content = _read(context, path)
-        # Read and written back as the server does: in the encoding its BOM names, else
-        # UTF-8, else windows-1252; in UTF-8 when the result does not fit the encoding.
+        # Read as the server reads it: in the encoding its BOM names, else UTF-8, else
+        # windows-1252.
         text, encoding = decode_text(content)
         try:
             rendering = evaluator.evaluate(text)
@@ -236,14 +245,49 @@ def _substitute(
                 f"{', '.join(sorted(rendering.sensitive))}: a value in it would be in the image "
                 "config or history; keep it in the files the SDI copies",
             )
+        # The server writes every file back, so what it read and cannot write as it was (a
+        # byte a BOM's encoding could not read, say) changes even when nothing is replaced.
         try:
-            written = encode_text(rendered, encoding)[0] if rendered != text else content
+            written = server_bytes(rendered, encoding, requested)
         except StructuredError as exc:
             raise FeatureError("substitution_failed", f"{_rel(context, path)}: {exc}") from exc
         if written != content:
+            if requested is not None:  # what a new encoding adds beyond the rendering (x4)
+                grown = len(written) - len(content) - max(len(rendered) - len(text), 0)
+                try:
+                    evaluator.budget.produce(max(grown, 0))
+                except TemplateError as exc:
+                    raise _over_budget(
+                        context, path, evaluator.budget, "substitution_failed"
+                    ) from exc
             _write(context, path, written)
             report.changed.add(_rel(context, path))
         log(f"substituted variables in {_rel(context, path)}")
+
+
+def _requested_output_encoding(evaluator: Evaluator, log: Log) -> DotnetEncoding | None:
+    """The encoding the server's output encoding variable names; None (each file keeps its
+    own) when it is unset or names none .NET knows, as the server does."""
+    try:
+        name = evaluator.lookup(SUBSTITUTE_OUTPUT_ENCODING)
+    except TemplateError as exc:
+        raise FeatureError(
+            "substitution_failed", f"variable {SUBSTITUTE_OUTPUT_ENCODING}: {exc}"
+        ) from exc
+    if name is None:
+        return None
+    if is_utf7(name):
+        raise FeatureError(
+            "substitution_failed",
+            f"{SUBSTITUTE_OUTPUT_ENCODING} names UTF-7, which the server refuses to write",
+        )
+    encoding = dotnet_encoding(name)
+    if encoding is None:
+        log(
+            f"warning: {SUBSTITUTE_OUTPUT_ENCODING} names no encoding this builder writes; "
+            "files keep their own encoding, as the server does for a name it does not know"
+        )
+    return encoding
 
 
 def _transforms(
