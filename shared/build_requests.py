@@ -14,6 +14,9 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+# The catalogue's errors (shared.builds.errors), still named here for those that import them.
+from shared.builds.errors import RequestInvalid as RequestInvalid
+from shared.builds.errors import SealingUnavailable as SealingUnavailable
 from shared.oci.errors import NameInvalid
 from shared.oci.names import SPACE_RE, RepositoryName, is_tag
 from shared.sealing import SealBroken, Sealer
@@ -33,14 +36,6 @@ COMMAND_FIELDS = FIELDS | {SEALED}  # what a builder reads; POST takes FIELDS on
 def build_key(space: str, build_id: str) -> str:
     """The one name of a build: ``<space>/<build_id>`` (a space id holds no ``/``)."""
     return f"{space}/{build_id}"
-
-
-class SealingUnavailable(RuntimeError):
-    """Sensitive values to seal, and no ``SPACEDOCK_SEALING_KEY`` to seal them with."""
-
-
-class RequestInvalid(ValueError):
-    code = "request_invalid"
 
 
 @dataclass(frozen=True, slots=True)

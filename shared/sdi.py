@@ -57,15 +57,7 @@ def parse_sdi(text: str | None) -> SdiSpec:
         return SdiSpec()
     if len(text) > MAX_SDI_BYTES:
         raise SdiInvalid("sdi.yaml is too large")
-    loader = _BoundedLoader(text)
-    try:
-        document = loader.get_single_data()
-    except SdiInvalid:
-        raise
-    except (yaml.YAMLError, ValueError) as exc:  # ValueError: an integer of 5,000 digits
-        raise SdiInvalid(f"sdi.yaml is not valid YAML: {exc}") from exc
-    finally:
-        loader.dispose()
+    document = _load(text)
     body = _mapping(document, "sdi.yaml", {"packages", "features"})
     items = _list(body.get("packages"), "packages")
     if len(items) > MAX_PACKAGES:
@@ -114,6 +106,28 @@ def parse_sdi_file(content: bytes | None) -> SdiSpec:
     except UnicodeDecodeError as exc:
         raise SdiInvalid("sdi.yaml is not UTF-8 text") from exc
     return parse_sdi(text)
+
+
+def _load(text: str) -> Any:
+    """The one YAML document in ``text``. Every way PyYAML refuses it, including the reader's
+    refusal of a control character (which it raises as the loader is made), is SdiInvalid,
+    whose message says where, never what: the text is the tenant's."""
+    try:
+        loader = _BoundedLoader(text)
+        try:
+            return loader.get_single_data()
+        finally:
+            loader.dispose()
+    except SdiInvalid:
+        raise
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = "" if mark is None else f" (line {mark.line + 1}, column {mark.column + 1})"
+        raise SdiInvalid(f"sdi.yaml is not valid YAML{where}") from exc
+    except yaml.reader.ReaderError as exc:
+        raise SdiInvalid("sdi.yaml is not valid YAML (a character YAML does not allow)") from exc
+    except (yaml.YAMLError, ValueError) as exc:  # ValueError: an integer of 5,000 digits
+        raise SdiInvalid("sdi.yaml is not valid YAML") from exc
 
 
 class _BoundedLoader(yaml.SafeLoader):

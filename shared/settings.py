@@ -1,7 +1,10 @@
 """Configuration of PRODUCT.md §3, read from the environment once and validated.
 
 Nothing reads the environment at import time: a process calls ``Settings.from_env()`` in its
-entry point and passes the result down.
+entry point and passes the result down. A process that runs one service reads the variables
+that service needs (``Settings.from_env(service="builder")``, the names in
+``SERVICE_VARIABLES``): another service's variable neither configures it nor, when wrong,
+stops it; its fields keep their defaults, which the service does not use.
 """
 
 from __future__ import annotations
@@ -14,6 +17,64 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from shared.sealing import SealingKeyInvalid, parse_key
+
+# Every service: where it is reached, where its metadata and messages are, how it logs.
+CORE_VARIABLES = (
+    "SPACEDOCK_LISTEN",  # the public URL's default
+    "SPACEDOCK_PUBLIC_URL",
+    "SPACEDOCK_REGISTRY_URL",
+    "SPACEDOCK_DATA_DIR",  # the embedded metadata server's, when no MongoDB URL is set
+    "SPACEDOCK_MONGO_URL",
+    "SPACEDOCK_AMQP_URL",
+    "SPACEDOCK_LOG_FORMAT",
+)
+STORAGE_VARIABLES = (
+    "SPACEDOCK_STORAGE",
+    "SPACEDOCK_S3_ENDPOINT",
+    "SPACEDOCK_S3_ACCESS_KEY",
+    "SPACEDOCK_S3_SECRET_KEY",
+    "SPACEDOCK_S3_BUCKET",
+    "SPACEDOCK_S3_SECURE",
+    "SPACEDOCK_S3_REGION",
+    "SPACEDOCK_S3_REDIRECT",
+)
+GATEWAY_VARIABLES = (
+    "SPACEDOCK_ADMIN_PASSWORD",
+    "SPACEDOCK_CACHE_TTL_SECONDS",
+    "SPACEDOCK_TOKEN_TTL_SECONDS",
+    "SPACEDOCK_SEND_TIMEOUT_SECONDS",
+)
+# The registry registers the builder's key, seals build requests, and checks uploaded
+# packages against the limits the builder will apply.
+BUILD_REQUEST_VARIABLES = (
+    "SPACEDOCK_BUILDER_KEY",
+    "SPACEDOCK_SEALING_KEY",
+    "SPACEDOCK_BUILD_MAX_EXTRACT_BYTES",
+    "SPACEDOCK_BUILD_MAX_FILES",
+)
+BUILD_VARIABLES = (
+    "DOCKER_HOST",
+    "SPACEDOCK_DOCKER_REGISTRY",
+    "SPACEDOCK_BUILD_CONCURRENCY",
+    "SPACEDOCK_BUILD_TIMEOUT_SECONDS",
+    "SPACEDOCK_BUILD_ALLOWED_REGISTRIES",
+    "SPACEDOCK_BUILD_MEMORY_MB",
+    "SPACEDOCK_BUILD_CPUS",
+    "SPACEDOCK_BUILD_PROCESSES",
+    "SPACEDOCK_BUILD_CGROUP_PARENT",
+    "SPACEDOCK_BUILD_FEATURES_SECONDS",
+)
+RETENTION_VARIABLES = (
+    "SPACEDOCK_RETENTION_INTERVAL_SECONDS",
+    "SPACEDOCK_RETENTION_DEBOUNCE_SECONDS",
+)
+SERVICE_VARIABLES: Mapping[str, frozenset[str]] = {
+    "registry": frozenset(
+        CORE_VARIABLES + STORAGE_VARIABLES + GATEWAY_VARIABLES + BUILD_REQUEST_VARIABLES
+    ),
+    "builder": frozenset(CORE_VARIABLES + BUILD_REQUEST_VARIABLES + BUILD_VARIABLES),
+    "reaper": frozenset(CORE_VARIABLES + STORAGE_VARIABLES + RETENTION_VARIABLES),
+}
 
 
 class SettingsError(ValueError):
@@ -78,11 +139,17 @@ class Settings:
         return urlsplit(self.public_url).netloc
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, *, service: str | None = None
+    ) -> Settings:
+        """Every variable, or only those ``service`` reads (a key of ``SERVICE_VARIABLES``)."""
         env = os.environ if environ is None else environ
         problems: list[str] = []
+        reads = None if service is None else SERVICE_VARIABLES[service]
 
         def get(name: str, default: str | None = None) -> str | None:
+            if reads is not None and name not in reads:
+                return default
             value = env.get(name)
             return default if value is None or value == "" else value
 

@@ -10,9 +10,9 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
-import signal
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
+from functools import partial
 
 import structlog
 
@@ -21,16 +21,16 @@ from services.reaper.main import run_reaper
 from services.registry.bootstrap import AdminCredentials
 from services.registry.identity import api_keys
 from services.registry.main import run_registry
-from shared.events.bus import EventBus, InProcessBus
+from shared.events.bus import InProcessBus
 from shared.logging import configure_logging
-from shared.metadata.embedded import EmbeddedMongo, EmbeddedMongoError
+from shared.metadata.embedded import EmbeddedMongoError
+from shared.runtime import Service, metadata_url, run_until_stopped, stop_on_signals
 from shared.sealing import KEY_FILE, SealingKeyInvalid, stored_key
-from shared.settings import Settings, SettingsError
+from shared.settings import SERVICE_VARIABLES, Settings, SettingsError
 from spacedock import admin, sdi_preview
 
 log = structlog.get_logger("spacedock")
 
-Service = Callable[[Settings, asyncio.Event], Awaitable[None]]
 SERVICES = ("serve", "registry", "builder", "reaper")
 
 
@@ -46,7 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     try:
-        settings = Settings.from_env()
+        # A service run alone reads its own variables; serve and the verbs read them all.
+        service = args.command if args.command in SERVICE_VARIABLES else None
+        settings = Settings.from_env(service=service)
     except SettingsError as exc:
         print(f"spacedock: {exc}", file=sys.stderr)
         return 2
@@ -67,46 +69,43 @@ def main(argv: list[str] | None = None) -> int:
 
 async def _run(command: str, settings: Settings) -> int:
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
+    with stop_on_signals(stop):
+        return await _serve(command, settings, stop)
 
-    if command == "serve" and settings.sealing_key is None:
-        # Registry and builder seal and open build commands with one key; a sealed command
-        # may outlive a run (in the outbox), so the key is made once and kept in the data dir.
-        key = stored_key(settings.data_dir / KEY_FILE)
-        settings = dataclasses.replace(settings, sealing_key=key)
-    embedded: EmbeddedMongo | None = None
-    if settings.mongo_url is None:
-        embedded = EmbeddedMongo(settings.data_dir / "metadata")
-        settings = dataclasses.replace(settings, mongo_url=await embedded.start())
-    bus: EventBus | None = None
+
+async def _serve(command: str, settings: Settings, stop: asyncio.Event) -> int:
     if command == "serve":
-        # One process: the services share an in-process bus (without RabbitMQ) and the
-        # builder signs in with a key made for this run.
-        bus = InProcessBus() if settings.amqp_url is None else None
-        if settings.builder_key is None:
-            settings = dataclasses.replace(settings, builder_key=api_keys.new_key().text)
-    try:
-        services: list[Awaitable[None]] = []
+        settings = _one_process(settings)
+    async with metadata_url(settings) as settings:
+        # One process without RabbitMQ: its services share an in-process bus.
+        bus = InProcessBus() if command == "serve" and settings.amqp_url is None else None
+        services: list[Service] = []
         if command in ("serve", "registry"):
             show = _print_welcome if command == "serve" else None
-            services.append(run_registry(settings, stop, on_ready=_banner(settings, show), bus=bus))
+            on_ready = _banner(settings, show)
+            services.append(partial(run_registry, settings, on_ready=on_ready, bus=bus))
         if command in ("serve", "builder"):
-            services.append(run_builder(settings, stop, bus=bus))
+            services.append(partial(run_builder, settings, bus=bus))
         if command in ("serve", "reaper"):
-            services.append(run_reaper(settings, stop, bus=bus))
-        tasks = [asyncio.ensure_future(service) for service in services]
-        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
-        stop.set()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        for task in done:
-            if task.exception() is not None:
-                raise task.exception()  # type: ignore[misc]
-        return 0
-    finally:
-        if embedded is not None:
-            await embedded.stop()
+            services.append(partial(run_reaper, settings, bus=bus))
+        try:
+            await run_until_stopped(services, stop)
+        finally:
+            if bus is not None:
+                await bus.close()
+    return 0
+
+
+def _one_process(settings: Settings) -> Settings:
+    """Registry and builder in one process seal and open build commands with one key, and
+    the builder signs in with a key made for this run. A sealed command may outlive a run
+    (in the outbox), so the sealing key is made once and kept in the data dir."""
+    if settings.sealing_key is None:
+        key = stored_key(settings.data_dir / KEY_FILE)
+        settings = dataclasses.replace(settings, sealing_key=key)
+    if settings.builder_key is None:
+        settings = dataclasses.replace(settings, builder_key=api_keys.new_key().text)
+    return settings
 
 
 def _banner(

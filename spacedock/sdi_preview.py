@@ -326,9 +326,15 @@ def read_variables(path: Path) -> dict[str, str | None]:
 
 
 def _out_folder(out: Path | None) -> Path | None:
+    """``out``, an empty folder made if need be; UsageError for anything else (a file, a link
+    to nothing, a folder under a file or one this user may not make or read)."""
     if out is None:
         return None
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise UsageError(f"--out {out} is not an empty folder")
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        if out.exists() and (not out.is_dir() or any(out.iterdir())):
+            raise UsageError(f"--out {out} is not an empty folder")
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise UsageError(f"--out {out} cannot be made an empty folder: {reason}") from exc
     return out

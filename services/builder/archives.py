@@ -19,6 +19,7 @@ following links.
 
 from __future__ import annotations
 
+import lzma
 import os
 import stat
 import tarfile
@@ -152,7 +153,8 @@ def extract(archive: Path, destination: Path, budget: Budget | None = None) -> l
         if magic.startswith(b"PK"):
             try:
                 written = _extract_zip(archive, tree)
-            except (RuntimeError, NotImplementedError) as exc:  # encrypted, unknown method
+            except (RuntimeError, NotImplementedError, lzma.LZMAError) as exc:
+                # encrypted, a method zipfile lacks, damaged LZMA data
                 raise ArchiveError("archive_invalid", f"the zip archive: {exc}") from exc
         elif magic.startswith(b"\x1f\x8b"):
             written = _extract_tar(archive, tree)

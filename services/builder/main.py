@@ -4,8 +4,6 @@ or the in-process bus), build, push, and report through the outbox."""
 from __future__ import annotations
 
 import asyncio
-import os
-import socket
 
 import structlog
 from aio_pika.abc import AbstractIncomingMessage
@@ -16,22 +14,16 @@ from services.builder.docker_engine import DockerEngine, DockerLimits
 from services.builder.isolation import close_isolated
 from services.builder.registry_client import RegistryClient
 from services.builder.worker import BuildWorker, Command
-from shared.events.bus import (
-    AmqpBus,
-    EventBus,
-    InProcessBus,
-    Outgoing,
-    consume_queue,
-)
+from shared.builds import lifecycle
+from shared.events.bus import EventBus, InProcessBus, Outgoing, consume_queue
 from shared.events.envelope import COMMANDS_EXCHANGE
-from shared.events.relay import OutboxRelay
-from shared.metadata.store import MetadataStore
+from shared.runtime import ServiceRuntime
 from shared.sealing import Sealer
 from shared.settings import Settings
 
 log = structlog.get_logger("spacedock.builder")
 QUEUE = "spacedock.builder.requests"
-ROUTING_KEY = "build.request"
+ROUTING_KEY = lifecycle.REQUESTED
 BUILDER_ACCOUNT = "spacedock-builder"
 
 
@@ -50,14 +42,11 @@ async def run_builder(settings: Settings, stop: asyncio.Event, bus: EventBus | N
             reason="set SPACEDOCK_SEALING_KEY (the registry's) to build requests with "
             "sensitive variables from the registry; their sealed values cannot be opened",
         )
-    metadata = MetadataStore.connect(settings.mongo_url)
-    own_bus = bus is None
-    if bus is None:
-        bus = AmqpBus(settings.amqp_url) if settings.amqp_url else InProcessBus()
-    owner = f"builder@{socket.gethostname()}:{os.getpid()}"
-    relay = OutboxRelay(metadata.outbox, bus, owner)
-    client = RegistryClient(settings.registry_url, BUILDER_ACCOUNT, settings.builder_key)
-    async with client:
+    async with ServiceRuntime.open("builder", settings, bus=bus) as runtime:
+        runtime.on_close(close_isolated)
+        client = await runtime.enter(
+            RegistryClient(settings.registry_url, BUILDER_ACCOUNT, settings.builder_key)
+        )
         environment = BuildEnvironment(
             service=client,
             registry_url=settings.registry_url,
@@ -67,30 +56,21 @@ async def run_builder(settings: Settings, stop: asyncio.Event, bus: EventBus | N
             policy=build_policy(settings),
         )
         worker = BuildWorker(
-            metadata,
+            runtime.metadata,
             environment,
-            owner=owner,
+            owner=runtime.owner,
             source=f"{settings.public_url}/builder",
             time_limit=settings.build_timeout_seconds,
-            notify=relay.notify,
+            notify=runtime.relay.notify,
             sealer=None if settings.sealing_key is None else Sealer(settings.sealing_key),
         )
-        tasks = [asyncio.ensure_future(relay.run())]
-        try:
-            if settings.amqp_url:
-                tasks.append(asyncio.ensure_future(_consume_amqp(settings, worker)))
-            elif isinstance(bus, InProcessBus):
-                _consume_in_process(bus, worker, settings.build_concurrency)
-            log.info("builder_ready", concurrency=settings.build_concurrency)
-            await stop.wait()
-        finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            if own_bus:
-                await bus.close()
-            await metadata.close()
-            close_isolated()
+        runtime.start_relay()
+        if settings.amqp_url:
+            runtime.spawn(_consume_amqp(settings, worker))
+        elif isinstance(runtime.bus, InProcessBus):
+            _consume_in_process(runtime.bus, worker, settings.build_concurrency)
+        log.info("builder_ready", concurrency=settings.build_concurrency)
+        await stop.wait()
 
 
 def build_policy(settings: Settings) -> BuildPolicy:

@@ -3,8 +3,12 @@ builder (log lines, error messages).
 
 A value is looked for as itself and in the encodings a build step or a template is likely to
 print it in: base64 (standard and URL-safe; a secret inside a larger encoded file is found at
-any of the three alignments a byte offset can give it), URL, HTML and JSON escaping, the
-filters' XML and URI escaping, and hex. A line break may fall inside any of them (``base64``
+any of the three alignments a byte offset can give it), URL, HTML and JSON escaping, hex, and
+every escaping the configuration features write a value in (``writer_forms``): the filters'
+(HTML, XML, JSON, YAML, .properties, URI), and the structured variables', transforms' and
+.NET configuration variables' writers (JSON string escapes, XML entities and character
+references, .properties escapes with ``\\uXXXX`` for what Latin-1 lacks, YAML's quoted
+styles). A line break may fall inside any of them (``base64``
 wraps at 76 columns), and a piece of a base64 form at the very start or end of a text is
 masked too: the rest of it may be in the line before or after.
 
@@ -27,6 +31,8 @@ import re
 import urllib.parse
 from collections.abc import Iterable, Iterator
 from typing import Any
+
+from yaml.emitter import Emitter
 
 MASK = "********"
 MIN_ENCODED = 6  # shorter encoded forms would mask noise ("61" for "a")
@@ -75,8 +81,80 @@ def escaped_forms(secret: str) -> set[str]:
         json.dumps(secret, ensure_ascii=False)[1:-1],
         data.hex(),
         data.hex().upper(),
+        *writer_forms(secret),
     }  # fmt: skip
     return {form for form in forms if len(form) >= MIN_ENCODED}
+
+
+# --- the escapings of the configuration features' writers ---------------------------------
+
+# JSON: the structured variables' writer (Newtonsoft's) and the JsonEscape filter.
+_JSON_NAMED = {"\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r", '"': '\\"',
+               "\\": "\\\\"}  # fmt: skip
+_JSON_WRITTEN = re.compile('[\x00-\x1f"\\\\\x85\u2028\u2029]')
+_JSON_FILTER = str.maketrans({'"': '\\"', "\r": "\\r", "\t": "\\t", "\n": "\\n", "\\": "\\\\"})
+# XML: .NET's XmlTextWriter (transforms, .NET configuration variables) writes a control
+# character as a reference; the structured variables' writer and .NET's write a tab, line
+# break or carriage return in an attribute as one.
+_XML_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f]")
+_XML_CONTENT = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
+_XML_ATTRIBUTE = str.maketrans(
+    {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "\n": "&#xA;", "\r": "&#xD;"}
+)
+_HTML_FILTER = str.maketrans(
+    {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&apos;", "/": "&#x2F;"}
+)
+# .properties: the writer's and the filters' escapes, \\uXXXX (UTF-16) past Latin-1.
+_PROPERTIES = re.compile("[\\\\\r\n\t]|[^\x00-\xfe]")
+_PROPERTIES_NAMED = {"\\": "\\\\", "\r": "\\r", "\n": "\\n", "\t": "\\t"}
+# YAML double-quoted: the YamlDoubleQuoteEscape filter (all but printable ASCII, \\uxxxx)
+# and the structured variables' emitter (PyYAML's escapes, \\xXX, \\uXXXX, \\UXXXXXXXX).
+_YAML_FILTER = re.compile('[^\x20-\x7e]|[\\\\"]')
+_YAML_FILTER_NAMED = {"\r": "\\r", "\n": "\\n", "\t": "\\t", "\\": "\\\\", '"': '\\"'}
+
+
+def writer_forms(secret: str) -> set[str]:
+    """``secret`` as each configuration feature writes it into a file: what ``spacedock sdi
+    preview`` shows in its diff and a build step may print."""
+    content = _XML_CONTROL.sub(lambda m: f"&#x{ord(m[0]):X};", secret.translate(_XML_CONTENT))
+    attribute = _XML_CONTROL.sub(lambda m: f"&#x{ord(m[0]):X};", secret.translate(_XML_ATTRIBUTE))
+    properties = _PROPERTIES.sub(lambda m: _PROPERTIES_NAMED.get(m[0]) or _u_escape(m[0]), secret)
+    return {
+        _JSON_WRITTEN.sub(lambda m: _JSON_NAMED.get(m[0], f"\\u{ord(m[0]):04x}"), secret),
+        secret.translate(_JSON_FILTER),
+        content,
+        attribute,
+        attribute.replace("\t", "&#x9;"),
+        secret.translate(_HTML_FILTER),
+        properties,
+        properties.replace(" ", "\\ ").replace(":", "\\:").replace("=", "\\="),  # a key
+        _YAML_FILTER.sub(lambda m: _YAML_FILTER_NAMED.get(m[0]) or _u_escape(m[0]), secret),
+        "".join(_yaml_emitted(char) for char in secret),
+        secret.replace("'", "''"),  # YAML single-quoted
+    }
+
+
+def _u_escape(char: str) -> str:
+    """``\\uxxxx`` for each UTF-16 unit of ``char``."""
+    units = char.encode("utf-16-le", errors="surrogatepass")
+    return "".join(
+        f"\\u{int.from_bytes(units[i : i + 2], 'little'):04x}" for i in range(0, len(units), 2)
+    )
+
+
+def _yaml_emitted(char: str) -> str:
+    code = ord(char)
+    printable = (
+        code in (0x9, 0x85) or 0x20 <= code <= 0x7E or 0xA0 <= code <= 0xD7FF
+        or 0xE000 <= code <= 0xFFFD
+    )  # fmt: skip
+    if printable and char not in '"\\\x85\u2028\u2029':
+        return char
+    if char in Emitter.ESCAPE_REPLACEMENTS:
+        return "\\" + Emitter.ESCAPE_REPLACEMENTS[char]
+    if code <= 0xFF:
+        return f"\\x{code:02X}"
+    return f"\\u{code:04X}" if code <= 0xFFFF else f"\\U{code:08X}"
 
 
 def value_lines(secret: str) -> list[str]:

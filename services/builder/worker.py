@@ -6,7 +6,9 @@ to, another space's build), takes it with a lease, runs it under the time limit 
 renewing the lease (and noticing a cancellation), and records the outcome with its
 ``build.succeeded`` or ``build.failed`` event in one transaction. A request that cannot be
 read fails with ``request_invalid`` and is acknowledged: a poison message is never
-redelivered forever.
+redelivered forever. Statuses, results and events are the lifecycle's
+(``shared.builds.lifecycle``); every failure is an error of its catalogue
+(``shared.builds.errors``), whatever the builder's module that raised it.
 Sensitive values come in clear from the deployment server, or sealed in the registry's
 commands (opened here with ``SPACEDOCK_SEALING_KEY``); log lines and everything else that
 leaves the builder have them masked.
@@ -27,17 +29,19 @@ from typing import Any
 
 import structlog
 
-from services.builder.build import BuildEnvironment, BuildFailed, run_build
+from services.builder.build import BuildEnvironment, BuildFailed, BuildOutcome, run_build
 from services.builder.redaction import Masker
-from shared.build_requests import (
-    BuildRequest,
+from shared.build_requests import BuildRequest, build_id_of, parse_build_request
+from shared.builds import lifecycle
+from shared.builds.errors import (
+    BuildError,
+    Cancelled,
+    InternalError,
     RequestInvalid,
-    build_id_of,
-    build_key,
-    parse_build_request,
+    TimedOut,
 )
-from shared.events.envelope import build_event
-from shared.metadata.builds import TERMINAL, new_build
+from shared.builds.lifecycle import TERMINAL, Built, Outcome
+from shared.metadata.builds import BuildRecord, new_build, refused_build
 from shared.metadata.store import MetadataStore
 from shared.oci.names import SPACE_RE
 from shared.sealing import Sealer
@@ -46,7 +50,6 @@ log = structlog.get_logger("spacedock.builder")
 LEASE = dt.timedelta(seconds=30)
 RENEW_SECONDS = 10.0
 CANCEL_CHECK_SECONDS = 1.0
-LAST_LINES = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,13 +107,13 @@ class BuildWorker:
             data, command_id = _request_data(command.body)
             request = parse_build_request(data, sealer=self.sealer)
         except RequestInvalid as exc:
-            await self._refuse(command, data, command_id, str(exc))
+            await self._refuse(command, data, command_id, exc)
             return
         doc = await self._document(request, command)
         deadline = time.monotonic() + self.time_limit + 3 * LEASE.total_seconds()
         while True:
-            if doc["status"] in TERMINAL:
-                log.info("build_already_done", build_id=request.build_id, status=doc["status"])
+            if doc.status in TERMINAL:
+                log.info("build_already_done", build_id=request.build_id, status=doc.status.value)
                 await self._answer_again(doc, command)
                 return
             claimed = await self.builds.claim(request.space, request.build_id, self.owner, LEASE)
@@ -128,7 +131,7 @@ class BuildWorker:
                 return
             doc = current
 
-    async def _document(self, request: BuildRequest, command: Command) -> dict[str, Any]:
+    async def _document(self, request: BuildRequest, command: Command) -> BuildRecord:
         doc, created = await self.builds.create(
             new_build(
                 request.space,
@@ -138,104 +141,77 @@ class BuildWorker:
                 reply_to=command.reply_to,
             )
         )
-        if not created and (command.correlation_id or command.reply_to) and not doc.get("reply_to"):
+        if not created and (command.correlation_id or command.reply_to) and not doc.reply_to:
             attached = await self.builds.attach_reply(
                 request.space, request.build_id, command.correlation_id, command.reply_to
             )
             doc = attached or doc
         return doc
 
-    async def _run(self, request: BuildRequest, doc: dict[str, Any]) -> None:
+    async def _run(self, request: BuildRequest, doc: BuildRecord) -> None:
         build_log = BuildLog(sorted(request.sensitive_variables.values(), key=len, reverse=True))
-        correlation, reply_to = doc.get("correlation_id"), doc.get("reply_to")
+        correlation, reply_to = doc.correlation_id, doc.reply_to
         started = time.monotonic()
-        base = {"build_id": request.build_id, "space": request.space}
+        space, build_id = request.space, request.build_id
         await self.metadata.outbox.add(
             [
-                build_event(
-                    "build.started",
-                    source=self.source,
-                    build_id=request.key,
-                    data={**base, "status": "running"},
-                    correlation_id=correlation,
+                lifecycle.started_event(
+                    space, build_id, source=self.source, correlation_id=correlation
                 )
             ]
         )
         self._notify()
-        log.info("build_started", build_id=request.build_id, space=request.space)
+        log.info("build_started", build_id=build_id, space=space)
         task = asyncio.ensure_future(self._execute(request, build_log))
         cancelled = asyncio.Event()
         watcher = asyncio.ensure_future(self._watch(request, task, build_log, cancelled))
-        status = "failed"
-        fields: dict[str, Any] = {}
+        error: BuildError | None = None
         try:
-            outcome = await asyncio.wait_for(asyncio.shield(task), self.time_limit)
-            image = outcome.image
-            result = {
-                **base,
-                "status": "succeeded",
-                "image": image,
-                "digest": outcome.digest,
-                "reference": f"{image}@{outcome.digest}",
-                "strategy": outcome.strategy,
-                "duration_ms": int((time.monotonic() - started) * 1000),
-            }
-            status, fields = "succeeded", {"result": result, "error": None}
+            built: BuildOutcome = await asyncio.wait_for(asyncio.shield(task), self.time_limit)
         except TimeoutError:
             await _stop(task)
-            limit = f"the build took longer than {self.time_limit:g}s"
-            fields = self._failure(base, "timeout", limit, build_log, started)
+            error = TimedOut(f"the build took longer than {self.time_limit:g}s")
         except asyncio.CancelledError:
             if not cancelled.is_set():
                 await _stop(task)
                 raise  # the worker itself is stopping: the lease lapses and another resumes
-            status = "cancelled"
-            fields = self._failure(base, "cancelled", "the build was cancelled", build_log, started)
-            fields["result"]["status"] = "cancelled"
+            error = Cancelled("the build was cancelled")
         except BuildFailed as exc:
-            fields = self._failure(base, exc.code, exc.message, build_log, started)
+            error = BuildError.for_code(exc.code, exc.message)
         except Exception as exc:  # a bug: the build fails, the worker goes on
-            log.exception("build_crashed", build_id=request.build_id)
-            fields = self._failure(base, "internal_error", type(exc).__name__, build_log, started)
+            log.exception("build_crashed", build_id=build_id)
+            error = InternalError(type(exc).__name__)
         finally:
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await watcher
-        await self.builds.append_logs(request.space, request.build_id, build_log.unflushed())
-        kind = "build.succeeded" if status == "succeeded" else "build.failed"
-        event = build_event(
-            kind,
-            source=self.source,
-            build_id=request.key,
-            data=fields["result"],
-            correlation_id=correlation,
-            reply_to=reply_to,
-        )
-        await self.builds.finish(
-            request.space, request.build_id, self.owner, status, fields, [event]
-        )
+        duration_ms = int((time.monotonic() - started) * 1000)
+        if error is None:
+            made = Built(built.image, built.digest, built.strategy)
+            outcome = lifecycle.succeeded(space, build_id, made, duration_ms=duration_ms)
+        else:
+            outcome = self._failure(space, build_id, error, build_log, duration_ms)
+        await self.builds.append_logs(space, build_id, build_log.unflushed())
+        event = outcome.event(source=self.source, correlation_id=correlation, reply_to=reply_to)
+        await self.builds.finish(space, build_id, self.owner, outcome, [event])
         self._notify()
         log.info(
             "build_finished",
-            build_id=request.build_id,
-            status=status,
-            code=(fields.get("error") or {}).get("code"),
+            build_id=build_id,
+            status=outcome.status.value,
+            code=None if outcome.error is None else outcome.error.code,
         )
 
+    @staticmethod
     def _failure(
-        self, base: dict[str, Any], code: str, message: str, build_log: BuildLog, started: float
-    ) -> dict[str, Any]:
-        message = build_log.masker.mask(message)
-        error = {"code": code, "message": message}
-        build_log(f"failed: {code}: {message}")
-        result = {
-            **base,
-            "status": "failed",
-            "error": error,
-            "logs": build_log.lines[-LAST_LINES:],
-            "duration_ms": int((time.monotonic() - started) * 1000),
-        }
-        return {"result": result, "error": error}
+        space: str, build_id: str, error: BuildError, build_log: BuildLog, duration_ms: int
+    ) -> Outcome:
+        """The failure, its message masked, written last in the log the result ends with."""
+        error = type(error)(build_log.masker.mask(error.message))
+        build_log(f"failed: {error.code}: {error.message}")
+        return lifecycle.ended_by(
+            space, build_id, error, logs=build_log.lines, duration_ms=duration_ms
+        )
 
     async def _execute(self, request: BuildRequest, build_log: BuildLog) -> Any:
         with tempfile.TemporaryDirectory(
@@ -265,56 +241,42 @@ class BuildWorker:
             except Exception as exc:  # a metadata blip: the build goes on, try again soon
                 log.warning("build_watch_failed", build_id=build_id, error=str(exc)[:200])
                 continue
-            if doc is None or doc.get("cancel_requested") or doc.get("owner") != self.owner:
+            if doc is None or doc.cancel_requested or doc.owner != self.owner:
                 cancelled.set()
                 task.cancel()
                 return
 
     async def _refuse(
-        self, command: Command, data: Any, command_id: str | None, message: str
+        self, command: Command, data: Any, command_id: str | None, error: RequestInvalid
     ) -> None:
         """Fail the request with ``request_invalid``: recorded as a failed build under its
         space and id when it names both (and they are free), else only reported. It never
         writes onto, nor answers with, a build another request made, except the queued build
         that this very command is the registry's request for."""
         build_id = build_id_of(data)
-        error = {"code": "request_invalid", "message": message}
         named = data.get("space") if isinstance(data, dict) else None
         space = named if isinstance(named, str) and SPACE_RE.fullmatch(named) else None
-        result = {"build_id": build_id, "space": space, "status": "failed", "error": error}
-        event = build_event(
-            "build.failed",
+        outcome = lifecycle.refused(space, build_id, error)
+        event = outcome.event(
             source=self.source,
-            build_id=build_key(space, build_id) if space and build_id else "unknown",
-            data=result,
             correlation_id=command.correlation_id,
             reply_to=command.reply_to,
         )
-        log.warning("build_request_invalid", build_id=build_id, space=space, error=message)
+        log.warning("build_request_invalid", build_id=build_id, space=space, error=error.message)
         if build_id is None or space is None:
             await self.metadata.outbox.add([event])
             self._notify()
             return
-        doc = new_build(
-            space,
-            build_id,
-            None,
-            status="failed",
-            finished_at=dt.datetime.now(dt.UTC),
-            result=result,
-            error=error,
-        )
-        existing, created = await self.builds.create(doc, [event])
-        if not created and command_id is not None and existing.get("command_id") == command_id:
+        existing, created = await self.builds.create(refused_build(outcome), [event])
+        if not created and command_id is not None and existing.command_id == command_id:
             # The registry queued this build with this command, which cannot be read here
             # (a sealing key that differs from the registry's): the build fails with it.
-            fields = {"result": result, "error": error}
             answer = dataclasses.replace(
                 event,
-                correlation_id=existing.get("correlation_id"),
-                reply_to=existing.get("reply_to"),
+                correlation_id=existing.correlation_id,
+                reply_to=existing.reply_to,
             )
-            await self.builds.finish(space, build_id, None, "failed", fields, [answer])
+            await self.builds.finish(space, build_id, None, outcome, [answer])
         elif not created and command.reply_to:
             # The id belongs to another request: answer this one, report nothing on it.
             await self.metadata.outbox.add(
@@ -324,26 +286,21 @@ class BuildWorker:
             )
         self._notify()
 
-    async def _answer_again(self, doc: dict[str, Any], command: Command) -> None:
+    async def _answer_again(self, doc: BuildRecord, command: Command) -> None:
         """A repeated request gets the first result (to its reply queue) and builds nothing."""
-        if not command.reply_to or doc.get("result") is None:
+        if not command.reply_to or doc.result is None:
             return
-        kind = "build.succeeded" if doc["status"] == "succeeded" else "build.failed"
-        event = build_event(
-            kind,
-            source=self.source,
-            build_id=build_key(doc["space"], doc["build_id"]),
-            data=doc["result"],
-            correlation_id=command.correlation_id,
+        event = lifecycle.result_event(
+            doc.status, doc.result, source=self.source, correlation_id=command.correlation_id
         )
         # Only to the requester's queue (the default exchange routes by queue name).
         await self.metadata.outbox.add([event], exchange="", routing_key=command.reply_to)
         self._notify()
 
 
-def _wait_for(doc: dict[str, Any]) -> float:
+def _wait_for(doc: BuildRecord) -> float:
     """Until the holder's lease ends (it renews while alive), within 0.5 to 5 seconds."""
-    until = doc.get("lease_until")
+    until = doc.lease_until
     if not isinstance(until, dt.datetime):
         return 1.0
     if until.tzinfo is None:

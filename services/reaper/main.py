@@ -16,23 +16,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import os
-import socket
 import time
 import uuid
 
 import structlog
 
 from services.reaper.pushes import consume_pushes
-from shared.events.bus import AmqpBus, EventBus, InProcessBus
+from shared.events.bus import EventBus
 from shared.events.envelope import CloudEvent
 from shared.events.relay import OutboxRelay
 from shared.garbage import collect_blobs
 from shared.metadata.store import MetadataStore
 from shared.retention import PolicyInvalid, RetentionPolicy
 from shared.retention_run import EventSource, run_retention
+from shared.runtime import ServiceRuntime
 from shared.settings import Settings
-from shared.storage.factory import open_blob_store
 from shared.storage.port import BlobStore
 
 log = structlog.get_logger("spacedock.reaper")
@@ -47,20 +45,19 @@ async def run_reaper(settings: Settings, stop: asyncio.Event, bus: EventBus | No
         log.warning("reaper_idle", reason="set SPACEDOCK_MONGO_URL to apply retention")
         await stop.wait()
         return
-    metadata = MetadataStore.connect(settings.mongo_url)
-    store = await open_blob_store(settings)
-    own_bus = bus is None
-    if bus is None:
-        bus = AmqpBus(settings.amqp_url) if settings.amqp_url else InProcessBus()
-    owner = f"reaper@{socket.gethostname()}:{os.getpid()}"
-    relay = OutboxRelay(metadata.outbox, bus, owner)
-    wake = asyncio.Event()
-    tasks = [
-        asyncio.ensure_future(relay.run()),
-        asyncio.ensure_future(consume_pushes(settings, metadata, bus, wake)),
-    ]
-    reaper = Reaper(metadata, store, settings, owner)
-    log.info("reaper_ready", every_seconds=settings.retention_interval_seconds)
+    async with ServiceRuntime.open("reaper", settings, blobs=True, bus=bus) as runtime:
+        wake = asyncio.Event()
+        runtime.start_relay()
+        runtime.spawn(consume_pushes(settings, runtime.metadata, runtime.bus, wake))
+        reaper = Reaper(runtime.metadata, runtime.store, settings, runtime.owner)
+        log.info("reaper_ready", every_seconds=settings.retention_interval_seconds)
+        await _rounds(reaper, runtime.relay, wake, stop)
+
+
+async def _rounds(
+    reaper: Reaper, relay: OutboxRelay, wake: asyncio.Event, stop: asyncio.Event
+) -> None:
+    """A round, then a pause until the next is due or a push makes a space due; until stopped."""
     stopping = asyncio.ensure_future(stop.wait())
     try:
         while not stop.is_set():
@@ -85,13 +82,6 @@ async def run_reaper(settings: Settings, stop: asyncio.Event, bus: EventBus | No
             waking.cancel()
     finally:
         stopping.cancel()
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        if own_bus:
-            await bus.close()
-        await store.close()
-        await metadata.close()
 
 
 class Reaper:

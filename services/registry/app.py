@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import socket
 from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
@@ -36,16 +34,16 @@ from services.registry.keys import (
     uploads_key,
 )
 from services.registry.management import routes as management_routes
+from services.registry.management.packages import sdi_scanner_context
 from services.registry.management.routes import OPENAPI_PATH
 from services.registry.metrics import Metrics
 from services.registry.middleware import error_bodies
 from services.registry.registry import Registry
 from services.registry.uploads import Uploads
-from shared.events.bus import AmqpBus, EventBus, InProcessBus
-from shared.events.relay import OutboxRelay
+from shared.events.bus import EventBus
 from shared.metadata.store import MetadataStore
+from shared.runtime import ServiceRuntime
 from shared.settings import Settings
-from shared.storage.factory import open_blob_store
 from shared.storage.port import BlobStore
 
 API_VERSION_HEADER = ("Docker-Distribution-API-Version", "registry/2.0")
@@ -69,6 +67,7 @@ def create_app(
     app[settings_key] = settings
     app[metrics_key] = Metrics()
     app.cleanup_ctx.append(_resources(metadata, store, bus))
+    app.cleanup_ctx.append(sdi_scanner_context)
     app.on_response_prepare.append(_api_version_header)
     _add_routes(app)
     return app
@@ -79,51 +78,40 @@ def _resources(
 ) -> Callable[[web.Application], AsyncIterator[None]]:
     async def resources(app: web.Application) -> AsyncIterator[None]:
         settings = app[settings_key]
-        own_metadata, own_store, own_bus = metadata is None, store is None, bus is None
-        if metadata is None:
-            if settings.mongo_url is None:
-                raise RuntimeError("create_app needs settings.mongo_url")
-            app[metadata_key] = MetadataStore.connect(settings.mongo_url)
-        else:
-            app[metadata_key] = metadata
-        app[store_key] = store if store is not None else await open_blob_store(settings)
-        if bus is None:
-            app[bus_key] = AmqpBus(settings.amqp_url) if settings.amqp_url else InProcessBus()
-        else:
-            app[bus_key] = bus
-        meta = app[metadata_key]
-        await meta.check_transactions()
-        credentials = await bootstrap.first_start(meta, settings)
-        if credentials is not None:
-            app[admin_credentials_key] = credentials
-
-        # Unique among live processes (one host cannot bind a port twice), and the same
-        # after a restart, so a restarted instance resumes its own outbox claims at once.
-        owner = f"registry@{socket.gethostname()}:{settings.listen_port}"
-        relay = OutboxRelay(meta.outbox, app[bus_key], owner)
-        app[relay_key] = relay
-        events = ImageEvents(settings.public_url, settings.public_host, relay.notify)
-        app[registry_key] = Registry(
-            meta, app[store_key], cache_ttl=settings.cache_ttl_seconds, events=events
-        )
-        app[uploads_key] = Uploads(meta, app[store_key])
-        app[access_key] = AccessControl(
-            meta.accounts,
-            TokenSigner(await meta.accounts.signing_key()),
-            public_url=settings.public_url,
-            cache_ttl=settings.cache_ttl_seconds,
-            token_ttl=settings.token_ttl_seconds,
-        )
-        relaying = asyncio.ensure_future(relay.run())
-        yield
-        relaying.cancel()
-        await asyncio.gather(relaying, return_exceptions=True)
-        if own_bus:
-            await app[bus_key].close()
-        if own_store:
-            await app[store_key].close()
-        if own_metadata:
-            await meta.close()
+        # The port names the outbox claims: unique among live processes (one host cannot
+        # bind a port twice), and the same after a restart, so a restarted instance resumes
+        # its own claims at once.
+        async with ServiceRuntime.open(
+            "registry",
+            settings,
+            instance=settings.listen_port,
+            blobs=True,
+            metadata=metadata,
+            store=store,
+            bus=bus,
+        ) as runtime:
+            meta = app[metadata_key] = runtime.metadata
+            app[store_key] = runtime.store
+            app[bus_key] = runtime.bus
+            await meta.check_transactions()
+            credentials = await bootstrap.first_start(meta, settings)
+            if credentials is not None:
+                app[admin_credentials_key] = credentials
+            app[relay_key] = runtime.relay
+            events = ImageEvents(settings.public_url, settings.public_host, runtime.relay.notify)
+            app[registry_key] = Registry(
+                meta, runtime.store, cache_ttl=settings.cache_ttl_seconds, events=events
+            )
+            app[uploads_key] = Uploads(meta, runtime.store)
+            app[access_key] = AccessControl(
+                meta.accounts,
+                TokenSigner(await meta.accounts.signing_key()),
+                public_url=settings.public_url,
+                cache_ttl=settings.cache_ttl_seconds,
+                token_ttl=settings.token_ttl_seconds,
+            )
+            runtime.start_relay()
+            yield
 
     return resources
 

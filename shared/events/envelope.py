@@ -1,6 +1,7 @@
 """CloudEvents 1.0 (JSON format) as Spacedock sends them (PRODUCT.md §7).
 
-``type`` is ``io.spacedock.<kind>``; the AMQP routing key is ``<kind>``.
+``type`` is ``io.spacedock.<kind>``; the AMQP routing key is ``<kind>``. The build events
+are made by ``shared.builds.lifecycle``.
 """
 
 from __future__ import annotations
@@ -91,18 +92,3 @@ def image_event(
         f"{verb}_at": rfc3339(moment),
     }
     return CloudEvent(kind, source, reference, data, time=moment)
-
-
-def build_event(
-    kind: str,
-    *,
-    source: str,
-    build_id: str,
-    data: dict[str, Any],
-    correlation_id: str | None = None,
-    reply_to: str | None = None,
-) -> CloudEvent:
-    """``build.started``, ``build.succeeded`` or ``build.failed``, about one build."""
-    return CloudEvent(
-        kind, source, build_id, data, correlation_id=correlation_id, reply_to=reply_to
-    )

@@ -2,20 +2,25 @@
 
 ``builds`` documents: ``{_id: "<space>/<build_id>", space, build_id, status, request,
 created_at, started_at, finished_at, result, error, logs, owner, lease_until,
-cancel_requested, correlation_id, reply_to, command_id}``. A build is named by its space and
+cancel_requested, correlation_id, reply_to, command_id, submitted_by}``, read back as
+``BuildRecord``. A build is named by its space and
 id together, in every query: the same ``build_id`` in two spaces is two builds, and nothing
 done for one space reads or writes another's. ``request`` never holds sensitive values (only
 their names); ``command_id`` is the id of the registry's command that queued the build.
 
 A build is worked on by the builder that holds its lease; a redelivered request finds the
 document and either waits for that builder, takes a lapsed lease over, or answers with the
-result it already has: ``build_id`` makes requests idempotent within a space.
+result it already has: ``build_id`` makes requests idempotent within a space. Every change of
+``status`` is a move the lifecycle allows (``shared.builds.lifecycle``), made by one
+conditional update: of two writers racing to move a build, one wins and the other is told.
+Every query names one build by ``_id`` and is served by the ``_id`` index.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from pymongo import ReturnDocument
@@ -24,11 +29,16 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from shared.build_requests import build_key
+from shared.builds.lifecycle import (
+    UNFINISHED,
+    BuildStatus,
+    Outcome,
+    statuses_before,
+)
 from shared.events.envelope import EVENTS_EXCHANGE, CloudEvent
 from shared.events.outbox import Outbox
 
 Document = dict[str, Any]
-TERMINAL = ("succeeded", "failed", "cancelled")
 MAX_LOG_LINES = 2000
 Transaction = Callable[[Callable[[AsyncClientSession], Awaitable[Any]]], Awaitable[Any]]
 
@@ -45,7 +55,7 @@ def new_build(space: str, build_id: str, request: Document | None, **fields: Any
         "_id": build_key(space, build_id),
         "space": space,
         "build_id": build_id,
-        "status": "queued",
+        "status": BuildStatus.QUEUED.value,
         "request": request,
         "created_at": now,
         "started_at": None,
@@ -56,6 +66,72 @@ def new_build(space: str, build_id: str, request: Document | None, **fields: Any
         "cancel_requested": False,
         **fields,
     }
+
+
+@dataclass(frozen=True, slots=True)
+class BuildRecord:
+    """A build as stored: ``result`` and ``error`` are the lifecycle's renderings."""
+
+    space: str
+    build_id: str
+    status: BuildStatus
+    request: Document | None = None  # without sensitive values
+    created_at: dt.datetime | None = None
+    started_at: dt.datetime | None = None
+    finished_at: dt.datetime | None = None
+    result: Document | None = None
+    error: Document | None = None
+    logs: tuple[str, ...] = ()
+    owner: str | None = None  # the builder holding its lease
+    lease_until: dt.datetime | None = None
+    cancel_requested: bool = False
+    correlation_id: str | None = None
+    reply_to: str | None = None
+    command_id: str | None = None  # the registry's command that queued it
+    submitted_by: str | None = None
+
+    @property
+    def key(self) -> str:
+        return build_key(self.space, self.build_id)
+
+    @classmethod
+    def from_document(cls, doc: Document) -> BuildRecord:
+        return cls(
+            space=doc["space"],
+            build_id=doc["build_id"],
+            status=BuildStatus(doc["status"]),
+            request=doc.get("request"),
+            created_at=doc.get("created_at"),
+            started_at=doc.get("started_at"),
+            finished_at=doc.get("finished_at"),
+            result=doc.get("result"),
+            error=doc.get("error"),
+            logs=tuple(doc.get("logs") or ()),
+            owner=doc.get("owner"),
+            lease_until=doc.get("lease_until"),
+            cancel_requested=bool(doc.get("cancel_requested")),
+            correlation_id=doc.get("correlation_id"),
+            reply_to=doc.get("reply_to"),
+            command_id=doc.get("command_id"),
+            submitted_by=doc.get("submitted_by"),
+        )
+
+
+def _record(doc: Document | None) -> BuildRecord | None:
+    return None if doc is None else BuildRecord.from_document(doc)
+
+
+def refused_build(outcome: Outcome) -> Document:
+    """The document of a request refused before it was a build: born finished, with the
+    space and id its result names."""
+    return new_build(
+        outcome.data["space"],
+        outcome.data["build_id"],
+        None,
+        status=outcome.status.value,
+        finished_at=_now(),
+        **outcome.fields(),
+    )
 
 
 class BuildStore:
@@ -96,12 +172,12 @@ class BuildStore:
                 moved += bool(await self._transaction(move))
         return moved
 
-    async def get(self, space: str, build_id: str) -> Document | None:
-        return await self.collection.find_one({"_id": build_key(space, build_id)})
+    async def get(self, space: str, build_id: str) -> BuildRecord | None:
+        return _record(await self.collection.find_one({"_id": build_key(space, build_id)}))
 
     async def create(
         self, doc: Document, events: Sequence[CloudEvent] = (), *, exchange: str = EVENTS_EXCHANGE
-    ) -> tuple[Document, bool]:
+    ) -> tuple[BuildRecord, bool]:
         """Insert the build (with its events, in one transaction) unless one with its id
         exists; the stored build and whether this call created it."""
 
@@ -115,51 +191,52 @@ class BuildStore:
             existing = await self.get(doc["space"], doc["build_id"])
             assert existing is not None
             return existing, False
-        return doc, True
+        return BuildRecord.from_document(doc), True
 
     async def attach_reply(
         self, space: str, build_id: str, correlation_id: str | None, reply_to: str | None
-    ) -> Document | None:
+    ) -> BuildRecord | None:
         """Have the build's result also sent to ``reply_to`` when no requester asked yet."""
-        return await self.collection.find_one_and_update(
+        return await self._update(
             {"_id": build_key(space, build_id), "reply_to": None},
             {"$set": {"correlation_id": correlation_id, "reply_to": reply_to}},
-            return_document=ReturnDocument.AFTER,
         )
 
     async def claim(
         self, space: str, build_id: str, owner: str, lease: dt.timedelta
-    ) -> Document | None:
+    ) -> BuildRecord | None:
         """Take the build when it is queued, or running under a lease that lapsed."""
         now = _now()
-        return await self.collection.find_one_and_update(
+        return await self._update(
             {
                 "_id": build_key(space, build_id),
                 "$or": [
-                    {"status": "queued"},
-                    {"status": "running", "lease_until": {"$lt": now}},
+                    {"status": BuildStatus.QUEUED.value},
+                    {"status": BuildStatus.RUNNING.value, "lease_until": {"$lt": now}},
                 ],
                 "cancel_requested": {"$ne": True},
             },
             {
                 "$set": {
-                    "status": "running",
+                    "status": BuildStatus.RUNNING.value,
                     "owner": owner,
                     "lease_until": now + lease,
                     "started_at": now,
                 }
             },
-            return_document=ReturnDocument.AFTER,
         )
 
     async def renew(
         self, space: str, build_id: str, owner: str, lease: dt.timedelta
-    ) -> Document | None:
+    ) -> BuildRecord | None:
         """Extend the lease; the build as it stands (None if another owner has it)."""
-        return await self.collection.find_one_and_update(
-            {"_id": build_key(space, build_id), "owner": owner, "status": "running"},
+        return await self._update(
+            {
+                "_id": build_key(space, build_id),
+                "owner": owner,
+                "status": BuildStatus.RUNNING.value,
+            },
             {"$set": {"lease_until": _now() + lease}},
-            return_document=ReturnDocument.AFTER,
         )
 
     async def append_logs(self, space: str, build_id: str, lines: Sequence[str]) -> None:
@@ -174,23 +251,28 @@ class BuildStore:
         space: str,
         build_id: str,
         owner: str | None,
-        status: str,
-        fields: Document,
+        outcome: Outcome,
         events: Sequence[CloudEvent],
     ) -> bool:
         """Record the outcome with its events in one transaction; False when the build is
-        no longer this owner's (taken over, or already finished)."""
+        no longer this owner's (taken over), or cannot end so (already finished)."""
 
         async def record(session: AsyncClientSession) -> bool:
             query: Document = {
                 "_id": build_key(space, build_id),
-                "status": {"$nin": list(TERMINAL)},
+                "status": {"$in": statuses_before(outcome.status)},
             }
             if owner is not None:
                 query["owner"] = owner
             result = await self.collection.update_one(
                 query,
-                {"$set": {"status": status, "finished_at": _now(), **fields}},
+                {
+                    "$set": {
+                        "status": outcome.status.value,
+                        "finished_at": _now(),
+                        **outcome.fields(),
+                    }
+                },
                 session=session,
             )
             if result.modified_count != 1:
@@ -200,10 +282,20 @@ class BuildStore:
 
         return bool(await self._transaction(record))
 
-    async def request_cancel(self, space: str, build_id: str) -> Document | None:
+    async def request_cancel(self, space: str, build_id: str) -> BuildRecord | None:
         """Mark the build cancelled when queued, or ask its builder to stop when running."""
-        return await self.collection.find_one_and_update(
-            {"_id": build_key(space, build_id), "status": {"$in": ["queued", "running"]}},
+        return await self._update(
+            {
+                "_id": build_key(space, build_id),
+                "status": {"$in": [status.value for status in UNFINISHED]},
+            },
             {"$set": {"cancel_requested": True}},
-            return_document=ReturnDocument.AFTER,
+        )
+
+    async def _update(self, query: Document, update: Document) -> BuildRecord | None:
+        """The build after ``update``, when ``query`` matched it."""
+        return _record(
+            await self.collection.find_one_and_update(
+                query, update, return_document=ReturnDocument.AFTER
+            )
         )

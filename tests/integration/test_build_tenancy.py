@@ -216,8 +216,9 @@ async def test_builds_recorded_before_builds_had_spaces_are_found_in_their_space
         await metadata.db.builds.insert_one({**old, "request": None, "logs": ["done"]})
         await metadata.builds.ensure_indexes()
         moved = await metadata.builds.get("spaces-1", "deployments-5-web")
-        assert moved is not None and moved["_id"] == "spaces-1/deployments-5-web"
-        assert moved["build_id"] == "deployments-5-web" and moved["logs"] == ["done"]
+        assert moved is not None and moved.key == "spaces-1/deployments-5-web"
+        assert moved.build_id == "deployments-5-web" and moved.logs == ("done",)
+        assert await metadata.db.builds.find_one({"_id": "spaces-1/deployments-5-web"})
         assert await metadata.builds.get("spaces-2", "deployments-5-web") is None
         assert await metadata.db.builds.count_documents({}) == 1
         assert await metadata.builds.upgrade() == 0  # done once

@@ -262,3 +262,38 @@ def test_packages_that_are_not_refused_sdis_upload_as_before(
             timeout=10,
         )
         assert download.content == content
+
+
+def pax_tar_gz(pax: bytes, files: dict[str, bytes]) -> bytes:
+    """A tar.gz whose first header is a pax header holding ``pax`` as it is."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.USTAR_FORMAT) as archive:
+        header = tarfile.TarInfo("././@PaxHeader")
+        header.type, header.size = tarfile.XHDTYPE, len(pax)
+        archive.addfile(header, io.BytesIO(pax))
+        for name, content in files.items():
+            entry = tarfile.TarInfo(name)
+            entry.size = len(content)
+            archive.addfile(entry, io.BytesIO(content))
+    return gzip.compress(buffer.getvalue())
+
+
+def test_hostile_sdis_are_answered_never_a_server_error(registry: Registry) -> None:
+    """An sdi.yaml YAML's reader refuses is a 422 in the build's words; a pax header tarfile
+    would take quadratic time and memory to parse (CVE-2024-6232) is let through unjudged,
+    after the scan in its child process, and the registry goes on answering."""
+    package_id = f"hostile-{uuid.uuid4().hex[:6]}"
+    control = zip_bytes({"Dockerfile": DOCKERFILE, "sdi.yaml": b"packages: []\x01\n"})
+    response = upload(registry, "spaces-1", f"{package_id}.1.0.0.zip", control)
+    assert response.status_code == 422, response.text
+    error = response.json()["error"]
+    assert (error["message"], error["detail"]) == (
+        "sdi.yaml is not valid YAML (a character YAML does not allow)",
+        {"build_error": "sdi_invalid"},
+    )
+    quadratic = pax_tar_gz(
+        b"2 " * 32 * 1024 + b"=\n", {"Dockerfile": DOCKERFILE, "sdi.yaml": b"features: 7\n"}
+    )
+    response = upload(registry, "spaces-1", f"{package_id}.1.0.1.tar.gz", quadratic)
+    assert response.status_code == 201, response.text
+    assert requests.get(f"{registry.url}/v2/", auth=registry.auth, timeout=10).status_code == 200

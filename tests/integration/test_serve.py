@@ -1,6 +1,7 @@
 """``spacedock serve`` — what ``make run`` starts — on embedded defaults: an embedded
 MongoDB-wire server, filesystem blobs, the in-process bus, and the builder beside the
-registry. A push, a package and a build work, and the process stops cleanly."""
+registry. A push, a package and a build work, and the process stops cleanly. Each service
+also runs alone, on the variables it reads."""
 
 from __future__ import annotations
 
@@ -14,7 +15,14 @@ import requests
 
 from tests.support.builds import push_base_image, upload_package, zip_of
 from tests.support.oci import Client
-from tests.support.processes import BIN, Registry, Service, free_port
+from tests.support.processes import (
+    BIN,
+    Registry,
+    Service,
+    free_port,
+    start_builder,
+    start_reaper,
+)
 
 
 def test_serve_on_embedded_defaults_pushes_and_builds(tmp_path: Path) -> None:
@@ -81,3 +89,27 @@ def test_serve_on_embedded_defaults_pushes_and_builds(tmp_path: Path) -> None:
             process.kill()
             raise AssertionError(f"no clean stop in 30 s\n{log.read_text()[-3000:]}") from None
     assert code == 0, log.read_text()[-2000:]
+
+
+def test_each_service_alone_reads_only_its_own_variables(
+    registry: Registry, tmp_path: Path
+) -> None:
+    """A builder and a reaper beside a registry start, and stop cleanly, with a variable only
+    the registry reads set wrongly; a registry given the same value refuses it by name."""
+    wrong = {"SPACEDOCK_TOKEN_TTL_SECONDS": "forever"}
+    builder = start_builder(tmp_path / "builder", registry, **wrong)
+    reaper = start_reaper(tmp_path / "reaper", registry, **wrong)
+    for service in (builder, reaper):
+        service.stop()
+        assert service.process.returncode == 0, service.log_tail()
+
+    refused = subprocess.run(
+        [str(BIN / "spacedock"), "registry"],
+        env={**registry.env, **wrong},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert refused.returncode == 2
+    assert "SPACEDOCK_TOKEN_TTL_SECONDS='forever'" in refused.stderr

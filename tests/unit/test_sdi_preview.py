@@ -244,6 +244,32 @@ def test_out_must_be_an_empty_or_new_folder(
     assert f"--out {out} is not an empty folder" in capsys.readouterr().err
 
 
+def a_link_to_nothing(out: Path) -> Path:
+    out.symlink_to(out.parent / "nowhere" / "x")
+    return out
+
+
+def under_a_file(out: Path) -> Path:
+    out.write_text("x")
+    return out / "sub"
+
+
+@pytest.mark.parametrize(
+    "prepare", [a_link_to_nothing, under_a_file], ids=["dangling-link", "under-a-file"]
+)
+def test_an_out_folder_that_cannot_be_made_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], prepare: Callable[[Path], Path]
+) -> None:
+    """mkdir's FileExistsError or NotADirectoryError: exit status 2, not a traceback."""
+    out = prepare(tmp_path / "kept")
+    names = tmp_path / "vars.json"
+    names.write_text("{}")
+    status = main(["sdi", "preview", str(sdi_folder(tmp_path / "sdi")), "--variables",
+                   str(names), "--out", str(out)])  # fmt: skip
+    assert status == 2
+    assert f"spacedock: --out {out} cannot be made an empty folder: " in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [

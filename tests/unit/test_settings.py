@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
 
-from shared.settings import S3Settings, Settings, SettingsError
+from shared.settings import SERVICE_VARIABLES, S3Settings, Settings, SettingsError
 
 S3_ENV = {
     "SPACEDOCK_STORAGE": "s3",
@@ -412,3 +413,111 @@ def test_bad_send_timeout_is_reported_by_name(raw: str) -> None:
     message = settings_error({"SPACEDOCK_SEND_TIMEOUT_SECONDS": raw})
     assert "SPACEDOCK_SEND_TIMEOUT_SECONDS" in message
     assert repr(raw) in message
+
+
+class _RecordingEnviron(Mapping[str, str]):
+    """An environment that remembers which names were looked up."""
+
+    def __init__(self, values: Mapping[str, str]) -> None:
+        self._values = dict(values)
+        self.read: set[str] = set()
+
+    def __getitem__(self, name: str) -> str:
+        self.read.add(name)
+        return self._values[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+
+def test_every_variable_read_belongs_to_a_service() -> None:
+    """SERVICE_VARIABLES names every variable there is: none is read by no service."""
+    environ = _RecordingEnviron(S3_ENV)
+    Settings.from_env(environ)
+    assert environ.read == set().union(*SERVICE_VARIABLES.values())
+
+
+@pytest.mark.parametrize("service", sorted(SERVICE_VARIABLES))
+def test_a_service_reads_exactly_its_own_variables(service: str) -> None:
+    environ = _RecordingEnviron(S3_ENV)
+    Settings.from_env(environ, service=service)
+    assert environ.read == SERVICE_VARIABLES[service]
+
+
+def test_what_each_service_needs() -> None:
+    """Storage for those that keep blobs, the builder's own limits for the builder,
+    retention for the reaper; the registry also checks what builds will accept."""
+    registry, builder, reaper = (SERVICE_VARIABLES[s] for s in ("registry", "builder", "reaper"))
+    assert "SPACEDOCK_STORAGE" in registry & reaper
+    assert "SPACEDOCK_STORAGE" not in builder
+    assert "SPACEDOCK_TOKEN_TTL_SECONDS" in registry - builder - reaper
+    assert {"DOCKER_HOST", "SPACEDOCK_BUILD_CONCURRENCY"} <= builder - registry - reaper
+    assert "SPACEDOCK_RETENTION_INTERVAL_SECONDS" in reaper - registry - builder
+    assert {"SPACEDOCK_BUILDER_KEY", "SPACEDOCK_SEALING_KEY"} <= registry & builder
+    assert "SPACEDOCK_BUILD_MAX_FILES" in registry & builder
+    assert {"SPACEDOCK_MONGO_URL", "SPACEDOCK_AMQP_URL", "SPACEDOCK_PUBLIC_URL"} <= (
+        registry & builder & reaper
+    )
+
+
+def test_another_services_bad_variable_does_not_stop_a_service() -> None:
+    """A builder container with a registry-only variable set wrongly still starts; the
+    registry that reads it does not."""
+    environ = {"SPACEDOCK_TOKEN_TTL_SECONDS": "forever", "SPACEDOCK_STORAGE": "tape"}
+    builder = Settings.from_env(environ, service="builder")
+    assert builder.token_ttl_seconds == 300  # the default: the builder does not use it
+    assert builder.storage == "filesystem"
+    message = settings_error_for(environ, "registry")
+    assert "SPACEDOCK_TOKEN_TTL_SECONDS='forever'" in message
+    assert "SPACEDOCK_STORAGE='tape'" in message
+    assert "SPACEDOCK_STORAGE='tape'" in settings_error_for(environ, "reaper")
+
+
+def test_a_bad_variable_a_service_reads_stops_it() -> None:
+    message = settings_error_for({"SPACEDOCK_BUILD_CONCURRENCY": "0"}, "builder")
+    assert "SPACEDOCK_BUILD_CONCURRENCY='0'" in message
+    # The registry does not build, so the builder's concurrency is not its concern.
+    registry = Settings.from_env({"SPACEDOCK_BUILD_CONCURRENCY": "0"}, service="registry")
+    assert registry.build_concurrency == 2
+
+
+def test_a_service_sees_its_variables_as_the_full_read_does() -> None:
+    environ = {
+        **S3_ENV,
+        "SPACEDOCK_LISTEN": "0.0.0.0:5001",
+        "SPACEDOCK_MONGO_URL": "mongodb://mongodb/spacedock",
+        "SPACEDOCK_AMQP_URL": "amqp://rabbitmq/",
+        "SPACEDOCK_BUILDER_KEY": "sdk_0123456789abcdef." + "k" * 43,
+        "SPACEDOCK_BUILD_CONCURRENCY": "8",
+        "SPACEDOCK_RETENTION_INTERVAL_SECONDS": "120",
+        "SPACEDOCK_TOKEN_TTL_SECONDS": "60",
+    }
+    full = Settings.from_env(environ)
+    for service, names in SERVICE_VARIABLES.items():
+        alone = Settings.from_env(environ, service=service)
+        for name, field_name in [
+            ("SPACEDOCK_PUBLIC_URL", "public_url"),
+            ("SPACEDOCK_MONGO_URL", "mongo_url"),
+            ("SPACEDOCK_AMQP_URL", "amqp_url"),
+            ("SPACEDOCK_STORAGE", "s3"),
+            ("SPACEDOCK_BUILDER_KEY", "builder_key"),
+            ("SPACEDOCK_BUILD_CONCURRENCY", "build_concurrency"),
+            ("SPACEDOCK_RETENTION_INTERVAL_SECONDS", "retention_interval_seconds"),
+            ("SPACEDOCK_TOKEN_TTL_SECONDS", "token_ttl_seconds"),
+        ]:
+            if name in names:
+                assert getattr(alone, field_name) == getattr(full, field_name), (service, name)
+
+
+def test_an_unknown_service_is_a_programming_error() -> None:
+    with pytest.raises(KeyError):
+        Settings.from_env({}, service="scheduler")
+
+
+def settings_error_for(environ: dict[str, str], service: str) -> str:
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env(environ, service=service)
+    return str(caught.value)

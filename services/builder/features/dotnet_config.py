@@ -20,6 +20,7 @@ settings naming it would otherwise make a file of any size)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 
 from lxml import etree
@@ -41,6 +42,11 @@ Lookup = Callable[[str], "str | None"]
 _SPACE = " \t\r\n"
 
 
+# What XML 1.0 cannot hold: control characters but tab, line feed and carriage return;
+# surrogates; U+FFFE and U+FFFF.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
 def replace_config_variables(
     content: bytes, names: Iterable[str], lookup: Lookup, *, max_growth: int = MAX_GROWTH
 ) -> tuple[bytes, list[str]]:
@@ -58,6 +64,8 @@ def replace_config_variables(
         if name is None:
             return None
         value = lookup(name) or ""  # a variable without a value empties the setting
+        if _NOT_XML.search(value):  # the server's XmlWriter refuses it too
+            raise TransformError(f"the value of {name} holds a character XML cannot hold")
         left -= len(value) + cost
         if left < 0:
             raise TransformError(

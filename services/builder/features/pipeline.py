@@ -34,7 +34,7 @@ from services.builder.features.structured import (
     replace_structured,
 )
 from services.builder.features.variables import VariableSet
-from services.builder.features.xdt import TransformError, XmlInvalid, apply_transform
+from services.builder.features.xdt import TransformError, Work, XmlInvalid, apply_transform
 from services.builder.tree import files, inside
 from shared.sdi import Features
 
@@ -77,6 +77,7 @@ def apply_features(
     report = FeatureReport()
     evaluator = Evaluator(variables, budget)
     budget = evaluator.budget
+    work = Work()  # XPath and node work, shared by every file of the run
     names = [variable.name for variable in variables]
 
     def lookup(name: str) -> str | None:
@@ -89,7 +90,7 @@ def apply_features(
         _substitute(context, features.substitute_in_files, evaluator, report, log)
     applied: set[str] = set()  # transform files, which the configuration variables skip
     if features.dotnet_config_transforms or features.additional_transforms:
-        applied = _transforms(context, features, environment, tenant, evaluator, report, log)
+        applied = _transforms(context, features, environment, tenant, evaluator, work, report, log)
     if features.dotnet_config_variables:
         ignore_errors = _flag(evaluator, IGNORE_CONFIG_VARIABLE_ERRORS)
         for path in _files(context, "**/*.config"):
@@ -118,7 +119,7 @@ def apply_features(
             try:
                 updated, replacements = replace_structured(
                     path.name, content, names, lookup, max_growth=budget.characters,
-                    json_only=json_only,
+                    json_only=json_only, work=work,
                 )  # fmt: skip
             except StructuredGrowthError as exc:
                 raise _over_budget(context, path, budget, "structured_variables_failed") from exc
@@ -188,19 +189,47 @@ def _matches(
     context: Path, patterns: tuple[str, ...], evaluator: Evaluator, log: Log
 ) -> list[Path]:
     """Regular files matching any pattern (patterns may hold ``#{}``), once each (a file
-    reached by two names too), sorted."""
+    reached by two names too), sorted. Which files a pattern matches is in the log, so a
+    pattern may read no sensitive variable, however indirectly (a ``Substring`` per pattern
+    and a file per character would spell a value out); errors quote the pattern as written,
+    never as rendered."""
     found: dict[Path, Path] = {}  # real path -> the first name found for it
     for pattern in patterns:
-        try:
-            concrete = safe_relative(evaluator.render(pattern), what="file pattern")
-        except (ArchiveError, TemplateError) as exc:
-            raise FeatureError("sdi_invalid", f"file pattern {pattern!r}: {exc}") from exc
+        concrete = _pattern(pattern, evaluator)
         matched = _files(context, concrete)
         if not matched:
             log(f"no files match {pattern!r}")
         for path in matched:
             found.setdefault(_inside(context, path), path)
     return sorted(found.values(), key=lambda path: _rel(context, path))
+
+
+# Why safe_relative refuses a rendered pattern, without the rendering (which it quotes).
+_PATTERN_PROBLEMS = {
+    "archive_absolute_path": "renders as an absolute path",
+    "archive_path_traversal": "renders as a path that leaves the folder (..)",
+}
+
+
+def _pattern(pattern: str, evaluator: Evaluator) -> str:
+    """``pattern`` rendered, as a relative path; ``sdi_invalid`` when it cannot be rendered,
+    reads a sensitive variable or does not stay in the build folder."""
+    try:
+        rendering = evaluator.evaluate(pattern)
+    except TemplateError as exc:
+        raise FeatureError("sdi_invalid", f"file pattern {pattern!r}: {exc}") from exc
+    if rendering.sensitive:
+        raise FeatureError(
+            "sdi_invalid",
+            f"file pattern {pattern!r} reads the sensitive variable(s) "
+            f"{', '.join(sorted(rendering.sensitive))}: the files a pattern matches are named "
+            "in the build log, so a pattern may not depend on a sensitive value",
+        )
+    try:
+        return safe_relative(rendering.text, what="file pattern")
+    except ArchiveError as exc:
+        problem = _PATTERN_PROBLEMS.get(exc.code, "renders as no path in the build folder")
+        raise FeatureError("sdi_invalid", f"file pattern {pattern!r} {problem}") from exc
 
 
 def _substitute(
@@ -296,6 +325,7 @@ def _transforms(
     environment: str | None,
     tenant: str | None,
     evaluator: Evaluator,
+    work: Work,
     report: FeatureReport,
     log: Log,
 ) -> set[str]:
@@ -337,7 +367,7 @@ def _transforms(
         try:
             transformed = apply_transform(
                 content, _read(context, transform), max_growth=budget.characters, log=note,
-                warnings_are_errors=warnings_are_errors and not ignore_errors,
+                warnings_are_errors=warnings_are_errors and not ignore_errors, work=work,
             )  # fmt: skip
         except TransformError as exc:
             if ignore_errors and isinstance(exc, XmlInvalid):  # the server could not load it

@@ -29,8 +29,9 @@ one names a file outside the package, which a build may not read (RuleError). Pa
 worked out below a virtual root standing for the package (``ROOT``) and never leave it: a
 folder a rule leads to outside it does not exist. Backslashes are separators.
 
-Every name compared, and every folder listed, spends a step budget: a rule set and a package
-of any size end within it.
+Every name compared, and every folder listed, spends a step budget (a long name against a
+long pattern more than one step; matching is linear in both, with no backtracking): a rule set
+and a package of any size end within it.
 """
 
 from __future__ import annotations
@@ -160,14 +161,14 @@ def transform_files(
         folder = posixpath.normpath(_combine(_directory(candidate) or "", _directory(relative)))
     if not _below_root(folder) or not folders.is_folder(folder):
         return
-    patterns = [_wildcard(_file_name(default_name)), _wildcard(_file_name(name))]
+    patterns = [_Wildcard(_file_name(default_name)), _Wildcard(_file_name(name))]
     entries = folders.names(folder)
-    steps.spend(len(entries) * len(patterns) + 1)
+    steps.spend(sum(pattern.cost(entry) for pattern in patterns for entry in entries) + 1)
     found: list[str] = []
     for pattern in patterns:
         for entry in entries:
             path = f"{folder.rstrip('/')}/{entry}"
-            if pattern.fullmatch(entry) and path not in found:
+            if pattern.matches(entry) and path not in found:
                 found.append(path)
     for transform in found:
         seen_as = _target_name(candidate, rule, name, transform, current)
@@ -257,27 +258,99 @@ def _trim_wildcard(pattern: str) -> str:
     return pattern[:star] + pattern[star + (2 if pattern.rfind(".") > star + 1 else 1) :]
 
 
-def _wildcard(pattern: str) -> re.Pattern[str]:
+class _Wildcard:
     """A file-name pattern as the server's folder listing on Linux reads it: case-sensitive,
     with the Win32 wildcards .NET keeps there. ``*`` is any run of characters, but ``*.`` at
     the end a name without a dot; ``?`` is one character other than ``.``, or none before a
-    ``.`` or the end; a ``.`` before ``*`` or ``?`` is a dot, or nothing at the end."""
-    if pattern in ("*", "*.*"):
-        return re.compile(".*", re.DOTALL)
-    parts: list[str] = []
-    for index, char in enumerate(pattern):
-        last = index == len(pattern) - 1
-        if char == "*":
-            parts.append("[^.]*" if index == len(pattern) - 2 and pattern[-1] == "." else ".*")
-        elif char == "?":
-            parts.append(r"(?:[^.]|(?=\.|\Z))")
-        elif char == "." and index > 0 and last and pattern[index - 1] == "*":
-            continue  # "*." at the end: taken with the star
-        elif char == "." and not last and pattern[index + 1] in "*?":
-            parts.append(r"(?:\.|\Z)")
-        else:
-            parts.append(re.escape(char))
-    return re.compile("".join(parts), re.DOTALL)
+    ``.`` or the end; a ``.`` before ``*`` or ``?`` is a dot, or nothing at the end.
+
+    Matched as a set of pattern positions carried along the name (bits of an integer), so a
+    match costs the name's length times the pattern's in words, never more: a regular
+    expression would backtrack exponentially on a pattern of many stars."""
+
+    def __init__(self, pattern: str) -> None:
+        self.any = pattern in ("*", "*.*")
+        self.literal: str | None = None
+        self.size = 0  # tokens; the accepting position is this bit
+        self.literals: dict[str, int] = {}  # character -> positions taking it
+        self.required = 0  # characters the literal positions alone consume
+        self.stars = self.plain_stars = self.questions = self.dots = 0
+        if self.any:
+            return
+        tokens: list[str] = []
+        for index, char in enumerate(pattern):
+            last = index == len(pattern) - 1
+            if char == "*":
+                final = index == len(pattern) - 2 and pattern[-1] == "."
+                tokens.append("*." if final else "*")
+            elif char == "?":
+                tokens.append("?")
+            elif char == "." and index > 0 and last and pattern[index - 1] == "*":
+                continue  # "*." at the end: taken with the star
+            elif char == "." and not last and pattern[index + 1] in "*?":
+                tokens.append(".?")
+            else:
+                tokens.append("=" + char)
+        if all(token[0] == "=" for token in tokens):
+            self.literal = pattern
+            return
+        self.size = len(tokens)
+        for position, token in enumerate(tokens):
+            bit = 1 << position
+            if token == "*":
+                self.stars |= bit
+                self.plain_stars |= bit
+            elif token == "*.":
+                self.stars |= bit
+            elif token == "?":
+                self.questions |= bit
+            elif token == ".?":
+                self.dots |= bit
+            else:
+                self.literals[token[1]] = self.literals.get(token[1], 0) | bit
+                self.required += 1
+
+    def cost(self, name: str) -> int:
+        """Steps charged for matching ``name``: one, and more for a long name and pattern."""
+        return 1 + len(name) * (self.size // 64 + 1) // 1024
+
+    def matches(self, name: str) -> bool:
+        if self.any:
+            return True
+        if self.literal is not None:
+            return name == self.literal
+        if len(name) < self.required:
+            return False
+        states = self._closure(1, name[0] if name else "")
+        for index, char in enumerate(name):
+            if char == ".":
+                advance = self.literals.get(".", 0) | self.dots
+                stay = self.plain_stars
+            else:
+                advance = self.literals.get(char, 0) | self.questions
+                stay = self.stars
+            states = ((states & advance) << 1) | (states & stay)
+            if not states:
+                return False
+            states = self._closure(states, name[index + 1 : index + 2])
+        return bool(states >> self.size & 1)
+
+    def _closure(self, states: int, following: str) -> int:
+        """``states`` with the positions reachable without consuming a character before
+        ``following`` (empty at the end): past a star always, past ``?`` before a dot or
+        the end, past a dot-or-end at the end."""
+        passable = self.stars
+        if following in (".", ""):
+            passable |= self.questions
+        if not following:
+            passable |= self.dots
+        # Positions carried up through runs of passable ones (a prefix scan in log steps).
+        carried, through, shift = states & passable, passable, 1
+        while through and shift <= self.size:
+            carried |= through & (carried << shift)
+            through &= through << shift
+            shift *= 2
+        return states | (carried << 1)
 
 
 def _change_extension(path: str, extension: str) -> str:

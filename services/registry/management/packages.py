@@ -4,7 +4,8 @@ An uploaded ``<id>.<version>.<zip|tar.gz|tgz>`` becomes an OCI artifact in
 ``<space>/packages/<id>`` tagged ``<version>`` (``shared.packages``), so OCI clients can push
 and pull packages as well, and a package pushed with oras downloads here too. An SDI whose
 ``sdi.yaml`` a build would refuse is refused here, before anything of it is visible
-(``sdi_check``; a package pushed with an OCI client is not judged).
+(``sdi_check``, in child processes of the app's ``SdiScanner``; a package pushed with an OCI
+client is not judged).
 """
 
 from __future__ import annotations
@@ -13,10 +14,9 @@ import asyncio
 import contextlib
 import hashlib
 import json
-import os
 import tempfile
-import threading
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import IO, Any
 
 from aiohttp import BodyPartReader, MultipartReader, web
@@ -34,7 +34,7 @@ from services.registry.management.errors import ApiError, Conflict, Invalid, Not
 from services.registry.management.feed import versions_response
 from services.registry.management.guard import space_with_role
 from services.registry.management.requests import bool_param
-from services.registry.management.sdi_check import ScanLimits, SdiRefused, check_sdi_archive
+from services.registry.management.sdi_check import ScanLimits, SdiRefused, SdiScanner
 from services.registry.uploads import Uploads
 from shared.events.envelope import image_reference
 from shared.oci import errors
@@ -57,6 +57,20 @@ EMPTY_CONFIG = b"{}"
 # What each archive format starts with: anything else is not the package it claims to be.
 MAGIC = {".zip": (b"PK\x03\x04", b"PK\x05\x06"), ".tar.gz": (b"\x1f\x8b",), ".tgz": (b"\x1f\x8b",)}
 
+sdi_scanner_key = web.AppKey("sdi_scanner", SdiScanner)
+
+
+async def sdi_scanner_context(app: web.Application) -> AsyncIterator[None]:
+    """The app's ``SdiScanner`` (for ``app.cleanup_ctx``): its children stop with the app."""
+    scanner = SdiScanner()
+    app[sdi_scanner_key] = scanner
+    yield
+    scanner.close()
+
+
+def _scanner(app: web.Application) -> SdiScanner:
+    return app[sdi_scanner_key]
+
 
 async def upload_package(request: web.Request) -> web.Response:
     space = (await space_with_role(request, Role.WRITER))["_id"]
@@ -74,7 +88,11 @@ async def upload_package(request: web.Request) -> web.Response:
     settings = request.app[settings_key]
     limits = ScanLimits(settings.build_max_files, settings.build_max_extract_bytes)
     digest, size = await _store_judged(
-        uploads, name, _checked_chunks(reader, part, package), package, limits
+        uploads,
+        name,
+        _checked_chunks(reader, part, package),
+        package,
+        _Judge(_scanner(request.app), limits),
     )
     config_digest, _ = await uploads.put_stream(name, _single(EMPTY_CONFIG))
     content = _manifest(package, digest, size, config_digest)
@@ -197,22 +215,37 @@ async def _checked_chunks(
         raise ApiError("the multipart body ended before its closing boundary")
 
 
+@dataclass(frozen=True, slots=True)
+class _Judge:
+    scanner: SdiScanner
+    limits: ScanLimits
+
+    async def __call__(self, copy: IO[bytes], package: PackageFile) -> None:
+        """A refused SDI is a 422 with the build's message (its code in ``detail``). A child
+        process reads the copy by its name; a request given up kills it."""
+        await asyncio.to_thread(copy.flush)
+        try:
+            await self.scanner.check(copy.name, package.extension, self.limits)
+        except SdiRefused as exc:
+            raise Invalid(str(exc), detail={"build_error": exc.code}) from exc
+
+
 async def _store_judged(
     uploads: Uploads,
     name: RepositoryName,
     chunks: AsyncIterator[bytes],
     package: PackageFile,
-    limits: ScanLimits,
+    judge: _Judge,
 ) -> tuple[Digest, int]:
     """Stage the file while keeping a local copy, judge the copy as an SDI, and only then
     link the blob: a refused SDI leaves nothing behind, not even an empty repository."""
-    copy = await asyncio.to_thread(tempfile.TemporaryFile)
+    copy = await asyncio.to_thread(_scratch_file)
     try:
         upload = await uploads.start(name)
         try:
             hasher = hashlib.sha256()
             await uploads.append(name, upload.id, _copied(chunks, copy, hasher), None, None)
-            await _judge(copy, package, limits)
+            await judge(copy, package)
             digest = Digest.parse(f"sha256:{hasher.hexdigest()}")
             return digest, await uploads.finish(name, upload.id, digest, None)
         except BaseException:
@@ -221,6 +254,11 @@ async def _store_judged(
             raise
     finally:
         await asyncio.to_thread(copy.close)
+
+
+def _scratch_file() -> IO[bytes]:
+    """A file the scanning child opens by its name, removed when closed."""
+    return tempfile.NamedTemporaryFile(prefix="spacedock-package-")
 
 
 async def _copied(
@@ -233,26 +271,6 @@ async def _copied(
     async for chunk in chunks:
         await asyncio.to_thread(keep, chunk)
         yield chunk
-
-
-async def _judge(copy: IO[bytes], package: PackageFile, limits: ScanLimits) -> None:
-    """A refused SDI is a 422 with the build's message (its code in ``detail``). The thread
-    reads a handle of its own, so a request given up stops it without closing its file."""
-    await asyncio.to_thread(copy.flush)
-    handle = os.fdopen(os.dup(copy.fileno()), "rb")
-    cancelled = threading.Event()
-
-    def judge() -> None:
-        with handle:
-            check_sdi_archive(handle, package.extension, limits, cancelled)
-
-    try:
-        await asyncio.to_thread(judge)
-    except SdiRefused as exc:
-        raise Invalid(str(exc), detail={"build_error": exc.code}) from exc
-    except asyncio.CancelledError:
-        cancelled.set()
-        raise
 
 
 async def _single(data: bytes) -> AsyncIterator[bytes]:

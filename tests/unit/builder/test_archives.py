@@ -384,3 +384,15 @@ def test_zip_entries_python_cannot_read_are_invalid_archives(
     with pytest.raises(ArchiveError) as caught:
         extract_bytes(archive, tmp_path / "out")
     assert caught.value.code == "archive_invalid"
+
+
+def test_a_damaged_lzma_entry_is_an_invalid_archive(tmp_path: Path) -> None:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_LZMA) as archive:
+        archive.writestr("a.txt", b"hello lzma " * 100)
+    data = bytearray(buffer.getvalue())
+    start = 30 + len("a.txt") + 9  # past the local header and LZMA's own properties header
+    data[start : start + 16] = b"\xff" * 16
+    with pytest.raises(ArchiveError) as caught:
+        extract_bytes(bytes(data), tmp_path / "out")
+    assert caught.value.code == "archive_invalid"

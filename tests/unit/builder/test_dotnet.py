@@ -481,3 +481,15 @@ def test_configuration_variables_read_as_the_server_reads(content: bytes, expect
 def test_configuration_variables_refuse_entities_that_are_unsafe(content: bytes) -> None:
     with pytest.raises(TransformError, match="not well-formed"):
         replace_config_variables(content, ["K"], lambda name: "v")
+
+
+@pytest.mark.parametrize("value", ["bell\x07", "nul\x00", "half\ud800"])
+def test_a_value_xml_cannot_hold_is_a_transform_error_naming_the_variable(value: str) -> None:
+    """The server's XmlWriter refuses such a character; the error names the variable and
+    never quotes its value."""
+    config = (
+        b'<configuration><appSettings><add key="Token" value="x"/></appSettings></configuration>'
+    )
+    with pytest.raises(TransformError) as caught:
+        replace_config_variables(config, ["Token"], lambda name: value)
+    assert "Token" in str(caught.value) and value not in str(caught.value)

@@ -967,3 +967,48 @@ def test_a_long_decimal_fraction_is_rounded_in_one_step() -> None:
 def test_a_long_value_that_escapes_little_is_escaped(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(filters, "MAX_RESULT", 10_000)
     assert run("HtmlEscape", "a" * 5000 + "&") == "a" * 5000 + "&amp;"
+
+
+def test_a_markdown_value_past_the_limit_fails_before_it_is_parsed() -> None:
+    limit = filters.markdown_html.MAX_MARKDOWN
+    assert run("Markdown", "a" * limit) == "<p>" + "a" * limit + "</p>\n\n"
+    with pytest.raises(FilterFailed) as caught:
+        run("Markdown", "![" * (limit // 2 + 1))  # re-scans link labels at every '['
+    assert "![" not in str(caught.value)
+
+
+def test_markdown_table_rows_may_leave_only_so_many_cells_to_fill(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A header of many columns and rows of one cell: the parser fills every row to the
+    header's width, so a few characters make thousands of cells."""
+    monkeypatch.setattr(filters.markdown_html, "MAX_FILLED_CELLS", 100)
+    header = "|" + "h|" * 21 + "\n|" + "-|" * 21 + "\n"
+    filled = run("Markdown", header + "|a|\n" * 5)  # 100 cells filled in
+    assert filled is not None and filled.count("<td></td>") == 100
+    with pytest.raises(FilterFailed):
+        run("Markdown", header + "|a|\n" * 6)
+    with pytest.raises(FilterFailed):  # counted over the whole document
+        run("Markdown", header + "|a|\n" * 3 + "\n" + header + "|a|\n" * 3)
+
+
+def test_markdown_tables_written_in_full_fill_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(filters.markdown_html, "MAX_FILLED_CELLS", 0)
+    table = "|a|b|c|\n|-|-|-|\n" + "|1|2|3|\n" * 50 + "|1|2|3|4|\n"
+    html = run("Markdown", table + "\ntext\n")
+    assert html is not None and html.count("<td>1</td>") == 51 and "<td>4</td>" not in html
+    assert html.endswith("</table>\n<p>text</p>\n\n")
+
+
+def test_a_custom_format_of_many_group_separators_reads_them_in_one_pass() -> None:
+    assert run("Format", "1234567", "#," * 50_000 + "0") == "1,234,567"
+    assert run("Format", "1234567", "0" + "," * 50_000) == "0"
+
+
+def test_what_a_filter_reads_is_weighted_by_its_work_per_character() -> None:
+    """The evaluator charges ``read_cost`` to its budget: Markdown's parser does hundreds of
+    times the work per character of an escape, so its input costs that much more."""
+    assert filters.read_cost("ToUpper", "abcd", ("xy",)) == 6
+    assert filters.read_cost("Replace", None, ("a", "b")) == 2
+    assert filters.read_cost("markdown", "abcd") == filters.read_cost("MarkdownToHTML", "abcd")
+    assert filters.read_cost("Markdown", "abcd") >= 4 * 256

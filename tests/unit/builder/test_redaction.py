@@ -148,3 +148,88 @@ def test_a_line_alone_is_masked_but_does_not_make_a_secret_found() -> None:
     """An image may carry a public certificate's ``-----END ...-----`` line innocently."""
     assert not holds_secret({"config": {"Labels": {"x": PEM.splitlines()[-1]}}}, [PEM])
     assert holds_secret({"config": {"Labels": {"x": PEM}}}, [PEM])
+
+
+# --- the configuration features' writers ----------------------------------------------------
+
+WRITTEN_SECRETS = [
+    "alpha\tbravo\x01charlie",  # a tab and a control character
+    "alpha-\u00e9\u20ac-bravo\U0001f600charlie",  # Latin-1, past Latin-1, past the BMP
+    "alpha \"bravo\" \\ <charlie> & 'delta'",  # quotes, a backslash, markup
+    "alpha\u2028bravo\x85charlie\x1bdelta",  # YAML's and JSON's line separators, an escape
+    "  alpha: bravo=charlie",  # a .properties key's and value's specials
+]
+WORDS = ("alpha", "bravo", "charlie", "delta")
+
+
+def written(filename: str, content: str, name: str, secret: str) -> str | None:
+    from services.builder.features.structured import StructuredError, replace_structured
+
+    try:
+        out, _ = replace_structured(filename, content.encode(), [name], lambda _: secret)
+    except StructuredError:
+        return None  # a value the format cannot hold (XML and U+001B)
+    return out.decode("utf-8-sig")
+
+
+STRUCTURED = [
+    ("app.json", '{"p": "x"}', "p"),
+    ("app.yaml", "db:\n  password: x\n", "db:password"),
+    ("app.yaml", "db:\n  password: 'x'\n", "db:password"),
+    ("app.xml", "<c><db password='x'/></c>", "/c/db/@password"),
+    ("app.xml", "<c><db>x</db></c>", "/c/db"),
+    ("app.properties", "db.password=x\n", "db.password"),
+]
+
+
+def assert_masked(masker: Masker, text: str, secret: str) -> None:
+    masked = masker.mask(text)
+    assert MASK in masked
+    left = [word for word in WORDS if word in masked and word in secret]
+    assert not left, f"{left} of {secret!r} in {masked!r}"
+
+
+@pytest.mark.parametrize("secret", WRITTEN_SECRETS)
+@pytest.mark.parametrize(("filename", "content", "name"), STRUCTURED)
+def test_values_as_the_structured_variables_write_them_are_masked(
+    secret: str, filename: str, content: str, name: str
+) -> None:
+    """What ``spacedock sdi preview`` diffs: .properties ``\\uXXXX``, XML ``&#x9;``, YAML's
+    ``\\x01`` and ``\\L``, JSON's ``\\u0001``."""
+    text = written(filename, content, name, secret)
+    if text is None:
+        return
+    assert_masked(Masker([secret]), text, secret)
+    assert holds_secret({"config": {"Labels": {"file": text}}}, [secret])
+
+
+ESCAPING_FILTERS = [
+    "HtmlEscape", "XmlEscape", "JsonEscape", "YamlSingleQuoteEscape", "YamlDoubleQuoteEscape",
+    "PropertiesKeyEscape", "PropertiesValueEscape", "UriEscape", "UriDataEscape",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("secret", WRITTEN_SECRETS)
+@pytest.mark.parametrize("name", ESCAPING_FILTERS)
+def test_values_as_the_escaping_filters_write_them_are_masked(secret: str, name: str) -> None:
+    from services.builder.features.filters import apply_filter
+
+    escaped = apply_filter(name, secret, ())
+    assert escaped is not None
+    assert_masked(Masker([secret]), f"value: {escaped};", secret)
+
+
+@pytest.mark.parametrize("secret", WRITTEN_SECRETS)
+def test_values_as_transforms_and_config_variables_write_them_are_masked(secret: str) -> None:
+    from services.builder.features.dotnet_config import replace_config_variables
+    from services.builder.features.xdt import escape_net
+
+    masker = Masker([secret])
+    if not any(char < " " and char not in "\t\n\r" for char in secret):  # lxml refuses those
+        config = (
+            b'<configuration><appSettings><add key="Pw" value="x" /></appSettings></configuration>'
+        )
+        out, _ = replace_config_variables(config, ["Pw"], lambda _: secret)
+        assert_masked(masker, out.decode("utf-8-sig"), secret)
+    assert_masked(masker, escape_net(secret, attribute=True), secret)
+    assert_masked(masker, escape_net(secret, attribute=False), secret)

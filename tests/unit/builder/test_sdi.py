@@ -88,6 +88,28 @@ def test_a_number_python_refuses_to_read_is_sdi_invalid() -> None:
         parse_sdi("packages:\n  - id: tool\n    version: " + "1" * 5000 + "\n")
 
 
+BAD_CHARACTER = "sdi.yaml is not valid YAML (a character YAML does not allow)"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("packages: []\x01\n", BAD_CHARACTER),
+        ("packages: [secret\x00]\n", BAD_CHARACTER),
+        ("features:\n  secret: [\n", "sdi.yaml is not valid YAML (line 3, column 1)"),
+        ("secret: !!python/object:os.system x\n", "sdi.yaml is not valid YAML (line 1, column 9)"),
+    ],
+)
+def test_every_way_yaml_refuses_the_text_is_sdi_invalid_and_quotes_none_of_it(
+    text: str, message: str
+) -> None:
+    """The reader refuses a control character as the loader is made, before it parses: that
+    was a ReaderError out of parse_sdi (a 500 at upload, a crash in the build and preview)."""
+    with pytest.raises(SdiInvalid) as invalid:
+        parse_sdi(text)
+    assert str(invalid.value) == message
+
+
 def test_an_anchor_without_an_alias_is_fine() -> None:
     spec = parse_sdi("packages:\n  - &tool\n    id: tool\n    version: 1.0.0\n")
     assert [(p.id, p.version) for p in spec.packages] == [("tool", "1.0.0")]

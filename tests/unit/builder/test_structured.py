@@ -6,6 +6,7 @@ from __future__ import annotations
 import codecs
 import time
 from collections.abc import Mapping
+from typing import Any
 
 import pytest
 
@@ -675,3 +676,109 @@ def test_values_written_many_times_are_refused_past_the_allowance() -> None:
     with pytest.raises(StructuredGrowthError):
         replace_structured("a.xml", xml.encode(), ["//e"], lambda n: "v" * 1000,
                            max_growth=100_000)  # fmt: skip
+
+
+# --- Bounds on hostile files ---------------------------------------------------------------
+
+
+def test_yaml_flow_collections_nested_past_the_limit_are_refused() -> None:
+    """PyYAML's scanner looks at every open flow level for each token: a file of ``[`` costs
+    the square of its size. Past ``MAX_YAML_FLOW_DEPTH`` levels the file is refused."""
+    from services.builder.features.structured.common import MAX_YAML_FLOW_DEPTH
+
+    deep = "k: " + "[" * MAX_YAML_FLOW_DEPTH + "1" + "]" * MAX_YAML_FLOW_DEPTH + "\n"
+    assert replace("a.yaml", deep, {})[0] == deep
+    with pytest.raises(StructuredError, match=f"nested more than {MAX_YAML_FLOW_DEPTH} deep"):
+        replace("a.yaml", "[" * 12_000, {})
+    with pytest.raises(StructuredError, match="a patch variable is not YAML"):
+        replace("p.yaml", "# patch: Patch\nk: v\n", {"Patch": "a: " + "[" * 12_000})
+
+
+def test_a_file_over_the_size_limit_is_refused() -> None:
+    with pytest.raises(StructuredError, match="larger than 10 bytes"):
+        replace_structured("a.json", b'{"k": "vvvv"}', ["k"], lambda n: "x", max_size=10)
+    with pytest.raises(StructuredError, match="larger than 1048576 bytes"):
+        replace("a.json", '{"k": "' + "v" * 1024 * 1024 + '"}', {"k": "x"})
+
+
+@pytest.mark.parametrize("kind", ["json", "yaml"])
+def test_paths_longer_than_every_name_are_not_built_or_compared(
+    kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Long keys on the way down and many values beneath them: each value's full path would
+    be built and folded (path length x values). A path longer than the longest name cannot
+    match one, so none is folded; the file is written back all the same."""
+    from services.builder.features.structured import json_format, yaml_format
+    from services.builder.features.structured.common import fold
+
+    module: Any = json_format if kind == "json" else yaml_format
+    folded: list[int] = []
+    original = fold
+
+    def counting(text: str) -> str:
+        folded.append(len(text))
+        return original(text)
+
+    monkeypatch.setattr(module, "fold", counting)
+    if kind == "json":
+        content = '{"' + "k" * 500 + '": {"' + "j" * 500 + '": [' + ", ".join(["1"] * 300) + "]}}"
+    else:
+        content = "k" * 500 + ":\n  " + "j" * 500 + ":\n" + "".join(["  - 1\n"] * 300)
+    out, replaced = replace(f"a.{kind}", content, {"Short": "x", "z" * 500: "1"})
+    assert replaced == [] and "j" * 500 in out
+    assert max(folded) <= 500
+
+
+def test_an_element_of_many_attributes_is_read_and_written_in_one_pass(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """lxml's ``get`` (and ``attrib``) finds each attribute by walking the element's
+    attributes: once per attribute, that is the square of their number. Neither is used
+    per attribute (the elements here count what is asked of them)."""
+    from lxml import etree
+
+    asked: list[str] = []
+
+    class Counting(etree.ElementBase):
+        def get(self, key: Any, default: Any = None) -> Any:
+            asked.append("get")
+            return super().get(key, default)
+
+        @property
+        def attrib(self) -> Any:  # type: ignore[override]
+            asked.append("attrib")
+            return etree.ElementBase.attrib.__get__(self)  # type: ignore[attr-defined]
+
+    original = etree.XMLParser
+
+    def counting_parser(**options: Any) -> etree.XMLParser:
+        parser = original(**options)
+        parser.set_element_class_lookup(etree.ElementDefaultClassLookup(element=Counting))
+        return parser
+
+    monkeypatch.setattr(etree, "XMLParser", counting_parser)
+    attributes = " ".join(f'a{n}="{n}"' for n in range(300))
+    out, _ = replace("a.xml", f'<?xml version="1.0"?>\n<r {attributes} />', {"/r/@a7": "seven"})
+    assert 'a6="6" a7="seven" a8="8"' in out and 'a299="299" />' in out
+    assert len(asked) < 10
+
+
+@pytest.mark.parametrize(
+    ("filename", "content", "secret"),
+    [("app.yaml", "db: {password: HUNTER2-PROD, : ]\n", "HUNTER2"),
+     ("app.yaml", "db: !HUNTER2! x\n", "HUNTER2"),
+     ("app.json", '{"db": {"password": 12deadbeef}}', "deadbeef"),
+     ("app.json", '{"db": 0xDEADBEEFCAFEBABE12}', "DEADBEEF"),
+     ("app.json", '{"db": "x" Z}', "'Z'"),
+     ("app.xml", "<db><HUNTER2></db>", "HUNTER2"),
+     ("app.xml", "<db>&HUNTER2;</db>", "HUNTER2")],
+)  # fmt: skip
+def test_a_parse_error_gives_the_problem_and_where_never_the_files_text(
+    filename: str, content: str, secret: str
+) -> None:
+    """An earlier feature may have written a secret into the file (a filter's output, which
+    the masker does not know): the error names the problem and its line, and quotes
+    nothing of the file."""
+    with pytest.raises(StructuredError, match="line 1") as caught:
+        replace(filename, content, {"db:password": "x"})
+    assert secret not in str(caught.value)

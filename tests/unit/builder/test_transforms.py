@@ -194,6 +194,26 @@ def test_matching_is_bounded_by_its_step_budget() -> None:
         plan(sorted(n for n in package.names(ROOT)), explicit, automatic, package, Steps(5000))
 
 
+def test_a_transform_name_of_many_stars_is_matched_without_backtracking() -> None:
+    """Each ``*`` of a plain file-name wildcard as ``.*`` in a regular expression backtracks
+    exponentially against a long name that does not match: the matcher carries the pattern's
+    positions along the name instead, so this returns at once (it never did before)."""
+    stars = "a*" * 30
+    package = Package("site.config", "a" * 200 + ".config", "a" * 40 + "b.config")
+    assert located(package, f"{stars}b.config => site.config", "site.config") == [
+        "a" * 40 + "b.config"
+    ]
+
+
+def test_a_long_pattern_against_long_names_spends_more_steps() -> None:
+    """The step budget counts what matching costs: one step a name, more for a long name
+    against a long pattern, so a rule set of huge patterns ends within the budget."""
+    package = Package("site.config", *[f"{n}{'a' * 200}.config" for n in range(10)])
+    rule = parse_rule("b" * 4000 + "*.config => site.config")
+    with pytest.raises(RuleError, match="more than 100 steps"):
+        list(transform_files(package_path("site.config"), rule, package, Steps(100)))
+
+
 def test_folders_named_by_rules_are_checked_unless_they_climb_or_hold_wildcards() -> None:
     explicit, _ = transforms.rules(
         ["t/x.config => conf/site.config", "../up/y.config => site.config",

@@ -4,7 +4,13 @@
 markdown-it-py is CommonMark as Markdig is: a list may follow a paragraph line, two spaces
 nest a list, ``"`` in text is ``&quot;``. What Markdig adds is added here: ``~~del~~``,
 ``~sub~``, ``^sup^``, ``++ins++``, ``==mark==``, bare ``http://``/``www.`` links, and table
-alignment written as Markdig writes it."""
+alignment written as Markdig writes it.
+
+The value is the tenant's, and markdown-it's work per character is large (a run of ``![``
+re-scans link labels to its nesting limit), so a value longer than MAX_MARKDOWN characters
+fails, as does a document whose table rows leave more than MAX_FILLED_CELLS cells for the
+parser to fill in (a header of many columns and rows of one cell each make that many cells
+from a few characters)."""
 
 from __future__ import annotations
 
@@ -13,7 +19,11 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from markdown_it import MarkdownIt
+from markdown_it.common.utils import mdTrim
 from markdown_it.renderer import RendererHTML
+from markdown_it.rules_block import StateBlock
+from markdown_it.rules_block.table import escapedSplit, getLine
+from markdown_it.rules_block.table import table as markdown_it_table
 from markdown_it.rules_core import StateCore
 from markdown_it.rules_inline import StateInline
 from markdown_it.rules_inline.state_inline import Delimiter
@@ -21,6 +31,10 @@ from markdown_it.token import Token
 from markdown_it.utils import EnvType, OptionsDict
 
 from services.builder.features.filters.dotnet import DOTNET_WHITESPACE
+from services.builder.features.filters.errors import FilterFailed
+
+MAX_MARKDOWN = 64 * 1024  # characters of one value
+MAX_FILLED_CELLS = 16 * 1024  # table cells the parser fills in, in one document
 
 # --- the emphasis extras -------------------------------------------------------------------
 
@@ -120,6 +134,50 @@ def _text(content: str) -> Token:
     return token
 
 
+# --- tables ------------------------------------------------------------------------------
+
+_FILLED = "spacedock_filled_cells"  # in the parser's env: cells filled in so far
+
+
+def _bounded_table(state: StateBlock, start: int, end: int, silent: bool) -> bool:
+    """markdown-it's table rule, after counting, as it reads them, the cells its rows leave
+    empty: it writes every row with as many cells as the header has."""
+    if silent or not markdown_it_table(state, start, end, True):  # no table, or only a look
+        return silent and markdown_it_table(state, start, end, True)
+    columns = _cells(getLine(state, start))
+    terminators = state.md.block.ruler.getRules("blockquote")
+    parent, state.parentType = state.parentType, "table"
+    filled: int = state.env.get(_FILLED, 0)
+    try:
+        line = start + 2
+        while line < end and state.sCount[line] >= state.blkIndent:
+            if any(rule(state, line, end, True) for rule in terminators):
+                break
+            text = getLine(state, line)
+            if not mdTrim(text) or state.is_code_block(line):
+                break
+            filled += max(0, columns - _cells(text))
+            if filled > MAX_FILLED_CELLS:
+                raise FilterFailed(
+                    f"Markdown: tables leave more than {MAX_FILLED_CELLS} cells empty"
+                )
+            line += 1
+    finally:
+        state.parentType = parent
+    state.env[_FILLED] = filled
+    return markdown_it_table(state, start, end, silent)
+
+
+def _cells(line: str) -> int:
+    """The cells of a table row as markdown-it splits it."""
+    columns = escapedSplit(mdTrim(line))
+    if columns and columns[0] == "":
+        columns.pop(0)
+    if columns and columns[-1] == "":
+        columns.pop()
+    return len(columns)
+
+
 # --- rendering ----------------------------------------------------------------------------
 
 
@@ -148,6 +206,7 @@ def _aligned_cell(
 def _pipeline() -> MarkdownIt:
     options: dict[str, Any] = {"strikethrough_single_tilde": True}
     md = MarkdownIt("commonmark", options).enable(["table", "strikethrough"])
+    md.block.ruler.at("table", _bounded_table, {"alt": ["paragraph", "reference"]})
     for marker, width, tag in _EXTRAS:
         md.inline.ruler.before("emphasis", f"markdig_{tag}", _extra_tokenizer(marker, width))
         md.inline.ruler2.before("emphasis", f"markdig_{tag}", _extra_pairer(marker, tag))
@@ -167,5 +226,7 @@ def markdown_to_html(value: str | None, args: tuple[str, ...]) -> str | None:
     newline, as Octostache adds."""
     if value is None or args:
         return None
-    html: str = _MARKDIG.render(value.strip(DOTNET_WHITESPACE))
+    if len(value) > MAX_MARKDOWN:
+        raise FilterFailed(f"Markdown: the value is longer than {MAX_MARKDOWN} characters")
+    html: str = _MARKDIG.render(value.strip(DOTNET_WHITESPACE), {})
     return html + "\n"

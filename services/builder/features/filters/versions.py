@@ -33,7 +33,7 @@ def version_part(part: str) -> FilterFunction:
                 return "0"
             number = dotnet_int(digits)
             if number is None:  # too large, or digits .NET does not read as digits
-                raise FilterFailed(f"the {part} of {value.strip()!r} is not a 32-bit number")
+                raise FilterFailed(f"the {part} of the version is not a 32-bit number")
             return str(number)
         return match.group(part) or ""
 

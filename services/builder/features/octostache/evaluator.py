@@ -12,6 +12,7 @@ from services.builder.features.filters import (
     FilterFailed,
     ResultTooLarge,
     apply_filter,
+    read_cost,
 )
 from services.builder.features.octostache.budget import (
     MAX_DEPTH,
@@ -224,7 +225,7 @@ class Evaluator:
         argument = self._calculate(context, expression.argument, missing)
         options = tuple(self._option(context, option, missing) for option in expression.options)
         self.budget.step()
-        self.budget.produce(len(argument or "") + sum(map(len, options)))  # what it reads
+        self.budget.produce(read_cost(expression.name, argument, options))  # what it reads
         try:
             value = apply_filter(expression.name, argument, options)
         except ResultTooLarge as exc:

@@ -33,6 +33,10 @@ server does: replacing nothing still reformats it.
 Files are read in their encoding (a BOM's, else UTF-8, else windows-1252; for XML the
 declared one first) and written back in it, falling back to UTF-8 when a value does not fit.
 What the values add is counted as they are written: past ``max_growth`` the file is refused.
+So is a file over ``max_size`` bytes (``MAX_FILE_BYTES``), YAML nesting flow collections
+over ``MAX_YAML_FLOW_DEPTH`` deep, and XPath selectors that would cost more than is left of
+the ``Work`` allowance (``services.builder.features.xdt.work`` says how it is estimated).
+Errors give the problem and where (line, column), never the file's text.
 
 Modules: ``service`` (the order formats are tried in), ``common`` (errors, the replacement
 context), ``encoding`` (encodings and line endings), ``json_format`` with ``json_reader`` and
@@ -43,19 +47,26 @@ with ``xml_source``, ``xml_writer`` and ``xpath2``, and ``properties_format``.
 from __future__ import annotations
 
 from services.builder.features.structured.common import (
+    MAX_FILE_BYTES,
     Replacement,
     StructuredError,
     StructuredGrowthError,
+    StructuredWorkError,
 )
 from services.builder.features.structured.encoding import TextEncoding, decode_text, encode_text
 from services.builder.features.structured.service import JSON_ONLY_FLAG, replace_structured
+from services.builder.features.xdt.work import MAX_WORK, Work
 
 __all__ = [
     "JSON_ONLY_FLAG",
+    "MAX_FILE_BYTES",
+    "MAX_WORK",
     "Replacement",
     "StructuredError",
     "StructuredGrowthError",
+    "StructuredWorkError",
     "TextEncoding",
+    "Work",
     "decode_text",
     "encode_text",
     "replace_structured",

@@ -6,11 +6,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from services.builder.features.xdt.work import Work, WorkExceeded
+
 Lookup = Callable[[str], "str | None"]
 
 MAX_GROWTH = 64 * 1024 * 1024
+MAX_FILE_BYTES = 1024 * 1024  # a file read, as sdi.yaml and the Dockerfile
 MAX_JSON_DEPTH = 64  # the depth the server's JSON reader refuses beyond
 MAX_YAML_EVENTS = 2_000_000
+MAX_YAML_FLOW_DEPTH = 64  # [ and { inside each other; PyYAML's scanner is quadratic in them
 
 
 class StructuredError(ValueError):
@@ -31,14 +35,32 @@ class Replacement:
     format: str
 
 
+class StructuredWorkError(StructuredError):
+    """Evaluating the variables' XPath selectors would take more than the work allowance."""
+
+
 @dataclass(slots=True)
 class Context:
     names: list[str]
     lookup: Lookup
     allowance: int
     max_growth: int
+    work: Work = field(default_factory=Work)
     produced: int = 0
     replaced: list[Replacement] = field(default_factory=list)
+
+    @property
+    def longest(self) -> int:
+        """The longest name's length: a longer path cannot match one (folding keeps the
+        length), so none is built or folded."""
+        return max((len(name) for name in self.names), default=-1)
+
+    def spend(self, count: int) -> None:
+        """Charge ``count`` nodes visited by XPath selectors to the work allowance."""
+        try:
+            self.work.spend(count)
+        except WorkExceeded as exc:
+            raise StructuredWorkError(str(exc)) from exc
 
     def reset(self) -> None:
         self.produced = 0
@@ -61,7 +83,9 @@ class Context:
 
 
 def fold(text: str) -> str:
-    """Case-insensitive ordinal comparison, character by character."""
+    """Case-insensitive ordinal comparison, character by character (the same length)."""
+    if text.isascii():
+        return text.upper()
     return "".join(c if len(c.upper()) != 1 else c.upper() for c in text)
 
 

@@ -55,7 +55,7 @@ def replace_json(content: bytes, context: Context) -> tuple[bytes, list[Replacem
     line_break = line_break_of(text) if text else "\r\n"
     encoding = encoding if text else UTF8
     slots: dict[str, _JsonSlot] = {}
-    _map_json(root, [], "", slots)
+    _map_json(root, [], "", slots, context.longest)
     replaced_slots: set[tuple[int, Any]] = set()
     for name in context.names:
         slot = slots.get(fold(name))
@@ -74,8 +74,10 @@ def replace_json(content: bytes, context: Context) -> tuple[bytes, list[Replacem
 
 
 def _map_json(
-    node: Any, chain: list[tuple[Any, Any]], path: str, slots: dict[str, _JsonSlot]
+    node: Any, chain: list[tuple[Any, Any]], path: str, slots: dict[str, _JsonSlot], longest: int
 ) -> None:
+    """Every path no longer than ``longest`` (the longest name) into ``slots``: a longer
+    one, and so everything below it, cannot match a name."""
     items: Iterable[tuple[Any, Any]]
     if isinstance(node, dict):
         items = list(node.items())
@@ -84,10 +86,13 @@ def _map_json(
     else:
         return
     for key, child in items:
-        child_path = f"{path}:{key}" if path else str(key)
+        text = str(key)
+        if len(path) + len(text) + (1 if path else 0) > longest:
+            continue
+        child_path = f"{path}:{text}" if path else text
         child_chain = [*chain, (node, key)]
         slots[fold(child_path)] = _JsonSlot(child_chain, _json_kind(child))
-        _map_json(child, child_chain, child_path, slots)
+        _map_json(child, child_chain, child_path, slots, longest)
 
 
 def _json_kind(value: Any) -> str:

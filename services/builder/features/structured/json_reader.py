@@ -158,6 +158,8 @@ class _Reader:
         self.length = len(text)
 
     def fail(self, message: str, position: int) -> NotThisFormat:
+        """The problem and where: never the file's text, which an earlier feature may have
+        written a secret into."""
         line = self.text.count("\n", 0, position) + 1
         column = position - (self.text.rfind("\n", 0, position) + 1) + 1
         return NotThisFormat(f"{message} (line {line}, position {column})")
@@ -218,7 +220,7 @@ class _Reader:
                     position += 1
                     continue
                 elif top[2]:
-                    raise self.fail(f"{char!r} after a value in an object", position)
+                    raise self.fail("a character after a value in an object", position)
                 else:
                     top[1], position = self.property_name(position)
                     continue
@@ -233,7 +235,7 @@ class _Reader:
                     position += 1
                     continue
                 else:
-                    raise self.fail(f"{char!r} after a value in an array", position)
+                    raise self.fail("a character after a value in an array", position)
             elif char in "{[":
                 if len(stack) >= MAX_JSON_DEPTH:
                     raise self.fail(f"nested deeper than {MAX_JSON_DEPTH} levels", position)
@@ -269,10 +271,10 @@ class _Reader:
             while end < self.length and _identifier_char(text[end]):
                 end += 1
             if end < self.length and not (text[end] == ":" or is_json_space(text[end])):
-                raise self.fail(f"{text[end]!r} in an unquoted property name", end)
+                raise self.fail("a character not allowed in an unquoted property name", end)
             name, position = text[position:end], end
         else:
-            raise self.fail(f"{char!r} where a property name was expected", position)
+            raise self.fail("a character where a property name was expected", position)
         while position < self.length and is_json_space(text[position]):
             position += 1
         if position >= self.length or text[position] != ":":
@@ -305,7 +307,7 @@ class _Reader:
             while end < self.length and text[end] in _NUMBER_CHARS:
                 end += 1
             return self.number(text[position:end], position), end
-        raise self.fail(f"unexpected character {char!r}", position)
+        raise self.fail("an unexpected character", position)
 
     def separates(self, position: int) -> bool:
         char = self.text[position]
@@ -326,13 +328,13 @@ class _Reader:
             except ValueError:
                 value = -1
             if not 0 <= value < 2**64:
-                raise self.fail(f"{token!r} is not a valid integer", position)
+                raise self.fail("an integer out of range", position)
             return value - 2**64 if value >= 2**63 else value
         if _INT64.match(token):
             return _integer(token)
         if re.fullmatch(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?", token):
             return JsonFloat(token)
-        raise self.fail(f"{token!r} is not a valid number", position)
+        raise self.fail("a number that does not parse", position)
 
     def string(self, position: int) -> tuple[str, int]:
         text, quote = self.text, self.text[position]
@@ -363,7 +365,7 @@ class _Reader:
                 parts.append(_ESCAPES[escape])
                 position = slash + 2
             else:
-                raise self.fail(f"a bad escape \\{escape}", slash)
+                raise self.fail("an unknown escape", slash)
 
 
 _SURROGATE = re.compile("[\ud800-\udfff]")

@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterable
 from pathlib import PurePosixPath
 
 from services.builder.features.structured.common import (
+    MAX_FILE_BYTES,
     MAX_GROWTH,
     Context,
     Lookup,
@@ -18,6 +19,7 @@ from services.builder.features.structured.json_format import replace_json
 from services.builder.features.structured.properties_format import replace_properties
 from services.builder.features.structured.xml_format import replace_xml
 from services.builder.features.structured.yaml_format import replace_yaml
+from services.builder.features.xdt.work import Work
 
 # The variable that, when true, has every file read as JSON only, as before the server knew
 # other formats.
@@ -32,14 +34,25 @@ def replace_structured(
     *,
     max_growth: int = MAX_GROWTH,
     json_only: bool = False,
+    max_size: int = MAX_FILE_BYTES,
+    work: Work | None = None,
 ) -> tuple[bytes, list[Replacement]]:
     """The file as the server writes it back with its values replaced, and what was
     replaced. ``lookup`` gives a name's value (None for a variable without one).
-    ``json_only`` is the server's fallback flag (``JSON_ONLY_FLAG``): every file is JSON."""
+    ``json_only`` is the server's fallback flag (``JSON_ONLY_FLAG``): every file is JSON.
+    A file over ``max_size`` bytes is refused; XPath selectors spend ``work`` (a fresh
+    allowance of ``MAX_WORK`` when None: pass one to share it between files)."""
+    if len(content) > max_size:
+        raise StructuredError(
+            f"{filename} is larger than {max_size} bytes: structured variables read files up "
+            "to that size"
+        )
     unique: dict[str, str] = {}
     for name in names:
         unique.setdefault(fold(name), name)
-    context = Context(list(unique.values()), lookup, len(content) + max_growth, max_growth)
+    context = Context(
+        list(unique.values()), lookup, len(content) + max_growth, max_growth, work or Work()
+    )
     attempts = ["json"] if json_only else _formats_for(filename)
     for position, format_name in enumerate(attempts):
         try:

@@ -23,11 +23,13 @@ from services.builder.features.structured.encoding import (
 )
 from services.builder.features.structured.xml_source import (
     ElementSource,
+    NamespaceMaps,
     element_sources,
     internal_subset,
 )
 from services.builder.features.structured.xml_writer import XmlWriter, preserves_space
 from services.builder.features.structured.xpath2 import EXTENSIONS, xpath1
+from services.builder.features.xdt.work import NODE_HANDLED, document_size, xpath_cost
 
 _WEB_NAMES = {"utf-8": "utf-8", "utf-16": "utf-16", "utf-16-le": "utf-16", "utf-16-be": "utf-16BE",
               "cp1252": "Windows-1252", "windows-1252": "Windows-1252", "ascii": "us-ascii",
@@ -60,22 +62,35 @@ def replace_xml(content: bytes, context: Context) -> tuple[bytes, list[Replaceme
     )  # fmt: skip
     try:
         root = etree.fromstring(text.encode("utf-8", errors="surrogatepass"), parser)
-    except (etree.XMLSyntaxError, ValueError) as exc:
-        raise NotThisFormat(str(exc)) from exc
+    except etree.XMLSyntaxError as exc:
+        raise NotThisFormat(_syntax_problem(exc)) from exc
+    except ValueError as exc:
+        raise NotThisFormat("not XML text") from exc
     sources = element_sources(text, root)
     _drop_insignificant_whitespace(root, sources)
-    namespaces = _namespaces(root)
+    maps = NamespaceMaps(sources)
+    namespaces = _namespaces(root, maps)
+    nodes, weight = document_size(root)
     for name in context.names:
         if "/" not in name and ":" not in name:
             continue
+        expression = xpath1(name)
+        try:  # what does not compile, or names an undeclared prefix first, visits nothing
+            etree.XPath(expression, namespaces=namespaces, extensions=EXTENSIONS)
+        except (etree.XPathError, ValueError):
+            continue
+        if _undeclared_first_prefix(expression, namespaces):
+            continue
+        context.spend(xpath_cost(expression, nodes, weight))
         try:
             matches = root.getroottree().xpath(
-                xpath1(name), namespaces=namespaces, extensions=EXTENSIONS
+                expression, namespaces=namespaces, extensions=EXTENSIONS
             )
         except (etree.XPathError, ValueError):
             continue
         if not isinstance(matches, list) or not matches:
             continue
+        context.spend(len(matches) * NODE_HANDLED)
         value = context.lookup(name)
         if value is None:
             continue
@@ -90,7 +105,7 @@ def replace_xml(content: bytes, context: Context) -> tuple[bytes, list[Replaceme
     standalone = None if declaration is None else _STANDALONE.search(declaration.group(0))
 
     def render(web_name: str) -> str:
-        writer = XmlWriter(line_break, sources, internal_subset(text))
+        writer = XmlWriter(line_break, sources, internal_subset(text), maps)
         if declaration is not None:
             extra = "" if standalone is None else f' standalone="{standalone.group(1)}"'
             writer.raw(f'<?xml version="1.0" encoding="{web_name}"{extra}?>')
@@ -101,6 +116,25 @@ def replace_xml(content: bytes, context: Context) -> tuple[bytes, list[Replaceme
     if written is not encoding:
         data, _ = encode_text(render(written.web_name), written)
     return data, context.replaced
+
+
+def _syntax_problem(exc: etree.XMLSyntaxError) -> str:
+    """libxml2's kind of error and where, not its message: that quotes names and text of
+    the file, where an earlier feature may have written a secret."""
+    last: Any = getattr(exc.error_log, "last_error", None)  # lxml's stubs do not know it
+    kind = getattr(last, "type_name", None)
+    line, column = exc.position if exc.position else (exc.lineno, 0)
+    return f"not well-formed XML ({kind or 'a syntax error'}) at line {line}, column {column}"
+
+
+_FIRST_PREFIX = re.compile(r"\s*([A-Za-z_][\w.-]*)\s*:(?!:)")
+
+
+def _undeclared_first_prefix(expression: str, namespaces: dict[str, str]) -> bool:
+    """The expression starts with a name whose prefix is not declared (a JSON-style name
+    such as ``ConnectionStrings:Default``): libxml2 fails on it before visiting a node."""
+    match = _FIRST_PREFIX.match(expression)
+    return match is not None and match.group(1) not in (*namespaces, "xml")
 
 
 def _drop_insignificant_whitespace(
@@ -129,11 +163,11 @@ def _drop_insignificant_whitespace(
             element.text = None
 
 
-def _namespaces(root: etree._Element) -> dict[str, str]:
+def _namespaces(root: etree._Element, maps: NamespaceMaps) -> dict[str, str]:
     """Prefixes declared anywhere in the document; the first declaration of a prefix wins."""
     found: dict[str, str] = {}
-    for element in root.iter():
-        for prefix, uri in (element.nsmap or {}).items():
+    for element in root.iter(etree.Element):  # elements only: comments declare nothing
+        for prefix, uri in maps.declared(element).items():
             if prefix is not None:
                 found.setdefault(prefix, uri)
     return found

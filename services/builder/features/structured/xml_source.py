@@ -91,20 +91,85 @@ def element_sources(text: str, root: etree._Element) -> dict[etree._Element, Ele
     elements = [e for e in root.iter() if isinstance(e.tag, str)]
     if len(elements) != len(found):
         return {}
-    for element, source in zip(elements, found, strict=True):
+    sources = dict(zip(elements, found, strict=True))
+    maps = NamespaceMaps(sources)
+    for element, source in sources.items():
+        values = attribute_values(element)
         for name in source.attributes:
-            value = element.get(attribute_key(element, name))
+            value = values.get(attribute_key(element, name, maps.of(element)))
             if value is not None:
                 source.read_values[name] = value
-    return dict(zip(elements, found, strict=True))
+    return sources
 
 
-def attribute_key(element: etree._Element, name: str) -> str:
-    """lxml's key (``{namespace}local``) for the attribute written ``name``."""
+class NamespaceMaps:
+    """Each element's namespaces in scope, as lxml's ``nsmap`` gives them, built once for
+    each element that declares some: lxml builds the map again at each call, from every
+    ancestor's declarations, and an element read from the source that declares none has
+    its parent's."""
+
+    def __init__(self, sources: dict[etree._Element, ElementSource]) -> None:
+        self.sources = sources
+        self.maps: dict[etree._Element, dict[str | None, str]] = {}
+
+    def of(self, element: etree._Element) -> dict[str | None, str]:
+        pending: list[etree._Element] = []
+        node: etree._Element | None = element
+        found: dict[str | None, str] | None = None
+        while node is not None:
+            found = self.maps.get(node)
+            if found is not None:
+                break
+            pending.append(node)
+            source = self.sources.get(node)
+            parent = node.getparent()
+            if parent is None or source is None or _declares(source):
+                found = node.nsmap or {}
+                self.maps[node] = found
+                pending.pop()
+                break
+            node = parent
+        assert found is not None
+        for inheriting in pending:
+            self.maps[inheriting] = found
+        return found
+
+    def declared(self, element: etree._Element) -> dict[str | None, str]:
+        """The namespaces ``element`` declares, or all in scope when that is not known."""
+        source = self.sources.get(element)
+        if source is not None and not _declares(source):
+            return {}
+        nsmap = self.of(element)
+        if source is None:
+            return nsmap
+        prefixes = [None if name == "xmlns" else name[6:] for name in source.attributes
+                    if name == "xmlns" or name.startswith("xmlns:")]  # fmt: skip
+        return {prefix: nsmap[prefix] for prefix in prefixes if prefix in nsmap}
+
+
+def _declares(source: ElementSource) -> bool:
+    return any(name == "xmlns" or name.startswith("xmlns:") for name in source.attributes)
+
+
+def attribute_values(element: etree._Element) -> dict[str, str]:
+    """The element's attributes by lxml's key, read in one pass: lxml's own ``attrib``
+    (and ``get``) finds each value by walking the attributes, the square of their number."""
+    found = element.xpath("@*")
+    assert isinstance(found, list)
+    return {str(item.attrname): str(item) for item in found}  # type: ignore[union-attr]
+
+
+def attribute_key(
+    element: etree._Element, name: str, nsmap: dict[str | None, str] | None = None
+) -> str:
+    """lxml's key (``{namespace}local``) for the attribute written ``name``; ``nsmap`` is
+    the element's namespace map, when the caller has it already."""
     prefix, _, local = name.rpartition(":")
     if not prefix:
         return name
-    uri = XML_NAMESPACE if prefix == "xml" else (element.nsmap or {}).get(prefix)
+    if prefix != "xml" and nsmap is None:
+        nsmap = element.nsmap or {}
+    uri = XML_NAMESPACE if prefix == "xml" else (nsmap or {}).get(prefix)
     return f"{{{uri}}}{local}" if uri else name
 
 

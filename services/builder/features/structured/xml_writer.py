@@ -19,8 +19,10 @@ from services.builder.features.structured.common import StructuredError
 from services.builder.features.structured.xml_source import (
     XML_NAMESPACE,
     ElementSource,
+    NamespaceMaps,
     Segments,
     attribute_key,
+    attribute_values,
     decode_references,
 )
 
@@ -36,9 +38,11 @@ class XmlWriter:
         line_break: str,
         sources: dict[etree._Element, ElementSource],
         subset: str | None,
+        namespaces: NamespaceMaps | None = None,
     ) -> None:
         self.line_break = line_break
         self.sources = sources
+        self.namespaces = namespaces or NamespaceMaps(sources)
         self.subset = subset
         self.out: list[str] = []
         self.level = 0
@@ -175,27 +179,30 @@ class XmlWriter:
         return f"{element.prefix}:{local}" if element.prefix else local
 
     def attributes(self, element: etree._Element, source: ElementSource | None) -> str:
-        parent = element.getparent()
-        inherited = {} if parent is None else (parent.nsmap or {})
-        declared = {p: u for p, u in (element.nsmap or {}).items() if inherited.get(p) != u}
+        # Read once: lxml builds the namespace map, and finds an attribute, by walking.
+        nsmap = self.namespaces.of(element)
+        values = attribute_values(element)
         names: list[str] = []
         if source is not None:
             names = source.attributes
         else:
+            parent = element.getparent()
+            inherited = {} if parent is None else self.namespaces.of(parent)
+            declared = {p: u for p, u in nsmap.items() if inherited.get(p) != u}
             names = [f"xmlns:{p}" if p else "xmlns" for p in declared]
-            names += [self.attribute_name(element, str(key)) for key in element.attrib]
+            names += [self.attribute_name(element, key, nsmap) for key in values]
         parts = []
         for name in names:
             if name == "xmlns" or name.startswith("xmlns:"):
                 prefix = name[6:] or None
-                uri = (element.nsmap or {}).get(prefix)
+                uri = nsmap.get(prefix)
                 if uri is None and prefix is None:
                     uri = ""
                 if uri is None:
                     continue
                 parts.append(f' {name}="{self.escape(uri, True)}"')
                 continue
-            value = element.get(attribute_key(element, name))
+            value = values.get(attribute_key(element, name, nsmap))
             if value is None:
                 continue
             if source is not None and source.read_values.get(name) == value:
@@ -217,14 +224,16 @@ class XmlWriter:
         return "".join(out)
 
     @staticmethod
-    def attribute_name(element: etree._Element, key: str) -> str:
+    def attribute_name(
+        element: etree._Element, key: str, nsmap: dict[str | None, str] | None = None
+    ) -> str:
         qname = etree.QName(key)
         namespace: str | None = qname.namespace
         if namespace is None:
             return key
         if namespace == XML_NAMESPACE:
             return f"xml:{qname.localname}"
-        for prefix, uri in (element.nsmap or {}).items():
+        for prefix, uri in (element.nsmap if nsmap is None else nsmap).items():
             if uri == namespace and prefix:
                 return f"{prefix}:{qname.localname}"
         return qname.localname

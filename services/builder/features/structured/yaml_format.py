@@ -34,7 +34,12 @@ from services.builder.features.structured.encoding import (
     line_break_of,
 )
 from services.builder.features.structured.yaml_emitter import ServerEmitter
-from services.builder.features.structured.yaml_scanner import Comment, fragment_events, yaml_events
+from services.builder.features.structured.yaml_scanner import (
+    Comment,
+    FlowDepthLimit,
+    fragment_events,
+    yaml_events,
+)
 
 
 class _PathStack:
@@ -42,17 +47,25 @@ class _PathStack:
 
     def __init__(self) -> None:
         self.frames: list[list[Any]] = []  # [is_sequence, key or None, index]
+        self.longest = -1  # paths longer than this match no name: None stands for them
 
-    def path(self) -> str:
+    def path(self) -> str | None:
         parts = []
+        length = -1
         for is_sequence, key, index in self.frames:
             if key is not None:
-                parts.append(key)
+                part = key
             elif is_sequence and index != -1:
-                parts.append(str(index))
+                part = str(index)
+            else:
+                continue
+            length += len(part) + 1
+            if length > self.longest:
+                return None
+            parts.append(part)
         return ":".join(parts)
 
-    def classify(self, event: Event | Comment) -> tuple[str, str]:
+    def classify(self, event: Event | Comment) -> tuple[str, str | None]:
         top = self.frames[-1] if self.frames else None
         if (
             top is not None
@@ -114,6 +127,12 @@ class _IndentDetector:
 
 
 _MAX_PATCH_NODES = 100_000
+
+
+class _PatchLoader(FlowDepthLimit, yaml.BaseLoader):
+    """PyYAML's loader of strings, refusing deep flow nesting as the file's scanner does."""
+
+
 _OCTOPUS_RESERVED = re.compile(r"^Octopus([^:]|$)", re.IGNORECASE)
 
 
@@ -128,13 +147,14 @@ def replace_yaml(content: bytes, context: Context) -> tuple[bytes, list[Replacem
     wanted = names
     at_document_start = False
     paths = _PathStack()
+    paths.longest = _longest(wanted)
     detector = _IndentDetector()
     output: list[Event | Comment] = []
-    held: tuple[str, str, Event | Comment, str | None] | None = None
+    held: tuple[str, str | None, Event | Comment, str | None] | None = None
 
-    def value_of(path: str) -> tuple[bool, str | None]:
-        entry = wanted.get(fold(path))
-        if entry is None:
+    def value_of(path: str | None) -> tuple[bool, str | None]:
+        entry = None if path is None else wanted.get(fold(path))
+        if entry is None or path is None:
             return False, None
         name, patched = entry
         if patched is not None:
@@ -146,9 +166,11 @@ def replace_yaml(content: bytes, context: Context) -> tuple[bytes, list[Replacem
             patch = _patch_name(event.value)
             if patch:
                 wanted = {**names, **_patch_values(context.lookup(patch))}
+                paths.longest = _longest(wanted)
         at_document_start = isinstance(event, DocumentStartEvent)
         if isinstance(event, DocumentEndEvent):
             wanted = names
+            paths.longest = _longest(wanted)
         detector.process(event)
         kind, path = paths.classify(event)
         if held is None:
@@ -191,6 +213,10 @@ def replace_yaml(content: bytes, context: Context) -> tuple[bytes, list[Replacem
     return data, context.replaced
 
 
+def _longest(wanted: dict[str, tuple[str, str | None]]) -> int:
+    return max((len(key) for key in wanted), default=-1)
+
+
 def _patch_name(comment: str) -> str:
     """The variable a ``# patch: Name`` comment opening a document names."""
     return comment.replace("patch:", "").strip() if comment.lstrip().startswith("patch:") else ""
@@ -201,7 +227,7 @@ def _patch_values(patch: str | None) -> dict[str, tuple[str, str | None]]:
     if not patch:
         return {}
     try:
-        document = yaml.load(patch, Loader=yaml.BaseLoader)  # every scalar a string
+        document = yaml.load(patch, Loader=_PatchLoader)  # every scalar a string
     except yaml.YAMLError as exc:
         # The parser's message quotes the value, which may be secret: give the line only.
         mark = getattr(exc, "problem_mark", None)

@@ -3,6 +3,7 @@ kept, as events among the parse events, and anchor names as the server allows th
 
 from __future__ import annotations
 
+import re
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from yaml.events import (
 
 from services.builder.features.structured.common import (
     MAX_YAML_EVENTS,
+    MAX_YAML_FLOW_DEPTH,
     NotThisFormat,
 )
 
@@ -36,7 +38,25 @@ _SCANNER: Any = yaml.scanner.Scanner  # PyYAML's methods, untyped
 _WHITE_BREAK_OR_ZERO = "\0 \t\r\n\x85\u2028\u2029"
 
 
-class _ServerAnchors(yaml.scanner.Scanner):
+class FlowTooDeep(yaml.scanner.ScannerError):
+    """Flow collections nested past ``MAX_YAML_FLOW_DEPTH``: PyYAML's scanner looks at every
+    open level for each token, so deeper nesting would cost the square of the file."""
+
+
+class FlowDepthLimit:
+    """A scanner mixin refusing flow collections nested past ``MAX_YAML_FLOW_DEPTH``."""
+
+    def fetch_flow_collection_start(self, TokenClass: Any) -> None:  # noqa: N803 - PyYAML's
+        this: Any = self
+        if this.flow_level >= MAX_YAML_FLOW_DEPTH:
+            raise FlowTooDeep(
+                None, None, f"flow collections nested more than {MAX_YAML_FLOW_DEPTH} deep",
+                this.get_mark(),
+            )  # fmt: skip
+        _SCANNER.fetch_flow_collection_start(this, TokenClass)
+
+
+class _ServerAnchors(FlowDepthLimit, yaml.scanner.Scanner):
     """Anchor and alias names as the server's scanner reads them: any characters up to
     white space or one of ``[]{},`` (PyYAML allows only ASCII letters, digits, ``-`` and
     ``_``); an alias that may be a mapping key also ends before ``: ``."""
@@ -158,7 +178,23 @@ def yaml_events(text: str) -> list[Event | Comment]:
     try:
         return list(CommentScanner(text).events())
     except yaml.YAMLError as exc:
-        raise NotThisFormat(str(exc)) from exc
+        raise NotThisFormat(describe(exc)) from exc
+
+
+_QUOTED = re.compile(r"'(?!<)[^']*'|\"[^\"]*\"")
+
+
+def describe(exc: yaml.YAMLError) -> str:
+    """PyYAML's problem and where it is, without the snippet of the file it quotes (or any
+    text of it): an earlier feature may have written a secret there."""
+    problem = getattr(exc, "problem", None)
+    mark = getattr(exc, "problem_mark", None)
+    if not isinstance(problem, str):
+        return "not YAML"
+    problem = _QUOTED.sub("…", problem)
+    if mark is None:
+        return problem
+    return f"{problem} (line {mark.line + 1}, column {mark.column + 1})"
 
 
 def fragment_events(value: str) -> list[Event]:

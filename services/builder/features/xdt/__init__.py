@@ -6,7 +6,8 @@ applies them: ``Web.Release.config`` applied to ``Web.config``.
 - ``locators``: the XPath each transform element stands for, narrowed by ``xdt:Locator``;
 - ``transforms``: ``xdt:Transform`` run on what the locators select (``apply_transform``);
 - ``writer``: the transformed document written back as the server's writer writes it;
-- ``growth``: what a transform may write into a document, and how deep it may nest.
+- ``growth``: what a transform may write into a document, and how deep it may nest;
+- ``work``: what evaluating its XPath may cost (structured variables' selectors too).
 """
 
 from services.builder.features.xdt.document import (
@@ -20,13 +21,17 @@ from services.builder.features.xdt.document import (
 )
 from services.builder.features.xdt.growth import MAX_GROWTH, NODE_COST
 from services.builder.features.xdt.transforms import apply_transform
+from services.builder.features.xdt.work import MAX_WORK, Work, WorkExceeded
 from services.builder.features.xdt.writer import escape_net, top_level
 
 __all__ = [
     "MAX_GROWTH",
+    "MAX_WORK",
     "NODE_COST",
     "Document",
     "TransformError",
+    "Work",
+    "WorkExceeded",
     "XmlInvalid",
     "apply_transform",
     "clark_name",

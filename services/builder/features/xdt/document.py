@@ -284,13 +284,14 @@ class Document:
         they were added), each to its Clark name."""
         names: dict[str, str] = {}
         tag = self.tags.get(element)
+        present = [str(key) for key in element.attrib]  # lxml's "in" walks them each time
+        held = set(present)
         for _, qualified, _ in [] if tag is None else tag.attributes:
             key = clark_name(element, qualified)
-            if key in element.attrib:
+            if key in held:
                 names.setdefault(qualified, key)
         listed = set(names.values())
-        for attribute in element.attrib:
-            key = str(attribute)
+        for key in present:
             if key not in listed:
                 names.setdefault(self.attribute_name(element, key), key)
         return names
@@ -332,6 +333,14 @@ def elements(context: etree._Element | etree._ElementTree, path: str) -> list[et
     if not isinstance(result, list):
         return []
     return [item for item in result if isinstance(item, etree._Element)]
+
+
+def attribute_values(element: etree._Element) -> dict[str, str]:
+    """The element's attributes by Clark name, in order, read in one pass: lxml's own
+    ``attrib.items()`` (and ``get``) finds each value by walking the attributes."""
+    found = element.xpath("@*")
+    assert isinstance(found, list)
+    return {str(item.attrname): str(item) for item in found}  # type: ignore[union-attr]
 
 
 def clark_name(element: etree._Element, qualified: str) -> str:

@@ -37,6 +37,7 @@ from services.builder.features.xdt.document import (
 )
 from services.builder.features.xdt.growth import MAX_GROWTH, Growth, check_depth, copy_size
 from services.builder.features.xdt.locators import Context, read_call, split_arguments
+from services.builder.features.xdt.work import NODE_HANDLED, Work, document_size, xpath_cost
 from services.builder.features.xdt.writer import write_transformed
 
 
@@ -47,18 +48,20 @@ def apply_transform(
     max_growth: int = MAX_GROWTH,
     log: Callable[[str], None] | None = None,
     warnings_are_errors: bool = True,
+    work: Work | None = None,
 ) -> bytes:
     """``target`` transformed and written as the server writes it; TransformError when the
     transform cannot be applied (or warns, unless ``warnings_are_errors`` is false: the
-    server's ``TreatConfigTransformationWarningsAsErrors``) or would write more than
-    ``max_growth`` bytes.
+    server's ``TreatConfigTransformationWarningsAsErrors``), would write more than
+    ``max_growth`` bytes, or its locators' XPath would cost more than is left of ``work``
+    (``WorkExceeded``; a fresh allowance of ``MAX_WORK`` when None: pass one to share it).
     A transform that removes the root element is not an error: the server saves what is
     left and logs that the file is no longer valid, and so does this."""
     note = log or (lambda line: None)
     document = Document(target)
     rules = Document(transform, key="r")
     _strip_blank_text(rules.root)
-    Engine(document, rules, Growth(max_growth), note, warnings_are_errors).run()
+    Engine(document, rules, Growth(max_growth), note, warnings_are_errors, work or Work()).run()
     if document.root_removed:
         note("the file no longer has a root element and is invalid after being transformed")
     else:
@@ -96,13 +99,28 @@ class Engine:
         growth: Growth,
         log: Callable[[str], None],
         warnings_are_errors: bool = True,
+        work: Work | None = None,
     ) -> None:
         self.document = document
         self.rules = rules
         self.growth = growth
         self.log = log
         self.warnings_are_errors = warnings_are_errors
+        self.work = work or Work()
         self.suppress = False
+        self._size: tuple[int, int] | None = None  # the document's, while it has not grown
+        self._sized_at = growth.left
+
+    def charge(self, path: str) -> None:
+        """Charge evaluating ``path`` to the work allowance, before it runs: the document's
+        size (measured again once it has grown, which the measuring costs no more than)."""
+        grown = (self._sized_at - self.growth.left) // 4  # nodes added: 4 bytes at least
+        if self._size is None or grown > self._size[0]:
+            self._size = document_size(self.document.root)
+            self._sized_at, grown = self.growth.left, 0
+        nodes, weight = self._size
+        # what was added since it was measured, as deep as the document's nodes on average
+        self.work.spend(xpath_cost(path, nodes + grown, weight + grown * (weight // nodes + 1)))
 
     def run(self) -> None:
         root = self.rules.root
@@ -139,12 +157,14 @@ class Engine:
     def select(self, path: str, namespaces: dict[str, str]) -> list[Any]:
         if self.document.root_removed:
             return []
+        self.charge(path)
         try:
             found = self.document.tree.xpath(path, namespaces=namespaces)
         except (etree.XPathError, TypeError, ValueError) as exc:
             raise TransformError(f"invalid XPath {path!r}: {exc}") from exc
         if not isinstance(found, list):
             raise TransformError(f"the XPath {path!r} does not select nodes")
+        self.work.spend(len(found))
         return found
 
     def _nodes(self, path: str, context: Context) -> list[etree._Element]:
@@ -219,10 +239,13 @@ class Engine:
             raise TransformError(f"{name} requires an XPath argument")
         if len(arguments) > 1:
             raise TransformError(f"Too many arguments to {name}")
+        self.charge(arguments[0])
         try:
             siblings = parent.xpath(arguments[0])
         except (etree.XPathError, TypeError, ValueError) as exc:
             raise TransformError(f"invalid XPath {arguments[0]!r}: {exc}") from exc
+        if isinstance(siblings, list):
+            self.work.spend(len(siblings))
         if not isinstance(siblings, list) or not siblings:
             raise TransformError(f"No element in the source document matches '{arguments[0]}'")
         sibling = siblings[0]
@@ -241,12 +264,14 @@ class Engine:
     def _remove_attributes(self, argument: str | None, target: etree._Element) -> None:
         chosen = _selected_attributes(self, target, argument, setting=False)
         for name, _ in chosen:
+            self.work.spend(NODE_HANDLED + len(target.attrib))  # lxml finds it by walking them
             del target.attrib[name]
 
     def set_attribute(self, target: etree._Element, qualified: str, key: str, value: str) -> None:
         """As the server sets an attribute: the one of the same qualified name takes the
         value; else it is appended (in place of one of the same namespace and local name),
         keeping the transform's prefix."""
+        self.work.spend(NODE_HANDLED + len(target.attrib))  # its attributes read and walked
         existing = self.document.attribute_names(target).get(qualified)
         if existing is not None:
             target.set(existing, value)
@@ -340,8 +365,10 @@ def _selected_attributes(
     names = None if argument is None else split_arguments(argument)
 
     def select(arguments: list[str]) -> list[tuple[str, str]]:
+        expression = "|".join(f"@{name}" for name in arguments)
+        engine.charge(expression)
         try:
-            found = element.xpath("|".join(f"@{name}" for name in arguments))
+            found = element.xpath(expression)
         except (etree.XPathError, TypeError, ValueError) as exc:
             raise TransformError(f"invalid attribute names {argument!r}: {exc}") from exc
         if not isinstance(found, list) or not all(

@@ -22,6 +22,7 @@ from services.builder.features.xdt.document import (
     Document,
     after,
     after_doctype,
+    attribute_values,
     clark_name,
     is_cdata,
     is_element,
@@ -111,13 +112,15 @@ class Formatted:
         """The element's attributes as the server holds them (namespace declarations among
         them), in its order: the start tag's, then those added since; (name, value)."""
         tag = self.document.tags.get(element)
-        current = {str(key): str(value) for key, value in element.attrib.items()}
+        current = attribute_values(element)
         readded = self.document.prefixes.get(element, {})  # appended by a transform since
         listed: list[tuple[str, str]] = []
         if tag is not None:
+            nsmap: dict[str | None, str] | None = None  # built once: lxml walks to make it
             for _, name, raw in tag.attributes:
                 if name == "xmlns" or name.startswith("xmlns:"):
-                    uri = element.nsmap.get(name[6:] or None)
+                    nsmap = element.nsmap if nsmap is None else nsmap
+                    uri = nsmap.get(name[6:] or None)
                     if uri is not None:
                         listed.append((name, _server_value(raw, uri)))
                     continue
