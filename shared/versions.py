@@ -230,3 +230,25 @@ def _labels(prerelease: str) -> tuple[LabelKey, ...]:
         number = _int32(label) if label and _DIGITS.issuperset(label) else None
         keys.append((0, number, "") if number is not None else (1, 0, label.upper()))
     return tuple(keys)
+
+
+# What the database sorts by: ``sort_key`` as a string whose byte order is the version order,
+# so that an index can serve "newest first". Numbers are fixed-width hex; each prerelease label
+# is "1" and its number (numeric labels) or "2", the word and "!" (words; "!" sorts below every
+# letter and digit, so a shorter word comes first); "0" ends the labels, which makes a shorter
+# list sort first and the whole key prefix-free.
+_NUMBER_WIDTH = 8
+_WORD_END = "!"
+_LABELS_END = "0"
+
+
+def order_key(version: OctopusVersion) -> str:
+    """``version.sort_key`` encoded so that comparing the strings (byte by byte, as MongoDB
+    does) orders them as the versions are ordered: equal versions have equal keys."""
+    major, minor, patch, revision, release, labels = version.sort_key
+    parts = [f"{n:0{_NUMBER_WIDTH}x}" for n in (major, minor, patch, revision)]
+    parts.append(str(release))
+    for kind, number, word in labels:
+        parts.append(f"1{number:0{_NUMBER_WIDTH}x}" if kind == 0 else f"2{word}{_WORD_END}")
+    parts.append(_LABELS_END)
+    return "".join(parts)

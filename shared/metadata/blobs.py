@@ -41,6 +41,10 @@ allows two transactions that each *read* what the other writes to both commit).
 
 ``links`` counts a blob's links so that collection finds candidates through an index; the
 claim never trusts it and reads the links themselves.
+
+Every query names, beside it, the index that serves it (tests/integration/
+test_metadata_plans.py checks them with ``explain``). A filter names only what its index
+bounds; the other conditions are checked here, on the documents it returns.
 """
 
 from __future__ import annotations
@@ -95,6 +99,18 @@ def _link_id(repository: str, digest: str) -> str:
     return f"{repository}@{digest}"
 
 
+_COLLECTABLE_FIELDS = {"links": 1, "writers": 1, "deleting_until": 1}
+
+
+def _writers_lapsed(doc: Document, now: dt.datetime) -> bool:
+    return all(writer["until"] <= now for writer in doc.get("writers") or [])
+
+
+def _collectable(doc: Document, now: dt.datetime) -> bool:
+    """No links counted, no live writer, no live claim."""
+    return doc["links"] <= 0 and _writers_lapsed(doc, now) and doc["deleting_until"] < now
+
+
 class BlobRecords:
     def __init__(self, db: AsyncDatabase[Document], transaction: Transaction[Any]) -> None:
         self.db = db
@@ -102,6 +118,12 @@ class BlobRecords:
 
     async def ensure_indexes(self) -> None:
         await self.db.blobs.create_index([("links", ASCENDING), ("touched_at", ASCENDING)])
+        await self.db.blobs.create_index([("links", ASCENDING), ("_id", ASCENDING)])
+        # Beside _id_ for the writes guarded by a second field: a server whose planner only
+        # bounds a filter by an index covering its fields (SecantusDB) would otherwise read
+        # every blob for each of them.
+        await self.db.blobs.create_index([("_id", ASCENDING), ("deleting_until", ASCENDING)])
+        await self.db.blobs.create_index([("deleting_token", ASCENDING), ("_id", ASCENDING)])
         await self.db.blob_links.create_index([("digest", ASCENDING)])
         await self.db.blob_links.create_index([("repository", ASCENDING)])
         await self.db.blob_links.create_index([("touched_at", ASCENDING)])
@@ -174,6 +196,7 @@ class BlobRecords:
         for _ in range(3):
             now = _now()
             try:
+                # index: blobs _id_1_deleting_until_1 (or _id_)
                 doc = await self.db.blobs.find_one_and_update(
                     {"_id": digest, "deleting_until": {"$lt": now}},
                     {
@@ -309,15 +332,14 @@ class BlobRecords:
     async def stale_links(self, space: str, cutoff: dt.datetime) -> dict[str, list[str]]:
         """Links in the space untouched since ``cutoff``, by repository."""
         found: dict[str, list[str]] = defaultdict(list)
+        # index: blob_links repository_1 (a range on it: the space's repositories)
         cursor = self.db.blob_links.find(
-            {
-                "repository": {"$regex": f"^{re.escape(space)}/"},
-                "touched_at": {"$lt": cutoff},
-            },
-            {"repository": 1, "digest": 1},
+            {"repository": {"$gte": f"{space}/", "$lt": f"{space}0"}},
+            {"repository": 1, "digest": 1, "touched_at": 1},
         )
         async for doc in cursor:
-            found[doc["repository"]].append(doc["digest"])
+            if doc["touched_at"] < cutoff:
+                found[doc["repository"]].append(doc["digest"])
         return found
 
     async def expire_links(
@@ -327,6 +349,7 @@ class BlobRecords:
         no push touched since ``cutoff`` (chain 1); the digests unlinked."""
 
         async def work(session: AsyncClientSession) -> list[str]:
+            # index: manifests repository_1_blobs_1
             referenced = {
                 digest
                 async for doc in self.db.manifests.find(
@@ -337,10 +360,13 @@ class BlobRecords:
                 for digest in doc["blobs"]
             }
             ids = [_link_id(repository, d) for d in digests if d not in referenced]
-            stale = {"_id": {"$in": ids}, "touched_at": {"$lt": cutoff}}
+            # index: _id_
             going = [
                 doc["digest"]
-                async for doc in self.db.blob_links.find(stale, {"digest": 1}, session=session)
+                async for doc in self.db.blob_links.find(
+                    {"_id": {"$in": ids}}, {"digest": 1, "touched_at": 1}, session=session
+                )
+                if doc["touched_at"] < cutoff
             ]
             if going:
                 await self.db.blob_links.delete_many(
@@ -359,18 +385,24 @@ class BlobRecords:
     ) -> list[str]:
         """Blobs that look collectable, in digest order: no links counted, no live writer, not
         held by a live claim (a lapsed claim is taken over)."""
-        now = _now()
-        query: Document = {
-            "links": {"$lte": 0},
-            "writers": {"$not": {"$elemMatch": {"until": {"$gt": now}}}},
-            "deleting_until": {"$lt": now},
-        }
         if among is not None:
-            query["_id"] = {"$in": list(among)}
-        elif after is not None:
-            query["_id"] = {"$gt": after}
-        cursor = self.db.blobs.find(query, {"_id": 1}).sort("_id", ASCENDING).limit(limit)
-        return [doc["_id"] async for doc in cursor]
+            # index: _id_
+            cursor = self.db.blobs.find({"_id": {"$in": list(among)}}, _COLLECTABLE_FIELDS)
+            now = _now()
+            found = [doc["_id"] async for doc in cursor if _collectable(doc, now)]
+            return sorted(found)[:limit]
+        found = []
+        while len(found) < limit:
+            # index: blobs links_1__id_1 (equality on links, then _id in its order)
+            query: Document = {"links": 0} if after is None else {"links": 0, "_id": {"$gt": after}}
+            cursor = self.db.blobs.find(query, _COLLECTABLE_FIELDS).sort("_id", ASCENDING)
+            page = [doc async for doc in cursor.limit(limit)]
+            now = _now()
+            found += [doc["_id"] for doc in page if _collectable(doc, now)]
+            if len(page) < limit:
+                break
+            after = page[-1]["_id"]
+        return found[:limit]
 
     async def claim(self, digests: list[str], token: str, lease: dt.timedelta) -> list[Document]:
         """Claim for deletion those of ``digests`` that no link and no manifest refers to and
@@ -378,12 +410,14 @@ class BlobRecords:
 
         async def work(session: AsyncClientSession) -> list[Document]:
             now = _now()
+            # index: blob_links digest_1
             linked = {
                 doc["digest"]
                 async for doc in self.db.blob_links.find(
                     {"digest": {"$in": digests}}, {"digest": 1}, session=session
                 )
             }
+            # index: manifests blobs_1
             used = {
                 digest
                 async for doc in self.db.manifests.find(
@@ -394,13 +428,13 @@ class BlobRecords:
             free = [d for d in digests if d not in linked and d not in used]
             if not free:
                 return []
-            claimable = {
-                "_id": {"$in": free},
-                "writers": {"$not": {"$elemMatch": {"until": {"$gt": now}}}},
-                "deleting_until": {"$lt": now},
-            }
+            # index: _id_
             found = [
-                doc async for doc in self.db.blobs.find(claimable, {"size": 1}, session=session)
+                {"_id": doc["_id"], "size": doc.get("size")}
+                async for doc in self.db.blobs.find(
+                    {"_id": {"$in": free}}, {"size": 1, **_COLLECTABLE_FIELDS}, session=session
+                )
+                if _writers_lapsed(doc, now) and doc["deleting_until"] < now
             ]
             if found:
                 # What this transaction read stays true until it commits: a push that changed
@@ -426,6 +460,7 @@ class BlobRecords:
         """Give up a claim whose storage delete failed: pushes may use the blob again, but as
         one whose bytes must be uploaded again (whether storage still holds them is unknown),
         and the next collection retries."""
+        # index: blobs deleting_token_1__id_1 (or _id_)
         await self.db.blobs.update_many(
             {"_id": {"$in": digests}, "deleting_token": token},
             {"$set": {"deleting_until": NOT_DELETING, "deleting_token": None, "stored": False}},
@@ -433,5 +468,6 @@ class BlobRecords:
 
     async def forget(self, digests: list[str], token: str) -> int:
         """Delete the documents of blobs this claim removed from storage."""
+        # index: blobs deleting_token_1__id_1 (or _id_)
         result = await self.db.blobs.delete_many({"_id": {"$in": digests}, "deleting_token": token})
         return result.deleted_count

@@ -101,9 +101,22 @@ class EmbeddedMongo:
 
     @property
     def url(self) -> str:
-        """The URL with the password in it: for the services' clients, never for a log."""
+        """The URL with the password in it: for the services' clients, never for a log.
+
+        ``retryWrites=false``: SecantusDB keeps a record of every retryable write for 30
+        minutes and walks all of them (sorting 10,000 once past its cap) on each one, so with
+        retryable writes the server slowed down as pushes went on. Without them a single
+        write carries no transaction number and leaves no record. Transactions are unchanged
+        (the driver still retries their commit and re-runs them on transient errors); what
+        is lost is the driver's one automatic retry of a single write after a dropped
+        connection, which on this loopback server with no failover means the request fails
+        instead, as it would with the server gone.
+        """
         credentials = f"{USERNAME}:{quote_plus(self._password)}"
-        return f"mongodb://{credentials}@127.0.0.1:{self.port}/spacedock?authSource=admin"
+        return (
+            f"mongodb://{credentials}@127.0.0.1:{self.port}/spacedock"
+            "?authSource=admin&retryWrites=false"
+        )
 
     async def start(self, wait_seconds: float = 30.0) -> str:
         self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)

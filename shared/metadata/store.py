@@ -10,8 +10,20 @@ Collections (``_id`` chosen so that uniqueness and the hot lookups need no extra
 - ``manifests``    ``{_id: "<repo>@<digest>", repository, digest, media_type, size, content,
                    blobs, manifests, subject, artifact_type, config_media_type, annotations,
                    created_at, touched_at}``: ``touched_at`` moves with every push of it
-- ``tags``         ``{_id: "<repo>:<tag>", repository, tag, digest, updated_at}``
+- ``tags``         ``{_id: "<repo>:<tag>", repository, tag, digest, updated_at, feed_key,
+                   prerelease}``: ``feed_key`` orders the feed view (the tag read as an Octopus
+                   version, then push time, then tag; None when the tag is no version), written
+                   with the tag (``shared.versions.order_key``)
 - ``uploads``      ``{_id: upload id, repository, offset, storage, lock, created_at, updated_at}``
+- ``upgrades``     ``{_id: name, done_at}``: one-time upgrades of old documents that are done
+
+Every hot query names the index that serves it in a comment beside it; the names are the
+default ones MongoDB gives (``field_1_other_1``), and tests/integration/test_metadata_plans.py
+checks with ``explain`` that each query uses its index. Prefix matches are written as ranges
+(``_prefix_range``), never as regular expressions, so that any server can bound the index scan,
+and a filter names only what its index bounds when the rest is cheaper checked here: the
+embedded server (SecantusDB) reads every document of the range an index gives before it
+filters, sorts and applies a limit, so there the range is what a query costs.
 """
 
 from __future__ import annotations
@@ -23,7 +35,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from bson import Binary
-from pymongo import ASCENDING, AsyncMongoClient, ReturnDocument
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, ReturnDocument, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -32,6 +44,7 @@ from shared.metadata.accounts import AccountStore
 from shared.metadata.blobs import BlobRecords, touch_all
 from shared.metadata.builds import BuildStore
 from shared.oci.manifest import ParsedManifest
+from shared.versions import order_key, try_parse_docker_tag
 
 Document = dict[str, Any]
 
@@ -39,10 +52,43 @@ Document = dict[str, Any]
 _NEVER = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 LISTED_REPOSITORIES_REMEMBERED = 100_000
 _NEVER_RUN = {"last_run_at": _NEVER, "lease_until": _NEVER, "owner": None}
+# Where the feed view reads a page: from a key near the top, the keys that share its first
+# characters, fewer each time (``order_key`` writes major, minor, patch and revision in 8 hex
+# digits each, then the release): the same numbers and release; the same major.minor.patch;
+# then patches in blocks of 16 and 256; the same major.minor; minors in blocks of 16 and
+# 256; the same major; majors in blocks of 16 and 256; every version.
+_FEED_WINDOWS = (33, 24, 23, 22, 16, 15, 14, 8, 7, 6, 0)
+# Tags given their feed key per round trip when old tags are upgraded at start-up.
+FEED_KEY_BATCH = 1000
+_FEED_KEY_UPGRADE = "tags.feed_key"
 
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+def _prefix_range(prefix: str) -> Document:
+    """The strings that start with ``prefix``, as a range an index can bound (MongoDB compares
+    strings byte by byte, and a prefix's last character here is never the largest one)."""
+    return {"$gte": prefix, "$lt": prefix[:-1] + chr(ord(prefix[-1]) + 1)}
+
+
+def _version_fields(tag: str, pushed_at: dt.datetime) -> Document:
+    """What the feed view sorts and filters a tag by: its Octopus order, then push time, then
+    the tag itself (so the order is total and a cursor is one string)."""
+    version = try_parse_docker_tag(tag)
+    if version is None:
+        return {"feed_key": None, "prerelease": None}
+    millis = (pushed_at - _NEVER) // dt.timedelta(milliseconds=1)
+    return {
+        "feed_key": f"{order_key(version)}|{millis:013d}|{tag}",
+        "prerelease": version.is_prerelease,
+    }
+
+
+def _to_millis(moment: dt.datetime) -> dt.datetime:
+    """What MongoDB keeps of a moment (milliseconds), so a key made from it matches it."""
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,11 +171,16 @@ class MetadataStore:
         db = self.db
         await db.repositories.create_index([("space", ASCENDING), ("_id", ASCENDING)])
         await db.manifests.create_index([("repository", ASCENDING), ("subject", ASCENDING)])
+        await db.manifests.create_index([("repository", ASCENDING), ("blobs", ASCENDING)])
         await db.manifests.create_index([("digest", ASCENDING)])
         await db.manifests.create_index([("blobs", ASCENDING)])
         await db.manifests.create_index([("manifests", ASCENDING)])
         await db.tags.create_index([("repository", ASCENDING), ("tag", ASCENDING)], unique=True)
         await db.tags.create_index([("repository", ASCENDING), ("digest", ASCENDING)])
+        await db.tags.create_index([("repository", ASCENDING), ("feed_key", ASCENDING)])
+        await db.tags.create_index(
+            [("repository", ASCENDING), ("prerelease", ASCENDING), ("feed_key", ASCENDING)]
+        )
         await db.uploads.create_index([("updated_at", ASCENDING)])
         await self.accounts.ensure_indexes()
         await self.outbox.ensure_indexes()
@@ -137,6 +188,41 @@ class MetadataStore:
         await self.blobs.ensure_indexes()
         await self.blobs.upgrade()
         await db.pins.create_index([("repository", ASCENDING)])
+        await db.pins.create_index([("space", ASCENDING)])
+        await self.upgrade_tags()
+
+    async def upgrade_tags(self) -> int:
+        """Give tags written before the feed kept its order with them their ``feed_key``: one
+        pass over the tags that have none, written in batches of ``FEED_KEY_BATCH``; once
+        done, a marker makes later starts skip the pass. Idempotent, and safe beside pushes:
+        a tag pushed again meanwhile may get its key from the push time read here, which only
+        orders it among equal versions as of then. The number of tags upgraded."""
+        if await self.db.upgrades.find_one({"_id": _FEED_KEY_UPGRADE}) is not None:
+            return 0
+        upgraded = 0
+        batch: list[UpdateOne] = []
+        # no index: a single pass, at the first start of this version only
+        cursor = self.db.tags.find(
+            {"feed_key": {"$exists": False}}, {"tag": 1, "updated_at": 1}, batch_size=FEED_KEY_BATCH
+        )
+        async for doc in cursor:
+            # By _id alone, which every server finds through its index.
+            fields = _version_fields(doc["tag"], doc["updated_at"])
+            batch.append(UpdateOne({"_id": doc["_id"]}, {"$set": fields}))
+            if len(batch) == FEED_KEY_BATCH:
+                upgraded += await self._write_upgrades(batch)
+                batch = []
+        upgraded += await self._write_upgrades(batch)
+        await self.db.upgrades.update_one(
+            {"_id": _FEED_KEY_UPGRADE}, {"$set": {"done_at": utcnow()}}, upsert=True
+        )
+        return upgraded
+
+    async def _write_upgrades(self, batch: list[UpdateOne]) -> int:
+        if not batch:
+            return 0
+        result = await self.db.tags.bulk_write(batch, ordered=False)
+        return result.modified_count
 
     async def check_transactions(self) -> None:
         """Fail with a clear message unless the server can run multi-document transactions,
@@ -238,24 +324,33 @@ class MetadataStore:
         return result.deleted_count == 1
 
     async def pinned_tags(self, repository: str) -> set[str]:
+        # index: pins repository_1
         cursor = self.db.pins.find({"repository": repository}, {"tag": 1})
         return {doc["tag"] async for doc in cursor}
 
     # what retention looks at ---------------------------------------------------------------
 
     def _in_space(self, space_id: str) -> Document:
-        return {"repository": {"$regex": f"^{re.escape(space_id)}/"}}
+        return {"repository": _prefix_range(f"{space_id}/")}
 
     async def space_tags(self, space_id: str) -> list[Document]:
-        cursor = self.db.tags.find(self._in_space(space_id))
+        # index: one of tags on repository first (repository_1_tag_1, repository_1_digest_1,
+        # ...: a range on their first field)
+        cursor = self.db.tags.find(
+            self._in_space(space_id),
+            {"repository": 1, "tag": 1, "digest": 1, "updated_at": 1},
+        )
         return [doc async for doc in cursor]
 
     async def space_pins(self, space_id: str) -> set[tuple[str, str]]:
+        # index: pins space_1
         cursor = self.db.pins.find({"space": space_id}, {"repository": 1, "tag": 1})
         return {(doc["repository"], doc["tag"]) async for doc in cursor}
 
     async def space_manifests(self, space_id: str) -> list[Document]:
         """Every manifest of the space, without its content."""
+        # index: one of manifests on repository first (repository_1_subject_1,
+        # repository_1_blobs_1: a range on their first field)
         cursor = self.db.manifests.find(self._in_space(space_id), {"content": 0})
         return [doc async for doc in cursor]
 
@@ -269,26 +364,34 @@ class MetadataStore:
         candidates = {blob for doc in manifests for blob in doc.get("blobs") or []}
         if not candidates:
             return {}
+        # The filters name only the indexed field; the rest is checked here, so that every
+        # server bounds the scan by the index (blobs many manifests share are few).
+        going = set(ids)
+        # index: manifests blobs_1
         still = {
             blob
             async for doc in self.db.manifests.find(
-                {"blobs": {"$in": list(candidates)}, "_id": {"$nin": ids}}, {"blobs": 1}
+                {"blobs": {"$in": list(candidates)}}, {"blobs": 1}
             )
+            if doc["_id"] not in going
             for blob in doc.get("blobs") or []
         }
-        repositories = list({doc["repository"] for doc in manifests})
+        repositories = {doc["repository"] for doc in manifests}
+        # index: blob_links digest_1
         elsewhere = {
             doc["digest"]
             async for doc in self.db.blob_links.find(
-                {"digest": {"$in": list(candidates)}, "repository": {"$nin": repositories}},
-                {"digest": 1},
+                {"digest": {"$in": list(candidates)}}, {"digest": 1, "repository": 1}
             )
+            if doc["repository"] not in repositories
         }
         orphans = list(candidates - still - elsewhere)
+        # index: _id_
         cursor = self.db.blobs.find({"_id": {"$in": orphans}}, {"size": 1})
         return {doc["_id"]: int(doc["size"]) async for doc in cursor}
 
     async def space_has_repositories(self, space_id: str) -> bool:
+        # index: repositories space_1__id_1
         return await self.db.repositories.find_one({"space": space_id}, {"_id": 1}) is not None
 
     async def search_repositories(
@@ -296,29 +399,34 @@ class MetadataStore:
     ) -> list[Document]:
         """Repositories of a space by name, optionally those whose name contains ``query``
         (case-insensitive), after the name ``after``."""
-        conditions: Document = {"space": space_id}
-        name_filters: list[Document] = []
-        if query:
-            pattern = f"^{re.escape(space_id)}/.*{re.escape(query)}"
-            name_filters.append({"_id": {"$regex": pattern, "$options": "i"}})
-        if after is not None:
-            name_filters.append({"_id": {"$gt": after}})
-        if name_filters:
-            conditions["$and"] = name_filters
-        cursor = self.db.repositories.find(conditions).sort("_id", ASCENDING).limit(limit)
-        return [doc async for doc in cursor]
+        names: Document = {"$gt": after} if after is not None else _prefix_range(f"{space_id}/")
+        # The query is matched here rather than as a regular expression in the filter, which
+        # not every server bounds by the index; the cursor stops once the page is full.
+        wanted = re.compile(re.escape(query), re.IGNORECASE) if query else None
+        prefix = len(space_id) + 1
+        # index: repositories space_1__id_1 (equality on space, a range on _id in its order)
+        cursor = self.db.repositories.find(
+            {"space": space_id, "_id": names}, {"created_at": 1}, batch_size=1000
+        ).sort("_id", ASCENDING)
+        found: list[Document] = []
+        async for doc in cursor:
+            if wanted is None or wanted.search(doc["_id"], prefix):
+                found.append(doc)
+                if len(found) >= limit:
+                    break
+        await cursor.close()
+        return found
 
     async def tagged_manifests(self, repository: str) -> list[Document]:
         """Every tag of the repository with its manifest's digest, sizes and push time."""
-        tags = [doc async for doc in self.db.tags.find({"repository": repository})]
-        digests = list({doc["digest"] for doc in tags})
-        sizes = {
-            doc["digest"]: doc.get("total_size", doc["size"])
-            async for doc in self.db.manifests.find(
-                {"_id": {"$in": [f"{repository}@{d}" for d in digests]}},
-                {"digest": 1, "size": 1, "total_size": 1},
+        # index: tags repository_1_tag_1
+        tags = [
+            doc
+            async for doc in self.db.tags.find(
+                {"repository": repository}, {"tag": 1, "digest": 1, "updated_at": 1}
             )
-        }
+        ]
+        sizes = await self._sizes(repository, {doc["digest"] for doc in tags})
         return [
             {
                 "tag": doc["tag"],
@@ -328,6 +436,99 @@ class MetadataStore:
             }
             for doc in tags
         ]
+
+    async def newest_versions(
+        self,
+        repository: str,
+        *,
+        include_prerelease: bool,
+        before: str | None,
+        limit: int,
+    ) -> list[Document]:
+        """The repository's tags read as Octopus versions, newest first (ties: the later push,
+        then the greater tag), after the cursor ``before`` (a ``cursor`` this returned): each
+        ``{tag, digest, size, pushed_at, prerelease, cursor}``. Tags that are no version are
+        left out.
+
+        The page is read in windows of keys, from a key near the top down: those with the
+        same version numbers as it, then the same major.minor.patch, and so on to every
+        version, until the page is full. Each window is one bounded range of the index, so a
+        server that reads every key of a range before it applies the limit (SecantusDB) reads
+        about a page, not the whole repository. The key it starts from is ``before``, or for
+        the first page the highest key a push recorded (``feed_top``); it only decides where
+        the reading starts: a missing or stale one costs time, never a version.
+        """
+        start = before if before is not None else await self._feed_top(repository)
+        lowers = list(dict.fromkeys(start[:length] for length in _FEED_WINDOWS)) if start else [""]
+        tags: list[Document] = []
+        upper = before
+        for lower in lowers:
+            tags += await self._versions_between(
+                repository, lower, upper, include_prerelease, limit - len(tags)
+            )
+            if len(tags) >= limit:
+                break
+            upper = lower
+        if tags and before is None and (start is None or tags[0]["feed_key"] > start):
+            await self._raise_feed_top(repository, tags[0]["feed_key"])
+        sizes = await self._sizes(repository, {doc["digest"] for doc in tags})
+        return [
+            {
+                "tag": doc["tag"],
+                "digest": doc["digest"],
+                "size": sizes.get(doc["digest"], 0),
+                "pushed_at": doc["updated_at"],
+                "prerelease": bool(doc["prerelease"]),
+                "cursor": doc["feed_key"],
+            }
+            for doc in tags
+        ]
+
+    async def _versions_between(
+        self,
+        repository: str,
+        lower: str,
+        upper: str | None,
+        include_prerelease: bool,
+        limit: int,
+    ) -> list[Document]:
+        """Tags with ``lower <= feed_key < upper``, newest first."""
+        # From "" (excluded): only strings, as a tag that is no version has None.
+        keys: Document = {"$gte": lower} if lower else {"$gt": ""}
+        if upper is not None:
+            keys["$lt"] = upper
+        query: Document = {"repository": repository}
+        if not include_prerelease:
+            query["prerelease"] = False
+        query["feed_key"] = keys
+        # index: tags repository_1_feed_key_1, or with the prerelease filter
+        # tags repository_1_prerelease_1_feed_key_1 (walked backwards: newest first)
+        cursor = self.db.tags.find(
+            query, {"tag": 1, "digest": 1, "updated_at": 1, "prerelease": 1, "feed_key": 1}
+        ).sort("feed_key", DESCENDING)
+        return [doc async for doc in cursor.limit(limit)]
+
+    async def _feed_top(self, repository: str) -> str | None:
+        # index: _id_
+        doc = await self.db.repositories.find_one({"_id": repository}, {"feed_top": 1})
+        top = None if doc is None else doc.get("feed_top")
+        return top if isinstance(top, str) else None
+
+    async def _raise_feed_top(self, repository: str, key: str) -> None:
+        """Record ``key`` as the repository's highest feed key if it is higher. Outside any
+        transaction on purpose: pushes to one repository must not conflict over it, and a
+        value left too high by a push that then failed only costs the feed a window."""
+        # index: _id_
+        await self.db.repositories.update_one({"_id": repository}, {"$max": {"feed_top": key}})
+
+    async def _sizes(self, repository: str, digests: set[str]) -> dict[str, int]:
+        """The size of each manifest with what it references, by digest."""
+        # index: _id_
+        cursor = self.db.manifests.find(
+            {"_id": {"$in": [f"{repository}@{d}" for d in digests]}},
+            {"digest": 1, "size": 1, "total_size": 1},
+        )
+        return {doc["digest"]: int(doc.get("total_size") or doc["size"]) async for doc in cursor}
 
     async def ensure_space(self, space_id: str, name: str) -> None:
         await self.db.spaces.update_one(
@@ -343,6 +544,7 @@ class MetadataStore:
         process has seen listed needs no round trip again."""
         if repository in self._listed_repositories:
             return
+        # index: _id_
         await self.db.repositories.update_one(
             {"_id": repository},
             {"$setOnInsert": {"space": repository.split("/", 1)[0], "created_at": utcnow()}},
@@ -355,13 +557,33 @@ class MetadataStore:
     async def list_repositories(
         self, *, after: str | None, limit: int, spaces: Iterable[str] | None = None
     ) -> list[str]:
-        query: Document = {}
-        if after is not None:
-            query["_id"] = {"$gt": after}
-        if spaces is not None:
-            query["space"] = {"$in": list(spaces)}
-        cursor = self.db.repositories.find(query, {"_id": 1}).sort("_id", ASCENDING).limit(limit)
-        return [doc["_id"] async for doc in cursor]
+        """Repository names after ``after`` in lexical order, of ``spaces`` (None: all)."""
+        if spaces is None:
+            # no index: every space (a short list, each space then one range)
+            spaces = [doc["_id"] async for doc in self.db.spaces.find({}, {"_id": 1})]
+        return await self._list_repositories_in(spaces, after=after, limit=limit)
+
+    async def _list_repositories_in(
+        self, spaces: Iterable[str], *, after: str | None, limit: int
+    ) -> list[str]:
+        """Repository names of ``spaces`` after ``after``: one bounded range per space, in
+        the order of the names (a space's repositories are the names starting "<space>/":
+        those ranges do not overlap, and sort as their starts do)."""
+        names: list[str] = []
+        for space in sorted(spaces, key=lambda space: f"{space}/"):
+            if len(names) >= limit:
+                break
+            if after is not None and after >= f"{space}0":
+                continue  # all of this space's names are at or before ``after``
+            bounds: Document = {"$gt": after} if after is not None else {"$gte": f"{space}/"}
+            # index: repositories space_1__id_1 (equality on space, a range on _id in order)
+            cursor = (
+                self.db.repositories.find({"space": space, "_id": bounds}, {"_id": 1})
+                .sort("_id", ASCENDING)
+                .limit(limit - len(names))
+            )
+            names.extend([doc["_id"] async for doc in cursor])
+        return names
 
     # manifests ------------------------------------------------------------------------------
 
@@ -374,6 +596,7 @@ class MetadataStore:
         session: AsyncClientSession | None = None,
     ) -> None:
         now = utcnow()
+        # index: _id_
         await self.db.manifests.update_one(
             {"_id": f"{repository}@{manifest.digest}"},
             {
@@ -409,11 +632,13 @@ class MetadataStore:
     async def get_manifest(
         self, repository: str, digest: str, *, session: AsyncClientSession | None = None
     ) -> StoredManifest | None:
+        # index: _id_
         doc = await self.db.manifests.find_one({"_id": f"{repository}@{digest}"}, session=session)
         return None if doc is None else StoredManifest.from_document(doc)
 
     async def existing_manifests(self, repository: str, digests: Iterable[str]) -> set[str]:
         ids = [f"{repository}@{d}" for d in digests]
+        # index: _id_
         cursor = self.db.manifests.find({"_id": {"$in": ids}}, {"digest": 1})
         return {doc["digest"] async for doc in cursor}
 
@@ -424,6 +649,7 @@ class MetadataStore:
 
         Tags go first so that no tag ever points at a missing manifest.
         """
+        # index: tags repository_1_digest_1
         tags = [
             doc["tag"]
             async for doc in self.db.tags.find(
@@ -450,6 +676,7 @@ class MetadataStore:
                 {"artifact_type": artifact_type},
                 {"artifact_type": None, "config_media_type": artifact_type},
             ]
+        # index: manifests repository_1_subject_1
         cursor = self.db.manifests.find(query).sort("digest", ASCENDING)
         return [StoredManifest.from_document(doc) async for doc in cursor]
 
@@ -463,26 +690,34 @@ class MetadataStore:
         *,
         session: AsyncClientSession | None = None,
     ) -> None:
+        now = _to_millis(utcnow())
+        fields = _version_fields(tag, now)
+        # index: _id_
         await self.db.tags.update_one(
             {"_id": f"{repository}:{tag}"},
             {
-                "$set": {"digest": digest, "updated_at": utcnow()},
+                "$set": {"digest": digest, "updated_at": now, **fields},
                 "$setOnInsert": {"repository": repository, "tag": tag},
             },
             upsert=True,
             session=session,
         )
+        key = fields["feed_key"]
+        if key is not None:
+            await self._raise_feed_top(repository, key)
 
     async def get_tag(self, repository: str, tag: str) -> str | None:
+        # index: _id_
         doc = await self.db.tags.find_one({"_id": f"{repository}:{tag}"}, {"digest": 1})
         return None if doc is None else str(doc["digest"])
 
     async def list_tags(self, repository: str, *, after: str | None, limit: int) -> list[str]:
-        query: Document = {"repository": repository}
-        if after is not None:
-            query["tag"] = {"$gt": after}
-        cursor = self.db.tags.find(query, {"tag": 1}).sort("tag", ASCENDING).limit(limit)
-        return [doc["tag"] async for doc in cursor]
+        # Always a range on tag, which only this index of tags has second: any server picks
+        # it, and walks it in the order asked for.
+        query: Document = {"repository": repository, "tag": {"$gt": after or ""}}
+        # index: tags repository_1_tag_1 (in its order, from ``after``)
+        cursor = self.db.tags.find(query, {"_id": 0, "tag": 1}).sort("tag", ASCENDING)
+        return [doc["tag"] async for doc in cursor.limit(limit)]
 
     async def delete_tag(
         self, repository: str, tag: str, *, session: AsyncClientSession | None = None
@@ -494,6 +729,7 @@ class MetadataStore:
         return None if doc is None else str(doc["digest"])
 
     async def repository_exists(self, repository: str) -> bool:
+        # index: _id_
         return await self.db.repositories.find_one({"_id": repository}, {"_id": 1}) is not None
 
     # upload sessions ------------------------------------------------------------------------

@@ -399,3 +399,27 @@ def test_a_hard_link_named_sdi_yaml_is_not_judged(tmp_path: Path) -> None:
         bundle.addfile(link)
     assert judged(buffer.getvalue(), ".tar.gz") is None
     assert built(buffer.getvalue(), tmp_path) == REFUSED
+
+
+@pytest.mark.parametrize(
+    "order",
+    [["sdi.yaml", "Dockerfile", "app/run.sh"], ["Dockerfile", "sdi.yaml", "notes.txt"],
+     ["app/run.sh", "sdi.yaml", "Dockerfile"]],
+    ids=["sdi-first", "sdi-between", "sdi-after-a-folder"],
+)  # fmt: skip
+def test_a_zip_s_sdi_yaml_is_read_wherever_it_stands_among_other_files(
+    tmp_path: Path, order: list[str]
+) -> None:
+    """The file judged is the last entry named sdi.yaml, never another file after it."""
+    contents = {
+        "sdi.yaml": b"features:\n  substitute_in_files: [app/run.sh]\n",
+        "Dockerfile": DOCKERFILE,
+        "app/run.sh": b"echo #{Greeting}\n",
+        "notes.txt": b"- a list, not a mapping\n",
+    }
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name in order:
+            archive.writestr(name, contents[name])
+    assert judged(buffer.getvalue(), ".zip") is None
+    assert built(buffer.getvalue(), tmp_path) is None

@@ -510,9 +510,10 @@ def _scan_zip(archive: IO[bytes], budget: _Budget) -> _Found:
         budget.entry()
         entry = _central_entry(reader, concat)
         kind = _zip_kind(entry)
-        if kind is _PENDING:
+        parts = _parts(entry.name)
+        if kind is _PENDING and parts == [SDI_FILE]:
             last_file = entry
-        found.see(_parts(entry.name), lambda: kind)  # noqa: B023 (called at once)
+        found.see(parts, lambda: kind)  # noqa: B023 (called at once)
     if found.sdi is _PENDING and last_file is not None:
         found.sdi = _zip_sdi(archive, last_file, budget)
     return found

@@ -1,0 +1,393 @@
+"""Every hot metadata query is served by the index named beside it in the code.
+
+The store runs each query against the real MongoDB-wire server of the tests; the commands it
+sends are recorded from the driver, and each one's filter, sort and projection are given to
+``explain``, whose winning plan must scan that index (not the whole collection). Writes are
+checked through a ``find`` with the same filter, which is what locates the document they write.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest_asyncio
+from pymongo import AsyncMongoClient
+from pymongo.monitoring import (
+    CommandFailedEvent,
+    CommandListener,
+    CommandStartedEvent,
+    CommandSucceededEvent,
+)
+
+from shared.metadata.store import MetadataStore
+from shared.oci.manifest import parse_manifest
+from shared.versions import try_parse_docker_tag
+from tests.support.oci import OCI_CONFIG, OCI_LAYER, OCI_MANIFEST, canonical, descriptor
+
+Document = dict[str, Any]
+REPOSITORY = "spaces-1/app"
+LAYER = descriptor(OCI_LAYER, b"layer")
+CONFIG = descriptor(OCI_CONFIG, b"{}")
+
+
+class Recorder(CommandListener):
+    """The reads and writes the store sends, as (collection, filter, sort, projection)."""
+
+    def __init__(self) -> None:
+        self.queries: list[tuple[str, Document, Document | None, Document | None]] = []
+
+    def started(self, event: CommandStartedEvent) -> None:
+        command = event.command
+        if event.command_name == "find":
+            self.queries.append(
+                (
+                    command["find"],
+                    dict(command.get("filter") or {}),
+                    command.get("sort"),
+                    command.get("projection"),
+                )
+            )
+        elif event.command_name in ("update", "delete"):
+            for statement in command.get(f"{event.command_name}s", []):
+                self.queries.append((command[event.command_name], dict(statement["q"]), None, None))
+        elif event.command_name == "findAndModify":
+            self.queries.append((command["findAndModify"], dict(command["query"]), None, None))
+
+    def succeeded(self, event: CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: CommandFailedEvent) -> None:
+        pass
+
+
+@pytest_asyncio.fixture
+async def metadata(mongo_url: str) -> AsyncIterator[tuple[MetadataStore, Recorder]]:
+    recorder = Recorder()
+    client: AsyncMongoClient[Document] = AsyncMongoClient(
+        mongo_url, tz_aware=True, event_listeners=[recorder]
+    )
+    store = MetadataStore(client, client.get_default_database().name)
+    await store.ensure_indexes()
+    await store.ensure_space("spaces-1", "Default")
+    await seed(store)
+    recorder.queries.clear()
+    yield store, recorder
+    await store.close()
+
+
+async def seed(store: MetadataStore) -> None:
+    """A few repositories, tagged manifests (versions and not), pins, links and blobs."""
+    for name in (REPOSITORY, "spaces-1/other", "spaces-1/app-two"):
+        await store.touch_repository(name)
+    # "99999999999" is no Octopus version (a number beyond 32 bits): the feed leaves it out.
+    for n, tag in enumerate(["1.0.0", "1.2.0-deployments-7", "latest", "99999999999", "2.0"]):
+        content = canonical(
+            {
+                "schemaVersion": 2,
+                "mediaType": OCI_MANIFEST,
+                "config": CONFIG,
+                "layers": [LAYER],
+                "annotations": {"n": str(n)},
+            }
+        )
+        manifest = parse_manifest(content, OCI_MANIFEST)
+        await store.put_manifest(REPOSITORY, manifest, content)
+        await store.set_tag(REPOSITORY, tag, manifest.digest)
+    await store.pin_tag(REPOSITORY, "1.0.0", "admin")
+    for digest in (LAYER["digest"], CONFIG["digest"]):
+        await store.blobs.reserve(digest, 5, "writer")
+        await store.blobs.record_link(REPOSITORY, digest, 5, "writer")
+
+
+async def plans(
+    store: MetadataStore, recorder: Recorder, call: Callable[[], Awaitable[object]]
+) -> list[tuple[str, str]]:
+    """Run ``call``; the (collection, index) each query it sent is planned to scan."""
+    recorder.queries.clear()
+    await call()
+    used = []
+    for collection, query, sort, projection in list(recorder.queries):
+        find: Document = {"find": collection, "filter": query}
+        if sort:
+            find["sort"] = sort
+        if projection:
+            find["projection"] = projection
+        explained = await store.db.command({"explain": find, "verbosity": "queryPlanner"})
+        used.append((collection, _scanned_index(explained["queryPlanner"]["winningPlan"])))
+    recorder.queries.clear()
+    return used
+
+
+def _scanned_index(plan: Document) -> str:
+    """The index the plan scans, or ``COLLSCAN``."""
+    while True:
+        if plan.get("stage") == "IXSCAN":
+            return str(plan["indexName"])
+        if plan.get("stage") == "COLLSCAN" or "inputStage" not in plan:
+            return "COLLSCAN"
+        plan = plan["inputStage"]
+
+
+async def test_manifest_put_path_writes_by_id(
+    metadata: tuple[MetadataStore, Recorder],
+) -> None:
+    """Tag upsert, manifest upsert and repository touch each find their document by _id."""
+    store, recorder = metadata
+    content = canonical(
+        {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": CONFIG, "layers": [LAYER]}
+    )
+    manifest = parse_manifest(content, OCI_MANIFEST)
+    fresh = MetadataStore(store.client, store.db.name)  # nothing remembered as listed
+
+    async def put() -> None:
+        await fresh.touch_repository("spaces-1/new")
+        await store.put_manifest(REPOSITORY, manifest, content)
+        await store.set_tag(REPOSITORY, "3.0", manifest.digest)
+
+    assert await plans(store, recorder, put) == [
+        ("repositories", "_id_"),
+        ("manifests", "_id_"),
+        ("tags", "_id_"),
+        ("repositories", "_id_"),  # the highest feed key, raised
+    ]
+
+
+async def test_manifest_get_by_tag_and_digest(metadata: tuple[MetadataStore, Recorder]) -> None:
+    store, recorder = metadata
+
+    async def get() -> None:
+        digest = await store.get_tag(REPOSITORY, "1.0.0")
+        assert digest is not None
+        assert await store.get_manifest(REPOSITORY, digest) is not None
+        assert await store.repository_exists(REPOSITORY)
+
+    assert await plans(store, recorder, get) == [
+        ("tags", "_id_"),
+        ("manifests", "_id_"),
+        ("repositories", "_id_"),
+    ]
+
+
+async def test_tags_list_pages_by_last(metadata: tuple[MetadataStore, Recorder]) -> None:
+    store, recorder = metadata
+
+    async def pages() -> None:
+        assert await store.list_tags(REPOSITORY, after=None, limit=2) == [
+            "1.0.0",
+            "1.2.0-deployments-7",
+        ]
+        assert await store.list_tags(REPOSITORY, after="2.0", limit=10) == ["99999999999", "latest"]
+
+    assert await plans(store, recorder, pages) == [("tags", "repository_1_tag_1")] * 2
+
+
+async def test_catalog_pages_by_space_ranges(metadata: tuple[MetadataStore, Recorder]) -> None:
+    store, recorder = metadata
+
+    async def pages() -> None:
+        names = await store.list_repositories(after="spaces-1/app", limit=10, spaces=["spaces-1"])
+        assert names == ["spaces-1/app-two", "spaces-1/other"]
+
+    assert await plans(store, recorder, pages) == [("repositories", "space_1__id_1")]
+
+
+async def test_catalog_of_every_space(metadata: tuple[MetadataStore, Recorder]) -> None:
+    store, recorder = metadata
+
+    async def pages() -> None:
+        names = await store.list_repositories(after=None, limit=2)
+        assert names == ["spaces-1/app", "spaces-1/app-two"]
+
+    used = await plans(store, recorder, pages)
+    assert used == [("spaces", "COLLSCAN"), ("repositories", "space_1__id_1")]
+
+
+async def test_repository_search(metadata: tuple[MetadataStore, Recorder]) -> None:
+    store, recorder = metadata
+
+    async def search() -> None:
+        found = await store.search_repositories("spaces-1", query="APP", after=None, limit=10)
+        assert [doc["_id"] for doc in found] == ["spaces-1/app", "spaces-1/app-two"]
+
+    assert await plans(store, recorder, search) == [("repositories", "space_1__id_1")]
+
+
+async def test_feed_newest_versions(metadata: tuple[MetadataStore, Recorder]) -> None:
+    store, recorder = metadata
+
+    async def feed() -> None:
+        newest = await store.newest_versions(
+            REPOSITORY, include_prerelease=True, before=None, limit=3
+        )
+        assert [entry["tag"] for entry in newest] == ["2.0", "1.2.0-deployments-7", "1.0.0"]
+        after = await store.newest_versions(
+            REPOSITORY, include_prerelease=True, before=newest[1]["cursor"], limit=10
+        )
+        assert [entry["tag"] for entry in after] == ["1.0.0", "latest"]
+        released = await store.newest_versions(
+            REPOSITORY, include_prerelease=False, before=None, limit=10
+        )
+        assert [entry["tag"] for entry in released] == ["2.0", "1.0.0", "latest"]
+
+    used = await plans(store, recorder, feed)
+    assert ("tags", "repository_1_feed_key_1") in used
+    assert ("tags", "repository_1_prerelease_1_feed_key_1") in used
+    assert set(used) == {
+        ("repositories", "_id_"),  # where the first page starts
+        ("tags", "repository_1_feed_key_1"),
+        ("tags", "repository_1_prerelease_1_feed_key_1"),
+        ("manifests", "_id_"),  # the sizes
+    }
+
+
+async def test_feed_pages_follow_octopus_order(
+    metadata: tuple[MetadataStore, Recorder],
+) -> None:
+    """Page after page, with or without prereleases, the feed lists every version tag once,
+    in the order shared.versions gives, whatever the highest key recorded says."""
+    store, _recorder = metadata
+    rng = random.Random(13)
+    tags = {"latest", "2", "v3.1", "10.0.0.1"}
+    while len(tags) < 400:
+        numbers = ".".join(str(rng.choice([0, 1, 2, 9, 10, 17, 255, 256, 4096])) for _ in range(3))
+        suffix = rng.choice(["", "", "-beta", "-rc.2", "-deployments-" + str(rng.randrange(300))])
+        tags.add(numbers + suffix)
+    digest = await store.get_tag(REPOSITORY, "1.0.0")
+    assert digest is not None
+    for tag in sorted(tags):
+        await store.set_tag(REPOSITORY, tag, digest)
+    every = {doc["tag"] async for doc in store.db.tags.find({"repository": REPOSITORY})}
+    versions = [(v, tag) for tag in every if (v := try_parse_docker_tag(tag)) is not None]
+    for released_only in (False, True):
+        wanted = [
+            tag
+            for version, tag in sorted(versions, key=lambda item: item[0].sort_key, reverse=True)
+            if not (released_only and version.is_prerelease)
+        ]
+        for top in (None, "", "0", "~", "00000001"):
+            if top is not None:
+                await store.db.repositories.update_one(
+                    {"_id": REPOSITORY}, {"$set": {"feed_top": top}}
+                )
+            listed: list[str] = []
+            before = None
+            while True:
+                page = await store.newest_versions(
+                    REPOSITORY, include_prerelease=not released_only, before=before, limit=37
+                )
+                listed += [entry["tag"] for entry in page]
+                if len(page) < 37:
+                    break
+                before = page[-1]["cursor"]
+            # Equal versions (1.0 and 1.0.0) come latest push first: compare as sets there.
+            assert sorted(listed) == sorted(wanted)
+            assert [_sort_key(tag) for tag in listed] == [_sort_key(tag) for tag in wanted]
+
+
+def _sort_key(tag: str) -> object:
+    version = try_parse_docker_tag(tag)
+    assert version is not None
+    return version.sort_key
+
+
+async def test_tags_written_before_feed_keys_are_upgraded(
+    metadata: tuple[MetadataStore, Recorder],
+) -> None:
+    """Tags without a feed key (written by an older version) get one once, at start-up."""
+    store, _recorder = metadata
+    await store.db.tags.update_many({}, {"$unset": {"feed_key": "", "prerelease": ""}})
+    await store.db.upgrades.delete_many({})
+    assert await store.upgrade_tags() == 5
+    assert await store.upgrade_tags() == 0
+    newest = await store.newest_versions(REPOSITORY, include_prerelease=True, before=None, limit=1)
+    assert [entry["tag"] for entry in newest] == ["2.0"]
+
+
+async def test_retention_reads_of_a_space(metadata: tuple[MetadataStore, Recorder]) -> None:
+    store, recorder = metadata
+
+    async def reads() -> None:
+        assert len(await store.space_tags("spaces-1")) == 5
+        assert await store.space_pins("spaces-1") == {(REPOSITORY, "1.0.0")}
+        manifests = await store.space_manifests("spaces-1")
+        assert len(manifests) == 5
+        assert await store.pinned_tags(REPOSITORY) == {"1.0.0"}
+        assert await store.blobs_only_in(manifests) == {LAYER["digest"]: 5, CONFIG["digest"]: 5}
+
+    used = await plans(store, recorder, reads)
+    # A range on repository: any index with repository first bounds it.
+    assert used[0][0] == "tags" and used[0][1].startswith("repository_1_")
+    assert used[2][0] == "manifests" and used[2][1].startswith("repository_1_")
+    assert [used[1], *used[3:]] == [
+        ("pins", "space_1"),
+        ("pins", "repository_1"),
+        ("manifests", "blobs_1"),
+        ("blob_links", "digest_1"),
+        ("blobs", "_id_"),
+    ]
+
+
+async def test_garbage_collection_reads(metadata: tuple[MetadataStore, Recorder]) -> None:
+    store, recorder = metadata
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
+    digests = [LAYER["digest"], CONFIG["digest"]]
+
+    async def reads() -> None:
+        assert set((await store.blobs.stale_links("spaces-1", later))[REPOSITORY]) == set(digests)
+        assert await store.blobs.expire_links(REPOSITORY, digests, later) == []
+        assert await store.blobs.unlinked(10) == []
+        assert await store.blobs.unlinked(10, among=digests) == []
+        assert await store.blobs.claim(digests, "collector", dt.timedelta(minutes=1)) == []
+
+    used = await plans(store, recorder, reads)
+    assert used == [
+        ("blob_links", "repository_1"),
+        ("manifests", "repository_1_blobs_1"),
+        ("blob_links", "_id_"),
+        ("blobs", "links_1__id_1"),
+        ("blobs", "_id_"),
+        ("blob_links", "digest_1"),
+        ("manifests", "blobs_1"),
+    ]
+
+
+async def test_blob_writes_guarded_by_a_second_field(
+    metadata: tuple[MetadataStore, Recorder],
+) -> None:
+    """A reservation, and a collector forgetting or releasing what it claimed, find their
+    blobs through an index, not by reading every blob."""
+    store, recorder = metadata
+    digests = [LAYER["digest"], CONFIG["digest"]]
+
+    async def writes() -> None:
+        assert await store.blobs.reserve(LAYER["digest"], 5, "another-writer")
+        await store.blobs.unclaim(digests, "collector")
+        assert await store.blobs.forget(digests, "collector") == 0
+
+    used = await plans(store, recorder, writes)
+    assert used == [
+        ("blobs", "_id_1_deleting_until_1"),
+        ("blobs", "deleting_token_1__id_1"),
+        ("blobs", "deleting_token_1__id_1"),
+    ]
+
+
+async def test_tags_of_a_manifest_and_referrers(metadata: tuple[MetadataStore, Recorder]) -> None:
+    store, recorder = metadata
+    digest = await store.get_tag(REPOSITORY, "latest")
+    assert digest is not None
+
+    async def reads() -> None:
+        await store.referrers(REPOSITORY, digest, None)
+        await store.delete_manifest(REPOSITORY, digest)
+
+    used = await plans(store, recorder, reads)
+    assert used == [
+        ("manifests", "repository_1_subject_1"),
+        ("tags", "repository_1_digest_1"),
+        ("tags", "repository_1_digest_1"),
+        ("manifests", "_id_"),
+    ]
