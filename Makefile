@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install run test lint unit integration e2e bench deps services clean
+.PHONY: install run test lint unit integration e2e bench bench-scale deps services clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,9 @@ test: install services lint
 
 bench: install deps services
 	$(BIN)/python -m tests.bench
+
+bench-scale: install deps services
+	$(BIN)/python -m tests.bench --only scale
 
 clean:
 	rm -rf $(VENV) .spacedock .pytest_cache .mypy_cache .ruff_cache

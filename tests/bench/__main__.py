@@ -1,17 +1,24 @@
 """``python -m tests.bench``: run every workload on both registries, print and save the figures.
 
+``python -m tests.bench --only scale`` runs the scale section (``scale.py``) and the garbage
+collection it reports on, and updates only that section of the results file.
+
 Exit status 0 whatever the figures say; 1 when the bench could not measure, 130 on Ctrl-C.
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
 import shutil
 import signal
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from tests.bench import payloads as payload_files
 from tests.bench.builds import TARGET_RATIO, BuildFigures, measure_builds
@@ -19,7 +26,9 @@ from tests.bench.collection import BLOBS, CollectionFigure, measure_collection
 from tests.bench.collection import table as collection_table
 from tests.bench.errors import BenchError
 from tests.bench.registries import DISTRIBUTION_BINARY, running_registries
-from tests.bench.report import Measurement, table, write_json
+from tests.bench.report import Measurement, measurement_json, table, write_json
+from tests.bench.scale import Scale, measure_scale, notes
+from tests.bench.scale import measurements as scale_measurements
 from tests.bench.workloads import run_all
 
 RESULTS_FILE = Path("bench-results.json")
@@ -30,6 +39,11 @@ BUSY_LOAD = 0.5
 
 
 def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.bench")
+    parser.add_argument(
+        "--only", choices=["scale"], help="run one section; the file keeps the others' figures"
+    )
+    only = parser.parse_args().only
     # SIGTERM (and SIGINT, even when started in the background with it ignored) unwinds like
     # Ctrl-C, so the registries are stopped and the files removed.
     signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -37,7 +51,10 @@ def main() -> int:
     load_before = _load_average()
     started = time.monotonic()
     try:
-        measurements, builds, collection = run()
+        if only == "scale":
+            scale, collection = run_scale()
+        else:
+            measurements, builds, collection, scale = run()
     except BenchError as exc:
         print(f"bench: {exc}", file=sys.stderr)
         return 1
@@ -45,11 +62,19 @@ def main() -> int:
         print("bench: interrupted", file=sys.stderr)
         return 130
     elapsed = time.monotonic() - started
+    if only == "scale":
+        print(_scale_table(scale, collection))
+        section = {**_scale_json(scale, collection), "load_average_before": load_before}
+        _update_json(RESULTS_FILE, {"scale": section})
+        print(f"\n{elapsed:.0f} s; scale section written to {RESULTS_FILE.resolve()}")
+        return 0
     print(table(measurements))
     print()
     print(builds.table())
     print()
     print(collection_table(collection))
+    print()
+    print(_scale_table(scale, collection))
     context = {
         "elapsed_seconds": round(elapsed, 1),
         "load_average_before": load_before,
@@ -67,13 +92,14 @@ def main() -> int:
             }
             for figure in collection
         },
+        "scale": _scale_json(scale, collection),
     }
     write_json(RESULTS_FILE, measurements, context)
     print(f"\n{elapsed:.0f} s; results written to {RESULTS_FILE.resolve()}")
     return 0
 
 
-def run() -> tuple[list[Measurement], BuildFigures, list[CollectionFigure]]:
+def run() -> tuple[list[Measurement], BuildFigures, list[CollectionFigure], Scale]:
     _require_tools()
     with payload_files.workspace() as workdir:
         _say(f"preparing payloads in {workdir}")
@@ -87,7 +113,52 @@ def run() -> tuple[list[Measurement], BuildFigures, list[CollectionFigure]]:
         builds = measure_builds(workdir / "builds")
         _say(f"garbage-collecting {BLOBS:,} unreferenced blobs on each storage driver")
         collection = measure_collection(workdir / "gc")
-    return measurements, builds, collection
+        scale = _measure_scale(workdir / "scale")
+    return measurements, builds, collection, scale
+
+
+def run_scale() -> tuple[Scale, list[CollectionFigure]]:
+    _require_tools()
+    with payload_files.workspace() as workdir:
+        scale = _measure_scale(workdir / "scale")
+        _say(f"garbage-collecting {BLOBS:,} unreferenced blobs on each storage driver")
+        collection = measure_collection(workdir / "gc")
+    return scale, collection
+
+
+def _measure_scale(workdir: Path) -> Scale:
+    """On a fresh pair of registries, so that the growth starts from nothing."""
+    _say("scale: starting a fresh Distribution, SecantusDB and Spacedock")
+    with running_registries(workdir / "registries") as registries:
+        return measure_scale(registries, workdir)
+
+
+def _scale_table(scale: Scale, collection: list[CollectionFigure]) -> str:
+    lines = ["Metadata at scale (issue #13)", table(scale_measurements(scale, collection))]
+    lines += [f"note: {note}" for note in notes(scale)]
+    return "\n".join(lines)
+
+
+def _scale_json(scale: Scale, collection: list[CollectionFigure]) -> dict[str, Any]:
+    return {
+        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "elapsed_seconds": round(scale.seconds, 1),
+        "tags": scale.tags,
+        "repositories": scale.repositories,
+        "notes": notes(scale),
+        "results": [measurement_json(m) for m in scale_measurements(scale, collection)],
+    }
+
+
+def _update_json(path: Path, section: dict[str, Any]) -> None:
+    """Replace one section of the results file, keeping what the last full run wrote."""
+    try:
+        document = json.loads(path.read_text())
+    except (OSError, ValueError):
+        document = {}
+    if not isinstance(document, dict):
+        document = {}
+    path.write_text(json.dumps({**document, **section}, indent=2) + "\n")
 
 
 def _require_tools() -> None:

@@ -55,7 +55,9 @@ def measure_collection(workdir: Path) -> list[CollectionFigure]:
         figures = []
         for driver in ("filesystem", "s3"):
             env = {
-                "SPACEDOCK_MONGO_URL": f"mongodb://127.0.0.1:{mongo.port}/gc_{driver}",
+                # as `make run` reaches its embedded server (shared/metadata/embedded.py)
+                "SPACEDOCK_MONGO_URL": f"mongodb://127.0.0.1:{mongo.port}/gc_{driver}"
+                "?retryWrites=false",
                 "SPACEDOCK_STORAGE": driver,
                 "SPACEDOCK_DATA_DIR": str(workdir / driver),
                 "SPACEDOCK_S3_ENDPOINT": f"127.0.0.1:{s3.port}",

@@ -49,7 +49,9 @@ def running_registries(workdir: Path) -> Iterator[Registries]:
             metadata = start_secantus(workdir / "secantus", test_commands=False)
             stack.callback(metadata.stop)
             spacedock = start_registry(
-                workdir / "spacedock", f"mongodb://127.0.0.1:{metadata.port}/spacedock_bench"
+                workdir / "spacedock",
+                # as `make run` reaches its embedded server (shared/metadata/embedded.py)
+                f"mongodb://127.0.0.1:{metadata.port}/spacedock_bench?retryWrites=false",
             )
             stack.callback(spacedock.stop)
         with _log_tails_on_failure(distribution, metadata, spacedock.service):
