@@ -312,8 +312,8 @@ class BlobRecords:
             )
             if result.deleted_count != 1:
                 return False
-            await self.db.blobs.update_one(
-                {"_id": digest}, {"$inc": {"links": -1}}, session=session
+            await self.db.blobs.update_one(  # never below 0: the collector reads links == 0
+                {"_id": digest, "links": {"$gt": 0}}, {"$inc": {"links": -1}}, session=session
             )
             return True
 
@@ -372,8 +372,10 @@ class BlobRecords:
                 await self.db.blob_links.delete_many(
                     {"_id": {"$in": [_link_id(repository, d) for d in going]}}, session=session
                 )
-                await self.db.blobs.update_many(
-                    {"_id": {"$in": going}}, {"$inc": {"links": -1}}, session=session
+                await self.db.blobs.update_many(  # never below 0, as in unlink
+                    {"_id": {"$in": going}, "links": {"$gt": 0}},
+                    {"$inc": {"links": -1}},
+                    session=session,
                 )
             return going
 

@@ -15,7 +15,6 @@ Collections (``_id`` chosen so that uniqueness and the hot lookups need no extra
                    version, then push time, then tag; None when the tag is no version), written
                    with the tag (``shared.versions.order_key``)
 - ``uploads``      ``{_id: upload id, repository, offset, storage, lock, created_at, updated_at}``
-- ``upgrades``     ``{_id: name, done_at}``: one-time upgrades of old documents that are done
 
 Every hot query names the index that serves it in a comment beside it; the names are the
 default ones MongoDB gives (``field_1_other_1``), and tests/integration/test_metadata_plans.py
@@ -60,7 +59,6 @@ _NEVER_RUN = {"last_run_at": _NEVER, "lease_until": _NEVER, "owner": None}
 _FEED_WINDOWS = (33, 24, 23, 22, 16, 15, 14, 8, 7, 6, 0)
 # Tags given their feed key per round trip when old tags are upgraded at start-up.
 FEED_KEY_BATCH = 1000
-_FEED_KEY_UPGRADE = "tags.feed_key"
 
 
 def utcnow() -> dt.datetime:
@@ -192,30 +190,27 @@ class MetadataStore:
         await self.upgrade_tags()
 
     async def upgrade_tags(self) -> int:
-        """Give tags written before the feed kept its order with them their ``feed_key``: one
-        pass over the tags that have none, written in batches of ``FEED_KEY_BATCH``; once
-        done, a marker makes later starts skip the pass. Idempotent, and safe beside pushes:
-        a tag pushed again meanwhile may get its key from the push time read here, which only
-        orders it among equal versions as of then. The number of tags upgraded."""
-        if await self.db.upgrades.find_one({"_id": _FEED_KEY_UPGRADE}) is not None:
-            return 0
+        """Give tags that have no ``feed_key`` (written before the feed kept its order with
+        them, or since by an instance of an older version) theirs: a pass at every start, in
+        batches of ``FEED_KEY_BATCH``. Idempotent, and safe beside pushes: a key is written
+        only where there still is none, so a push's own key is never overwritten. The number
+        of tags upgraded."""
         upgraded = 0
         batch: list[UpdateOne] = []
-        # no index: a single pass, at the first start of this version only
+        # no index: one read-only pass over the tags at start (not a hot query); writes only
+        # where a key is missing
         cursor = self.db.tags.find(
             {"feed_key": {"$exists": False}}, {"tag": 1, "updated_at": 1}, batch_size=FEED_KEY_BATCH
         )
         async for doc in cursor:
-            # By _id alone, which every server finds through its index.
             fields = _version_fields(doc["tag"], doc["updated_at"])
-            batch.append(UpdateOne({"_id": doc["_id"]}, {"$set": fields}))
+            batch.append(
+                UpdateOne({"_id": doc["_id"], "feed_key": {"$exists": False}}, {"$set": fields})
+            )
             if len(batch) == FEED_KEY_BATCH:
                 upgraded += await self._write_upgrades(batch)
                 batch = []
         upgraded += await self._write_upgrades(batch)
-        await self.db.upgrades.update_one(
-            {"_id": _FEED_KEY_UPGRADE}, {"$set": {"done_at": utcnow()}}, upsert=True
-        )
         return upgraded
 
     async def _write_upgrades(self, batch: list[UpdateOne]) -> int:
@@ -469,8 +464,10 @@ class MetadataStore:
             if len(tags) >= limit:
                 break
             upper = lower
-        if tags and before is None and (start is None or tags[0]["feed_key"] > start):
-            await self._raise_feed_top(repository, tags[0]["feed_key"])
+        if before is None and include_prerelease:
+            newest = tags[0]["feed_key"] if tags else None
+            if newest != start:  # raise it, or lower one a deleted or failed push left high
+                await self._set_feed_top(repository, start, newest)
         sizes = await self._sizes(repository, {doc["digest"] for doc in tags})
         return [
             {
@@ -513,6 +510,15 @@ class MetadataStore:
         doc = await self.db.repositories.find_one({"_id": repository}, {"feed_top": 1})
         top = None if doc is None else doc.get("feed_top")
         return top if isinstance(top, str) else None
+
+    async def _set_feed_top(self, repository: str, seen: str | None, key: str | None) -> None:
+        """Move the hint from ``seen`` to ``key`` (the newest key there is) unless a push
+        changed it meanwhile: a hint left too high would make every first page read down
+        from it."""
+        # index: _id_
+        await self.db.repositories.update_one(
+            {"_id": repository, "feed_top": seen}, {"$set": {"feed_top": key}}
+        )
 
     async def _raise_feed_top(self, repository: str, key: str) -> None:
         """Record ``key`` as the repository's highest feed key if it is higher. Outside any

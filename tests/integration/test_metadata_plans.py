@@ -296,14 +296,35 @@ def _sort_key(tag: str) -> object:
 async def test_tags_written_before_feed_keys_are_upgraded(
     metadata: tuple[MetadataStore, Recorder],
 ) -> None:
-    """Tags without a feed key (written by an older version) get one once, at start-up."""
+    """Tags without a feed key (written by an older version, before or after this one first
+    started) get one at the next start, once; a key a push wrote is never replaced."""
     store, _recorder = metadata
     await store.db.tags.update_many({}, {"$unset": {"feed_key": "", "prerelease": ""}})
-    await store.db.upgrades.delete_many({})
     assert await store.upgrade_tags() == 5
     assert await store.upgrade_tags() == 0
     newest = await store.newest_versions(REPOSITORY, include_prerelease=True, before=None, limit=1)
     assert [entry["tag"] for entry in newest] == ["2.0"]
+    # An older instance writes a tag without a key after the first pass: the next start keys it.
+    await store.db.tags.update_one(
+        {"repository": REPOSITORY, "tag": "2.0"}, {"$unset": {"feed_key": "", "prerelease": ""}}
+    )
+    assert await store.upgrade_tags() == 1
+    newest = await store.newest_versions(REPOSITORY, include_prerelease=True, before=None, limit=1)
+    assert [entry["tag"] for entry in newest] == ["2.0"]
+
+
+async def test_a_feed_hint_left_too_high_is_lowered_by_the_next_first_page(
+    metadata: tuple[MetadataStore, Recorder],
+) -> None:
+    """A newest version deleted (or a push that failed) leaves the repository's hint above
+    every key; the next first page reads down from it once and lowers it."""
+    store, _recorder = metadata
+    first = await store.newest_versions(REPOSITORY, include_prerelease=True, before=None, limit=1)
+    await store.db.repositories.update_one({"_id": REPOSITORY}, {"$set": {"feed_top": "~"}})
+    again = await store.newest_versions(REPOSITORY, include_prerelease=True, before=None, limit=1)
+    assert again == first
+    hint = await store.db.repositories.find_one({"_id": REPOSITORY})
+    assert hint is not None and hint["feed_top"] == first[0]["cursor"]
 
 
 async def test_retention_reads_of_a_space(metadata: tuple[MetadataStore, Recorder]) -> None:
