@@ -412,26 +412,6 @@ class MetadataStore:
         await cursor.close()
         return found
 
-    async def tagged_manifests(self, repository: str) -> list[Document]:
-        """Every tag of the repository with its manifest's digest, sizes and push time."""
-        # index: tags repository_1_tag_1
-        tags = [
-            doc
-            async for doc in self.db.tags.find(
-                {"repository": repository}, {"tag": 1, "digest": 1, "updated_at": 1}
-            )
-        ]
-        sizes = await self._sizes(repository, {doc["digest"] for doc in tags})
-        return [
-            {
-                "tag": doc["tag"],
-                "digest": doc["digest"],
-                "size": sizes.get(doc["digest"], 0),
-                "pushed_at": doc["updated_at"],
-            }
-            for doc in tags
-        ]
-
     async def newest_versions(
         self,
         repository: str,

@@ -50,13 +50,7 @@ class World:
     def sdi(self, files: dict[str, str | bytes], *, links: dict[str, str] | None = None) -> str:
         """An SDI package in the attacker's space; its id."""
         sdi_id = f"sdi-{uuid.uuid4().hex[:8]}"
-        content = zip_with_links(files, links) if links else zip_of(files)
-        response = requests.post(
-            f"{self.registry.url}/api/v1/spaces/{self.space}/packages",
-            files={"file": (f"{sdi_id}.1.0.0.zip", content)},
-            auth=self.auth,
-            timeout=60,
-        )
+        response = self._upload(sdi_id, zip_with_links(files, links) if links else zip_of(files))
         assert response.status_code == 201, response.text
         return sdi_id
 
@@ -65,16 +59,19 @@ class World:
         an OCI artifact instead (as oras would): what a build of it does is the builder's."""
         sdi_id = f"sdi-{uuid.uuid4().hex[:8]}"
         content = zip_with_links(files, links)
-        refused = requests.post(
+        refused = self._upload(sdi_id, content)
+        assert refused.status_code == 422, refused.text
+        client = Client.for_registry(self.registry.url, self.auth)
+        push_zip_package(client, self.space, sdi_id, "1.0.0", content)
+        return sdi_id
+
+    def _upload(self, sdi_id: str, content: bytes) -> requests.Response:
+        return requests.post(
             f"{self.registry.url}/api/v1/spaces/{self.space}/packages",
             files={"file": (f"{sdi_id}.1.0.0.zip", content)},
             auth=self.auth,
             timeout=60,
         )
-        assert refused.status_code == 422, refused.text
-        client = Client.for_registry(self.registry.url, self.auth)
-        push_zip_package(client, self.space, sdi_id, "1.0.0", content)
-        return sdi_id
 
     def build(self, sdi_id: str, **extra: Any) -> dict[str, Any]:
         request = {
