@@ -156,11 +156,9 @@ async def _remove_tag(
     metadata: MetadataStore, tag: TagState, event: CloudEvent, session: AsyncClientSession
 ) -> bool:
     """Only if the tag still points where it did when the run looked (not re-pushed)."""
-    result = await metadata.db.tags.delete_one(
-        {"_id": f"{tag.repository}:{tag.tag}", "digest": tag.digest, "updated_at": tag.pushed_at},
-        session=session,
-    )
-    if result.deleted_count != 1:
+    if not await metadata.remove_tag_if_unchanged(
+        tag.repository, tag.tag, tag.digest, tag.pushed_at, session
+    ):
         return False
     await metadata.outbox.add([event], session=session)
     return True

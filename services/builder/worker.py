@@ -23,13 +23,14 @@ import datetime as dt
 import json
 import tempfile
 import time
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 
-from services.builder.build import BuildEnvironment, BuildFailed, BuildOutcome, run_build
+from services.builder.build import BuildEnvironment, BuildFailed, BuildOutcome, Log, run_build
 from services.builder.redaction import Masker
 from shared.build_requests import BuildRequest, build_id_of, parse_build_request
 from shared.builds import lifecycle
@@ -41,8 +42,8 @@ from shared.builds.errors import (
     TimedOut,
 )
 from shared.builds.lifecycle import TERMINAL, Built, Outcome
-from shared.metadata.builds import BuildRecord, new_build, refused_build
-from shared.metadata.store import MetadataStore
+from shared.events.envelope import EVENTS_EXCHANGE, CloudEvent
+from shared.metadata.builds import BuildRecord, BuildRepository, new_build, refused_build
 from shared.oci.names import SPACE_RE
 from shared.sealing import Sealer
 
@@ -50,6 +51,32 @@ log = structlog.get_logger("spacedock.builder")
 LEASE = dt.timedelta(seconds=30)
 RENEW_SECONDS = 10.0
 CANCEL_CHECK_SECONDS = 1.0
+
+# One build, from request to pushed image, in a scratch directory of its own (``run_build``).
+BuildFunction = Callable[[BuildRequest, Path, BuildEnvironment, Log], Awaitable[BuildOutcome]]
+
+
+class EventOutbox(Protocol):
+    """Where the worker's events leave from: ``shared.events.outbox.Outbox``."""
+
+    async def add(
+        self,
+        events: Sequence[CloudEvent],
+        *,
+        exchange: str = EVENTS_EXCHANGE,
+        routing_key: str | None = None,
+    ) -> None: ...
+
+
+class BuildMetadata(Protocol):
+    """What the worker keeps in metadata (``MetadataStore`` has both): the builds, and the
+    outbox their events and answers are written to."""
+
+    @property
+    def builds(self) -> BuildRepository: ...
+
+    @property
+    def outbox(self) -> EventOutbox: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +108,7 @@ class BuildLog:
 class BuildWorker:
     def __init__(
         self,
-        metadata: MetadataStore,
+        metadata: BuildMetadata,
         environment: BuildEnvironment,
         *,
         owner: str,
@@ -89,11 +116,14 @@ class BuildWorker:
         time_limit: float,
         notify: Any = None,
         sealer: Sealer | None = None,
+        build: BuildFunction | None = None,
     ) -> None:
+        """``build`` is ``run_build`` unless a test stands in for it."""
         self.metadata = metadata
         self.sealer = sealer
         self.builds = metadata.builds
         self.environment = environment
+        self._build = build or run_build
         self.owner = owner
         self.source = source
         self.time_limit = time_limit
@@ -217,7 +247,7 @@ class BuildWorker:
         with tempfile.TemporaryDirectory(
             prefix=f"spacedock-build-{request.build_id[:40]}-"
         ) as scratch:
-            return await run_build(request, Path(scratch), self.environment, build_log)
+            return await self._build(request, Path(scratch), self.environment, build_log)
 
     async def _watch(
         self,

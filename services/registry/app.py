@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from services.registry import bootstrap
+from services.registry.accounts import Accounts
 from services.registry.api import (
     base,
     blobs,
@@ -18,31 +20,44 @@ from services.registry.api import (
     token,
     uploads,
 )
+from services.registry.builds import Builds
 from services.registry.events import ImageEvents
+from services.registry.feed import Feed
 from services.registry.identity.access import AccessControl, AuthenticationRequired
 from services.registry.identity.tokens import TokenSigner
 from services.registry.keys import (
     access_key,
+    accounts_key,
+    builds_key,
     bus_key,
+    feed_key,
     metadata_key,
     metrics_key,
+    packages_key,
     principal_key,
     registry_key,
     relay_key,
+    retention_key,
     settings_key,
+    spaces_key,
     store_key,
     uploads_key,
 )
 from services.registry.management import routes as management_routes
-from services.registry.management.packages import sdi_scanner_context
 from services.registry.management.routes import OPENAPI_PATH
+from services.registry.management.sdi_check import ScanLimits, SdiScanner
 from services.registry.metrics import Metrics
 from services.registry.middleware import error_bodies
+from services.registry.packages import Packages
 from services.registry.registry import Registry
+from services.registry.retention import Retention
+from services.registry.spaces import Spaces
 from services.registry.uploads import Uploads
 from shared.events.bus import EventBus
+from shared.events.relay import OutboxRelay
 from shared.metadata.store import MetadataStore
 from shared.runtime import ServiceRuntime
+from shared.sealing import Sealer
 from shared.settings import Settings
 from shared.storage.port import BlobStore
 
@@ -67,7 +82,6 @@ def create_app(
     app[settings_key] = settings
     app[metrics_key] = Metrics()
     app.cleanup_ctx.append(_resources(metadata, store, bus))
-    app.cleanup_ctx.append(sdi_scanner_context)
     app.on_response_prepare.append(_api_version_header)
     _add_routes(app)
     return app
@@ -99,21 +113,58 @@ def _resources(
                 app[admin_credentials_key] = credentials
             app[relay_key] = runtime.relay
             events = ImageEvents(settings.public_url, settings.public_host, runtime.relay.notify)
-            app[registry_key] = Registry(
+            registry = app[registry_key] = Registry(
                 meta, runtime.store, cache_ttl=settings.cache_ttl_seconds, events=events
             )
-            app[uploads_key] = Uploads(meta, runtime.store)
-            app[access_key] = AccessControl(
+            uploads = app[uploads_key] = Uploads(meta, runtime.store)
+            access = app[access_key] = AccessControl(
                 meta.accounts,
                 TokenSigner(await meta.accounts.signing_key()),
                 public_url=settings.public_url,
                 cache_ttl=settings.cache_ttl_seconds,
                 token_ttl=settings.token_ttl_seconds,
             )
-            runtime.start_relay()
-            yield
+            # The scanner's children stop with the app.
+            with contextlib.closing(SdiScanner()) as scanner:
+                _add_models(app, settings, meta, registry, uploads, access, runtime.relay, scanner)
+                runtime.start_relay()
+                yield
 
     return resources
+
+
+def _add_models(
+    app: web.Application,
+    settings: Settings,
+    meta: MetadataStore,
+    registry: Registry,
+    uploads: Uploads,
+    access: AccessControl,
+    relay: OutboxRelay,
+    scanner: SdiScanner,
+) -> None:
+    """The management API's models, on the app for its handlers."""
+    api_source = f"{settings.public_url}/api/v1"
+    app[spaces_key] = Spaces(meta, registry, access)
+    app[accounts_key] = Accounts(meta, access)
+    app[feed_key] = Feed(meta, registry.names)
+    app[packages_key] = Packages(
+        meta,
+        registry,
+        uploads,
+        scanner=scanner,
+        limits=ScanLimits(settings.build_max_files, settings.build_max_extract_bytes),
+        public_host=settings.public_host,
+    )
+    sealer = Sealer(settings.sealing_key) if settings.sealing_key is not None else None
+    app[builds_key] = Builds(meta, source=api_source, sealer=sealer, notify=relay.notify)
+    app[retention_key] = Retention(
+        meta,
+        registry,
+        source=api_source,
+        public_host=settings.public_host,
+        notify=relay.notify,
+    )
 
 
 @web.middleware

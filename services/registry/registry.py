@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
+import time
 
 from pymongo.asynchronous.client_session import AsyncClientSession
 
-from services.registry.cache import TtlCache
+from services.registry.cache import SingleFlight, TtlCache
 from services.registry.events import ImageEvents
+from services.registry.group_commit import GroupCommit
 from services.registry.identity.access import SpaceAccess
-from shared.metadata.store import MetadataStore, StoredManifest
+from services.registry.repository_names import RepositoryNames
+from shared.metadata.store import ManifestPush, MetadataStore, MissingReferences, StoredManifest
 from shared.oci import errors
 from shared.oci.digest import Digest
 from shared.oci.manifest import ParsedManifest, parse_manifest
@@ -26,6 +30,25 @@ class BlobHandle:
     location: BlobLocation
 
 
+# How often a repository whose tags keep moving has its whole list read again.
+TAG_LISTING_RELOAD_SECONDS = 1.0
+# Tag names remembered in all, over every repository.
+TAG_LISTING_NAMES = 1_000_000
+# Stamps carry freshness; the age limit only bounds what an instance of an older version,
+# which does not move stamps, can leave unseen.
+TAG_LISTING_SECONDS = 300.0
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class TagListing:
+    stamp: int
+    tags: list[str]
+    loaded_at: float
+
+    def may_reload(self, now: float) -> bool:
+        return now - self.loaded_at >= TAG_LISTING_RELOAD_SECONDS
+
+
 class Registry:
     def __init__(
         self, metadata: MetadataStore, store: BlobStore, cache_ttl: float, events: ImageEvents
@@ -33,6 +56,7 @@ class Registry:
         self.metadata = metadata
         self.store = store
         self.events = events
+        self.names = RepositoryNames(metadata)
         # Tags move, so other instances may serve a moved or deleted tag for up to `cache_ttl`
         # seconds; this instance forgets its own changes at once. Manifests never change.
         self._tags: TtlCache[tuple[str, str], str] = TtlCache(cache_ttl, 100_000)
@@ -40,6 +64,14 @@ class Registry:
             cache_ttl, MANIFEST_CACHE_BYTES, weigh=lambda m: m.size + 512
         )
         self._spaces: TtlCache[str, SpaceAccess] = TtlCache(cache_ttl, 10_000)
+        self._clock = time.monotonic
+        self._tag_listings: TtlCache[str, TagListing] = TtlCache(
+            TAG_LISTING_SECONDS, TAG_LISTING_NAMES, weigh=lambda listing: len(listing.tags) + 1
+        )
+        self._tag_listing_loads: SingleFlight[tuple[str, int], TagListing] = SingleFlight()
+        self._pushes: GroupCommit[ManifestPush, MissingReferences | None] = GroupCommit(
+            metadata.commit_pushes
+        )
 
     async def space(self, space_id: str) -> SpaceAccess | None:
         """The space, or None when it does not exist."""
@@ -147,55 +179,18 @@ class Registry:
                     detail={"reference": str(reference.digest), "digest": str(computed)},
                 )
             manifest = dataclasses.replace(manifest, digest=str(computed))
-        await self._check_references(name, manifest)
-        await self.metadata.touch_repository(name.full)
         tag = reference.tag
         event = self.events.image(
             "image.pushed", name, tag, manifest.digest, manifest.media_type, manifest.size, actor
         )
-
-        async def commit(session: AsyncClientSession) -> None:
-            # Touching what the manifest references is what keeps garbage collection and
-            # retention from removing it meanwhile (shared/metadata/blobs.py).
-            if not await self.metadata.blobs.touch_links(name.full, manifest.blobs, session):
-                raise errors.ManifestBlobUnknown(
-                    "a blob the manifest references was removed meanwhile; push it again",
-                    detail={"blobs": list(manifest.blobs)},
-                )
-            if not await self.metadata.touch_manifests(name.full, manifest.manifests, session):
-                raise errors.ManifestBlobUnknown(
-                    "a manifest the index lists was removed meanwhile; push it again",
-                    detail={"manifests": list(manifest.manifests)},
-                )
-            if manifest.subject is not None:
-                # The subject may be absent (referrers may come first); when it is there,
-                # retention must see this referrer before it removes the subject.
-                await self.metadata.touch_manifests(name.full, [manifest.subject], session)
-            await self.metadata.put_manifest(name.full, manifest, content, session=session)
-            if tag is not None:
-                await self.metadata.set_tag(name.full, tag, manifest.digest, session=session)
-            await self.metadata.outbox.add([event], session=session)
-
-        await self.metadata.transaction(commit)
+        push = ManifestPush(name.full, manifest, content, tag, event)
+        missing = await self._pushes.submit(push)
+        if missing is not None:
+            raise _refusal(missing)
         if tag is not None:
             self._tags.discard((name.full, tag))
         self.events.notify()
         return manifest
-
-    async def _check_references(self, name: RepositoryName, manifest: ParsedManifest) -> None:
-        if manifest.blobs:
-            linked = await self.metadata.blobs.linked_digests(name.full, manifest.blobs)
-            missing = [d for d in manifest.blobs if d not in linked]
-            if missing:
-                raise errors.ManifestBlobUnknown(detail={"blobs": missing})
-        if manifest.manifests:
-            present = await self.metadata.existing_manifests(name.full, manifest.manifests)
-            missing = [d for d in manifest.manifests if d not in present]
-            if missing:
-                raise errors.ManifestBlobUnknown(
-                    "index references manifests unknown to this repository",
-                    detail={"manifests": missing},
-                )
 
     async def delete_manifest(
         self, name: RepositoryName, reference: Reference, actor: str | None
@@ -251,10 +246,30 @@ class Registry:
     # listings -------------------------------------------------------------------------------
 
     async def tags(self, name: RepositoryName, last: str | None, limit: int) -> list[str]:
-        tags = await self.metadata.list_tags(name.full, after=last, limit=limit)
-        if not tags and last is None and not await self.metadata.repository_exists(name.full):
+        """A page of the repository's tags in lexical order, after ``last``.
+
+        The whole list is remembered with the repository's ``tags_stamp``, which moves in
+        every transaction that changes its tags: one read of the stamp tells whether what is
+        remembered is current (any instance's change included). A stamp that moved is read
+        again in full at most once per ``TAG_LISTING_RELOAD_SECONDS``; meanwhile, while tags
+        keep moving, pages come from the database."""
+        stamp = await self.metadata.tags_stamp(name.full)
+        if stamp is None:
             raise errors.NameUnknown(detail={"name": name.full})
-        return tags
+        listing = self._tag_listings.get(name.full)
+        if listing is None or listing.stamp != stamp:
+            if listing is not None and not listing.may_reload(self._clock()):
+                return await self.metadata.list_tags(name.full, after=last, limit=limit)
+            listing = await self._tag_listing_loads.run(
+                (name.full, stamp), lambda: self._load_tag_listing(name.full, stamp)
+            )
+        start = 0 if last is None else bisect.bisect_right(listing.tags, last)
+        return listing.tags[start : start + limit]
+
+    async def _load_tag_listing(self, repository: str, stamp: int) -> TagListing:
+        listing = TagListing(stamp, await self.metadata.all_tags(repository), self._clock())
+        self._tag_listings.put(repository, listing)
+        return listing
 
     async def catalog(
         self, last: str | None, limit: int, spaces: frozenset[str] | None
@@ -262,9 +277,18 @@ class Registry:
         """Repository names after ``last``, in the given spaces (None: every space)."""
         if spaces is not None and not spaces:
             return []
-        return await self.metadata.list_repositories(after=last, limit=limit, spaces=spaces)
+        return await self.names.catalog(after=last, limit=limit, spaces=spaces)
 
     async def referrers(
         self, name: RepositoryName, subject: Digest, artifact_type: str | None
     ) -> list[StoredManifest]:
         return await self.metadata.referrers(name.full, str(subject), artifact_type)
+
+
+def _refusal(missing: MissingReferences) -> errors.ManifestBlobUnknown:
+    if missing.blobs:
+        return errors.ManifestBlobUnknown(detail={"blobs": missing.blobs})
+    return errors.ManifestBlobUnknown(
+        "index references manifests unknown to this repository",
+        detail={"manifests": missing.manifests},
+    )

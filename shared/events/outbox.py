@@ -1,8 +1,12 @@
 """The outbox: events written to MongoDB in the same transaction as the change they report,
 and handed to the relay, which publishes them and then deletes them.
 
-``outbox`` documents: ``{_id: event id, exchange, routing_key, type, body, correlation_id,
-reply_to, created_at, claimed_by, claim, claimed_until, attempts}``.
+``outbox`` documents: ``{_id, messages: [{id, exchange, routing_key, type, body,
+correlation_id, reply_to}], created_at, claimed_by, claim, claimed_until, attempts}``: one
+entry holds the events one ``add`` recorded (a group commit's transaction records the events
+of all its pushes as one entry), published in their order; an entry costs its writes (insert,
+claim, delete) whatever it holds. Entries of one message written by earlier versions, with its
+fields at the top of the document, are read as well.
 
 A relay claims entries for a lease; an entry is claimable when its lease has lapsed, or by
 the owner that claimed it before (a restarted instance of the same name resumes its own
@@ -35,7 +39,7 @@ def _now() -> dt.datetime:
 
 
 @dataclass(frozen=True, slots=True)
-class OutboxEntry:
+class OutboxMessage:
     id: str
     exchange: str
     routing_key: str
@@ -45,9 +49,9 @@ class OutboxEntry:
     reply_to: str | None
 
     @classmethod
-    def from_document(cls, doc: Document) -> OutboxEntry:
+    def from_document(cls, doc: Document) -> OutboxMessage:
         return cls(
-            doc["_id"],
+            doc["id"],
             doc["exchange"],
             doc["routing_key"],
             doc["type"],
@@ -55,6 +59,18 @@ class OutboxEntry:
             doc.get("correlation_id"),
             doc.get("reply_to"),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxEntry:
+    id: str
+    messages: tuple[OutboxMessage, ...]
+
+    @classmethod
+    def from_document(cls, doc: Document) -> OutboxEntry:
+        if "messages" not in doc:  # one message, as earlier versions wrote it
+            return cls(doc["_id"], (OutboxMessage.from_document({**doc, "id": doc["_id"]}),))
+        return cls(doc["_id"], tuple(OutboxMessage.from_document(m) for m in doc["messages"]))
 
 
 class Outbox:
@@ -75,27 +91,29 @@ class Outbox:
         routing_key: str | None = None,
     ) -> None:
         """Record events to publish on ``exchange``, each under its kind (or
-        ``routing_key``)."""
+        ``routing_key``), as one entry."""
         if not events:
             return
-        now = _now()
-        await self.collection.insert_many(
-            [
-                {
-                    "_id": event.id,
-                    "exchange": exchange,
-                    "routing_key": routing_key or event.kind,
-                    "type": event.type,
-                    "body": Binary(event.body()),
-                    "correlation_id": event.correlation_id,
-                    "reply_to": event.reply_to,
-                    "created_at": now,
-                    "claimed_by": None,
-                    "claimed_until": NEVER,
-                    "attempts": 0,
-                }
-                for event in events
-            ],
+        await self.collection.insert_one(
+            {
+                "_id": uuid.uuid4().hex,
+                "messages": [
+                    {
+                        "id": event.id,
+                        "exchange": exchange,
+                        "routing_key": routing_key or event.kind,
+                        "type": event.type,
+                        "body": Binary(event.body()),
+                        "correlation_id": event.correlation_id,
+                        "reply_to": event.reply_to,
+                    }
+                    for event in events
+                ],
+                "created_at": _now(),
+                "claimed_by": None,
+                "claimed_until": NEVER,
+                "attempts": 0,
+            },
             session=session,
         )
 
@@ -135,4 +153,5 @@ class Outbox:
             )
 
     async def pending(self) -> int:
+        """Entries not yet published (each holds one or more events)."""
         return await self.collection.count_documents({})

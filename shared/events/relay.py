@@ -11,7 +11,7 @@ import structlog
 from pymongo.errors import PyMongoError
 
 from shared.events.bus import BusUnavailable, EventBus, Outgoing
-from shared.events.outbox import Outbox, OutboxEntry
+from shared.events.outbox import Outbox, OutboxEntry, OutboxMessage
 
 log = structlog.get_logger("spacedock.events")
 
@@ -52,7 +52,7 @@ class OutboxRelay:
         backoff = 0.1
         while True:
             try:
-                count = await self.relay_once()
+                count = await self._relay_batch()
             except Exception as exc:
                 if isinstance(exc, (BusUnavailable, PyMongoError)):
                     log.warning("outbox_relay_waiting", error=str(exc)[:300], retry_in=backoff)
@@ -68,42 +68,54 @@ class OutboxRelay:
                     await asyncio.wait_for(self._wake.wait(), self.idle_poll)
 
     async def relay_once(self) -> int:
-        """Publish one batch; the number of entries published."""
+        """Publish one batch; the number of events published."""
+        before = self.published
+        await self._relay_batch()
+        return self.published - before
+
+    async def _relay_batch(self) -> int:
+        """Publish one batch of entries; the number of entries it claimed."""
         entries = await self.outbox.claim(self.owner, self.lease, self.batch)
         if not entries:
             return 0
         results = await asyncio.gather(
-            *(self._publish(entry) for entry in entries), return_exceptions=True
+            *(self._publish_entry(entry) for entry in entries), return_exceptions=True
         )
-        confirmed = [e.id for e, r in zip(entries, results, strict=True) if r is None]
+        confirmed = [e for e, r in zip(entries, results, strict=True) if r is None]
         failed = [e.id for e, r in zip(entries, results, strict=True) if r is not None]
-        await self.outbox.done(self.owner, confirmed)
-        self.published += len(confirmed)
+        await self.outbox.done(self.owner, [e.id for e in confirmed])
+        self.published += sum(len(e.messages) for e in confirmed)
         if failed:
             await self.outbox.release(self.owner, failed)
             first = next(r for r in results if r is not None)
             raise BusUnavailable(f"{len(failed)} of {len(entries)} not confirmed: {first}")
-        return len(confirmed)
+        return len(entries)
 
-    async def _publish(self, entry: OutboxEntry) -> None:
+    async def _publish_entry(self, entry: OutboxEntry) -> None:
+        """Its events in their order; an entry not wholly confirmed is published again
+        (at-least-once)."""
+        for message in entry.messages:
+            await self._publish(message)
+
+    async def _publish(self, event: OutboxMessage) -> None:
         message = Outgoing(
-            exchange=entry.exchange,
-            routing_key=entry.routing_key,
-            body=entry.body,
-            message_id=entry.id,
-            type=entry.type,
-            correlation_id=entry.correlation_id,
+            exchange=event.exchange,
+            routing_key=event.routing_key,
+            body=event.body,
+            message_id=event.id,
+            type=event.type,
+            correlation_id=event.correlation_id,
         )
         await self.bus.publish(message)
-        if entry.reply_to:
+        if event.reply_to:
             # The default exchange routes by queue name: the requester's reply queue.
             await self.bus.publish(
                 Outgoing(
                     exchange="",
-                    routing_key=entry.reply_to,
-                    body=entry.body,
-                    message_id=entry.id,
-                    type=entry.type,
-                    correlation_id=entry.correlation_id,
+                    routing_key=event.reply_to,
+                    body=event.body,
+                    message_id=event.id,
+                    type=event.type,
+                    correlation_id=event.correlation_id,
                 )
             )

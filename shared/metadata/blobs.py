@@ -14,8 +14,8 @@ other re-runs on the state the winner left (snapshot isolation alone would not b
 allows two transactions that each *read* what the other writes to both commit).
 
 1. Manifest → link. A manifest PUT touches (``touched_at``) the link of every blob it
-   references in the transaction that stores the manifest, and fails with
-   ``MANIFEST_BLOB_UNKNOWN`` when one is missing. Collection removes a link only in a
+   references in the transaction that stores the manifest (``MetadataStore.commit_pushes``),
+   and fails with ``MANIFEST_BLOB_UNKNOWN`` when one is missing. Collection removes a link only in a
    transaction that finds no manifest of its repository referencing the blob and a
    ``touched_at`` older than the space's grace period; that removal writes the same link
    document. So either the manifest is stored and the link stays, or the link went first and
@@ -57,7 +57,6 @@ from typing import Any, TypeVar
 
 from pymongo import ASCENDING, ReturnDocument, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
-from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
@@ -80,19 +79,6 @@ class _Refused(Exception):
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
-
-
-async def touch_all(
-    collection: AsyncCollection[Document], ids: set[str], session: AsyncClientSession
-) -> bool:
-    """Set ``touched_at`` on these documents inside a transaction; whether all exist. The
-    write is the point: a concurrent removal of one of them now conflicts with it."""
-    if not ids:
-        return True
-    result = await collection.update_many(
-        {"_id": {"$in": list(ids)}}, {"$set": {"touched_at": _now()}}, session=session
-    )
-    return result.matched_count == len(ids)
 
 
 def _link_id(repository: str, digest: str) -> str:
@@ -175,11 +161,6 @@ class BlobRecords:
     async def link_size(self, repository: str, digest: str) -> int | None:
         doc = await self.db.blob_links.find_one({"_id": _link_id(repository, digest)}, {"size": 1})
         return None if doc is None else int(doc["size"])
-
-    async def linked_digests(self, repository: str, digests: Iterable[str]) -> set[str]:
-        ids = [_link_id(repository, d) for d in digests]
-        cursor = self.db.blob_links.find({"_id": {"$in": ids}}, {"digest": 1})
-        return {doc["digest"] async for doc in cursor}
 
     async def find_link(self, digest: str, spaces: Iterable[str] | None) -> Document | None:
         """A link to ``digest`` in any repository of ``spaces`` (all spaces when None)."""
@@ -318,14 +299,6 @@ class BlobRecords:
             return True
 
         return bool(await self._transaction(work))
-
-    async def touch_links(
-        self, repository: str, digests: Iterable[str], session: AsyncClientSession
-    ) -> bool:
-        """In a manifest's transaction (chain 1): touch the links of the blobs it references;
-        whether all of them exist."""
-        ids = {_link_id(repository, d) for d in digests}
-        return await touch_all(self.db.blob_links, ids, session)
 
     # what collection does --------------------------------------------------------------------
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from pymongo import ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
@@ -132,6 +132,44 @@ def refused_build(outcome: Outcome) -> Document:
         finished_at=_now(),
         **outcome.fields(),
     )
+
+
+class BuildRepository(Protocol):
+    """The builds aggregate as its users see it (the builder's worker, the management API):
+    ``BuildStore`` in MongoDB, an in-memory fake in unit tests. Each method is one atomic
+    move of one build, named by its space and id; a move whose conditions do not hold
+    changes nothing and answers None or False."""
+
+    async def get(self, space: str, build_id: str) -> BuildRecord | None: ...
+
+    async def create(
+        self, doc: Document, events: Sequence[CloudEvent] = (), *, exchange: str = EVENTS_EXCHANGE
+    ) -> tuple[BuildRecord, bool]: ...
+
+    async def attach_reply(
+        self, space: str, build_id: str, correlation_id: str | None, reply_to: str | None
+    ) -> BuildRecord | None: ...
+
+    async def claim(
+        self, space: str, build_id: str, owner: str, lease: dt.timedelta
+    ) -> BuildRecord | None: ...
+
+    async def renew(
+        self, space: str, build_id: str, owner: str, lease: dt.timedelta
+    ) -> BuildRecord | None: ...
+
+    async def append_logs(self, space: str, build_id: str, lines: Sequence[str]) -> None: ...
+
+    async def finish(
+        self,
+        space: str,
+        build_id: str,
+        owner: str | None,
+        outcome: Outcome,
+        events: Sequence[CloudEvent],
+    ) -> bool: ...
+
+    async def request_cancel(self, space: str, build_id: str) -> BuildRecord | None: ...
 
 
 class BuildStore:

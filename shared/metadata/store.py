@@ -29,18 +29,20 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from bson import Binary
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, ReturnDocument, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
+from shared.events.envelope import CloudEvent
 from shared.events.outbox import Outbox
 from shared.metadata.accounts import AccountStore
-from shared.metadata.blobs import BlobRecords, touch_all
+from shared.metadata.blobs import BlobRecords
 from shared.metadata.builds import BuildStore
 from shared.oci.manifest import ParsedManifest
 from shared.versions import order_key, try_parse_docker_tag
@@ -89,6 +91,44 @@ def _to_millis(moment: dt.datetime) -> dt.datetime:
     return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
 
 
+def _manifest_fields(push: ManifestPush, now: dt.datetime) -> Document:
+    manifest = push.manifest
+    return {
+        "repository": push.repository,
+        "digest": manifest.digest,
+        "media_type": manifest.media_type,
+        "size": manifest.size,
+        "total_size": manifest.size + manifest.referenced_size,
+        "content": Binary(push.content),
+        "blobs": list(manifest.blobs),
+        "manifests": list(manifest.manifests),
+        "subject": manifest.subject,
+        "artifact_type": manifest.artifact_type,
+        "config_media_type": manifest.config_media_type,
+        "annotations": manifest.annotations,
+        "created_at": now,
+    }
+
+
+async def _touch_existing(
+    collection: AsyncCollection[Document], ids: set[str], session: AsyncClientSession
+) -> set[str]:
+    """In a transaction: set ``touched_at`` on these documents (the write is the point: a
+    concurrent removal of one of them now conflicts with it); the ids of those missing. One
+    write when all exist, the usual case."""
+    if not ids:
+        return set()
+    # index: _id_
+    result = await collection.update_many(
+        {"_id": {"$in": list(ids)}}, {"$set": {"touched_at": utcnow()}}, session=session
+    )
+    if result.matched_count == len(ids):
+        return set()
+    # index: _id_
+    cursor = collection.find({"_id": {"$in": list(ids)}}, {"_id": 1}, session=session)
+    return ids - {doc["_id"] async for doc in cursor}
+
+
 @dataclass(frozen=True, slots=True)
 class StoredManifest:
     repository: str
@@ -127,6 +167,32 @@ class Upload:
     @classmethod
     def from_document(cls, doc: Document) -> Upload:
         return cls(doc["_id"], doc["repository"], doc["offset"], doc["storage"], doc["created_at"])
+
+
+@dataclass(frozen=True, slots=True)
+class RepositoryRecord:
+    name: str
+    created_at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestPush:
+    """One manifest PUT to record: the manifest and its bytes, the tag it moves (None: a
+    push by digest) and its ``image.pushed`` event."""
+
+    repository: str
+    manifest: ParsedManifest
+    content: bytes
+    tag: str | None
+    event: CloudEvent
+
+
+@dataclass(frozen=True, slots=True)
+class MissingReferences:
+    """Why a push was refused: what it references that its repository does not hold."""
+
+    blobs: list[str]
+    manifests: list[str]
 
 
 class TransactionsUnsupported(RuntimeError):
@@ -170,7 +236,9 @@ class MetadataStore:
         await db.repositories.create_index([("space", ASCENDING), ("_id", ASCENDING)])
         await db.manifests.create_index([("repository", ASCENDING), ("subject", ASCENDING)])
         await db.manifests.create_index([("repository", ASCENDING), ("blobs", ASCENDING)])
-        await db.manifests.create_index([("digest", ASCENDING)])
+        # Every index costs each push its entries; this one served no query.
+        if "digest_1" in await db.manifests.index_information():
+            await db.manifests.drop_index("digest_1")
         await db.manifests.create_index([("blobs", ASCENDING)])
         await db.manifests.create_index([("manifests", ASCENDING)])
         await db.tags.create_index([("repository", ASCENDING), ("tag", ASCENDING)], unique=True)
@@ -389,29 +457,6 @@ class MetadataStore:
         # index: repositories space_1__id_1
         return await self.db.repositories.find_one({"space": space_id}, {"_id": 1}) is not None
 
-    async def search_repositories(
-        self, space_id: str, *, query: str | None, after: str | None, limit: int
-    ) -> list[Document]:
-        """Repositories of a space by name, optionally those whose name contains ``query``
-        (case-insensitive), after the name ``after``."""
-        names: Document = {"$gt": after} if after is not None else _prefix_range(f"{space_id}/")
-        # The query is matched here rather than as a regular expression in the filter, which
-        # not every server bounds by the index; the cursor stops once the page is full.
-        wanted = re.compile(re.escape(query), re.IGNORECASE) if query else None
-        prefix = len(space_id) + 1
-        # index: repositories space_1__id_1 (equality on space, a range on _id in its order)
-        cursor = self.db.repositories.find(
-            {"space": space_id, "_id": names}, {"created_at": 1}, batch_size=1000
-        ).sort("_id", ASCENDING)
-        found: list[Document] = []
-        async for doc in cursor:
-            if wanted is None or wanted.search(doc["_id"], prefix):
-                found.append(doc)
-                if len(found) >= limit:
-                    break
-        await cursor.close()
-        return found
-
     async def newest_versions(
         self,
         repository: str,
@@ -500,13 +545,6 @@ class MetadataStore:
             {"_id": repository, "feed_top": seen}, {"$set": {"feed_top": key}}
         )
 
-    async def _raise_feed_top(self, repository: str, key: str) -> None:
-        """Record ``key`` as the repository's highest feed key if it is higher. Outside any
-        transaction on purpose: pushes to one repository must not conflict over it, and a
-        value left too high by a push that then failed only costs the feed a window."""
-        # index: _id_
-        await self.db.repositories.update_one({"_id": repository}, {"$max": {"feed_top": key}})
-
     async def _sizes(self, repository: str, digests: set[str]) -> dict[str, int]:
         """The size of each manifest with what it references, by digest."""
         # index: _id_
@@ -526,94 +564,167 @@ class MetadataStore:
     # repositories ---------------------------------------------------------------------------
 
     async def touch_repository(self, repository: str) -> None:
-        """Make sure the repository is listed. Repositories are never removed, so one this
-        process has seen listed needs no round trip again."""
+        """Make sure the repository is listed (an upload or a mount into it). Repositories
+        are never removed, so one this process has seen listed needs no round trip again."""
         if repository in self._listed_repositories:
             return
         # index: _id_
-        await self.db.repositories.update_one(
+        result = await self.db.repositories.update_one(
             {"_id": repository},
             {"$setOnInsert": {"space": repository.split("/", 1)[0], "created_at": utcnow()}},
             upsert=True,
         )
+        if result.upserted_id is not None:
+            await self._repositories_changed(repository)
         if len(self._listed_repositories) >= LISTED_REPOSITORIES_REMEMBERED:
             self._listed_repositories.clear()
         self._listed_repositories.add(repository)
 
-    async def list_repositories(
-        self, *, after: str | None, limit: int, spaces: Iterable[str] | None = None
-    ) -> list[str]:
-        """Repository names after ``after`` in lexical order, of ``spaces`` (None: all)."""
+    async def repositories_stamps(self, spaces: Iterable[str] | None) -> dict[str, int]:
+        """Each space's ``repositories_stamp``, which moves whenever a repository of it is
+        listed (a list of its repositories read after it is at least that new), of
+        ``spaces`` that exist (None: every space)."""
         if spaces is None:
-            # no index: every space (a short list, each space then one range)
-            spaces = [doc["_id"] async for doc in self.db.spaces.find({}, {"_id": 1})]
-        return await self._list_repositories_in(spaces, after=after, limit=limit)
+            # no index: every space (a short list)
+            cursor = self.db.spaces.find({}, {"repositories_stamp": 1})
+        else:
+            # index: _id_
+            cursor = self.db.spaces.find({"_id": {"$in": list(spaces)}}, {"repositories_stamp": 1})
+        return {doc["_id"]: int(doc.get("repositories_stamp", 0)) async for doc in cursor}
 
-    async def _list_repositories_in(
-        self, spaces: Iterable[str], *, after: str | None, limit: int
-    ) -> list[str]:
-        """Repository names of ``spaces`` after ``after``: one bounded range per space, in
-        the order of the names (a space's repositories are the names starting "<space>/":
-        those ranges do not overlap, and sort as their starts do)."""
-        names: list[str] = []
-        for space in sorted(spaces, key=lambda space: f"{space}/"):
-            if len(names) >= limit:
-                break
-            if after is not None and after >= f"{space}0":
-                continue  # all of this space's names are at or before ``after``
-            bounds: Document = {"$gt": after} if after is not None else {"$gte": f"{space}/"}
-            # index: repositories space_1__id_1 (equality on space, a range on _id in order)
-            cursor = (
-                self.db.repositories.find({"space": space, "_id": bounds}, {"_id": 1})
-                .sort("_id", ASCENDING)
-                .limit(limit - len(names))
-            )
-            names.extend([doc["_id"] async for doc in cursor])
-        return names
+    async def space_repositories(self, space: str) -> list[RepositoryRecord]:
+        """Every repository of the space, in the order of their names."""
+        # index: repositories space_1__id_1 (equality on space, _id in its order)
+        cursor = self.db.repositories.find(
+            {"space": space, "_id": {"$gt": ""}}, {"created_at": 1}, batch_size=10_000
+        ).sort("_id", ASCENDING)
+        return [RepositoryRecord(doc["_id"], doc["created_at"]) async for doc in cursor]
 
     # manifests ------------------------------------------------------------------------------
 
-    async def put_manifest(
-        self,
-        repository: str,
-        manifest: ParsedManifest,
-        content: bytes,
-        *,
-        session: AsyncClientSession | None = None,
+    async def commit_pushes(self, pushes: Sequence[ManifestPush]) -> list[MissingReferences | None]:
+        """Record several manifest PUTs in one transaction (a group commit: the registry
+        gathers the PUTs that arrive while a transaction runs into the next one); for each,
+        None when it was recorded, else what it references that is missing, and then nothing
+        of it was written.
+
+        Every push touches the links of the blobs it references and the manifests it lists
+        (chain 1 of shared/metadata/blobs.py: a collector removing one of them writes the same
+        document, so only one of the two commits), its manifest (``touched_at`` moves with
+        every push) and its tag, bumps its repository's ``tags_stamp`` and raises its
+        ``feed_top``, and records its event; pushes to one tag take effect in the order given.
+        """
+        outcomes: list[MissingReferences | None] = []
+
+        async def work(session: AsyncClientSession) -> None:
+            outcomes[:] = await self._missing_references(pushes, session)
+            accepted = [
+                push for push, missing in zip(pushes, outcomes, strict=True) if missing is None
+            ]
+            if accepted:
+                await self._record_pushes(accepted, session)
+
+        await self.transaction(work)
+        return outcomes
+
+    async def _missing_references(
+        self, pushes: Sequence[ManifestPush], session: AsyncClientSession
+    ) -> list[MissingReferences | None]:
+        links = {f"{p.repository}@{d}" for p in pushes for d in p.manifest.blobs}
+        children = {f"{p.repository}@{d}" for p in pushes for d in p.manifest.manifests}
+        subjects = {f"{p.repository}@{p.manifest.subject}" for p in pushes if p.manifest.subject}
+        missing_links = await _touch_existing(self.db.blob_links, links, session)
+        missing_children = await _touch_existing(self.db.manifests, children, session)
+        # A subject may be absent (referrers may come first); when it is there, retention
+        # must see the referrer before it removes the subject.
+        await _touch_existing(self.db.manifests, subjects - children, session)
+        outcomes: list[MissingReferences | None] = []
+        for p in pushes:
+            blobs = [d for d in p.manifest.blobs if f"{p.repository}@{d}" in missing_links]
+            listed = [d for d in p.manifest.manifests if f"{p.repository}@{d}" in missing_children]
+            outcomes.append(MissingReferences(blobs, listed) if blobs or listed else None)
+        return outcomes
+
+    async def _record_pushes(
+        self, pushes: Sequence[ManifestPush], session: AsyncClientSession
     ) -> None:
         now = utcnow()
+        manifests = [
+            # index: _id_
+            UpdateOne(
+                {"_id": f"{p.repository}@{p.manifest.digest}"},
+                {"$set": {"touched_at": now}, "$setOnInsert": _manifest_fields(p, now)},
+                upsert=True,
+            )
+            for p in pushes
+        ]
+        await self.db.manifests.bulk_write(manifests, session=session)
+        moment = _to_millis(now)
+        tops: dict[str, str | None] = {}
+        tags: list[UpdateOne] = []
+        for p in pushes:
+            tops.setdefault(p.repository, None)
+            if p.tag is None:
+                continue
+            fields = _version_fields(p.tag, moment)
+            # index: _id_
+            tags.append(
+                UpdateOne(
+                    {"_id": f"{p.repository}:{p.tag}"},
+                    {
+                        "$set": {"digest": p.manifest.digest, "updated_at": moment, **fields},
+                        "$setOnInsert": {"repository": p.repository, "tag": p.tag},
+                    },
+                    upsert=True,
+                )
+            )
+            key, top = fields["feed_key"], tops[p.repository]
+            tops[p.repository] = key if top is None or (key is not None and key > top) else top
+        if tags:
+            await self.db.tags.bulk_write(tags, session=session)
+        tagged = {p.repository for p in pushes if p.tag is not None}
+        for repository, top in tops.items():
+            await self._repository_pushed(repository, repository in tagged, top, session)
+        await self.outbox.add([p.event for p in pushes], session=session)
+
+    async def _repository_pushed(
+        self, repository: str, tagged: bool, feed_key: str | None, session: AsyncClientSession
+    ) -> None:
+        """In a push's transaction: list the repository (a push that fails lists nothing), and
+        when tags moved, move its ``tags_stamp`` and raise its ``feed_top``."""
+        change: Document = {
+            "$setOnInsert": {"space": repository.split("/", 1)[0], "created_at": utcnow()}
+        }
+        if tagged:
+            change["$inc"] = {"tags_stamp": 1}
+        if feed_key is not None:
+            change["$max"] = {"feed_top": feed_key}
         # index: _id_
-        await self.db.manifests.update_one(
-            {"_id": f"{repository}@{manifest.digest}"},
-            {
-                "$set": {"touched_at": now},
-                "$setOnInsert": {
-                    "repository": repository,
-                    "digest": manifest.digest,
-                    "media_type": manifest.media_type,
-                    "size": manifest.size,
-                    "total_size": manifest.size + manifest.referenced_size,
-                    "content": Binary(content),
-                    "blobs": list(manifest.blobs),
-                    "manifests": list(manifest.manifests),
-                    "subject": manifest.subject,
-                    "artifact_type": manifest.artifact_type,
-                    "config_media_type": manifest.config_media_type,
-                    "annotations": manifest.annotations,
-                    "created_at": now,
-                },
-            },
-            upsert=True,
-            session=session,
+        result = await self.db.repositories.update_one(
+            {"_id": repository}, change, upsert=True, session=session
+        )
+        if result.upserted_id is not None:
+            await self._repositories_changed(repository, session)
+
+    async def _tags_changed(self, repository: str, session: AsyncClientSession) -> None:
+        """In the transaction that removes tags: move the repository's ``tags_stamp`` (a
+        listing remembered under another stamp is stale)."""
+        # index: _id_
+        await self.db.repositories.update_one(
+            {"_id": repository}, {"$inc": {"tags_stamp": 1}}, session=session
         )
 
-    async def touch_manifests(
-        self, repository: str, digests: Iterable[str], session: AsyncClientSession
-    ) -> bool:
-        """In an index's transaction: touch the manifests it lists, so that retention cannot
-        remove one of them unseen (both write the same document); whether all exist."""
-        ids = {f"{repository}@{d}" for d in digests}
-        return await touch_all(self.db.manifests, ids, session)
+    async def _repositories_changed(
+        self, repository: str, session: AsyncClientSession | None = None
+    ) -> None:
+        """A repository was just listed: move its space's ``repositories_stamp`` (a list of
+        the space's repositories remembered under another stamp is stale)."""
+        # index: _id_
+        await self.db.spaces.update_one(
+            {"_id": repository.split("/", 1)[0]},
+            {"$inc": {"repositories_stamp": 1}},
+            session=session,
+        )
 
     async def get_manifest(
         self, repository: str, digest: str, *, session: AsyncClientSession | None = None
@@ -622,14 +733,8 @@ class MetadataStore:
         doc = await self.db.manifests.find_one({"_id": f"{repository}@{digest}"}, session=session)
         return None if doc is None else StoredManifest.from_document(doc)
 
-    async def existing_manifests(self, repository: str, digests: Iterable[str]) -> set[str]:
-        ids = [f"{repository}@{d}" for d in digests]
-        # index: _id_
-        cursor = self.db.manifests.find({"_id": {"$in": ids}}, {"digest": 1})
-        return {doc["digest"] async for doc in cursor}
-
     async def delete_manifest(
-        self, repository: str, digest: str, *, session: AsyncClientSession | None = None
+        self, repository: str, digest: str, *, session: AsyncClientSession
     ) -> tuple[StoredManifest | None, list[str]]:
         """Delete the manifest and the tags pointing at it; return both.
 
@@ -642,9 +747,11 @@ class MetadataStore:
                 {"repository": repository, "digest": digest}, {"tag": 1}, session=session
             )
         ]
-        await self.db.tags.delete_many(
-            {"repository": repository, "digest": digest}, session=session
-        )
+        if tags:
+            await self.db.tags.delete_many(
+                {"repository": repository, "digest": digest}, session=session
+            )
+            await self._tags_changed(repository, session)
         doc = await self.db.manifests.find_one_and_delete(
             {"_id": f"{repository}@{digest}"}, session=session
         )
@@ -668,30 +775,6 @@ class MetadataStore:
 
     # tags -----------------------------------------------------------------------------------
 
-    async def set_tag(
-        self,
-        repository: str,
-        tag: str,
-        digest: str,
-        *,
-        session: AsyncClientSession | None = None,
-    ) -> None:
-        now = _to_millis(utcnow())
-        fields = _version_fields(tag, now)
-        # index: _id_
-        await self.db.tags.update_one(
-            {"_id": f"{repository}:{tag}"},
-            {
-                "$set": {"digest": digest, "updated_at": now, **fields},
-                "$setOnInsert": {"repository": repository, "tag": tag},
-            },
-            upsert=True,
-            session=session,
-        )
-        key = fields["feed_key"]
-        if key is not None:
-            await self._raise_feed_top(repository, key)
-
     async def get_tag(self, repository: str, tag: str) -> str | None:
         # index: _id_
         doc = await self.db.tags.find_one({"_id": f"{repository}:{tag}"}, {"digest": 1})
@@ -706,13 +789,52 @@ class MetadataStore:
         return [doc["tag"] async for doc in cursor.limit(limit)]
 
     async def delete_tag(
-        self, repository: str, tag: str, *, session: AsyncClientSession | None = None
+        self, repository: str, tag: str, *, session: AsyncClientSession
     ) -> str | None:
         """Delete the tag; the digest it pointed at, or None when there was no such tag."""
+        # index: _id_
         doc = await self.db.tags.find_one_and_delete(
             {"_id": f"{repository}:{tag}"}, {"digest": 1}, session=session
         )
-        return None if doc is None else str(doc["digest"])
+        if doc is None:
+            return None
+        await self._tags_changed(repository, session)
+        return str(doc["digest"])
+
+    async def remove_tag_if_unchanged(
+        self,
+        repository: str,
+        tag: str,
+        digest: str,
+        pushed_at: dt.datetime,
+        session: AsyncClientSession,
+    ) -> bool:
+        """Delete the tag only if it still points at ``digest`` since ``pushed_at`` (not
+        pushed again since whoever looked); whether it did."""
+        # index: _id_
+        result = await self.db.tags.delete_one(
+            {"_id": f"{repository}:{tag}", "digest": digest, "updated_at": pushed_at},
+            session=session,
+        )
+        if result.deleted_count != 1:
+            return False
+        await self._tags_changed(repository, session)
+        return True
+
+    async def tags_stamp(self, repository: str) -> int | None:
+        """What changes in every transaction that changes the repository's tags (a listing
+        read after it is at least that new); None when there is no such repository."""
+        # index: _id_
+        doc = await self.db.repositories.find_one({"_id": repository}, {"tags_stamp": 1})
+        return None if doc is None else int(doc.get("tags_stamp", 0))
+
+    async def all_tags(self, repository: str) -> list[str]:
+        """Every tag of the repository, in lexical order."""
+        # index: tags repository_1_tag_1 (in its order)
+        cursor = self.db.tags.find(
+            {"repository": repository, "tag": {"$gt": ""}}, {"_id": 0, "tag": 1}, batch_size=10_000
+        ).sort("tag", ASCENDING)
+        return [doc["tag"] async for doc in cursor]
 
     async def repository_exists(self, repository: str) -> bool:
         # index: _id_

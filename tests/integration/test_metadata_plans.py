@@ -22,7 +22,8 @@ from pymongo.monitoring import (
     CommandSucceededEvent,
 )
 
-from shared.metadata.store import MetadataStore
+from shared.events.envelope import image_event
+from shared.metadata.store import ManifestPush, MetadataStore
 from shared.oci.manifest import parse_manifest
 from shared.versions import try_parse_docker_tag
 from tests.support.oci import OCI_CONFIG, OCI_LAYER, OCI_MANIFEST, canonical, descriptor
@@ -82,6 +83,9 @@ async def seed(store: MetadataStore) -> None:
     """A few repositories, tagged manifests (versions and not), pins, links and blobs."""
     for name in (REPOSITORY, "spaces-1/other", "spaces-1/app-two"):
         await store.touch_repository(name)
+    for digest in (LAYER["digest"], CONFIG["digest"]):
+        await store.blobs.reserve(digest, 5, "writer")
+        await store.blobs.record_link(REPOSITORY, digest, 5, "writer")
     # "99999999999" is no Octopus version (a number beyond 32 bits): the feed leaves it out.
     for n, tag in enumerate(["1.0.0", "1.2.0-deployments-7", "latest", "99999999999", "2.0"]):
         content = canonical(
@@ -93,13 +97,27 @@ async def seed(store: MetadataStore) -> None:
                 "annotations": {"n": str(n)},
             }
         )
-        manifest = parse_manifest(content, OCI_MANIFEST)
-        await store.put_manifest(REPOSITORY, manifest, content)
-        await store.set_tag(REPOSITORY, tag, manifest.digest)
+        await push(store, content, tag)
     await store.pin_tag(REPOSITORY, "1.0.0", "admin")
-    for digest in (LAYER["digest"], CONFIG["digest"]):
-        await store.blobs.reserve(digest, 5, "writer")
-        await store.blobs.record_link(REPOSITORY, digest, 5, "writer")
+
+
+async def push(store: MetadataStore, content: bytes, tag: str) -> str:
+    """Record a PUT of ``content`` as ``tag`` of REPOSITORY; its digest."""
+    manifest = parse_manifest(content, OCI_MANIFEST)
+    event = image_event(
+        "image.pushed",
+        source="/tests",
+        public_host="registry.test",
+        repository=REPOSITORY,
+        tag=tag,
+        digest=manifest.digest,
+        media_type=manifest.media_type,
+        size=manifest.size,
+        actor=None,
+    )
+    [missing] = await store.commit_pushes([ManifestPush(REPOSITORY, manifest, content, tag, event)])
+    assert missing is None
+    return manifest.digest
 
 
 async def plans(
@@ -134,24 +152,25 @@ def _scanned_index(plan: Document) -> str:
 async def test_manifest_put_path_writes_by_id(
     metadata: tuple[MetadataStore, Recorder],
 ) -> None:
-    """Tag upsert, manifest upsert and repository touch each find their document by _id."""
+    """A push's transaction finds each document it writes by _id: the links it touches,
+    the manifest, the tag, the repository (listed, stamped, its feed key raised)."""
     store, recorder = metadata
     content = canonical(
         {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": CONFIG, "layers": [LAYER]}
     )
-    manifest = parse_manifest(content, OCI_MANIFEST)
     fresh = MetadataStore(store.client, store.db.name)  # nothing remembered as listed
 
     async def put() -> None:
         await fresh.touch_repository("spaces-1/new")
-        await store.put_manifest(REPOSITORY, manifest, content)
-        await store.set_tag(REPOSITORY, "3.0", manifest.digest)
+        await push(store, content, "3.0")
 
     assert await plans(store, recorder, put) == [
         ("repositories", "_id_"),
+        ("spaces", "_id_"),  # a new repository: the space's listing stamp moves
+        ("blob_links", "_id_"),
         ("manifests", "_id_"),
         ("tags", "_id_"),
-        ("repositories", "_id_"),  # the highest feed key, raised
+        ("repositories", "_id_"),
     ]
 
 
@@ -184,35 +203,42 @@ async def test_tags_list_pages_by_last(metadata: tuple[MetadataStore, Recorder])
     assert await plans(store, recorder, pages) == [("tags", "repository_1_tag_1")] * 2
 
 
-async def test_catalog_pages_by_space_ranges(metadata: tuple[MetadataStore, Recorder]) -> None:
+async def test_repository_names_by_space_and_stamps(
+    metadata: tuple[MetadataStore, Recorder],
+) -> None:
+    """What the catalog and the feed's search read: the stamps of the spaces asked for (or
+    of all of them: a short collection), then one space's names in order."""
     store, recorder = metadata
 
-    async def pages() -> None:
-        names = await store.list_repositories(after="spaces-1/app", limit=10, spaces=["spaces-1"])
-        assert names == ["spaces-1/app-two", "spaces-1/other"]
+    async def reads() -> None:
+        assert set(await store.repositories_stamps(["spaces-1", "spaces-9"])) == {"spaces-1"}
+        assert set(await store.repositories_stamps(None)) == {"spaces-1"}
+        names = [r.name for r in await store.space_repositories("spaces-1")]
+        assert names == ["spaces-1/app", "spaces-1/app-two", "spaces-1/other"]
 
-    assert await plans(store, recorder, pages) == [("repositories", "space_1__id_1")]
+    assert await plans(store, recorder, reads) == [
+        ("spaces", "_id_"),
+        ("spaces", "COLLSCAN"),
+        ("repositories", "space_1__id_1"),
+    ]
 
 
-async def test_catalog_of_every_space(metadata: tuple[MetadataStore, Recorder]) -> None:
+async def test_tag_listing_reads_the_stamp_then_every_tag_in_order(
+    metadata: tuple[MetadataStore, Recorder],
+) -> None:
     store, recorder = metadata
 
-    async def pages() -> None:
-        names = await store.list_repositories(after=None, limit=2)
-        assert names == ["spaces-1/app", "spaces-1/app-two"]
+    async def reads() -> None:
+        assert await store.tags_stamp(REPOSITORY) == 5  # one per tagged push of the seed
+        assert await store.tags_stamp("spaces-1/none") is None
+        tags = await store.all_tags(REPOSITORY)
+        assert tags == ["1.0.0", "1.2.0-deployments-7", "2.0", "99999999999", "latest"]
 
-    used = await plans(store, recorder, pages)
-    assert used == [("spaces", "COLLSCAN"), ("repositories", "space_1__id_1")]
-
-
-async def test_repository_search(metadata: tuple[MetadataStore, Recorder]) -> None:
-    store, recorder = metadata
-
-    async def search() -> None:
-        found = await store.search_repositories("spaces-1", query="APP", after=None, limit=10)
-        assert [doc["_id"] for doc in found] == ["spaces-1/app", "spaces-1/app-two"]
-
-    assert await plans(store, recorder, search) == [("repositories", "space_1__id_1")]
+    assert await plans(store, recorder, reads) == [
+        ("repositories", "_id_"),
+        ("repositories", "_id_"),
+        ("tags", "repository_1_tag_1"),
+    ]
 
 
 async def test_feed_newest_versions(metadata: tuple[MetadataStore, Recorder]) -> None:
@@ -255,10 +281,11 @@ async def test_feed_pages_follow_octopus_order(
         numbers = ".".join(str(rng.choice([0, 1, 2, 9, 10, 17, 255, 256, 4096])) for _ in range(3))
         suffix = rng.choice(["", "", "-beta", "-rc.2", "-deployments-" + str(rng.randrange(300))])
         tags.add(numbers + suffix)
-    digest = await store.get_tag(REPOSITORY, "1.0.0")
-    assert digest is not None
+    content = canonical(
+        {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": CONFIG, "layers": [LAYER]}
+    )
     for tag in sorted(tags):
-        await store.set_tag(REPOSITORY, tag, digest)
+        await push(store, content, tag)
     every = {doc["tag"] async for doc in store.db.tags.find({"repository": REPOSITORY})}
     versions = [(v, tag) for tag in every if (v := try_parse_docker_tag(tag)) is not None]
     for released_only in (False, True):
@@ -403,12 +430,15 @@ async def test_tags_of_a_manifest_and_referrers(metadata: tuple[MetadataStore, R
 
     async def reads() -> None:
         await store.referrers(REPOSITORY, digest, None)
-        await store.delete_manifest(REPOSITORY, digest)
+        await store.transaction(
+            lambda session: store.delete_manifest(REPOSITORY, digest, session=session)
+        )
 
     used = await plans(store, recorder, reads)
     assert used == [
         ("manifests", "repository_1_subject_1"),
         ("tags", "repository_1_digest_1"),
         ("tags", "repository_1_digest_1"),
+        ("repositories", "_id_"),  # its tags' stamp moves
         ("manifests", "_id_"),
     ]

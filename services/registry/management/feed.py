@@ -1,7 +1,5 @@
-"""The feed view: a space's repositories, searchable, and a repository's tags as versions.
-
-This is how the deployment server lists images and picks versions: tags read as Octopus
-versions (``shared.versions``), newest first.
+"""The feed view: a space's repositories, searchable, and a repository's tags as versions
+(``services.registry.feed``). Cursors are the API's: opaque to clients, a repository name here.
 """
 
 from __future__ import annotations
@@ -12,8 +10,8 @@ import binascii
 from aiohttp import web
 
 from services.registry.identity.roles import Role
-from services.registry.keys import metadata_key
-from services.registry.management.errors import ApiError, NotFound
+from services.registry.keys import feed_key
+from services.registry.management.errors import ApiError
 from services.registry.management.guard import space_with_role
 from services.registry.management.requests import bool_param, int_param
 from shared.oci.errors import NameInvalid
@@ -25,19 +23,16 @@ async def list_repositories(request: web.Request) -> web.Response:
     after = _decode_cursor(request.query.get("cursor"))
     query = request.query.get("q") or None
     space = await _space(request)
-    docs = await request.app[metadata_key].search_repositories(
-        space, query=query, after=after, limit=limit + 1
-    )
-    page = docs[:limit]
+    page = await request.app[feed_key].repositories(space, query=query, after=after, limit=limit)
     repositories = [
         {
-            "name": doc["_id"].split("/", 1)[1],
-            "full_name": doc["_id"],
-            "created_at": doc["created_at"].isoformat(),
+            "name": repository.name.split("/", 1)[1],
+            "full_name": repository.name,
+            "created_at": repository.created_at.isoformat(),
         }
-        for doc in page
+        for repository in page.repositories
     ]
-    next_cursor = _encode_cursor(page[-1]["_id"]) if len(docs) > limit else None
+    next_cursor = None if page.next_after is None else _encode_cursor(page.next_after)
     return web.json_response({"repositories": repositories, "next_cursor": next_cursor})
 
 
@@ -54,13 +49,8 @@ async def versions_response(request: web.Request, space: str, path: str) -> web.
         name = RepositoryName.parse(f"{space}/{path}")
     except NameInvalid as exc:
         raise ApiError("invalid repository name") from exc
-    metadata = request.app[metadata_key]
-    if not await metadata.repository_exists(name.full):
-        raise NotFound(f"repository {name.full} does not exist")
-    # The order is kept with each tag (shared.versions.order_key) and served by an index,
-    # so the newest page costs the same at 20 tags and at 20,000.
-    entries = await metadata.newest_versions(
-        name.full, include_prerelease=include_prerelease, before=None, limit=limit
+    entries = await request.app[feed_key].versions(
+        name, include_prerelease=include_prerelease, limit=limit
     )
     versions = [
         {

@@ -17,7 +17,7 @@ from aiohttp import web
 
 from services.registry.identity.access import PASSWORD_CREDENTIAL, Principal
 from services.registry.identity.roles import SPACE_ACTIONS, Role
-from services.registry.keys import access_key, metadata_key, principal_key
+from services.registry.keys import access_key, principal_key, spaces_key
 from services.registry.management.errors import Forbidden, NotFound
 from shared.metadata.store import Document
 
@@ -30,7 +30,7 @@ async def space_with_role(request: web.Request, needed: Role) -> Document:
     """The space in the path, when the caller holds at least ``needed`` in it."""
     space_id = request.match_info["space"]
     role = await request.app[access_key].role_in(caller(request), space_id)
-    space = await request.app[metadata_key].get_space(space_id) if role is not None else None
+    space = await request.app[spaces_key].find(space_id) if role is not None else None
     if space is None or role is None:
         raise NotFound(f"space {space_id} does not exist")
     if role < needed:

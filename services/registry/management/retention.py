@@ -7,38 +7,25 @@ takes a space admin.
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 from aiohttp import web
 
 from services.registry.identity.roles import Role
-from services.registry.keys import (
-    metadata_key,
-    principal_key,
-    registry_key,
-    relay_key,
-    settings_key,
-)
-from services.registry.management.errors import ApiError, Invalid, NotFound
+from services.registry.keys import principal_key, retention_key
+from services.registry.management.errors import ApiError, Invalid
 from services.registry.management.guard import space_with_role
 from services.registry.management.requests import bool_param, json_object
-from shared.events.envelope import CloudEvent
+from services.registry.retention import space_policy
 from shared.metadata.store import Document
 from shared.oci.errors import RegistryError
 from shared.oci.names import RepositoryName, parse_tag
 from shared.retention import PolicyInvalid, RetentionPolicy
-from shared.retention_run import EventSource, run_retention
-
-
-def _policy(space: Document) -> RetentionPolicy:
-    stored = space.get("retention")
-    return RetentionPolicy.parse(stored) if stored else RetentionPolicy()
 
 
 async def get_retention(request: web.Request) -> web.Response:
     space = await space_with_role(request, Role.READER)
-    return web.json_response({"space": space["_id"], **_policy(space).document()})
+    return web.json_response({"space": space["_id"], **space_policy(space).document()})
 
 
 async def put_retention(request: web.Request) -> web.Response:
@@ -48,7 +35,7 @@ async def put_retention(request: web.Request) -> web.Response:
         policy = RetentionPolicy.parse(body)
     except PolicyInvalid as exc:
         raise Invalid(str(exc)) from exc
-    await request.app[metadata_key].set_retention(space["_id"], policy.document())
+    await request.app[retention_key].set_policy(space["_id"], policy)
     return web.json_response({"space": space["_id"], **policy.document()})
 
 
@@ -56,48 +43,23 @@ async def run_retention_now(request: web.Request) -> web.Response:
     """Apply the policy now; with ``dry_run=true`` only say what would go."""
     space = await space_with_role(request, Role.ADMIN)
     dry_run = bool_param(request, "dry_run", False)
-    settings = request.app[settings_key]
-    report = await run_retention(
-        request.app[metadata_key],
-        request.app[registry_key].store,
-        space["_id"],
-        _policy(space),
-        now=dt.datetime.now(dt.UTC),
-        dry_run=dry_run,
-        events=EventSource(
-            f"{settings.public_url}/api/v1", settings.public_host, request[principal_key].username
-        ),
+    document = await request.app[retention_key].run(
+        space, dry_run=dry_run, actor=request[principal_key].username
     )
-    document = report.document()
-    if not dry_run:
-        registry = request.app[registry_key]
-        for tag in report.removed:
-            registry.forget(tag["repository"], tag=tag["tag"])
-        for manifest in report.manifests:
-            registry.forget(manifest["repository"], digest=manifest["digest"])
-        completed = CloudEvent(
-            "retention.completed", f"{settings.public_url}/api/v1", space["_id"], document
-        )
-        await request.app[metadata_key].outbox.add([completed])
-        request.app[relay_key].notify()
     return web.json_response(document)
 
 
 async def pin_tag(request: web.Request) -> web.Response:
     space = await space_with_role(request, Role.WRITER)
     name, tag = _tag_path(request, space["_id"])
-    metadata = request.app[metadata_key]
-    if await metadata.get_tag(name.full, tag) is None:
-        raise NotFound(f"{name.full}:{tag} does not exist")
-    pin, created = await metadata.pin_tag(name.full, tag, request[principal_key].username)
+    pin, created = await request.app[retention_key].pin(name, tag, request[principal_key].username)
     return web.json_response(_pin_json(pin), status=201 if created else 200)
 
 
 async def unpin_tag(request: web.Request) -> web.Response:
     space = await space_with_role(request, Role.ADMIN)
     name, tag = _tag_path(request, space["_id"])
-    if not await request.app[metadata_key].unpin_tag(name.full, tag):
-        raise NotFound(f"{name.full}:{tag} is not pinned")
+    await request.app[retention_key].unpin(name, tag)
     return web.Response(status=204)
 
 
