@@ -13,19 +13,24 @@ Two steps, each safe against concurrent pushes and other collectors through the 
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import uuid
 from collections.abc import Iterator
+from contextlib import aclosing
 from dataclasses import dataclass
 
 import structlog
 
+from shared.metadata.blobs import Claim
 from shared.metadata.store import MetadataStore
 from shared.storage.port import BlobStore
 
 log = structlog.get_logger("spacedock.gc")
 
 BATCH = 500
+# Batches deleting from storage while the next is claimed.
+IN_FLIGHT = 2
 # Far longer than a storage call can take (the S3 client gives up within a few minutes), so a
 # claim never lapses, and is taken over, while its collector may still be deleting.
 CLAIM_LEASE = dt.timedelta(minutes=15)
@@ -61,37 +66,46 @@ async def collect_blobs(
     *,
     among: list[str] | None = None,
 ) -> Collected:
-    """Delete the blobs nothing refers to: all of them, or those of ``among``."""
+    """Delete the blobs nothing refers to: all of them, or those of ``among``.
+
+    The next batch is claimed while earlier ones are deleted from storage and forgotten, up to
+    ``IN_FLIGHT`` at a time, so that the metadata server and the storage work side by side
+    instead of taking turns."""
     total = Collected()
-    if among is not None:
-        for batch in _batches(sorted(set(among)), BATCH):
-            candidates = await metadata.blobs.unlinked(BATCH, among=batch)
-            total.add(await _collect(metadata, store, candidates))
-        return total
-    after: str | None = None
-    while True:
-        candidates = await metadata.blobs.unlinked(BATCH, after=after)
-        if not candidates:
-            return total
-        total.add(await _collect(metadata, store, candidates))
-        after = candidates[-1]
+    deleting: set[asyncio.Task[Collected]] = set()
+    try:
+        async with aclosing(metadata.blobs.unlinked(BATCH, among=among)) as batches:
+            async for candidates in batches:
+                claim = await metadata.blobs.claim(candidates, uuid.uuid4().hex, CLAIM_LEASE)
+                if not claim.sizes:
+                    continue
+                if len(deleting) == IN_FLIGHT:
+                    done, deleting = await asyncio.wait(
+                        deleting, return_when=asyncio.FIRST_COMPLETED
+                    )
+                    for task in done:
+                        total.add(task.result())
+                deleting.add(asyncio.create_task(_delete(metadata, store, claim)))
+    finally:
+        # Even on an error, every batch under way ends before this returns: none is left
+        # deleting behind the caller's back.
+        outcomes = await asyncio.gather(*deleting, return_exceptions=True)
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
+        total.add(outcome)
+    return total
 
 
-async def _collect(metadata: MetadataStore, store: BlobStore, candidates: list[str]) -> Collected:
-    if not candidates:
-        return Collected()
-    token = uuid.uuid4().hex
-    claimed = await metadata.blobs.claim(candidates, token, CLAIM_LEASE)
-    if not claimed:
-        return Collected()
-    sizes = {doc["_id"]: int(doc.get("size", 0)) for doc in claimed}
-    failed = await store.delete_blobs(list(sizes))
-    gone = [digest for digest in sizes if digest not in failed]
-    await metadata.blobs.forget(gone, token)
+async def _delete(metadata: MetadataStore, store: BlobStore, claim: Claim) -> Collected:
+    """Delete a claimed batch from storage, then forget it (or release what failed)."""
+    failed = await store.delete_blobs(list(claim.sizes))
+    gone = [digest for digest in claim.sizes if digest not in failed]
+    await metadata.blobs.forget(claim, gone)
     if failed:
-        await metadata.blobs.unclaim(sorted(failed), token)
+        await metadata.blobs.unclaim(claim, sorted(failed))
         log.warning("gc_storage_delete_failed", blobs=len(failed))
-    return Collected(len(gone), sum(sizes[digest] for digest in gone), len(failed))
+    return Collected(len(gone), sum(claim.sizes[digest] for digest in gone), len(failed))
 
 
 def _batches(items: list[str], size: int) -> Iterator[list[str]]:

@@ -119,9 +119,10 @@ def tags_to_remove(
     ``retain_days``, outside the newest ``keep_last`` deployment tags of their repository,
     and not pinned. Other tags are never removed."""
     cutoff = now - dt.timedelta(days=policy.retain_days)
+    pattern = policy.compiled  # once: a space may hold tens of thousands of tags
     by_repository: dict[str, list[TagState]] = defaultdict(list)
     for tag in tags:
-        if policy.counts(tag.tag):
+        if pattern.search(tag.tag) is not None:
             by_repository[tag.repository].append(tag)
     removed: list[TagState] = []
     for candidates in by_repository.values():

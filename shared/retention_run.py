@@ -5,9 +5,11 @@ and the reaper (runs on a schedule).
 A manifest is kept when a tag points at it, when it is younger than ``retain_hours``, when a
 kept index lists it, when a kept referrer names it as its subject, or when it refers to a
 kept manifest (a signature or SBOM stays with its image); everything else in the space goes,
-referrers of a removed manifest with it. Each removal is its own transaction
-with its ``image.deleted`` event, re-checked there: a tag that moved, or a manifest that a
-push tagged or listed meanwhile, is left alone. Then garbage collection (``shared/garbage.py``):
+referrers of a removed manifest with it. Tags go first, then manifests, parents before
+children, in batches: each batch is one transaction that re-reads what it removes and writes
+an ``image.deleted`` event for each item that passes; a tag that moved, or a manifest that a
+push tagged, listed or referred to meanwhile, is left alone, and the rest of its batch goes.
+Then garbage collection (``shared/garbage.py``):
 the space's links to blobs no manifest needs and no push touched for ``gc.grace_minutes`` go,
 and those blobs are deleted from storage unless another repository still links them.
 
@@ -17,10 +19,11 @@ period has passed.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import functools
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from pymongo.asynchronous.client_session import AsyncClientSession
 
@@ -36,6 +39,11 @@ from shared.retention import (
     with_what_they_need,
 )
 from shared.storage.port import BlobStore
+
+# Removals per transaction: each batch is re-checked in one read, and written at once.
+TAG_BATCH = 100
+MANIFEST_BATCH = 100
+Item = TypeVar("Item")
 
 
 @dataclass(slots=True)
@@ -77,50 +85,62 @@ async def run_retention(
     events: EventSource,
 ) -> RetentionReport:
     report = RetentionReport(space, dry_run)
-    tags = await metadata.space_tags(space)
-    pins = await metadata.space_pins(space)
-    states = [
-        TagState(
-            t["repository"],
-            t["tag"],
-            t["digest"],
-            t["updated_at"],
-            (t["repository"], t["tag"]) in pins,
-        )
-        for t in tags
-    ]
-    going = tags_to_remove(states, policy, now)
-    going_keys = {(t.repository, t.tag) for t in going}
-    manifests = {(m["repository"], m["digest"]): m for m in await metadata.space_manifests(space)}
-    tagged = {(t.repository, t.digest) for t in states if (t.repository, t.tag) not in going_keys}
+    # The manifests are the longest read: the server answers it while the tags are weighed.
+    async with asyncio.TaskGroup() as reads:
+        manifests_read = reads.create_task(metadata.space_manifests(space))
+        tags, pins = await asyncio.gather(metadata.space_tags(space), metadata.space_pins(space))
+        states = [
+            TagState(
+                t["repository"],
+                t["tag"],
+                t["digest"],
+                t["updated_at"],
+                (t["repository"], t["tag"]) in pins,
+            )
+            for t in tags
+        ]
+        going = tags_to_remove(states, policy, now)
+        going_keys = {(t.repository, t.tag) for t in going}
+        tagged = {
+            (t.repository, t.digest) for t in states if (t.repository, t.tag) not in going_keys
+        }
+    manifests = manifests_read.result()
     young_since = now - dt.timedelta(hours=policy.untagged_retain_hours)
     keep = tagged | {key for key, m in manifests.items() if _pushed_at(m) > young_since}
     keep = with_what_they_need(keep, manifests)
     removable = parents_first(set(manifests) - keep, manifests)
-    report.removed = [{"repository": t.repository, "tag": t.tag, "digest": t.digest} for t in going]
+    report.removed = [_tag_entry(t) for t in going]
     report.manifests = [{"repository": r, "digest": d} for r, d in sorted(removable)]
-    orphans = await metadata.blobs_only_in([manifests[key] for key in removable])
-    report.blobs_removed, report.bytes_freed = len(orphans), sum(orphans.values())
     if dry_run:
+        orphans = await metadata.blobs_only_in(removable)
+        report.blobs_removed, report.bytes_freed = len(orphans), sum(orphans.values())
         return report
-    for tag in going:
-        event = _event(events, "image.deleted", tag.repository, tag.tag, tag.digest, manifests, now)
-        await metadata.transaction(functools.partial(_remove_tag, metadata, tag, event))
-    done: list[dict[str, str]] = []
-    for key in removable:
-        event = _event(events, "image.deleted", key[0], None, key[1], manifests, now)
-        removed = await metadata.transaction(
-            functools.partial(_remove_manifest, metadata, key, manifests[key], event)
+    removed_tags: list[TagState] = []
+    for tag_batch in _batches(going, TAG_BATCH):
+        removed_tags += await metadata.transaction(
+            functools.partial(_remove_tags, metadata, tag_batch, events, manifests, now)
         )
-        if removed:
-            done.append({"repository": key[0], "digest": key[1]})
-    report.manifests = sorted(done, key=lambda m: (m["repository"], m["digest"]))
+    report.removed = [_tag_entry(t) for t in removed_tags]
+    done: list[Key] = []
+    for manifest_batch in _batches(removable, MANIFEST_BATCH):
+        done += await metadata.transaction(
+            functools.partial(_remove_manifests, metadata, manifest_batch, events, manifests, now)
+        )
+    report.manifests = [{"repository": r, "digest": d} for r, d in sorted(done)]
     unlinked = await expire_links(
         metadata, space, dt.timedelta(minutes=policy.gc_grace_minutes), now
     )
     collected = await collect_blobs(metadata, store, among=unlinked)
     report.blobs_removed, report.bytes_freed = collected.blobs_removed, collected.bytes_freed
     return report
+
+
+def _tag_entry(tag: TagState) -> dict[str, str]:
+    return {"repository": tag.repository, "tag": tag.tag, "digest": tag.digest}
+
+
+def _batches(items: list[Item], size: int) -> list[list[Item]]:
+    return [items[start : start + size] for start in range(0, len(items), size)]
 
 
 def _pushed_at(manifest: dict[str, Any]) -> dt.datetime:
@@ -152,43 +172,47 @@ def _event(
     )
 
 
-async def _remove_tag(
-    metadata: MetadataStore, tag: TagState, event: CloudEvent, session: AsyncClientSession
-) -> bool:
-    """Only if the tag still points where it did when the run looked (not re-pushed)."""
-    if not await metadata.remove_tag_if_unchanged(
-        tag.repository, tag.tag, tag.digest, tag.pushed_at, session
-    ):
-        return False
-    await metadata.outbox.add([event], session=session)
-    return True
-
-
-async def _remove_manifest(
+async def _remove_tags(
     metadata: MetadataStore,
-    key: Key,
-    seen: dict[str, Any],
-    event: CloudEvent,
+    batch: list[TagState],
+    events: EventSource,
+    manifests: dict[Key, dict[str, Any]],
+    now: dt.datetime,
     session: AsyncClientSession,
-) -> bool:
-    """Only if, now, no tag points at it, no manifest lists it or refers to it (parents go
-    first, so one still here was kept), and it was not pushed again since the run looked."""
-    repository, digest = key
-    if await metadata.db.tags.find_one(
-        {"repository": repository, "digest": digest}, session=session
-    ):
-        return False
-    if await metadata.db.manifests.find_one(
-        {"repository": repository, "$or": [{"manifests": digest}, {"subject": digest}]},
-        {"_id": 1},
-        session=session,
-    ):
-        return False
-    result = await metadata.db.manifests.delete_one(
-        {"_id": f"{repository}@{digest}", "touched_at": seen.get("touched_at")},
+) -> list[TagState]:
+    """Those of ``batch`` that still point where they did when the run looked (not
+    re-pushed), with an ``image.deleted`` event each; the tags removed."""
+    removed = await metadata.remove_tags_if_unchanged(
+        [(t.repository, t.tag, t.digest, t.pushed_at) for t in batch], session
+    )
+    gone = [t for t in batch if (t.repository, t.tag) in removed]
+    await metadata.outbox.add(
+        [
+            _event(events, "image.deleted", t.repository, t.tag, t.digest, manifests, now)
+            for t in gone
+        ],
         session=session,
     )
-    if result.deleted_count != 1:
-        return False
-    await metadata.outbox.add([event], session=session)
-    return True
+    return gone
+
+
+async def _remove_manifests(
+    metadata: MetadataStore,
+    batch: list[Key],
+    events: EventSource,
+    manifests: dict[Key, dict[str, Any]],
+    now: dt.datetime,
+    session: AsyncClientSession,
+) -> list[Key]:
+    """Those of ``batch`` (parents first) that, now, no tag points at, no manifest lists or
+    refers to (parents go first, so one still here was kept) and no push touched since the
+    run looked, with an ``image.deleted`` event each; the manifests removed."""
+    removed = await metadata.remove_manifests_if_unneeded(
+        [(r, d, manifests[(r, d)].get("touched_at")) for r, d in batch], session
+    )
+    gone = [key for key in batch if key in removed]
+    await metadata.outbox.add(
+        [_event(events, "image.deleted", r, None, d, manifests, now) for r, d in gone],
+        session=session,
+    )
+    return gone

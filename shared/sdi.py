@@ -7,7 +7,7 @@ refused: a few nested ones (through merge keys too) stand for billions of nodes,
 sdi.yaml has no need of them.
 
 The builder reads it to build; the registry, to refuse at upload an SDI whose sdi.yaml a
-build would refuse, in the same words."""
+build would refuse, in the same words and with the same error (the catalogue's SdiInvalid)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from shared.builds.errors import SdiInvalid as SdiInvalid
 from shared.packages import PackageNameInvalid, check_package_reference
 
 MAX_SDI_BYTES = 256 * 1024
@@ -23,10 +24,6 @@ MAX_SDI_FILE_BYTES = 1024 * 1024  # what a build reads of sdi.yaml before it is 
 MAX_NODES = 10_000  # scalars, lists and mappings: 100 packages take about 700
 MAX_DEPTH = 16  # lists and mappings inside each other: sdi.yaml itself needs 4
 MAX_PACKAGES = 100
-
-
-class SdiInvalid(ValueError):
-    code = "sdi_invalid"
 
 
 @dataclass(frozen=True, slots=True)

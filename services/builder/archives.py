@@ -2,7 +2,7 @@
 
 Nothing lands outside the destination, whatever order the entries come in: an entry with
 ``..`` or an absolute path, an entry written through a link, a link or hard link that could
-lead out of the tree, and device files are refused, each with its own code; so is a build
+lead out of the tree, and device files are refused, each with its own error; so is a build
 whose archives together expand beyond its budget (counted from the bytes actually written,
 not from headers a zip bomb can lie in).
 
@@ -30,14 +30,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from shared.builds.errors import (
+    ArchiveAbsolutePath,
+    ArchiveInvalid,
+    ArchiveLinkEscape,
+    ArchivePathTraversal,
+    ArchiveSpecialFile,
+    ArchiveTooLarge,
+)
+from shared.builds.errors import ArchiveError as ArchiveError
+
 COPY_CHUNK = 1024 * 1024
 MAX_PATH = 4096  # Linux's PATH_MAX: no longer entry name or link target can be used
-
-
-class ArchiveError(ValueError):
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,8 +72,7 @@ class Budget:
     def entry(self) -> None:
         self.files += 1
         if self.files > self.limits.max_files:
-            raise ArchiveError(
-                "archive_too_large",
+            raise ArchiveTooLarge(
                 f"the build's packages hold more than {self.limits.max_files} files, folders "
                 "and links (SPACEDOCK_BUILD_MAX_FILES)",
             )
@@ -77,21 +80,21 @@ class Budget:
     def add(self, size: int) -> None:
         self.bytes += size
         if self.bytes > self.limits.max_bytes:
-            raise ArchiveError(
-                "archive_too_large",
+            raise ArchiveTooLarge(
                 f"the build's packages expand beyond {self.limits.max_bytes} bytes "
                 "(SPACEDOCK_BUILD_MAX_EXTRACT_BYTES)",
             )
 
 
 def safe_relative(name: str, *, what: str = "entry") -> str:
-    """``name`` as a normalised relative POSIX path; ArchiveError when it would leave."""
+    """``name`` as a normalised relative POSIX path; ArchiveAbsolutePath or
+    ArchivePathTraversal when it would leave."""
     text = name.replace("\\", "/")
     if text.startswith("/") or (len(text) > 1 and text[1] == ":"):
-        raise ArchiveError("archive_absolute_path", f"{what} {name!r} has an absolute path")
+        raise ArchiveAbsolutePath(f"{what} {name!r} has an absolute path")
     parts = [part for part in text.split("/") if part not in ("", ".")]
     if ".." in parts:
-        raise ArchiveError("archive_path_traversal", f"{what} {name!r} leaves the folder (..)")
+        raise ArchivePathTraversal(f"{what} {name!r} leaves the folder (..)")
     return "/".join(parts)
 
 
@@ -117,8 +120,8 @@ def link_problem(depth: int, target: str) -> str | None:
 
 
 def verify_tree(root: Path) -> None:
-    """Refuse a tree holding a link that breaks the rule (``archive_link_escape``) or a
-    device, FIFO or socket (``archive_special_file``). Walks the tree once without following
+    """Refuse a tree holding a link that breaks the rule (ArchiveLinkEscape) or a device,
+    FIFO or socket (ArchiveSpecialFile). Walks the tree once without following
     links, reading only the links' targets."""
     folders = [(str(root), 0)]  # each with how many folders below the root it is
     while folders:
@@ -130,12 +133,12 @@ def verify_tree(root: Path) -> None:
                     problem = link_problem(depth, target)
                     if problem is not None:
                         name = os.path.relpath(entry.path, root)
-                        raise ArchiveError("archive_link_escape", f"link {name!r} {problem}")
+                        raise ArchiveLinkEscape(f"link {name!r} {problem}")
                 elif entry.is_dir(follow_symlinks=False):
                     folders.append((entry.path, depth + 1))
                 elif not entry.is_file(follow_symlinks=False):
                     name = os.path.relpath(entry.path, root)
-                    raise ArchiveError("archive_special_file", f"{name!r} is a special file")
+                    raise ArchiveSpecialFile(f"{name!r} is a special file")
 
 
 def extract(archive: Path, destination: Path, budget: Budget | None = None) -> list[str]:
@@ -155,13 +158,13 @@ def extract(archive: Path, destination: Path, budget: Budget | None = None) -> l
                 written = _extract_zip(archive, tree)
             except (RuntimeError, NotImplementedError, lzma.LZMAError) as exc:
                 # encrypted, a method zipfile lacks, damaged LZMA data
-                raise ArchiveError("archive_invalid", f"the zip archive: {exc}") from exc
+                raise ArchiveInvalid(f"the zip archive: {exc}") from exc
         elif magic.startswith(b"\x1f\x8b"):
             written = _extract_tar(archive, tree)
         else:
-            raise ArchiveError("archive_invalid", "not a zip or tar.gz archive")
+            raise ArchiveInvalid("not a zip or tar.gz archive")
     except (zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error, OSError) as exc:
-        raise ArchiveError("archive_invalid", f"the archive cannot be read: {exc}") from exc
+        raise ArchiveInvalid(f"the archive cannot be read: {exc}") from exc
     verify_tree(destination)
     return written
 
@@ -194,11 +197,9 @@ class _Tree:
                 path.mkdir()
                 mode = stat.S_IFDIR
             if stat.S_ISLNK(mode):
-                raise ArchiveError(
-                    "archive_link_escape", f"{entry!r} would be written through a link"
-                )
+                raise ArchiveLinkEscape(f"{entry!r} would be written through a link")
             if not stat.S_ISDIR(mode):
-                raise ArchiveError("archive_invalid", f"{entry!r} is beneath a file")
+                raise ArchiveInvalid(f"{entry!r} is beneath a file")
             self.folders.add(part)
         return self.root / relative
 
@@ -211,21 +212,21 @@ class _Tree:
         except FileNotFoundError:
             return path
         if stat.S_ISDIR(mode):
-            raise ArchiveError("archive_invalid", f"{relative!r} is a folder already")
+            raise ArchiveInvalid(f"{relative!r} is a folder already")
         path.unlink()
         return path
 
 
 def _entry_name(name: str) -> str:
     if len(name) >= MAX_PATH:
-        raise ArchiveError("archive_invalid", f"an entry name is over {MAX_PATH} characters")
+        raise ArchiveInvalid(f"an entry name is over {MAX_PATH} characters")
     return safe_relative(name)
 
 
 def _symlink(tree: _Tree, relative: str, target: str) -> None:
     problem = link_problem(relative.count("/"), target)
     if problem is not None:
-        raise ArchiveError("archive_link_escape", f"link {relative!r} {problem}")
+        raise ArchiveLinkEscape(f"link {relative!r} {problem}")
     tree.place(relative).symlink_to(target)
 
 
@@ -258,7 +259,7 @@ def _extract_zip(archive: Path, tree: _Tree) -> list[str]:
                 _symlink(tree, relative, os.fsdecode(target))
                 continue
             if stat.S_IFMT(mode) not in (0, stat.S_IFREG):  # 0: no type recorded (Windows)
-                raise ArchiveError("archive_special_file", f"{info.filename!r} is a special file")
+                raise ArchiveSpecialFile(f"{info.filename!r} is a special file")
             with bundle.open(info) as source:
                 _copy(source, tree.place(relative), tree.budget, mode or 0o644)
             written.append(relative)
@@ -283,13 +284,12 @@ def _extract_tar(archive: Path, tree: _Tree) -> list[str]:
             elif member.isfile():
                 extracted = bundle.extractfile(member)
                 if extracted is None:
-                    raise ArchiveError("archive_invalid", f"{member.name!r} cannot be read")
+                    raise ArchiveInvalid(f"{member.name!r} cannot be read")
                 with extracted:
                     _copy(extracted, tree.place(relative), tree.budget, member.mode)
                 written.append(relative)
             else:
-                raise ArchiveError(
-                    "archive_special_file",
+                raise ArchiveSpecialFile(
                     f"{member.name!r} is a device, FIFO or other special file",
                 )
     return written
@@ -307,9 +307,7 @@ def _hard_link(tree: _Tree, relative: str, linkname: str) -> None:
     except (ArchiveError, FileNotFoundError):
         regular = False
     if not regular:
-        raise ArchiveError(
-            "archive_link_escape", f"hard link {relative!r} has no file in the tree to name"
-        )
+        raise ArchiveLinkEscape(f"hard link {relative!r} has no file in the tree to name")
     tree.budget.add(status.st_size)
     os.link(path, tree.place(relative), follow_symlinks=False)
 

@@ -32,7 +32,6 @@ from typing import IO, Any
 from services.builder.archives import ArchiveError, safe_relative
 from services.builder.dockerfile import (
     Dockerfile,
-    DockerfileError,
     Instruction,
     arg_declarations,
     copy_arguments,
@@ -40,18 +39,18 @@ from services.builder.dockerfile import (
     key_values,
 )
 from services.builder.dockerignore import DockerIgnore
+from shared.builds.errors import (
+    CopySourceMissing,
+    CopySourceOutsideContext,
+    DockerfileInvalid,
+    OnbuildBase,
+)
 from shared.oci import media_types as mt
 
 EPOCH = "1970-01-01T00:00:00Z"
 MAX_TIME_TEXT = 64  # a base's ``created`` longer than this is not a time
 DEFAULT_SHELL = ["/bin/sh", "-c"]
 GZIP_LEVEL = 6
-
-
-class AssembleError(ValueError):
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +123,7 @@ def _from(dockerfile: Dockerfile) -> Instruction:
     for instruction in dockerfile.instructions:
         if instruction.keyword == "FROM":
             return instruction
-    raise DockerfileError("the Dockerfile has no FROM")
+    raise DockerfileInvalid("the Dockerfile has no FROM")
 
 
 # Docker lets these build args be used without an ARG, in FROM too.
@@ -160,7 +159,7 @@ def assemble(
     ``Dockerfile.assembled_blocker``), layers written under ``scratch``; ``created`` is when
     its newest input was made (the SDI package's push time), None when unknown."""
     if (base.config.get("config") or {}).get("OnBuild"):
-        raise AssembleError("onbuild_base", "the base image has ONBUILD triggers")
+        raise OnbuildBase("the base image has ONBUILD triggers")
     docker_family = base.media_type in (mt.DOCKER_MANIFEST,)
     config = copy.deepcopy(base.config)
     config.setdefault("config", {})
@@ -312,7 +311,7 @@ def _apply(
     elif keyword == "SHELL":
         shell = instruction.json_list()
         if not shell:
-            raise DockerfileError(f"SHELL on line {instruction.line} needs a JSON array")
+            raise DockerfileInvalid(f"SHELL on line {instruction.line} needs a JSON array")
         state.shell = shell
         settings["Shell"] = shell
     elif keyword == "HEALTHCHECK":
@@ -334,7 +333,7 @@ def _healthcheck(instruction: Instruction, shell: list[str]) -> dict[str, Any]:
         return {"Test": ["NONE"]}
     keyword, _, rest = instruction.arguments.partition(" ")
     if keyword.upper() != "CMD":
-        raise DockerfileError(f"HEALTHCHECK on line {instruction.line}: expected CMD or NONE")
+        raise DockerfileInvalid(f"HEALTHCHECK on line {instruction.line}: expected CMD or NONE")
     check = Instruction("CMD", rest.strip(), instruction.line)
     listed = check.json_list()
     test = ["CMD", *listed] if listed is not None else ["CMD-SHELL", rest.strip()]
@@ -353,7 +352,7 @@ def _nanoseconds(text: str) -> int:
     for unit in ("ms", "s", "m", "h"):
         if text.endswith(unit) and text[: -len(unit)].replace(".", "", 1).isdigit():
             return int(float(text[: -len(unit)]) * units[unit])
-    raise DockerfileError(f"cannot read the duration {text!r}")
+    raise DockerfileInvalid(f"cannot read the duration {text!r}")
 
 
 # --- layers --------------------------------------------------------------------------------
@@ -386,16 +385,14 @@ def _copy_entries(instruction: Instruction, state: _State, context: Path) -> lis
         try:
             relative = safe_relative(expand(pattern, values), what="COPY source")
         except ArchiveError as exc:
-            raise AssembleError("copy_source_outside_context", str(exc)) from exc
+            raise CopySourceOutsideContext(str(exc)) from exc
         matches = [
             match
             for match in (sorted(context.glob(relative)) if relative else [context])
             if _within(context, match) and not state.ignore.excluded(_relative(context, match))
         ]
         if not matches:
-            raise AssembleError(
-                "copy_source_missing", f"line {instruction.line}: nothing matches {pattern!r}"
-            )
+            raise CopySourceMissing(f"line {instruction.line}: nothing matches {pattern!r}")
         for source in matches:
             matched_any = True
             is_dir = source.is_dir() and not source.is_symlink()
@@ -412,7 +409,7 @@ def _copy_entries(instruction: Instruction, state: _State, context: Path) -> lis
                 ):
                     entries[entry.path] = entry
     if not matched_any:
-        raise AssembleError("copy_source_missing", f"line {instruction.line}: no sources")
+        raise CopySourceMissing(f"line {instruction.line}: no sources")
     return list(entries.values())
 
 

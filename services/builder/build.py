@@ -24,38 +24,41 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from services.builder.archives import ArchiveError, Limits, extract, verify_tree
-from services.builder.assemble import AssembleError, BaseImage, assemble
-from services.builder.docker_engine import DockerBuildError, DockerEngine, DockerJob, DockerLimits
-from services.builder.dockerfile import Dockerfile, DockerfileError, parse_dockerfile
-from services.builder.features.pipeline import run_features
+from services.builder.assemble import BaseImage, assemble
+from services.builder.docker_engine import DockerEngine, DockerJob, DockerLimits
+from services.builder.dockerfile import Dockerfile, parse_dockerfile
+from services.builder.features.pipeline import FeatureRun, run_features
 from services.builder.features.variables import VariableSet, system_variables
-from services.builder.images import (
-    ImageReference,
-    ImageRefused,
-    check_hosts,
-    images_used,
-    trigger_problems,
-)
+from services.builder.images import ImageReference, check_hosts, images_used, trigger_problems
 from services.builder.isolation import IsolatedFailure, IsolatedTimeout, run_isolated
 from services.builder.redaction import holds_secret
 from services.builder.registry_client import Manifest, RegistryClient, RegistryRefused
 from services.builder.tree import read_regular
 from shared.build_requests import BuildRequest
+from shared.builds.errors import (
+    BaseImageDenied,
+    BaseImageMissing,
+    DockerfileInvalid,
+    DockerfileMissing,
+    DockerfileUnsupported,
+    DockerUnavailable,
+    FeaturesFailed,
+    PackageMissing,
+    PushRefused,
+    RegistryFault,
+    SdiInvalid,
+    SensitiveValueInImage,
+    StrategyUnavailable,
+    SubstitutionFailed,
+)
 from shared.oci import media_types as mt
 from shared.packages import PackageNameInvalid, check_package_reference
-from shared.sdi import SdiInvalid, parse_sdi
+from shared.sdi import parse_sdi
 from shared.versions import try_parse_version
 
 Log = Callable[[str], None]
 MAX_DOCKERFILE_BYTES = 1024 * 1024
 MAX_VERSIONS = 10_000  # of a package, as the feed lists them at most
-
-
-class BuildFailed(Exception):
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +114,7 @@ async def run_build(
             request.space, env.policy.credential_seconds
         )
     except RegistryRefused as exc:
-        raise BuildFailed("registry_error", f"no credential for {request.space}: {exc}") from exc
+        raise RegistryFault(f"no credential for {request.space}: {exc}") from exc
     async with RegistryClient(env.registry_url, username, password) as client:
         build = _Build(request, workspace, env, client, (username, password), log)
         return await build.run()
@@ -121,7 +124,7 @@ def _check_package(package_id: str, version: str | None, where: str) -> None:
     try:
         check_package_reference(package_id, version)
     except PackageNameInvalid as exc:
-        raise BuildFailed("sdi_invalid", f"{where}: {exc}") from exc
+        raise SdiInvalid(f"{where}: {exc}") from exc
 
 
 class _Build:
@@ -151,10 +154,7 @@ class _Build:
         self.sdi_version = await self._fetch_and_extract(
             request.sdi_id, request.sdi_version, self.context
         )
-        try:
-            spec = parse_sdi(self._read_regular("sdi.yaml"))
-        except SdiInvalid as exc:
-            raise BuildFailed("sdi_invalid", str(exc)) from exc
+        spec = parse_sdi(self._read_regular("sdi.yaml"))
         for package in spec.packages:
             version = request.packages.get(package.id) or package.version
             await self._fetch_and_extract(package.id, version, self.context / package.extract_to)
@@ -162,12 +162,7 @@ class _Build:
         await self._run_features(spec)
 
         dockerfile = self._dockerfile()
-        try:
-            images = images_used(dockerfile, request.build_args)
-        except ImageRefused as exc:
-            raise BuildFailed(exc.code, str(exc)) from exc
-        except DockerfileError as exc:
-            raise BuildFailed("dockerfile_invalid", str(exc)) from exc
+        images = images_used(dockerfile, request.build_args)
         blocker = dockerfile.assembled_blocker()
         self._insist_on_assembled(blocker)
         located = await self._locate(images, single_base=blocker is None)
@@ -193,9 +188,7 @@ class _Build:
 
     def _insist_on_assembled(self, blocker: str | None) -> None:
         if self.request.strategy == "assembled" and blocker is not None:
-            raise BuildFailed(
-                "strategy_unavailable", f"the assembled strategy cannot build this: {blocker}"
-            )
+            raise StrategyUnavailable(f"the assembled strategy cannot build this: {blocker}")
 
     # from the feed to a tree -----------------------------------------------------------------
 
@@ -213,15 +206,15 @@ class _Build:
             await self.client.download_package(space, package_id, version, archive)
         except RegistryRefused as exc:
             if exc.status == 404:
-                raise BuildFailed(
-                    "package_missing", f"package {package_id} {version or ''} is not in {space}"
+                raise PackageMissing(
+                    f"package {package_id} {version or ''} is not in {space}"
                 ) from exc
-            raise BuildFailed("registry_error", f"fetching {package_id}: {exc}") from exc
+            raise RegistryFault(f"fetching {package_id}: {exc}") from exc
         self.log(f"fetched {package_id} {version}")
         try:
             written = await asyncio.to_thread(extract, archive, destination, self.budget)
-        except ArchiveError as exc:
-            raise BuildFailed(exc.code, f"{package_id} {version}: {exc}") from exc
+        except ArchiveError as exc:  # the same refusal, naming the package
+            raise type(exc)(f"{package_id} {version}: {exc.message}") from exc
         finally:
             archive.unlink(missing_ok=True)
         self.log(f"extracted {len(written)} file(s) of {package_id} {version}")
@@ -233,7 +226,7 @@ class _Build:
         stable = [v["tag"] for v in versions if not v["prerelease"]]
         chosen = (stable or [v["tag"] for v in versions] or [None])[0]
         if chosen is None or try_parse_version(chosen) is None:
-            raise BuildFailed("package_missing", f"package {package_id} has no versions in {space}")
+            raise PackageMissing(f"package {package_id} has no versions in {space}")
         _check_package(package_id, str(chosen), "the feed")
         return str(chosen)
 
@@ -244,7 +237,7 @@ class _Build:
         try:
             versions = await self.client.package_versions(space, sdi_id, limit=MAX_VERSIONS)
         except RegistryRefused as exc:
-            raise BuildFailed("registry_error", f"versions of {sdi_id}: {exc}") from exc
+            raise RegistryFault(f"versions of {sdi_id}: {exc}") from exc
         for entry in versions:
             if entry.get("tag") == self.sdi_version:
                 try:
@@ -257,25 +250,18 @@ class _Build:
         """Links are judged one by one as they are extracted; a later one can change what an
         earlier one means (``a -> b/../..`` before ``b -> .``), so the whole tree is judged
         again once every package is in it."""
-        try:
-            await asyncio.to_thread(verify_tree, self.context)
-        except ArchiveError as exc:
-            raise BuildFailed(exc.code, str(exc)) from exc
+        await asyncio.to_thread(verify_tree, self.context)
 
     def _read_regular(self, name: str) -> str | None:
-        try:
-            content = read_regular(self.context, name, MAX_DOCKERFILE_BYTES)
-        except ArchiveError as exc:
-            raise BuildFailed(exc.code, str(exc)) from exc
+        content = read_regular(self.context, name, MAX_DOCKERFILE_BYTES)
         if content is None:
             return None
         try:
             return content.decode()
         except UnicodeDecodeError as exc:
-            raise BuildFailed(
-                "sdi_invalid" if name == "sdi.yaml" else "dockerfile_invalid",
-                f"{name} is not UTF-8 text",
-            ) from exc
+            if name == "sdi.yaml":
+                raise SdiInvalid(f"{name} is not UTF-8 text") from exc
+            raise DockerfileInvalid(f"{name} is not UTF-8 text") from exc
 
     # the configuration features -------------------------------------------------------------
 
@@ -284,7 +270,7 @@ class _Build:
         time limit and cancellation can stop (a thread could not be)."""
         deployment = self.request.deployment
         try:
-            outcome, code, message, changed, lines = await run_isolated(
+            features: FeatureRun = await run_isolated(
                 run_features,
                 self.context,
                 spec.features,
@@ -294,35 +280,30 @@ class _Build:
                 timeout=self.env.policy.features_seconds,
             )
         except IsolatedTimeout as exc:
-            raise BuildFailed(
-                "substitution_failed",
+            raise SubstitutionFailed(
                 f"the configuration features took longer than {exc.seconds:g}s (a runaway "
                 "template or regular expression?); SPACEDOCK_BUILD_FEATURES_SECONDS sets the "
                 "budget",
             ) from exc
         except IsolatedFailure as exc:
-            raise BuildFailed("features_failed", str(exc)) from exc
-        for line in lines:
+            raise FeaturesFailed(str(exc)) from exc
+        for line in features.lines:
             self.log(line)
-        if outcome != "ok":
-            raise BuildFailed(code, message)
-        self.log(f"configuration features changed {len(changed)} file(s)")
+        if features.error is not None:
+            raise features.error
+        self.log(f"configuration features changed {len(features.changed)} file(s)")
 
     def _dockerfile(self) -> Dockerfile:
         text = self._read_regular("Dockerfile")
         if text is None:
-            raise BuildFailed("dockerfile_missing", "the SDI has no Dockerfile at its root")
+            raise DockerfileMissing("the SDI has no Dockerfile at its root")
         if holds_secret([text], self.variables.secrets()):
-            raise BuildFailed(
-                "sensitive_value_in_image",
+            raise SensitiveValueInImage(
                 "the Dockerfile holds a sensitive variable's value (or an encoding of it), "
                 "which would reach the image config, its history or the build log; keep it in "
                 "the files the SDI changes",
             )
-        try:
-            return parse_dockerfile(text)
-        except DockerfileError as exc:
-            raise BuildFailed("dockerfile_invalid", str(exc)) from exc
+        return parse_dockerfile(text)
 
     # images ---------------------------------------------------------------------------------
 
@@ -347,10 +328,7 @@ class _Build:
                     located[image] = here
             else:
                 elsewhere.append(image)
-        try:
-            check_hosts(elsewhere, own_hosts, self.env.policy.allowed_registries)
-        except ImageRefused as exc:
-            raise BuildFailed(exc.code, str(exc)) from exc
+        check_hosts(elsewhere, own_hosts, self.env.policy.allowed_registries)
         for image, location in located.items():
             if location.manifest is None:
                 await self._may_read(image, location)
@@ -366,15 +344,14 @@ class _Build:
     async def _may_read(self, image: ImageReference, location: BaseLocation) -> None:
         status = await self.client.manifest_status(location.repository, location.reference)
         if status in (401, 403):
-            raise BuildFailed(
-                "base_image_denied",
+            raise BaseImageDenied(
                 f"{image.display}: a build in {self.request.space} may use images of its own "
                 "space and of spaces that allow anonymous pull",
             )
         if status == 404:
-            raise BuildFailed("base_image_missing", f"{image.display} is not in this registry")
+            raise BaseImageMissing(f"{image.display} is not in this registry")
         if status >= 400:
-            raise BuildFailed("registry_error", f"{image.display}: the registry answered {status}")
+            raise RegistryFault(f"{image.display}: the registry answered {status}")
 
     # strategies -------------------------------------------------------------------------------
 
@@ -383,24 +360,16 @@ class _Build:
         try:
             base = await _resolve_base(client, location, request.platform)
         except RegistryRefused as exc:
-            code = "base_image_missing" if exc.status in (401, 403, 404) else "registry_error"
-            raise BuildFailed(
-                code, f"base image {location.repository}:{location.reference}: {exc}"
-            ) from exc
+            where = f"base image {location.repository}:{location.reference}"
+            raise _unreadable_base(exc, where) from exc
         created = await self._sdi_pushed_at()
         started = time.monotonic()
-        try:
-            image = await asyncio.to_thread(
-                functools.partial(assemble, created=created), dockerfile, self.context, base,
-                request.build_args, self.workspace / "layers",
-            )  # fmt: skip
-        except AssembleError as exc:
-            raise BuildFailed(exc.code, str(exc)) from exc
-        except DockerfileError as exc:
-            raise BuildFailed("dockerfile_invalid", str(exc)) from exc
+        image = await asyncio.to_thread(
+            functools.partial(assemble, created=created), dockerfile, self.context, base,
+            request.build_args, self.workspace / "layers",
+        )  # fmt: skip
         if holds_secret(json.loads(image.config), self.variables.secrets()):
-            raise BuildFailed(
-                "sensitive_value_in_image",
+            raise SensitiveValueInImage(
                 "a sensitive variable's value would be in the image config (ENV, LABEL or "
                 "history); keep it in the files the SDI changes",
             )
@@ -410,7 +379,7 @@ class _Build:
         async def base_layer(digest: str) -> None:
             # One request either way: a mount of a blob the target already holds is a no-op.
             if not await client.mount(target, digest, location.repository):
-                raise BuildFailed("push_refused", f"could not mount base layer {digest}")
+                raise PushRefused(f"could not mount base layer {digest}")
 
         try:  # every blob at once, then the manifest that needs them all
             await asyncio.gather(
@@ -422,30 +391,27 @@ class _Build:
                 target, request.tag, image.manifest, image.manifest_media_type
             )
         except RegistryRefused as exc:
-            raise BuildFailed("push_refused", f"pushing {target}:{request.tag}: {exc}") from exc
+            raise PushRefused(f"pushing {target}:{request.tag}: {exc}") from exc
         self.log(f"pushed {target}:{request.tag} {digest}")
         return digest or image.digest
 
     async def _docker(self, blocker: str, located: dict[ImageReference, BaseLocation]) -> str:
         env, request = self.env, self.request
         if env.docker is None:
-            raise BuildFailed("docker_unavailable", f"this build needs a Docker engine: {blocker}")
+            raise DockerUnavailable(f"this build needs a Docker engine: {blocker}")
         await self._refuse_remote_triggers(located)
-        try:
-            job = DockerJob(
-                context=self.context,
-                repository=f"{env.registry_host}/{request.full_repository}",
-                tag=request.tag,
-                build_args=request.build_args,
-                platform=request.platform,
-                credentials=self.credentials,
-                secrets=self.variables.secrets(),
-                registry_hosts=env.own_hosts,
-                limits=env.policy.docker_limits,
-            )
-            return await env.docker.build_and_push(job, self.log)
-        except DockerBuildError as exc:
-            raise BuildFailed(exc.code, str(exc)) from exc
+        job = DockerJob(
+            context=self.context,
+            repository=f"{env.registry_host}/{request.full_repository}",
+            tag=request.tag,
+            build_args=request.build_args,
+            platform=request.platform,
+            credentials=self.credentials,
+            secrets=self.variables.secrets(),
+            registry_hosts=env.own_hosts,
+            limits=env.policy.docker_limits,
+        )
+        return await env.docker.build_and_push(job, self.log)
 
     async def _refuse_remote_triggers(self, located: dict[ImageReference, BaseLocation]) -> None:
         """A stage base's ONBUILD triggers run in this build: an ``ADD`` of a URL among them
@@ -457,13 +423,11 @@ class _Build:
             try:
                 base = await _resolve_base(self.client, location, self.request.platform)
             except RegistryRefused as exc:  # unread triggers are not run
-                code = "base_image_missing" if exc.status in (401, 403, 404) else "registry_error"
-                raise BuildFailed(code, f"{image.display}: {exc}") from exc
+                raise _unreadable_base(exc, image.display) from exc
             triggers = (base.config.get("config") or {}).get("OnBuild") or []
             refused = trigger_problems([t for t in triggers if isinstance(t, str)])
             if refused:
-                raise BuildFailed(
-                    "dockerfile_unsupported",
+                raise DockerfileUnsupported(
                     f"{image.display}: its ONBUILD trigger {refused[0]!r} would add a URL or "
                     "copy from another image; builds do not fetch from the network",
                 )
@@ -478,6 +442,14 @@ def _variables(request: BuildRequest) -> VariableSet:
 
 def _text(value: Any) -> str | None:
     return None if value is None else str(value)
+
+
+def _unreadable_base(refused: RegistryRefused, where: str) -> BaseImageMissing | RegistryFault:
+    """A base the registry would not hand over: missing to this build's credential (not
+    there, or not its to read), or a fault of the registry."""
+    if refused.status in (401, 403, 404):
+        return BaseImageMissing(f"{where}: {refused}")
+    return RegistryFault(f"{where}: {refused}")
 
 
 async def _resolve_base(client: RegistryClient, location: BaseLocation, platform: str) -> BaseImage:

@@ -29,15 +29,16 @@ from docker.errors import APIError, BuildError, DockerException, ImageNotFound
 
 from services.builder.cgroups import ProcessLimits
 from services.builder.redaction import holds_secret
+from shared.builds.errors import (
+    Cancelled,
+    DockerfileFailed,
+    DockerUnavailable,
+    PushRefused,
+    SensitiveValueInImage,
+)
 
 Log = Callable[[str], None]
 logger = structlog.get_logger("spacedock.builder")
-
-
-class DockerBuildError(Exception):
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +92,7 @@ class DockerEngine:
                     else docker.from_env()
                 )
             except DockerException as exc:
-                raise DockerBuildError("docker_unavailable", f"no Docker engine: {exc}") from exc
+                raise DockerUnavailable(f"no Docker engine: {exc}") from exc
         return self._client
 
     async def build_and_push(self, job: DockerJob, log: Log) -> str:
@@ -115,11 +116,10 @@ class DockerEngine:
         try:
             image = self._build(client, job, log, stop)
             if stop.is_set():
-                raise DockerBuildError("cancelled", "the build was stopped before its push")
+                raise Cancelled("the build was stopped before its push")
             history = client.api.history(job.reference)
             if holds_secret([image.attrs.get("Config"), history], job.secrets):
-                raise DockerBuildError(
-                    "sensitive_value_in_image",
+                raise SensitiveValueInImage(
                     "a sensitive variable's value would be in the image config or history "
                     "(ENV, LABEL, a RUN line)",
                 )
@@ -138,12 +138,12 @@ class DockerEngine:
             for chunk in self._build_stream(client, job, cgroup):
                 lines.add(chunk.get("stream"))
                 if "error" in chunk:
-                    raise DockerBuildError("dockerfile_failed", str(chunk["error"]).strip())
+                    raise DockerfileFailed(str(chunk["error"]).strip())
                 if stop.is_set():
-                    raise DockerBuildError("cancelled", "the build was stopped")
+                    raise Cancelled("the build was stopped")
             return client.images.get(job.reference)
         except (BuildError, APIError, DockerException) as exc:
-            raise DockerBuildError("dockerfile_failed", str(exc)) from exc
+            raise DockerfileFailed(str(exc)) from exc
         finally:
             lines.flush()
             if cgroup is not None:
@@ -241,13 +241,13 @@ class DockerEngine:
             ):
                 self._log_chunk(chunk, log)
                 if "error" in chunk:
-                    raise DockerBuildError("push_refused", str(chunk["error"]).strip())
+                    raise PushRefused(str(chunk["error"]).strip())
                 aux = chunk.get("aux") or {}
                 digest = str(aux.get("Digest") or digest)
         except (APIError, DockerException) as exc:
-            raise DockerBuildError("push_refused", str(exc)) from exc
+            raise PushRefused(str(exc)) from exc
         if not digest:
-            raise DockerBuildError("push_refused", "the engine reported no digest for the push")
+            raise PushRefused("the engine reported no digest for the push")
         return digest
 
     @staticmethod

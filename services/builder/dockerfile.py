@@ -13,16 +13,14 @@ import re
 import shlex
 from dataclasses import dataclass, field
 
+from shared.builds.errors import DockerfileInvalid
+
 ASSEMBLED = frozenset(
     {"FROM", "ARG", "COPY", "ADD", "ENV", "LABEL", "WORKDIR", "USER", "EXPOSE", "CMD",
      "ENTRYPOINT", "VOLUME", "STOPSIGNAL", "HEALTHCHECK", "SHELL", "MAINTAINER"}
 )  # fmt: skip
 KNOWN = ASSEMBLED | {"RUN", "ONBUILD"}
 ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
-
-
-class DockerfileError(ValueError):
-    code = "dockerfile_invalid"
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +92,7 @@ def parse_dockerfile(text: str) -> Dockerfile:
     for number, line in enumerate(lines, start=1):
         ambiguous = _AMBIGUOUS.search(line)
         if ambiguous is not None:
-            raise DockerfileError(
+            raise DockerfileInvalid(
                 f"line {number} holds the character U+{ord(ambiguous.group()):04X}, which "
                 "Docker and this builder would not read alike"
             )
@@ -111,7 +109,7 @@ def parse_dockerfile(text: str) -> Dockerfile:
             raw = raw.lstrip(" \t")
         if stripped == escape or stripped.endswith(escape * 2):
             # Docker's versions disagree on whether such a line continues.
-            raise DockerfileError(
+            raise DockerfileInvalid(
                 f"line {number} ends with {escape * 2 if stripped != escape else escape}, which "
                 "Docker's versions read differently; end it otherwise"
             )
@@ -125,9 +123,9 @@ def parse_dockerfile(text: str) -> Dockerfile:
     if pending:
         instructions.append(_instruction("".join(pending), start_line))
     if not instructions or instructions[0].keyword not in ("FROM", "ARG"):
-        raise DockerfileError("a Dockerfile starts with FROM (after optional ARGs)")
+        raise DockerfileInvalid("a Dockerfile starts with FROM (after optional ARGs)")
     if not any(i.keyword == "FROM" for i in instructions):
-        raise DockerfileError("the Dockerfile has no FROM")
+        raise DockerfileInvalid("the Dockerfile has no FROM")
     return Dockerfile(tuple(instructions))
 
 
@@ -143,15 +141,15 @@ def _directives(lines: list[str]) -> tuple[str, int]:
             return escape, index
         key, value = match.group(1).lower(), match.group(2)
         if key in seen:
-            raise DockerfileError(f"the {key} parser directive is given twice")
+            raise DockerfileInvalid(f"the {key} parser directive is given twice")
         if key == "escape" and "check" in seen:
             # Engines before the check directive end the directives at it: they would read
             # this escape line as a comment.
-            raise DockerfileError("put the escape parser directive before the check directive")
+            raise DockerfileInvalid("put the escape parser directive before the check directive")
         seen.add(key)
         if key == "escape":
             if value not in ("\\", "`"):
-                raise DockerfileError(f"invalid escape character {value!r}: use \\ or `")
+                raise DockerfileInvalid(f"invalid escape character {value!r}: use \\ or `")
             escape = value
     return escape, len(lines)
 
@@ -159,7 +157,7 @@ def _directives(lines: list[str]) -> tuple[str, int]:
 def parse_instruction(text: str, line: int = 1) -> Instruction:
     """One instruction's text (an ONBUILD trigger, say), read like a Dockerfile's."""
     if _AMBIGUOUS.search(text) or "\n" in text:
-        raise DockerfileError(f"instruction on line {line} holds characters Docker reads apart")
+        raise DockerfileInvalid(f"instruction on line {line} holds characters Docker reads apart")
     return _instruction(text, line)
 
 
@@ -167,22 +165,22 @@ def _instruction(text: str, line: int) -> Instruction:
     keyword, _, arguments = _split_word(text.strip(" \t"))
     keyword = keyword.upper()
     if keyword not in KNOWN:
-        raise DockerfileError(f"unknown instruction {keyword!r} on line {line}")
+        raise DockerfileInvalid(f"unknown instruction {keyword!r} on line {line}")
     flags: dict[str, str] = {}
     while arguments.startswith("--"):
         flag, _, arguments = _split_word(arguments)
         if _FLAG.fullmatch(flag) is None:
             # Docker reads quotes, escapes and some non-ASCII bytes in flags its own way.
-            raise DockerfileError(
+            raise DockerfileInvalid(
                 f"{keyword} on line {line}: the flag {flag[:60]!r} is not --name=value in plain "
                 "characters"
             )
         name, _, value = flag[2:].partition("=")
         flags[name.lower()] = value
     if not arguments and keyword not in ("CMD", "ENTRYPOINT"):
-        raise DockerfileError(f"{keyword} on line {line} needs arguments")
+        raise DockerfileInvalid(f"{keyword} on line {line} needs arguments")
     if keyword in ("RUN", "COPY", "ADD") and _HEREDOC.search(arguments):
-        raise DockerfileError(
+        raise DockerfileInvalid(
             f"{keyword} on line {line} uses a here-document, which engines read differently"
         )
     return Instruction(keyword, arguments, line, flags)
@@ -201,9 +199,9 @@ def copy_arguments(instruction: Instruction) -> tuple[list[str], str]:
         try:
             parts = shlex.split(instruction.arguments, posix=True)
         except ValueError as exc:
-            raise DockerfileError(f"line {instruction.line}: {exc}") from exc
+            raise DockerfileInvalid(f"line {instruction.line}: {exc}") from exc
     if len(parts) < 2:
-        raise DockerfileError(
+        raise DockerfileInvalid(
             f"{instruction.keyword} on line {instruction.line} needs a source and a destination"
         )
     return parts[:-1], parts[-1]
@@ -238,12 +236,12 @@ def key_values(instruction: Instruction, values: dict[str, str]) -> list[tuple[s
     try:
         words = shlex.split(text, posix=True)
     except ValueError as exc:
-        raise DockerfileError(f"line {instruction.line}: {exc}") from exc
+        raise DockerfileInvalid(f"line {instruction.line}: {exc}") from exc
     pairs = []
     for word in words:
         key, equals, value = word.partition("=")
         if not equals and instruction.keyword != "ARG":
-            raise DockerfileError(
+            raise DockerfileInvalid(
                 f"{instruction.keyword} on line {instruction.line}: expected key=value"
             )
         pairs.append((key, expand(value, values) if equals else ""))
@@ -257,7 +255,7 @@ def arg_declarations(
     try:
         words = shlex.split(instruction.arguments, posix=True)
     except ValueError as exc:
-        raise DockerfileError(f"line {instruction.line}: {exc}") from exc
+        raise DockerfileInvalid(f"line {instruction.line}: {exc}") from exc
     declared: list[tuple[str, str | None]] = []
     for word in words:
         name, equals, default = word.partition("=")

@@ -18,12 +18,12 @@ from dataclasses import dataclass
 from services.builder.assemble import meta_args
 from services.builder.dockerfile import (
     Dockerfile,
-    DockerfileError,
     Instruction,
     copy_arguments,
     expand,
     parse_instruction,
 )
+from shared.builds.errors import BaseImageDenied, DockerfileInvalid, DockerfileUnsupported
 from shared.oci.digest import Digest
 from shared.oci.errors import DigestInvalid
 from shared.oci.names import NAME_RE, is_tag
@@ -35,12 +35,6 @@ MAX_REFERENCE = 512
 _REFERENCE = re.compile(
     r"[A-Za-z0-9._:/@\[\]-]+"  # host[:port]/path[:tag][@algorithm:hex]
 )
-
-
-class ImageRefused(ValueError):
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +57,7 @@ class ImageReference:
 
 def parse_image(text: str, line: int, *, stage_base: bool = False) -> ImageReference:
     if not text or len(text) > MAX_REFERENCE or not _REFERENCE.fullmatch(text):
-        raise ImageRefused("dockerfile_invalid", f"{text[:100]!r} on line {line} is not an image")
+        raise DockerfileInvalid(f"{text[:100]!r} on line {line} is not an image")
     name, at, digest = text.partition("@")
     first, slash, rest = name.partition("/")
     written_host = first if slash and ("." in first or ":" in first or first == "localhost") else ""
@@ -75,7 +69,7 @@ def parse_image(text: str, line: int, *, stage_base: bool = False) -> ImageRefer
     if NAME_RE.fullmatch(repository) is None or not (
         is_tag(reference) if not at else _is_digest(reference)
     ):
-        raise ImageRefused("dockerfile_invalid", f"{text[:100]!r} on line {line} is not an image")
+        raise DockerfileInvalid(f"{text[:100]!r} on line {line} is not an image")
     return ImageReference(
         text=text,
         host=(written_host or DOCKER_HUB).lower(),
@@ -89,7 +83,7 @@ def parse_image(text: str, line: int, *, stage_base: bool = False) -> ImageRefer
 
 def images_used(dockerfile: Dockerfile, build_args: dict[str, str]) -> list[ImageReference]:
     """Every image the Dockerfile names: each stage's base and each ``COPY --from`` that is
-    not a stage. ADD of a URL is refused here (``dockerfile_unsupported``)."""
+    not a stage. ADD of a URL is refused here (DockerfileUnsupported)."""
     values = meta_args(dockerfile, build_args)
     stages: list[str] = []  # the stages that have ended: a stage cannot copy from itself
     current: str | None = None
@@ -110,8 +104,7 @@ def images_used(dockerfile: Dockerfile, build_args: dict[str, str]) -> list[Imag
                 _refuse_remote(instruction)
         elif instruction.keyword == "ONBUILD" and trigger_problems([instruction.arguments]):
             # Runs when a later stage (or image) starts FROM this one: judged like a trigger.
-            raise ImageRefused(
-                "dockerfile_unsupported",
+            raise DockerfileUnsupported(
                 f"ONBUILD on line {instruction.line} would add a URL or a variable, or copy "
                 "from another image",
             )
@@ -121,14 +114,13 @@ def images_used(dockerfile: Dockerfile, build_args: dict[str, str]) -> list[Imag
 def check_hosts(
     images: list[ImageReference], own_hosts: Collection[str], allowed_hosts: Collection[str]
 ) -> None:
-    """Refuse (``base_image_denied``) an image from a registry that is neither this one nor
+    """Refuse (BaseImageDenied) an image from a registry that is neither this one nor
     allowed by the operator."""
     own = {host.lower() for host in own_hosts}
     allowed = {host.lower() for host in allowed_hosts}
     for image in images:
         if image.host not in own and image.host not in allowed:
-            raise ImageRefused(
-                "base_image_denied",
+            raise BaseImageDenied(
                 f"{image.display}: images come from this registry ({', '.join(sorted(own))})"
                 f"{'' if not allowed else ' or ' + ', '.join(sorted(allowed))}; "
                 f"{image.host} is not allowed (SPACEDOCK_BUILD_ALLOWED_REGISTRIES)",
@@ -144,10 +136,10 @@ def trigger_problems(triggers: list[str]) -> list[str]:
         try:
             instruction = parse_instruction(trigger.strip(" \t"))
             if instruction.keyword in ("COPY", "ADD") and _copy_from(instruction) is not None:
-                raise ImageRefused("dockerfile_unsupported", "--from in a trigger")
+                raise DockerfileUnsupported("--from in a trigger")
             if instruction.keyword == "ADD":
                 _refuse_remote(instruction)
-        except (DockerfileError, ImageRefused):
+        except (DockerfileInvalid, DockerfileUnsupported):
             refused.append(trigger[:200])
     return refused
 
@@ -156,19 +148,14 @@ def _from(instruction: Instruction, values: dict[str, str]) -> tuple[str, str | 
     words = expand(instruction.arguments, values).split()
     if len(words) == 3 and words[1].lower() == "as":
         if _STAGE_NAME.fullmatch(words[2].lower()) is None:  # as Docker requires
-            raise ImageRefused(
-                "dockerfile_invalid",
+            raise DockerfileInvalid(
                 f"FROM on line {instruction.line}: {words[2][:100]!r} is not a stage name",
             )
         return words[0], words[2]
     if len(words) != 1:
-        raise ImageRefused(
-            "dockerfile_invalid", f"FROM on line {instruction.line}: expected FROM image [AS name]"
-        )
+        raise DockerfileInvalid(f"FROM on line {instruction.line}: expected FROM image [AS name]")
     if "$" in words[0]:
-        raise ImageRefused(
-            "dockerfile_invalid", f"FROM on line {instruction.line} uses an undeclared variable"
-        )
+        raise DockerfileInvalid(f"FROM on line {instruction.line} uses an undeclared variable")
     return words[0], None
 
 
@@ -190,8 +177,7 @@ def _is_stage(source: str, stages: list[str]) -> bool:
 def _copy_from(instruction: Instruction) -> str | None:
     source = instruction.flags.get("from")
     if source is not None and "$" in source:
-        raise ImageRefused(
-            "dockerfile_unsupported",
+        raise DockerfileUnsupported(
             f"{instruction.keyword} --from on line {instruction.line} names its source with a "
             "variable; name the stage or image",
         )
@@ -203,15 +189,13 @@ def _refuse_remote(instruction: Instruction) -> None:
     named by a variable, which could hold one."""
     if "\\" in instruction.arguments or "`" in instruction.arguments:
         # Docker takes escapes out of a source before it looks for a URL in it.
-        raise ImageRefused(
-            "dockerfile_unsupported",
+        raise DockerfileUnsupported(
             f"ADD on line {instruction.line} has an escape character in its sources; use COPY",
         )
     sources, _ = copy_arguments(instruction)
     for source in sources:
         if "://" in source or source.startswith("git@") or "$" in source:
-            raise ImageRefused(
-                "dockerfile_unsupported",
+            raise DockerfileUnsupported(
                 f"ADD of a URL or of a variable on line {instruction.line}: builds do not "
                 "fetch from the network; put the file in a package (or use COPY)",
             )

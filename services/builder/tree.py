@@ -13,14 +13,15 @@ import os
 import stat
 from pathlib import Path
 
-from services.builder.archives import ArchiveError, safe_relative
+from services.builder.archives import safe_relative
+from shared.builds.errors import ArchiveLinkEscape, ArchiveSpecialFile, ArchiveTooLarge
 
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 
 def inside(root: Path, path: Path) -> Path:
     """``path`` with every link on it followed, when that stays beneath ``root``; otherwise
-    ArchiveError ``archive_link_escape``."""
+    ArchiveLinkEscape."""
     return Path(_beneath(os.path.realpath(root), _name(root, path), str(path)))
 
 
@@ -31,7 +32,7 @@ def files(root: Path, pattern: str) -> list[Path]:
     too), ``**`` any number of folders. As with ``Path.glob``, ``**`` does not go into a
     linked folder while a folder named or matched by a wildcard may be one; such a link, or a
     matching link to a file, is followed only after it is shown to stay beneath ``root``
-    (``archive_link_escape`` otherwise). The paths are as the pattern reached them (``root /
+    (ArchiveLinkEscape otherwise). The paths are as the pattern reached them (``root /
     name``); a file reached by several names is listed once, under the first name a walk in
     name order reaches.
     """
@@ -77,9 +78,9 @@ def read_regular(root: Path, name: str, max_bytes: int) -> bytes | None:
     """The content of ``name`` (relative to ``root``), which must be a regular file reached
     without any link; None when there is no such file.
 
-    ArchiveError ``archive_link_escape`` when it, or a folder on its way, is a link;
-    ``archive_special_file`` when it is a folder, FIFO, device or socket; ``archive_too_large``
-    when it holds more than ``max_bytes``. The messages name the file, never its content.
+    ArchiveLinkEscape when it, or a folder on its way, is a link; ArchiveSpecialFile when it
+    is a folder, FIFO, device or socket; ArchiveTooLarge when it holds more than
+    ``max_bytes``. The messages name the file, never its content.
     """
     parts = safe_relative(name, what="file").split("/")
     folder = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
@@ -89,7 +90,7 @@ def read_regular(root: Path, name: str, max_bytes: int) -> bytes | None:
             if mode is None or not (stat.S_ISDIR(mode) or stat.S_ISLNK(mode)):
                 return None
             if stat.S_ISLNK(mode):
-                raise ArchiveError("archive_link_escape", f"{name} is reached through a link")
+                raise ArchiveLinkEscape(f"{name} is reached through a link")
             below = os.open(part, os.O_RDONLY | os.O_DIRECTORY | _NOFOLLOW, dir_fd=folder)
             os.close(folder)
             folder = below
@@ -104,15 +105,15 @@ def read_regular(root: Path, name: str, max_bytes: int) -> bytes | None:
     finally:
         os.close(folder)
     if len(content) > max_bytes:
-        raise ArchiveError("archive_too_large", f"{name} is larger than {max_bytes} bytes")
+        raise ArchiveTooLarge(f"{name} is larger than {max_bytes} bytes")
     return content
 
 
 def _check_regular(name: str, mode: int) -> None:
     if stat.S_ISLNK(mode):
-        raise ArchiveError("archive_link_escape", f"{name} is a link, not a regular file")
+        raise ArchiveLinkEscape(f"{name} is a link, not a regular file")
     if not stat.S_ISREG(mode):
-        raise ArchiveError("archive_special_file", f"{name} is not a regular file")
+        raise ArchiveSpecialFile(f"{name} is not a regular file")
 
 
 def _mode(name: str, folder: int) -> int | None:
@@ -134,9 +135,7 @@ def _follow(real_root: str, name: str, path: Path) -> Path | None:
 def _beneath(real_root: str, name: str, path: str) -> str:
     real = os.path.realpath(path)
     if real != real_root and not real.startswith(real_root.rstrip(os.sep) + os.sep):
-        raise ArchiveError(
-            "archive_link_escape", f"{name!r} leads out of the build folder through a link"
-        )
+        raise ArchiveLinkEscape(f"{name!r} leads out of the build folder through a link")
     return real
 
 

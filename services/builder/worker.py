@@ -8,7 +8,8 @@ renewing the lease (and noticing a cancellation), and records the outcome with i
 read fails with ``request_invalid`` and is acknowledged: a poison message is never
 redelivered forever. Statuses, results and events are the lifecycle's
 (``shared.builds.lifecycle``); every failure is an error of its catalogue
-(``shared.builds.errors``), whatever the builder's module that raised it.
+(``shared.builds.errors``), raised as such by whichever of the builder's modules found it;
+anything else a build raises is a bug, reported as ``internal_error``.
 Sensitive values come in clear from the deployment server, or sealed in the registry's
 commands (opened here with ``SPACEDOCK_SEALING_KEY``); log lines and everything else that
 leaves the builder have them masked.
@@ -30,7 +31,7 @@ from typing import Any, Protocol
 
 import structlog
 
-from services.builder.build import BuildEnvironment, BuildFailed, BuildOutcome, Log, run_build
+from services.builder.build import BuildEnvironment, BuildOutcome, Log, run_build
 from services.builder.redaction import Masker
 from shared.build_requests import BuildRequest, build_id_of, parse_build_request
 from shared.builds import lifecycle
@@ -206,8 +207,8 @@ class BuildWorker:
                 await _stop(task)
                 raise  # the worker itself is stopping: the lease lapses and another resumes
             error = Cancelled("the build was cancelled")
-        except BuildFailed as exc:
-            error = BuildError.for_code(exc.code, exc.message)
+        except BuildError as exc:
+            error = exc
         except Exception as exc:  # a bug: the build fails, the worker goes on
             log.exception("build_crashed", build_id=build_id)
             error = InternalError(type(exc).__name__)

@@ -26,6 +26,7 @@ from shared.events.bus import EventBus
 from shared.events.envelope import CloudEvent
 from shared.events.relay import OutboxRelay
 from shared.garbage import collect_blobs
+from shared.metadata.spaces import SpaceRecord
 from shared.metadata.store import MetadataStore
 from shared.retention import PolicyInvalid, RetentionPolicy
 from shared.retention_run import EventSource, run_retention
@@ -106,16 +107,16 @@ class Reaper:
     async def round(self) -> None:
         """Each space whose run is due and unclaimed, then every blob nothing refers to any
         more (a link removed through the API, a claim another reaper left), then uploads."""
-        for space in await self.metadata.list_spaces():
-            started = await self.metadata.claim_space_run(
-                space["_id"], self.owner, self.every, self.debounce, RUN_LEASE
+        for space in await self.metadata.spaces.all():
+            started = await self.metadata.runs.claim(
+                space.id, self.owner, self.every, self.debounce, RUN_LEASE
             )
             if started is None:
                 continue
             try:
                 await self._apply(space)
             finally:
-                await self.metadata.finish_space_run(space["_id"], self.owner, started)
+                await self.metadata.runs.finish(space.id, self.owner, started)
         collected = await collect_blobs(self.metadata, self.store)
         if collected.blobs_removed or collected.failed:
             log.info(
@@ -130,10 +131,10 @@ class Reaper:
             await self._abandoned_staging()
             self._next_staging_sweep = time.monotonic() + STAGING_SWEEP_EVERY_SECONDS
 
-    async def _apply(self, space: dict[str, object]) -> None:
-        space_id = str(space["_id"])
+    async def _apply(self, space: SpaceRecord) -> None:
+        space_id = space.id
         try:
-            policy = RetentionPolicy.parse(space.get("retention") or {})
+            policy = RetentionPolicy.parse(space.retention or {})
         except PolicyInvalid:
             log.warning("retention_policy_invalid", space=space_id)
             return
@@ -162,14 +163,14 @@ class Reaper:
         cutoff = dt.datetime.now(dt.UTC) - ABANDONED_AFTER
         token = uuid.uuid4().hex
         for _ in range(1000):
-            upload = await self.metadata.claim_abandoned_upload(
+            upload = await self.metadata.uploads.claim_abandoned(
                 cutoff, token, dt.timedelta(minutes=10)
             )
             if upload is None:
                 return
             with contextlib.suppress(Exception):
                 await self.store.abort_upload(upload.id, upload.storage)
-            await self.metadata.delete_claimed_upload(upload.id, token)
+            await self.metadata.uploads.delete_claimed(upload.id, token)
             log.info("abandoned_upload_removed", upload=upload.id, repository=upload.repository)
 
     async def _abandoned_staging(self) -> None:
@@ -177,7 +178,7 @@ class Reaper:
         registry killed in the middle of a monolithic upload (which has no session) left."""
         stale = await self.store.stale_staging(dt.datetime.now(dt.UTC) - ABANDONED_AFTER)
         for upload_id in stale:
-            if await self.metadata.get_upload(upload_id) is not None:
+            if await self.metadata.uploads.get(upload_id) is not None:
                 continue  # a session's own bytes: it is removed with its session
             await self.store.discard_staging(upload_id)
             log.info("abandoned_staging_removed", upload=upload_id)

@@ -57,16 +57,16 @@ async def _deployment_tag_pushed(metadata: MetadataStore, body: bytes) -> bool:
     space_id, tag = data.get("space"), data.get("tag")
     if not isinstance(space_id, str) or not isinstance(tag, str):
         return False
-    space = await metadata.get_space(space_id)
+    space = await metadata.spaces.get(space_id)
     if space is None:
         return False
     try:
-        policy = RetentionPolicy.parse(space.get("retention") or {})
+        policy = RetentionPolicy.parse(space.retention or {})
     except PolicyInvalid:
         return False
     if not policy.counts(tag):
         return False
-    await metadata.mark_space_due(space_id)
+    await metadata.runs.mark_due(space_id)
     log.info("deployment_tag_heard", space=space_id, tag=tag)
     return True
 

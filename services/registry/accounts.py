@@ -17,7 +17,8 @@ from services.registry.identity.passwords import MAX_LENGTH, MIN_LENGTH, hash_pa
 from services.registry.identity.roles import Role
 from services.registry.management.errors import Conflict, Invalid, NotFound
 from shared.metadata.accounts import Account
-from shared.metadata.store import Document, MetadataStore
+from shared.metadata.connection import Document
+from shared.metadata.store import MetadataStore
 
 MAX_KEYS_PER_USER = 100
 

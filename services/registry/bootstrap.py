@@ -37,7 +37,7 @@ async def first_start(metadata: MetadataStore, settings: Settings) -> AdminCrede
     Returns the admin credentials when this process knows them, so they can be shown.
     """
     await metadata.ensure_indexes()
-    await metadata.ensure_space(*DEFAULT_SPACE)
+    await metadata.spaces.ensure(*DEFAULT_SPACE)
     accounts = metadata.accounts
     for username, role in SERVICE_ACCOUNTS.items():
         await accounts.create_user(

@@ -10,7 +10,9 @@ from dataclasses import dataclass
 
 from services.registry.management.errors import NotFound
 from services.registry.repository_names import RepositoryNames
-from shared.metadata.store import Document, MetadataStore, RepositoryRecord
+from shared.metadata.feed import VersionRecord
+from shared.metadata.images import RepositoryRecord
+from shared.metadata.store import MetadataStore
 from shared.oci.names import RepositoryName
 
 
@@ -40,12 +42,12 @@ class Feed:
 
     async def versions(
         self, name: RepositoryName, *, include_prerelease: bool, limit: int
-    ) -> list[Document]:
+    ) -> list[VersionRecord]:
         """The newest ``limit`` tags of ``name`` with their order, digest, size and push time."""
-        if not await self.metadata.repository_exists(name.full):
+        if not await self.metadata.images.repository_exists(name.full):
             raise NotFound(f"repository {name.full} does not exist")
         # The order is kept with each tag (shared.versions.order_key) and served by an index,
         # so the newest page costs the same at 20 tags and at 20,000.
-        return await self.metadata.newest_versions(
+        return await self.metadata.feed.newest_versions(
             name.full, include_prerelease=include_prerelease, before=None, limit=limit
         )

@@ -88,7 +88,7 @@ class Packages:
         """Store ``content`` as ``package`` in ``space``. An existing version is a conflict
         unless ``replace``; ``content`` is not read until that is settled."""
         name, tag = _location(space, package)
-        if not replace and await self.metadata.get_tag(name.full, tag) is not None:
+        if not replace and await self.metadata.images.get_tag(name.full, tag) is not None:
             raise Conflict(
                 f"{package.id} {package.version} already exists in {space}; "
                 "upload with ?replace=true to replace it"

@@ -6,14 +6,14 @@ import bisect
 import dataclasses
 import time
 
-from pymongo.asynchronous.client_session import AsyncClientSession
-
 from services.registry.cache import SingleFlight, TtlCache
 from services.registry.events import ImageEvents
 from services.registry.group_commit import GroupCommit
 from services.registry.identity.access import SpaceAccess
 from services.registry.repository_names import RepositoryNames
-from shared.metadata.store import ManifestPush, MetadataStore, MissingReferences, StoredManifest
+from shared.metadata.connection import Session
+from shared.metadata.images import ManifestPush, MissingReferences, StoredManifest
+from shared.metadata.store import MetadataStore
 from shared.oci import errors
 from shared.oci.digest import Digest
 from shared.oci.manifest import ParsedManifest, parse_manifest
@@ -70,7 +70,7 @@ class Registry:
         )
         self._tag_listing_loads: SingleFlight[tuple[str, int], TagListing] = SingleFlight()
         self._pushes: GroupCommit[ManifestPush, MissingReferences | None] = GroupCommit(
-            metadata.commit_pushes
+            metadata.images.commit_pushes
         )
 
     async def space(self, space_id: str) -> SpaceAccess | None:
@@ -79,10 +79,10 @@ class Registry:
         cached = self._spaces.get(space_id)
         if cached is not None:
             return cached
-        doc = await self.metadata.get_space(space_id)
-        if doc is None:
+        record = await self.metadata.spaces.get(space_id)
+        if record is None:
             return None
-        space = SpaceAccess(doc["_id"], bool(doc.get("anonymous_pull", False)))
+        space = SpaceAccess(record.id, record.anonymous_pull)
         self._spaces.put(space_id, space)
         return space
 
@@ -129,7 +129,7 @@ class Registry:
             size = None if link is None else int(link["size"])
         if size is None or await self.store.locate(str(digest)) is None:
             return False
-        await self.metadata.touch_repository(name.full)
+        await self.metadata.images.touch_repository(name.full)
         return await self.metadata.blobs.link(name.full, str(digest), size)
 
     async def delete_blob(self, name: RepositoryName, digest: Digest) -> None:
@@ -145,7 +145,7 @@ class Registry:
         key = (name.full, reference.tag)
         digest = self._tags.get(key)
         if digest is None:
-            digest = await self.metadata.get_tag(name.full, reference.tag)
+            digest = await self.metadata.images.get_tag(name.full, reference.tag)
             if digest is None:
                 raise errors.ManifestUnknown(detail={"tag": reference.tag})
             self._tags.put(key, digest)
@@ -156,7 +156,7 @@ class Registry:
         key = (name.full, digest)
         manifest = self._manifests.get(key)
         if manifest is None:
-            manifest = await self.metadata.get_manifest(name.full, digest)
+            manifest = await self.metadata.images.get_manifest(name.full, digest)
             if manifest is None:
                 raise errors.ManifestUnknown(detail={"digest": digest})
             self._manifests.put(key, manifest)
@@ -204,11 +204,11 @@ class Registry:
         self.events.notify()
 
     async def _delete_tag(self, name: RepositoryName, tag: str, actor: str | None) -> None:
-        async def commit(session: AsyncClientSession) -> None:
-            digest = await self.metadata.delete_tag(name.full, tag, session=session)
+        async def commit(session: Session) -> None:
+            digest = await self.metadata.images.delete_tag(name.full, tag, session=session)
             if digest is None:
                 raise errors.ManifestUnknown(detail={"tag": tag})
-            manifest = await self.metadata.get_manifest(name.full, digest, session=session)
+            manifest = await self.metadata.images.get_manifest(name.full, digest, session=session)
             media_type = None if manifest is None else manifest.media_type
             size = None if manifest is None else manifest.size
             event = self.events.image("image.deleted", name, tag, digest, media_type, size, actor)
@@ -222,9 +222,9 @@ class Registry:
     async def _delete_digest(self, name: RepositoryName, digest: str, actor: str | None) -> None:
         removed_tags: list[str] = []
 
-        async def commit(session: AsyncClientSession) -> None:
+        async def commit(session: Session) -> None:
             try:
-                manifest, tags = await self.metadata.delete_manifest(
+                manifest, tags = await self.metadata.images.delete_manifest(
                     name.full, digest, session=session
                 )
             except LookupError as exc:
@@ -253,13 +253,13 @@ class Registry:
         remembered is current (any instance's change included). A stamp that moved is read
         again in full at most once per ``TAG_LISTING_RELOAD_SECONDS``; meanwhile, while tags
         keep moving, pages come from the database."""
-        stamp = await self.metadata.tags_stamp(name.full)
+        stamp = await self.metadata.images.tags_stamp(name.full)
         if stamp is None:
             raise errors.NameUnknown(detail={"name": name.full})
         listing = self._tag_listings.get(name.full)
         if listing is None or listing.stamp != stamp:
             if listing is not None and not listing.may_reload(self._clock()):
-                return await self.metadata.list_tags(name.full, after=last, limit=limit)
+                return await self.metadata.images.list_tags(name.full, after=last, limit=limit)
             listing = await self._tag_listing_loads.run(
                 (name.full, stamp), lambda: self._load_tag_listing(name.full, stamp)
             )
@@ -267,7 +267,7 @@ class Registry:
         return listing.tags[start : start + limit]
 
     async def _load_tag_listing(self, repository: str, stamp: int) -> TagListing:
-        listing = TagListing(stamp, await self.metadata.all_tags(repository), self._clock())
+        listing = TagListing(stamp, await self.metadata.images.all_tags(repository), self._clock())
         self._tag_listings.put(repository, listing)
         return listing
 
@@ -282,7 +282,7 @@ class Registry:
     async def referrers(
         self, name: RepositoryName, subject: Digest, artifact_type: str | None
     ) -> list[StoredManifest]:
-        return await self.metadata.referrers(name.full, str(subject), artifact_type)
+        return await self.metadata.images.referrers(name.full, str(subject), artifact_type)
 
 
 def _refusal(missing: MissingReferences) -> errors.ManifestBlobUnknown:

@@ -16,7 +16,8 @@ import datetime as dt
 from collections.abc import Iterable
 
 from services.registry.cache import SingleFlight, TtlCache
-from shared.metadata.store import MetadataStore, RepositoryRecord
+from shared.metadata.images import RepositoryRecord
+from shared.metadata.store import MetadataStore
 
 # Names remembered in all, over every space.
 NAMES_REMEMBERED = 1_000_000
@@ -49,7 +50,7 @@ class RepositoryNames:
         """Repository names after ``after`` in lexical order, of ``spaces`` (None: every
         space). A space's names all start "<space>/", so the spaces' lists, taken in the order
         of those prefixes, do not overlap and follow each other."""
-        stamps = await self.metadata.repositories_stamps(spaces)
+        stamps = await self.metadata.images.repositories_stamps(spaces)
         names: list[str] = []
         for space in sorted(stamps, key=lambda space: f"{space}/"):
             if len(names) >= limit:
@@ -66,7 +67,7 @@ class RepositoryNames:
     ) -> list[RepositoryRecord]:
         """The space's repositories after ``after`` whose name (without the space) contains
         ``query``, case-insensitively (None: all), in lexical order."""
-        stamps = await self.metadata.repositories_stamps([space])
+        stamps = await self.metadata.images.repositories_stamps([space])
         if space not in stamps:
             return []
         listed = await self._current(space, stamps[space])
@@ -88,7 +89,7 @@ class RepositoryNames:
         return await self._loads.run((space, stamp), lambda: self._load(space, stamp))
 
     async def _load(self, space: str, stamp: int) -> SpaceRepositories:
-        records = await self.metadata.space_repositories(space)
+        records = await self.metadata.images.space_repositories(space)
         listed = SpaceRepositories(
             stamp, [r.name for r in records], [r.created_at for r in records]
         )

@@ -14,15 +14,17 @@ from typing import Any
 from services.registry.management.errors import NotFound
 from services.registry.registry import Registry
 from shared.events.envelope import CloudEvent
-from shared.metadata.store import Document, MetadataStore
+from shared.metadata.pins import PinRecord
+from shared.metadata.spaces import SpaceRecord
+from shared.metadata.store import MetadataStore
 from shared.oci.names import RepositoryName
 from shared.retention import RetentionPolicy
 from shared.retention_run import EventSource, run_retention
 
 
-def space_policy(space: Document) -> RetentionPolicy:
+def space_policy(space: SpaceRecord) -> RetentionPolicy:
     """The policy stored with ``space``, or the defaults."""
-    stored = space.get("retention")
+    stored = space.retention
     return RetentionPolicy.parse(stored) if stored else RetentionPolicy()
 
 
@@ -43,15 +45,15 @@ class Retention:
         self.notify = notify  # after a commit: wakes the relay
 
     async def set_policy(self, space_id: str, policy: RetentionPolicy) -> None:
-        await self.metadata.set_retention(space_id, policy.document())
+        await self.metadata.spaces.set_retention(space_id, policy.document())
 
-    async def run(self, space: Document, *, dry_run: bool, actor: str | None) -> dict[str, Any]:
+    async def run(self, space: SpaceRecord, *, dry_run: bool, actor: str | None) -> dict[str, Any]:
         """Apply the space's policy now, or with ``dry_run`` only say what would go. A real
         run ends with ``retention.completed``, its report as the data."""
         report = await run_retention(
             self.metadata,
             self.registry.store,
-            space["_id"],
+            space.id,
             space_policy(space),
             now=dt.datetime.now(dt.UTC),
             dry_run=dry_run,
@@ -64,17 +66,19 @@ class Retention:
             self.registry.forget(tag["repository"], tag=tag["tag"])
         for manifest in report.manifests:
             self.registry.forget(manifest["repository"], digest=manifest["digest"])
-        completed = CloudEvent("retention.completed", self.source, space["_id"], document)
+        completed = CloudEvent("retention.completed", self.source, space.id, document)
         await self.metadata.outbox.add([completed])
         self.notify()
         return document
 
-    async def pin(self, name: RepositoryName, tag: str, actor: str | None) -> tuple[Document, bool]:
+    async def pin(
+        self, name: RepositoryName, tag: str, actor: str | None
+    ) -> tuple[PinRecord, bool]:
         """Pin an existing tag; the pin, and whether it is new."""
-        if await self.metadata.get_tag(name.full, tag) is None:
+        if await self.metadata.images.get_tag(name.full, tag) is None:
             raise NotFound(f"{name.full}:{tag} does not exist")
-        return await self.metadata.pin_tag(name.full, tag, actor)
+        return await self.metadata.pins.pin(name.full, tag, actor)
 
     async def unpin(self, name: RepositoryName, tag: str) -> None:
-        if not await self.metadata.unpin_tag(name.full, tag):
+        if not await self.metadata.pins.unpin(name.full, tag):
             raise NotFound(f"{name.full}:{tag} is not pinned")

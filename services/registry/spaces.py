@@ -10,13 +10,13 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from pymongo.errors import DuplicateKeyError
-
 from services.registry.bootstrap import DEFAULT_SPACE
 from services.registry.identity.access import AccessControl, Principal
 from services.registry.management.errors import Conflict, NotFound
 from services.registry.registry import Registry
-from shared.metadata.store import Document, MetadataStore
+from shared.metadata.errors import AlreadyExists
+from shared.metadata.spaces import SpaceRecord
+from shared.metadata.store import MetadataStore
 
 GENERATED_PREFIX = "spaces-"
 # Two creates racing for the same number is rare; ten in a row means something else is wrong.
@@ -37,53 +37,53 @@ class Spaces:
         self.registry = registry
         self.access = access
 
-    async def find(self, space_id: str) -> Document | None:
-        return await self.metadata.get_space(space_id)
+    async def find(self, space_id: str) -> SpaceRecord | None:
+        return await self.metadata.spaces.get(space_id)
 
-    async def visible_to(self, principal: Principal) -> list[Document]:
+    async def visible_to(self, principal: Principal) -> list[SpaceRecord]:
         """The spaces ``principal`` has a role in (every one, for a superuser)."""
         visible = await self.access.visible_spaces(principal)
-        spaces = await self.metadata.list_spaces()
-        return [doc for doc in spaces if visible is None or doc["_id"] in visible]
+        spaces = await self.metadata.spaces.all()
+        return [space for space in spaces if visible is None or space.id in visible]
 
-    async def create(self, space_id: str | None, name: str, anonymous_pull: bool) -> Document:
+    async def create(self, space_id: str | None, name: str, anonymous_pull: bool) -> SpaceRecord:
         """A new space: ``space_id``, or the next free ``spaces-N`` when it is None."""
         if space_id is None:
             return await self._create_numbered(name, anonymous_pull)
         try:
-            return await self.metadata.create_space(space_id, name, anonymous_pull)
-        except DuplicateKeyError as exc:
+            return await self.metadata.spaces.create(space_id, name, anonymous_pull)
+        except AlreadyExists as exc:
             raise Conflict(f"space {space_id} already exists") from exc
 
-    async def _create_numbered(self, name: str, anonymous_pull: bool) -> Document:
+    async def _create_numbered(self, name: str, anonymous_pull: bool) -> SpaceRecord:
         """The unique index on the id is the lock: a concurrent create of the same N makes
         this read the ids again and try the next one."""
         for _ in range(ALLOCATION_ATTEMPTS):
-            space_id = next_generated_id(await self.metadata.space_ids(GENERATED_PREFIX))
+            space_id = next_generated_id(await self.metadata.spaces.ids_starting(GENERATED_PREFIX))
             try:
-                return await self.metadata.create_space(space_id, name, anonymous_pull)
-            except DuplicateKeyError:
+                return await self.metadata.spaces.create(space_id, name, anonymous_pull)
+            except AlreadyExists:
                 continue
         raise Conflict("could not allocate a space id; retry")
 
-    async def update(self, space_id: str, changes: dict[str, Any]) -> Document:
+    async def update(self, space_id: str, changes: dict[str, Any]) -> SpaceRecord:
         """Rename the space or change its anonymous pull; this instance sees it at once."""
-        doc = await self.metadata.update_space(space_id, changes)
-        if doc is None:
+        space = await self.metadata.spaces.update(space_id, changes)
+        if space is None:
             raise NotFound(f"space {space_id} does not exist")
         self.registry.forget_space(space_id)
-        return doc
+        return space
 
     async def delete(self, space_id: str) -> None:
         """Only an empty space other than the default can go: nothing is deleted implicitly.
         Its former members' grants are forgotten, so their roles in it end at once here."""
-        if await self.metadata.get_space(space_id) is None:
+        if await self.metadata.spaces.get(space_id) is None:
             raise NotFound(f"space {space_id} does not exist")
         if space_id == DEFAULT_SPACE[0]:
             raise Conflict("the default space cannot be deleted")
         if await self.metadata.space_has_repositories(space_id):
             raise Conflict(f"space {space_id} still has repositories")
-        members = await self.metadata.delete_space(space_id)
+        members = await self.metadata.spaces.delete(space_id)
         self.registry.forget_space(space_id)
         for username in members or []:
             self.access.forget(username)

@@ -26,7 +26,8 @@ from typing import Any
 import structlog
 
 from shared.metadata.blobs import BlobBeingDeleted
-from shared.metadata.store import MetadataStore, Upload
+from shared.metadata.store import MetadataStore
+from shared.metadata.uploads import Upload
 from shared.oci import errors
 from shared.oci.digest import Digest
 from shared.oci.names import RepositoryName
@@ -51,13 +52,13 @@ class Uploads:
     async def start(self, name: RepositoryName) -> Upload:
         upload_id = str(uuid.uuid4())
         state = await self.store.begin_upload(upload_id)
-        await self.metadata.create_upload(upload_id, name.full, state)
+        await self.metadata.uploads.create(upload_id, name.full, state)
         self._hashers[upload_id] = (0, hashlib.sha256())
         self._trim_hashers()
         return Upload(upload_id, name.full, 0, state, dt.datetime.now(dt.UTC))
 
     async def status(self, name: RepositoryName, upload_id: str) -> Upload:
-        upload = await self.metadata.get_upload(_checked_id(upload_id))
+        upload = await self.metadata.uploads.get(_checked_id(upload_id))
         if upload is None or upload.repository != name.full:
             raise errors.BlobUploadUnknown(detail={"upload": upload_id})
         return upload
@@ -102,7 +103,7 @@ class Uploads:
                 claim.finished = True
                 raise
             await self._commit(name, upload_id, claim.storage, digest, size)
-            await self.metadata.delete_upload(upload_id)
+            await self.metadata.uploads.delete(upload_id)
             self._hashers.pop(upload_id, None)
             claim.finished = True
             return size
@@ -158,7 +159,7 @@ class Uploads:
                 await self.store.abort_upload(upload_id, state)
             else:
                 await self.store.commit_upload(upload_id, state, str(digest), size)
-            await self.metadata.touch_repository(name.full)
+            await self.metadata.images.touch_repository(name.full)
             await blobs.record_link(name.full, str(digest), size, token)
         except BaseException as exc:
             with contextlib.suppress(Exception):
@@ -231,16 +232,16 @@ class Uploads:
     @contextlib.asynccontextmanager
     async def _claim(self, name: RepositoryName, upload_id: str) -> AsyncIterator[_Claim]:
         token = uuid.uuid4().hex
-        claimed = await self.metadata.claim_upload(_checked_id(upload_id), token, LEASE)
+        claimed = await self.metadata.uploads.claim(_checked_id(upload_id), token, LEASE)
         if claimed is None:
-            current = await self.metadata.get_upload(upload_id)
+            current = await self.metadata.uploads.get(upload_id)
             if current is None or current.repository != name.full:
                 raise errors.BlobUploadUnknown(detail={"upload": upload_id})
             raise errors.RangeInvalid(
                 "another write to this upload is in progress", detail={"offset": current.offset}
             )
         if claimed.repository != name.full:
-            await self.metadata.release_upload(upload_id, token)
+            await self.metadata.uploads.release(upload_id, token)
             raise errors.BlobUploadUnknown(detail={"upload": upload_id})
         claim = _Claim(claimed)
         renewer = asyncio.create_task(self._renew(upload_id, token))
@@ -254,14 +255,14 @@ class Uploads:
             with contextlib.suppress(asyncio.CancelledError):
                 await renewer
             if not claim.finished:
-                await self.metadata.release_upload(
+                await self.metadata.uploads.release(
                     upload_id, token, offset=claim.offset, storage=claim.storage
                 )
 
     async def _renew(self, upload_id: str, token: str) -> None:
         while True:
             await asyncio.sleep(LEASE_RENEW_SECONDS)
-            await self.metadata.renew_upload(upload_id, token, LEASE)
+            await self.metadata.uploads.renew(upload_id, token, LEASE)
 
     async def _write(
         self, claim: _Claim, chunks: AsyncIterator[bytes], content_range: ByteRange | None
@@ -313,7 +314,7 @@ class Uploads:
     async def _discard(self, claim: _Claim) -> None:
         upload_id = claim.upload.id
         await self.store.abort_upload(upload_id, claim.storage)
-        await self.metadata.delete_upload(upload_id)
+        await self.metadata.uploads.delete(upload_id)
         self._hashers.pop(upload_id, None)
 
 

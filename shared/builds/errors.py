@@ -6,8 +6,12 @@ is for programs and never changes; the message is for people. When the registry 
 request the way a build would, the answer is ``http_status`` with the management API's
 ``api_code``.
 
-The builder's modules raise their own exceptions with these codes (``BuildFailed(code,
-message)`` and the errors it wraps); ``BuildError.for_code`` turns any of them into its class.
+Every module of the builder, the registry's upload check (``sdi_check``) and ``spacedock
+sdi preview`` raise these classes themselves (``raise ArchivePathTraversal(message)``): a code
+is written here and nowhere else. A few groups (``ArchiveError``, ``FeatureFailed``) let a
+module catch, or name, a family of errors at once; a group is never raised itself, and is not
+in ``CATALOGUE``. The errors pickle as themselves, so a child process (the configuration
+features, the upload check) hands its error back whole.
 """
 
 from __future__ import annotations
@@ -29,15 +33,6 @@ class BuildError(Exception):
     def as_dict(self) -> dict[str, Any]:
         """The error as events, results and build documents carry it."""
         return {"code": self.code, "message": self.message}
-
-    @staticmethod
-    def for_code(code: str, message: str) -> BuildError:
-        """The error of ``code``; a code missing from the catalogue is a bug of the builder
-        (tests/unit/test_build_lifecycle.py checks every raise site), reported as one."""
-        kind = CATALOGUE.get(code)
-        if kind is None:
-            return InternalError(f"{code}: {message}")
-        return kind(message)
 
 
 class RequestInvalid(BuildError, ValueError):
@@ -84,46 +79,56 @@ class SdiInvalid(BuildError):
     code = "sdi_invalid"
 
 
-class ArchiveInvalid(BuildError):
+class ArchiveError(BuildError):
+    """The group of the refusals below: an archive, or the tree extracted from it, that a
+    build will not use (extraction, and every later reading of the tree, raise them)."""
+
+
+class ArchiveInvalid(ArchiveError):
     code = "archive_invalid"
 
 
-class ArchiveAbsolutePath(BuildError):
+class ArchiveAbsolutePath(ArchiveError):
     code = "archive_absolute_path"
 
 
-class ArchivePathTraversal(BuildError):
+class ArchivePathTraversal(ArchiveError):
     code = "archive_path_traversal"
 
 
-class ArchiveLinkEscape(BuildError):
+class ArchiveLinkEscape(ArchiveError):
     code = "archive_link_escape"
 
 
-class ArchiveSpecialFile(BuildError):
+class ArchiveSpecialFile(ArchiveError):
     code = "archive_special_file"
 
 
-class ArchiveTooLarge(BuildError):
+class ArchiveTooLarge(ArchiveError):
     """Past ``SPACEDOCK_BUILD_MAX_EXTRACT_BYTES`` or ``SPACEDOCK_BUILD_MAX_FILES``."""
 
     code = "archive_too_large"
 
 
 # The configuration features.
-class SubstitutionFailed(BuildError):
+class FeatureFailed(BuildError):
+    """The group of the four below: one of the features could not do its work (a template,
+    a transform, a file it cannot rewrite, its share of the features' output budget)."""
+
+
+class SubstitutionFailed(FeatureFailed):
     code = "substitution_failed"
 
 
-class ConfigTransformFailed(BuildError):
+class ConfigTransformFailed(FeatureFailed):
     code = "config_transform_failed"
 
 
-class ConfigVariablesFailed(BuildError):
+class ConfigVariablesFailed(FeatureFailed):
     code = "config_variables_failed"
 
 
-class StructuredVariablesFailed(BuildError):
+class StructuredVariablesFailed(FeatureFailed):
     code = "structured_variables_failed"
 
 

@@ -39,6 +39,12 @@ allows two transactions that each *read* what the other writes to both commit).
    uploaded again) for the next run to retry. A claim whose collector died lapses after a lease
    far longer than any storage call, and the next collector or upload takes the blob over.
 
+   A claim is known by its deadline, ``deleting_until`` (``deleting_token`` names the collector
+   holding it): a blob is claimed again only once its last claim lapsed, so with a later
+   deadline, and every write that takes a lapsed claim over (a reservation, a link) resets the
+   deadline to the epoch. So forgetting or releasing finds each blob by ``_id`` and the claim's
+   deadline, and leaves alone a blob anything took over meanwhile.
+
 ``links`` counts a blob's links so that collection finds candidates through an index; the
 claim never trusts it and reads the links themselves.
 
@@ -52,21 +58,24 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Iterable
-from typing import Any, TypeVar
+from collections.abc import AsyncGenerator, Iterable
+from dataclasses import dataclass
+from typing import Any
 
-from pymongo import ASCENDING, ReturnDocument, UpdateOne
+from pymongo import ASCENDING, DeleteOne, ReturnDocument, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-Document = dict[str, Any]
-T = TypeVar("T")
-Transaction = Callable[[Callable[[AsyncClientSession], Awaitable[T]]], Awaitable[T]]
+from shared.metadata.connection import Document, Transaction, to_millis
 
 # How long a reservation lasts unless its upload renews it (services/registry/uploads.py).
 WRITE_LEASE = dt.timedelta(minutes=10)
 NOT_DELETING = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+# Digests per ``$in`` read of blob documents: SecantusDB checks each document it fetches
+# against the whole list, so one read costs the square of its length; short lists keep a
+# batch's reads linear in its size.
+READ_CHUNK = 32
 
 
 class BlobBeingDeleted(Exception):
@@ -79,6 +88,15 @@ class _Refused(Exception):
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """Blobs one collector holds for deletion until ``until``, with their sizes."""
+
+    token: str
+    until: dt.datetime
+    sizes: dict[str, int]
 
 
 def _link_id(repository: str, digest: str) -> str:
@@ -103,13 +121,17 @@ class BlobRecords:
         self._transaction = transaction
 
     async def ensure_indexes(self) -> None:
-        await self.db.blobs.create_index([("links", ASCENDING), ("touched_at", ASCENDING)])
+        # Each index costs every blob write its entries (SecantusDB rewrites them all on any
+        # update): these two served no query, or one that _id_1_deleting_until_1 now serves.
+        existing = await self.db.blobs.index_information()
+        for unused in ("links_1_touched_at_1", "deleting_token_1__id_1"):
+            if unused in existing:
+                await self.db.blobs.drop_index(unused)
         await self.db.blobs.create_index([("links", ASCENDING), ("_id", ASCENDING)])
         # Beside _id_ for the writes guarded by a second field: a server whose planner only
         # bounds a filter by an index covering its fields (SecantusDB) would otherwise read
         # every blob for each of them.
         await self.db.blobs.create_index([("_id", ASCENDING), ("deleting_until", ASCENDING)])
-        await self.db.blobs.create_index([("deleting_token", ASCENDING), ("_id", ASCENDING)])
         await self.db.blob_links.create_index([("digest", ASCENDING)])
         await self.db.blob_links.create_index([("repository", ASCENDING)])
         await self.db.blob_links.create_index([("touched_at", ASCENDING)])
@@ -182,13 +204,16 @@ class BlobRecords:
                     {"_id": digest, "deleting_until": {"$lt": now}},
                     {
                         # A lapsed claim is taken over: its collector may no longer forget it.
-                        "$set": {"touched_at": now, "deleting_token": None},
+                        "$set": {
+                            "touched_at": now,
+                            "deleting_token": None,
+                            "deleting_until": NOT_DELETING,
+                        },
                         "$push": {"writers": {"token": token, "until": now + WRITE_LEASE}},
                         "$setOnInsert": {
                             "size": size,
                             "stored": False,
                             "links": 0,
-                            "deleting_until": NOT_DELETING,
                             "created_at": now,
                         },
                     },
@@ -230,7 +255,12 @@ class BlobRecords:
             result = await self.db.blobs.update_one(
                 {"_id": digest, "deleting_until": {"$lt": now}, "writers.token": token},
                 {
-                    "$set": {"stored": True, "touched_at": now, "deleting_token": None},
+                    "$set": {
+                        "stored": True,
+                        "touched_at": now,
+                        "deleting_token": None,
+                        "deleting_until": NOT_DELETING,
+                    },
                     "$pull": {"writers": {"token": token}},
                     "$inc": {"links": int(inserted)},
                 },
@@ -251,7 +281,11 @@ class BlobRecords:
             result = await self.db.blobs.update_one(
                 {"_id": digest, "deleting_until": {"$lt": now}, "stored": True},
                 {
-                    "$set": {"touched_at": now, "deleting_token": None},
+                    "$set": {
+                        "touched_at": now,
+                        "deleting_token": None,
+                        "deleting_until": NOT_DELETING,
+                    },
                     "$inc": {"links": int(inserted)},
                 },
                 session=session,
@@ -355,36 +389,64 @@ class BlobRecords:
         result: list[str] = await self._transaction(work)
         return result
 
-    async def unlinked(
-        self, limit: int, *, among: Iterable[str] | None = None, after: str | None = None
-    ) -> list[str]:
-        """Blobs that look collectable, in digest order: no links counted, no live writer, not
-        held by a live claim (a lapsed claim is taken over)."""
+    def unlinked(
+        self, batch: int, *, among: Iterable[str] | None = None
+    ) -> AsyncGenerator[list[str], None]:
+        """Blobs that look collectable (no links counted, no live writer, not held by a live
+        claim: a lapsed claim is taken over), in batches of at most ``batch``: all of them in
+        digest order, or those of ``among``."""
         if among is not None:
+            return self._unlinked_among(batch, sorted(set(among)))
+        return self._unlinked_all(batch)
+
+    async def _unlinked_all(self, batch: int) -> AsyncGenerator[list[str], None]:
+        # One cursor for the whole pass: SecantusDB reads every candidate of a query before it
+        # applies a limit, so paging would read the rest of the collection once per page.
+        # index: blobs links_1__id_1 (equality on links, then _id in its order)
+        cursor = self.db.blobs.find({"links": 0}, _COLLECTABLE_FIELDS, batch_size=batch)
+        found: list[str] = []
+        try:
+            async for doc in cursor.sort("_id", ASCENDING):
+                if _collectable(doc, _now()):
+                    found.append(doc["_id"])
+                if len(found) == batch:
+                    yield found
+                    found = []
+        finally:
+            await cursor.close()
+        if found:
+            yield found
+
+    async def _unlinked_among(
+        self, batch: int, digests: list[str]
+    ) -> AsyncGenerator[list[str], None]:
+        for start in range(0, len(digests), batch):
+            docs = await self._blob_docs(digests[start : start + batch], _COLLECTABLE_FIELDS)
+            now = _now()
+            found = sorted(doc["_id"] for doc in docs if _collectable(doc, now))
+            if found:
+                yield found
+
+    async def _blob_docs(
+        self, digests: list[str], fields: Document, session: AsyncClientSession | None = None
+    ) -> list[Document]:
+        """The documents of those of ``digests`` that have one."""
+        docs: list[Document] = []
+        for start in range(0, len(digests), READ_CHUNK):
             # index: _id_
-            cursor = self.db.blobs.find({"_id": {"$in": list(among)}}, _COLLECTABLE_FIELDS)
-            now = _now()
-            found = [doc["_id"] async for doc in cursor if _collectable(doc, now)]
-            return sorted(found)[:limit]
-        found = []
-        while len(found) < limit:
-            # index: blobs links_1__id_1 (equality on links, then _id in its order)
-            query: Document = {"links": 0} if after is None else {"links": 0, "_id": {"$gt": after}}
-            cursor = self.db.blobs.find(query, _COLLECTABLE_FIELDS).sort("_id", ASCENDING)
-            page = [doc async for doc in cursor.limit(limit)]
-            now = _now()
-            found += [doc["_id"] for doc in page if _collectable(doc, now)]
-            if len(page) < limit:
-                break
-            after = page[-1]["_id"]
-        return found[:limit]
+            cursor = self.db.blobs.find(
+                {"_id": {"$in": digests[start : start + READ_CHUNK]}}, fields, session=session
+            )
+            docs += [doc async for doc in cursor]
+        return docs
 
-    async def claim(self, digests: list[str], token: str, lease: dt.timedelta) -> list[Document]:
+    async def claim(self, digests: list[str], token: str, lease: dt.timedelta) -> Claim:
         """Claim for deletion those of ``digests`` that no link and no manifest refers to and
-        no upload is writing (chain 2); the claimed blob documents."""
+        no upload is writing (chain 2)."""
 
-        async def work(session: AsyncClientSession) -> list[Document]:
+        async def work(session: AsyncClientSession) -> Claim:
             now = _now()
+            until = to_millis(now + lease)
             # index: blob_links digest_1
             linked = {
                 doc["digest"]
@@ -401,48 +463,74 @@ class BlobRecords:
                 for digest in doc["blobs"]
             }
             free = [d for d in digests if d not in linked and d not in used]
-            if not free:
-                return []
-            # index: _id_
-            found = [
-                {"_id": doc["_id"], "size": doc.get("size")}
-                async for doc in self.db.blobs.find(
-                    {"_id": {"$in": free}}, {"size": 1, **_COLLECTABLE_FIELDS}, session=session
-                )
+            docs = await self._blob_docs(free, {"size": 1, **_COLLECTABLE_FIELDS}, session)
+            sizes = {
+                doc["_id"]: int(doc.get("size") or 0)
+                for doc in docs
                 if _writers_lapsed(doc, now) and doc["deleting_until"] < now
-            ]
-            if found:
+            }
+            if sizes:
                 # What this transaction read stays true until it commits: a push that changed
-                # one of these documents meanwhile makes this write conflict.
-                await self.db.blobs.update_many(
-                    {"_id": {"$in": [doc["_id"] for doc in found]}},
-                    # Every writer had lapsed: none of them may link the blob any more.
-                    {
-                        "$set": {
-                            "deleting_token": token,
-                            "deleting_until": now + lease,
-                            "writers": [],
-                        }
-                    },
+                # one of these documents meanwhile makes this write conflict. So the write
+                # needs no guard of its own, and finds each blob by _id alone.
+                # index: _id_
+                await self.db.blobs.bulk_write(
+                    [
+                        UpdateOne(
+                            {"_id": digest},
+                            # Every writer had lapsed: none of them may link the blob any more.
+                            {
+                                "$set": {
+                                    "deleting_token": token,
+                                    "deleting_until": until,
+                                    "writers": [],
+                                }
+                            },
+                        )
+                        for digest in sizes
+                    ],
                     session=session,
                 )
-            return found
+            return Claim(token, until, sizes)
 
-        claimed: list[Document] = await self._transaction(work)
+        claimed: Claim = await self._transaction(work)
         return claimed
 
-    async def unclaim(self, digests: list[str], token: str) -> None:
-        """Give up a claim whose storage delete failed: pushes may use the blob again, but as
-        one whose bytes must be uploaded again (whether storage still holds them is unknown),
-        and the next collection retries."""
-        # index: blobs deleting_token_1__id_1 (or _id_)
-        await self.db.blobs.update_many(
-            {"_id": {"$in": digests}, "deleting_token": token},
-            {"$set": {"deleting_until": NOT_DELETING, "deleting_token": None, "stored": False}},
+    async def unclaim(self, claim: Claim, digests: list[str]) -> None:
+        """Give up the claim on blobs whose storage delete failed: pushes may use them again,
+        but as blobs whose bytes must be uploaded again (whether storage still holds them is
+        unknown), and the next collection retries."""
+        if not digests:
+            return
+        # index: blobs _id_1_deleting_until_1 (the claim's deadline: see forget)
+        await self.db.blobs.bulk_write(
+            [
+                UpdateOne(
+                    {"_id": digest, "deleting_until": claim.until},
+                    {
+                        "$set": {
+                            "deleting_until": NOT_DELETING,
+                            "deleting_token": None,
+                            "stored": False,
+                        }
+                    },
+                )
+                for digest in digests
+            ],
+            ordered=False,
         )
 
-    async def forget(self, digests: list[str], token: str) -> int:
-        """Delete the documents of blobs this claim removed from storage."""
-        # index: blobs deleting_token_1__id_1 (or _id_)
-        result = await self.db.blobs.delete_many({"_id": {"$in": digests}, "deleting_token": token})
+    async def forget(self, claim: Claim, digests: list[str]) -> int:
+        """Delete the documents of blobs this claim removed from storage, where it still holds;
+        how many."""
+        if not digests:
+            return 0
+        # A claim's deadline is its own: a blob is claimed again only once the last claim
+        # lapsed, later, and whatever takes a lapsed claim over resets it. So it stands for the
+        # claim in a filter that _id_1_deleting_until_1 serves whole, and needs no read first.
+        # index: blobs _id_1_deleting_until_1
+        result = await self.db.blobs.bulk_write(
+            [DeleteOne({"_id": digest, "deleting_until": claim.until}) for digest in digests],
+            ordered=False,
+        )
         return result.deleted_count

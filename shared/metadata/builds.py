@@ -12,8 +12,10 @@ A build is worked on by the builder that holds its lease; a redelivered request 
 document and either waits for that builder, takes a lapsed lease over, or answers with the
 result it already has: ``build_id`` makes requests idempotent within a space. Every change of
 ``status`` is a move the lifecycle allows (``shared.builds.lifecycle``), made by one
-conditional update: of two writers racing to move a build, one wins and the other is told.
-Every query names one build by ``_id`` and is served by the ``_id`` index.
+compare-and-set in a transaction (``shared.metadata.connection.update_if``: the build read by
+``_id``, its conditions checked, then written by ``_id``): of two writers racing to move a
+build, one wins and the other is told. Every query names one build by ``_id`` alone and is
+served by the ``_id`` index, whichever server runs it.
 """
 
 from __future__ import annotations
@@ -23,7 +25,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from pymongo import ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
@@ -37,6 +38,7 @@ from shared.builds.lifecycle import (
 )
 from shared.events.envelope import EVENTS_EXCHANGE, CloudEvent
 from shared.events.outbox import Outbox
+from shared.metadata.connection import Guard, earlier, update_if
 
 Document = dict[str, Any]
 MAX_LOG_LINES = 2000
@@ -121,6 +123,11 @@ def _record(doc: Document | None) -> BuildRecord | None:
     return None if doc is None else BuildRecord.from_document(doc)
 
 
+def _running_for(owner: str) -> Guard:
+    """The build is running under ``owner``'s lease (lapsed or not: nobody took it over)."""
+    return lambda doc: doc.get("status") == BuildStatus.RUNNING.value and doc.get("owner") == owner
+
+
 def refused_build(outcome: Outcome) -> Document:
     """The document of a request refused before it was a build: born finished, with the
     space and id its result names."""
@@ -191,10 +198,12 @@ class BuildStore:
         no ``build_id`` field) to ``<space>/<build_id>``. Each move is one transaction, and a
         move another process made first is skipped: a no-op once done; the number moved."""
         moved = 0
+        # no index: a scan, once per start (and finds nothing once every build is upgraded)
         old = self.collection.find({"build_id": {"$exists": False}}, {"_id": 1, "space": 1})
-        for doc in [doc async for doc in old]:  # a scan, once per start; our own documents
+        for doc in [doc async for doc in old]:
 
             async def move(session: AsyncClientSession, old_id: Any = doc["_id"]) -> bool:
+                # index: _id_ (each query of the move)
                 current = await self.collection.find_one({"_id": old_id}, session=session)
                 if current is None or "build_id" in current:
                     return False
@@ -211,6 +220,7 @@ class BuildStore:
         return moved
 
     async def get(self, space: str, build_id: str) -> BuildRecord | None:
+        # index: _id_
         return _record(await self.collection.find_one({"_id": build_key(space, build_id)}))
 
     async def create(
@@ -236,7 +246,8 @@ class BuildStore:
     ) -> BuildRecord | None:
         """Have the build's result also sent to ``reply_to`` when no requester asked yet."""
         return await self._update(
-            {"_id": build_key(space, build_id), "reply_to": None},
+            build_key(space, build_id),
+            lambda doc: doc.get("reply_to") is None,
             {"$set": {"correlation_id": correlation_id, "reply_to": reply_to}},
         )
 
@@ -245,15 +256,18 @@ class BuildStore:
     ) -> BuildRecord | None:
         """Take the build when it is queued, or running under a lease that lapsed."""
         now = _now()
+
+        def claimable(doc: Document) -> bool:
+            if doc.get("cancel_requested") is True:
+                return False
+            status = doc.get("status")
+            return status == BuildStatus.QUEUED.value or (
+                status == BuildStatus.RUNNING.value and earlier(doc.get("lease_until"), now)
+            )
+
         return await self._update(
-            {
-                "_id": build_key(space, build_id),
-                "$or": [
-                    {"status": BuildStatus.QUEUED.value},
-                    {"status": BuildStatus.RUNNING.value, "lease_until": {"$lt": now}},
-                ],
-                "cancel_requested": {"$ne": True},
-            },
+            build_key(space, build_id),
+            claimable,
             {
                 "$set": {
                     "status": BuildStatus.RUNNING.value,
@@ -269,16 +283,14 @@ class BuildStore:
     ) -> BuildRecord | None:
         """Extend the lease; the build as it stands (None if another owner has it)."""
         return await self._update(
-            {
-                "_id": build_key(space, build_id),
-                "owner": owner,
-                "status": BuildStatus.RUNNING.value,
-            },
+            build_key(space, build_id),
+            _running_for(owner),
             {"$set": {"lease_until": _now() + lease}},
         )
 
     async def append_logs(self, space: str, build_id: str, lines: Sequence[str]) -> None:
         if lines:
+            # index: _id_
             await self.collection.update_one(
                 {"_id": build_key(space, build_id)},
                 {"$push": {"logs": {"$each": list(lines), "$slice": -MAX_LOG_LINES}}},
@@ -295,15 +307,16 @@ class BuildStore:
         """Record the outcome with its events in one transaction; False when the build is
         no longer this owner's (taken over), or cannot end so (already finished)."""
 
+        before = statuses_before(outcome.status)
+
+        def may_finish(doc: Document) -> bool:
+            return doc.get("status") in before and (owner is None or doc.get("owner") == owner)
+
         async def record(session: AsyncClientSession) -> bool:
-            query: Document = {
-                "_id": build_key(space, build_id),
-                "status": {"$in": statuses_before(outcome.status)},
-            }
-            if owner is not None:
-                query["owner"] = owner
-            result = await self.collection.update_one(
-                query,
+            finished = await update_if(
+                self.collection,
+                build_key(space, build_id),
+                may_finish,
                 {
                     "$set": {
                         "status": outcome.status.value,
@@ -311,9 +324,9 @@ class BuildStore:
                         **outcome.fields(),
                     }
                 },
-                session=session,
+                session,
             )
-            if result.modified_count != 1:
+            if finished is None:
                 return False
             await self.outbox.add(events, session=session)
             return True
@@ -322,18 +335,18 @@ class BuildStore:
 
     async def request_cancel(self, space: str, build_id: str) -> BuildRecord | None:
         """Mark the build cancelled when queued, or ask its builder to stop when running."""
+        unfinished = {status.value for status in UNFINISHED}
         return await self._update(
-            {
-                "_id": build_key(space, build_id),
-                "status": {"$in": [status.value for status in UNFINISHED]},
-            },
+            build_key(space, build_id),
+            lambda doc: doc.get("status") in unfinished,
             {"$set": {"cancel_requested": True}},
         )
 
-    async def _update(self, query: Document, update: Document) -> BuildRecord | None:
-        """The build after ``update``, when ``query`` matched it."""
-        return _record(
-            await self.collection.find_one_and_update(
-                query, update, return_document=ReturnDocument.AFTER
-            )
-        )
+    async def _update(self, key: str, guard: Guard, update: Document) -> BuildRecord | None:
+        """The build after ``update``, when ``guard`` held for it (a compare-and-set in a
+        transaction of its own)."""
+
+        async def work(session: AsyncClientSession) -> Document | None:
+            return await update_if(self.collection, key, guard, update, session)
+
+        return _record(await self._transaction(work))

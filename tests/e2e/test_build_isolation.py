@@ -19,7 +19,8 @@ import pytest
 import requests
 import yaml
 
-from services.builder.docker_engine import DockerBuildError, DockerEngine, DockerJob, DockerLimits
+from services.builder.docker_engine import DockerEngine, DockerJob, DockerLimits
+from shared.builds.errors import DockerfileFailed
 from tests.support.accounts import Account, Admin
 from tests.support.amqp import AMQP_URL
 from tests.support.builds import build_over_http, zip_of
@@ -248,7 +249,7 @@ def test_the_engine_pulls_with_the_builds_credential_even_when_it_holds_the_imag
         # The owner's build works: the engine, the image and the credential path are sound.
         digest, lines = build_in("spaces-1")
         assert digest.startswith("sha256:") and PRIVATE_TEXT in "\n".join(lines)
-        with pytest.raises(DockerBuildError) as raised:
+        with pytest.raises(DockerfileFailed) as raised:
             build_in(stack.space)
         assert raised.value.code == "dockerfile_failed"
         assert PRIVATE_TEXT not in str(raised.value)

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from shared import garbage
 from shared.garbage import collect_blobs
 from shared.metadata.blobs import BlobBeingDeleted
 from tests.support.accounts import Admin
@@ -141,7 +142,7 @@ async def test_an_upload_waits_for_a_collector_deleting_the_same_blob(registry: 
     async with stores_of(registry) as (metadata, store):
         token = uuid.uuid4().hex
         claimed = await metadata.blobs.claim([digest], token, dt.timedelta(minutes=5))
-        assert [doc["_id"] for doc in claimed] == [digest]
+        assert list(claimed.sizes) == [digest]
         outcome: dict[str, Any] = {}
 
         def upload_again() -> None:
@@ -156,7 +157,7 @@ async def test_an_upload_waits_for_a_collector_deleting_the_same_blob(registry: 
         assert "status" not in outcome  # waiting for the collector
         finished_at = time.monotonic()
         assert await store.delete_blobs([digest]) == set()
-        assert await metadata.blobs.forget([digest], token) == 1
+        assert await metadata.blobs.forget(claimed, [digest]) == 1
         await asyncio.to_thread(uploader.join, 30)
         assert outcome["status"] == 201 and outcome["at"] >= finished_at
         assert await store.locate(digest) is not None
@@ -285,8 +286,8 @@ async def test_an_upload_whose_reservation_lapsed_cannot_link_a_blob_collected_m
         past = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
         await metadata.db.blobs.update_one({"_id": digest}, {"$set": {"writers.0.until": past}})
         claimed = await blobs.claim([digest], "collector", dt.timedelta(minutes=5))
-        assert [doc["_id"] for doc in claimed] == [digest]
-        assert await blobs.forget([digest], "collector") == 1
+        assert list(claimed.sizes) == [digest]
+        assert await blobs.forget(claimed, [digest]) == 1
         assert await blobs.reserve(digest, 10, "upload-b") is False
         with pytest.raises(BlobBeingDeleted):
             await blobs.record_link(repository, digest, 10, "upload-a")
@@ -295,3 +296,103 @@ async def test_an_upload_whose_reservation_lapsed_cannot_link_a_blob_collected_m
         assert await blobs.link_size(repository, digest) is None
         await blobs.record_link(repository, digest, 10, "upload-b")  # B's own bytes: fine
         assert await blobs.link_size(repository, digest) == 10
+
+
+async def test_blobs_linked_after_the_collector_read_them_stay_while_the_rest_go(
+    registry: Registry,
+) -> None:
+    """Between reading its candidates and claiming them, two of a batch are mounted into a
+    repository and one is reserved by an upload: the claim leaves those three alone, and takes
+    and deletes the rest of the batch."""
+    digests = await _unlinked_blobs(registry, 6)
+    repository = f"spaces-1/gc-late-{uuid.uuid4().hex[:6]}"
+    mounted, reserved, rest = digests[:2], digests[2], digests[3:]
+    async with stores_of(registry) as (metadata, store):
+        [batch] = [batch async for batch in metadata.blobs.unlinked(10, among=digests)]
+        assert batch == sorted(digests)
+        for digest in mounted:
+            doc = await metadata.blobs.get(digest)
+            assert doc is not None
+            assert await metadata.blobs.link(repository, digest, int(doc["size"]))
+        assert await metadata.blobs.reserve(reserved, 1, "late-upload")
+
+        claim = await metadata.blobs.claim(batch, uuid.uuid4().hex, dt.timedelta(minutes=5))
+        assert sorted(claim.sizes) == sorted(rest)
+        assert await store.delete_blobs(list(claim.sizes)) == set()
+        assert await metadata.blobs.forget(claim, list(claim.sizes)) == len(rest)
+
+        assert (await collect_blobs(metadata, store, among=digests)).blobs_removed == 0
+        for digest in [*mounted, reserved]:
+            doc = await metadata.blobs.get(digest)
+            assert doc is not None and doc["stored"] and doc["deleting_token"] is None
+    present = await located(registry, digests)
+    assert [d for d in digests if present[d]] == [*mounted, reserved]
+    client = Client.for_registry(registry.url, registry.auth)
+    for digest in mounted:
+        assert client.request("GET", f"/v2/{repository}/blobs/{digest}").status_code == 200
+
+
+async def test_a_collector_whose_claim_lapsed_forgets_and_releases_nothing(
+    registry: Registry,
+) -> None:
+    """A collector stalled past its lease: another collector's claim, or an upload, has taken
+    each blob over, and the stalled one's forget and release leave their documents alone."""
+    taken, reserved = await _unlinked_blobs(registry, 2)
+    async with stores_of(registry) as (metadata, _store):
+        blobs = metadata.blobs
+        lapsed = await blobs.claim([taken, reserved], "stalled", dt.timedelta(seconds=-1))
+        assert sorted(lapsed.sizes) == sorted([taken, reserved])
+        newer = await blobs.claim([taken], "newer", dt.timedelta(minutes=5))
+        assert list(newer.sizes) == [taken]
+        assert await blobs.reserve(reserved, 1, "upload") is True
+
+        await blobs.unclaim(lapsed, [taken, reserved])
+        assert await blobs.forget(lapsed, [taken, reserved]) == 0
+        held = await blobs.get(taken)
+        assert held is not None and held["deleting_token"] == "newer" and held["stored"]
+        writing = await blobs.get(reserved)
+        assert writing is not None and writing["stored"]
+        assert [writer["token"] for writer in writing["writers"]] == ["upload"]
+        assert await blobs.forget(newer, [taken]) == 1
+
+
+async def test_many_batches_go_while_a_failed_one_is_left_for_the_next_run(
+    registry: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Batches are claimed while earlier ones are deleted: every batch is deleted and
+    forgotten but the one whose storage delete fails, which is released."""
+    digests = sorted(await _unlinked_blobs(registry, 11))
+    monkeypatch.setattr(garbage, "BATCH", 3)
+    refused = digests[3:6]  # the second batch
+    async with stores_of(registry) as (metadata, store):
+        delete = store.delete_blobs
+
+        async def refuse_one_batch(batch: list[str]) -> set[str]:
+            await asyncio.sleep(0.05)  # long enough for the next batch's claim to overlap
+            return set(batch) if sorted(batch) == refused else await delete(batch)
+
+        monkeypatch.setattr(store, "delete_blobs", refuse_one_batch)
+        collected = await collect_blobs(metadata, store, among=digests)
+        assert (collected.blobs_removed, collected.failed) == (8, 3)
+        for digest in digests:
+            doc = await metadata.blobs.get(digest)
+            if digest in refused:
+                assert doc is not None and doc["deleting_token"] is None and not doc["stored"]
+            else:
+                assert doc is None
+    present = await located(registry, digests)
+    assert [d for d in digests if present[d]] == refused
+
+
+async def test_indexes_no_collection_query_uses_are_dropped(registry: Registry) -> None:
+    """Every blob write pays for each index: those of an earlier version that no query uses
+    any more go at start."""
+    async with stores_of(registry) as (metadata, _store):
+        await metadata.db.blobs.create_index([("links", 1), ("touched_at", 1)])
+        await metadata.db.blobs.create_index([("deleting_token", 1), ("_id", 1)])
+        await metadata.blobs.ensure_indexes()
+        assert sorted(await metadata.db.blobs.index_information()) == [
+            "_id_",
+            "_id_1_deleting_until_1",
+            "links_1__id_1",
+        ]

@@ -12,7 +12,8 @@ import pytest
 from services.registry.events import ImageEvents
 from services.registry.registry import Registry
 from shared.events.envelope import image_event
-from shared.metadata.store import ManifestPush, MetadataStore
+from shared.metadata.images import ManifestPush
+from shared.metadata.store import MetadataStore
 from shared.oci import errors
 from shared.oci.manifest import parse_manifest
 from shared.oci.names import RepositoryName
@@ -59,7 +60,7 @@ class Instance:
             actor=None,
         )
         push = ManifestPush(repository, manifest, content, tag, event)
-        assert await self.metadata.commit_pushes([push]) == [None]
+        assert await self.metadata.images.commit_pushes([push]) == [None]
 
     async def tags(self, repository: str, last: str | None = None, n: int = 100) -> list[str]:
         return await self.registry.tags(RepositoryName.parse(repository), last, n)
@@ -69,8 +70,8 @@ class Instance:
 async def instances(mongo_url: str) -> AsyncIterator[tuple[Instance, Instance]]:
     first, second = MetadataStore.connect(mongo_url), MetadataStore.connect(mongo_url)
     await first.ensure_indexes()
-    await first.ensure_space(SPACE, "Default")
-    await first.ensure_space("spaces-2", "Other")
+    await first.spaces.ensure(SPACE, "Default")
+    await first.spaces.ensure("spaces-2", "Other")
     yield Instance(first), Instance(second)
     await first.close()
     await second.close()
@@ -82,14 +83,14 @@ async def test_a_tag_another_instance_pushes_or_deletes_is_listed_at_once(
     one, other = instances
     repository = f"{SPACE}/app"
     loads = 0
-    read_all = one.metadata.all_tags
+    read_all = one.metadata.images.all_tags
 
     async def counted(name: str) -> list[str]:
         nonlocal loads
         loads += 1
         return await read_all(name)
 
-    one.metadata.all_tags = counted  # type: ignore[method-assign,assignment]
+    one.metadata.images.all_tags = counted  # type: ignore[method-assign,assignment]
     await one.push(repository, "1.0")
     assert await one.tags(repository) == ["1.0"]
     assert await one.tags(repository) == ["1.0"]
@@ -98,13 +99,13 @@ async def test_a_tag_another_instance_pushes_or_deletes_is_listed_at_once(
     assert await one.tags(repository) == ["1.0", "2.0"]
     # A tag deleted, and a manifest deleted with its tags, by the other instance
     await other.metadata.transaction(
-        lambda session: other.metadata.delete_tag(repository, "1.0", session=session)
+        lambda session: other.metadata.images.delete_tag(repository, "1.0", session=session)
     )
     assert await one.tags(repository) == ["2.0"]
-    digest = await other.metadata.get_tag(repository, "2.0")
+    digest = await other.metadata.images.get_tag(repository, "2.0")
     assert digest is not None
     await other.metadata.transaction(
-        lambda session: other.metadata.delete_manifest(repository, digest, session=session)
+        lambda session: other.metadata.images.delete_manifest(repository, digest, session=session)
     )
     assert await one.tags(repository) == []
 
@@ -140,7 +141,7 @@ async def test_a_repository_another_instance_creates_is_in_catalog_and_search_at
         "spaces-2/tool",
     ]
     await other.push(f"{SPACE}/api", "1")  # listed in the push's own transaction
-    await other.metadata.touch_repository(f"{SPACE}/web-admin")  # listed by an upload
+    await other.metadata.images.touch_repository(f"{SPACE}/web-admin")  # listed by an upload
     assert await names.catalog(after=None, limit=10, spaces=None) == [
         f"{SPACE}/api",
         f"{SPACE}/web",
@@ -180,7 +181,7 @@ async def test_a_refused_push_lists_no_repository(instances: tuple[Instance, Ins
         size=manifest.size,
         actor=None,
     )
-    [missing] = await one.metadata.commit_pushes(
+    [missing] = await one.metadata.images.commit_pushes(
         [ManifestPush(f"{SPACE}/ghost", manifest, content, "1", event)]
     )
     assert missing is not None

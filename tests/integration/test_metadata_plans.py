@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest_asyncio
 from pymongo import AsyncMongoClient
+from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.monitoring import (
     CommandFailedEvent,
     CommandListener,
@@ -22,8 +23,12 @@ from pymongo.monitoring import (
     CommandSucceededEvent,
 )
 
+from shared.builds.lifecycle import Built, succeeded
 from shared.events.envelope import image_event
-from shared.metadata.store import ManifestPush, MetadataStore
+from shared.metadata.blobs import Claim
+from shared.metadata.builds import new_build
+from shared.metadata.images import ManifestPush
+from shared.metadata.store import MetadataStore
 from shared.oci.manifest import parse_manifest
 from shared.versions import try_parse_docker_tag
 from tests.support.oci import OCI_CONFIG, OCI_LAYER, OCI_MANIFEST, canonical, descriptor
@@ -72,7 +77,7 @@ async def metadata(mongo_url: str) -> AsyncIterator[tuple[MetadataStore, Recorde
     )
     store = MetadataStore(client, client.get_default_database().name)
     await store.ensure_indexes()
-    await store.ensure_space("spaces-1", "Default")
+    await store.spaces.ensure("spaces-1", "Default")
     await seed(store)
     recorder.queries.clear()
     yield store, recorder
@@ -82,7 +87,7 @@ async def metadata(mongo_url: str) -> AsyncIterator[tuple[MetadataStore, Recorde
 async def seed(store: MetadataStore) -> None:
     """A few repositories, tagged manifests (versions and not), pins, links and blobs."""
     for name in (REPOSITORY, "spaces-1/other", "spaces-1/app-two"):
-        await store.touch_repository(name)
+        await store.images.touch_repository(name)
     for digest in (LAYER["digest"], CONFIG["digest"]):
         await store.blobs.reserve(digest, 5, "writer")
         await store.blobs.record_link(REPOSITORY, digest, 5, "writer")
@@ -98,7 +103,7 @@ async def seed(store: MetadataStore) -> None:
             }
         )
         await push(store, content, tag)
-    await store.pin_tag(REPOSITORY, "1.0.0", "admin")
+    await store.pins.pin(REPOSITORY, "1.0.0", "admin")
 
 
 async def push(store: MetadataStore, content: bytes, tag: str) -> str:
@@ -115,7 +120,9 @@ async def push(store: MetadataStore, content: bytes, tag: str) -> str:
         size=manifest.size,
         actor=None,
     )
-    [missing] = await store.commit_pushes([ManifestPush(REPOSITORY, manifest, content, tag, event)])
+    [missing] = await store.images.commit_pushes(
+        [ManifestPush(REPOSITORY, manifest, content, tag, event)]
+    )
     assert missing is None
     return manifest.digest
 
@@ -161,7 +168,7 @@ async def test_manifest_put_path_writes_by_id(
     fresh = MetadataStore(store.client, store.db.name)  # nothing remembered as listed
 
     async def put() -> None:
-        await fresh.touch_repository("spaces-1/new")
+        await fresh.images.touch_repository("spaces-1/new")
         await push(store, content, "3.0")
 
     assert await plans(store, recorder, put) == [
@@ -178,10 +185,10 @@ async def test_manifest_get_by_tag_and_digest(metadata: tuple[MetadataStore, Rec
     store, recorder = metadata
 
     async def get() -> None:
-        digest = await store.get_tag(REPOSITORY, "1.0.0")
+        digest = await store.images.get_tag(REPOSITORY, "1.0.0")
         assert digest is not None
-        assert await store.get_manifest(REPOSITORY, digest) is not None
-        assert await store.repository_exists(REPOSITORY)
+        assert await store.images.get_manifest(REPOSITORY, digest) is not None
+        assert await store.images.repository_exists(REPOSITORY)
 
     assert await plans(store, recorder, get) == [
         ("tags", "_id_"),
@@ -194,11 +201,14 @@ async def test_tags_list_pages_by_last(metadata: tuple[MetadataStore, Recorder])
     store, recorder = metadata
 
     async def pages() -> None:
-        assert await store.list_tags(REPOSITORY, after=None, limit=2) == [
+        assert await store.images.list_tags(REPOSITORY, after=None, limit=2) == [
             "1.0.0",
             "1.2.0-deployments-7",
         ]
-        assert await store.list_tags(REPOSITORY, after="2.0", limit=10) == ["99999999999", "latest"]
+        assert await store.images.list_tags(REPOSITORY, after="2.0", limit=10) == [
+            "99999999999",
+            "latest",
+        ]
 
     assert await plans(store, recorder, pages) == [("tags", "repository_1_tag_1")] * 2
 
@@ -211,9 +221,9 @@ async def test_repository_names_by_space_and_stamps(
     store, recorder = metadata
 
     async def reads() -> None:
-        assert set(await store.repositories_stamps(["spaces-1", "spaces-9"])) == {"spaces-1"}
-        assert set(await store.repositories_stamps(None)) == {"spaces-1"}
-        names = [r.name for r in await store.space_repositories("spaces-1")]
+        assert set(await store.images.repositories_stamps(["spaces-1", "spaces-9"])) == {"spaces-1"}
+        assert set(await store.images.repositories_stamps(None)) == {"spaces-1"}
+        names = [r.name for r in await store.images.space_repositories("spaces-1")]
         assert names == ["spaces-1/app", "spaces-1/app-two", "spaces-1/other"]
 
     assert await plans(store, recorder, reads) == [
@@ -229,9 +239,9 @@ async def test_tag_listing_reads_the_stamp_then_every_tag_in_order(
     store, recorder = metadata
 
     async def reads() -> None:
-        assert await store.tags_stamp(REPOSITORY) == 5  # one per tagged push of the seed
-        assert await store.tags_stamp("spaces-1/none") is None
-        tags = await store.all_tags(REPOSITORY)
+        assert await store.images.tags_stamp(REPOSITORY) == 5  # one per tagged push of the seed
+        assert await store.images.tags_stamp("spaces-1/none") is None
+        tags = await store.images.all_tags(REPOSITORY)
         assert tags == ["1.0.0", "1.2.0-deployments-7", "2.0", "99999999999", "latest"]
 
     assert await plans(store, recorder, reads) == [
@@ -245,18 +255,18 @@ async def test_feed_newest_versions(metadata: tuple[MetadataStore, Recorder]) ->
     store, recorder = metadata
 
     async def feed() -> None:
-        newest = await store.newest_versions(
+        newest = await store.feed.newest_versions(
             REPOSITORY, include_prerelease=True, before=None, limit=3
         )
-        assert [entry["tag"] for entry in newest] == ["2.0", "1.2.0-deployments-7", "1.0.0"]
-        after = await store.newest_versions(
-            REPOSITORY, include_prerelease=True, before=newest[1]["cursor"], limit=10
+        assert [entry.tag for entry in newest] == ["2.0", "1.2.0-deployments-7", "1.0.0"]
+        after = await store.feed.newest_versions(
+            REPOSITORY, include_prerelease=True, before=newest[1].cursor, limit=10
         )
-        assert [entry["tag"] for entry in after] == ["1.0.0", "latest"]
-        released = await store.newest_versions(
+        assert [entry.tag for entry in after] == ["1.0.0", "latest"]
+        released = await store.feed.newest_versions(
             REPOSITORY, include_prerelease=False, before=None, limit=10
         )
-        assert [entry["tag"] for entry in released] == ["2.0", "1.0.0", "latest"]
+        assert [entry.tag for entry in released] == ["2.0", "1.0.0", "latest"]
 
     used = await plans(store, recorder, feed)
     assert ("tags", "repository_1_feed_key_1") in used
@@ -302,13 +312,13 @@ async def test_feed_pages_follow_octopus_order(
             listed: list[str] = []
             before = None
             while True:
-                page = await store.newest_versions(
+                page = await store.feed.newest_versions(
                     REPOSITORY, include_prerelease=not released_only, before=before, limit=37
                 )
-                listed += [entry["tag"] for entry in page]
+                listed += [entry.tag for entry in page]
                 if len(page) < 37:
                     break
-                before = page[-1]["cursor"]
+                before = page[-1].cursor
             # Equal versions (1.0 and 1.0.0) come latest push first: compare as sets there.
             assert sorted(listed) == sorted(wanted)
             assert [_sort_key(tag) for tag in listed] == [_sort_key(tag) for tag in wanted]
@@ -327,17 +337,21 @@ async def test_tags_written_before_feed_keys_are_upgraded(
     started) get one at the next start, once; a key a push wrote is never replaced."""
     store, _recorder = metadata
     await store.db.tags.update_many({}, {"$unset": {"feed_key": "", "prerelease": ""}})
-    assert await store.upgrade_tags() == 5
-    assert await store.upgrade_tags() == 0
-    newest = await store.newest_versions(REPOSITORY, include_prerelease=True, before=None, limit=1)
-    assert [entry["tag"] for entry in newest] == ["2.0"]
+    assert await store.feed.upgrade_tags() == 5
+    assert await store.feed.upgrade_tags() == 0
+    newest = await store.feed.newest_versions(
+        REPOSITORY, include_prerelease=True, before=None, limit=1
+    )
+    assert [entry.tag for entry in newest] == ["2.0"]
     # An older instance writes a tag without a key after the first pass: the next start keys it.
     await store.db.tags.update_one(
         {"repository": REPOSITORY, "tag": "2.0"}, {"$unset": {"feed_key": "", "prerelease": ""}}
     )
-    assert await store.upgrade_tags() == 1
-    newest = await store.newest_versions(REPOSITORY, include_prerelease=True, before=None, limit=1)
-    assert [entry["tag"] for entry in newest] == ["2.0"]
+    assert await store.feed.upgrade_tags() == 1
+    newest = await store.feed.newest_versions(
+        REPOSITORY, include_prerelease=True, before=None, limit=1
+    )
+    assert [entry.tag for entry in newest] == ["2.0"]
 
 
 async def test_a_feed_hint_left_too_high_is_lowered_by_the_next_first_page(
@@ -346,12 +360,16 @@ async def test_a_feed_hint_left_too_high_is_lowered_by_the_next_first_page(
     """A newest version deleted (or a push that failed) leaves the repository's hint above
     every key; the next first page reads down from it once and lowers it."""
     store, _recorder = metadata
-    first = await store.newest_versions(REPOSITORY, include_prerelease=True, before=None, limit=1)
+    first = await store.feed.newest_versions(
+        REPOSITORY, include_prerelease=True, before=None, limit=1
+    )
     await store.db.repositories.update_one({"_id": REPOSITORY}, {"$set": {"feed_top": "~"}})
-    again = await store.newest_versions(REPOSITORY, include_prerelease=True, before=None, limit=1)
+    again = await store.feed.newest_versions(
+        REPOSITORY, include_prerelease=True, before=None, limit=1
+    )
     assert again == first
     hint = await store.db.repositories.find_one({"_id": REPOSITORY})
-    assert hint is not None and hint["feed_top"] == first[0]["cursor"]
+    assert hint is not None and hint["feed_top"] == first[0].cursor
 
 
 async def test_retention_reads_of_a_space(metadata: tuple[MetadataStore, Recorder]) -> None:
@@ -362,35 +380,97 @@ async def test_retention_reads_of_a_space(metadata: tuple[MetadataStore, Recorde
         assert await store.space_pins("spaces-1") == {(REPOSITORY, "1.0.0")}
         manifests = await store.space_manifests("spaces-1")
         assert len(manifests) == 5
-        assert await store.pinned_tags(REPOSITORY) == {"1.0.0"}
-        assert await store.blobs_only_in(manifests) == {LAYER["digest"]: 5, CONFIG["digest"]: 5}
+        assert await store.pins.of_repository(REPOSITORY) == {"1.0.0"}
+        assert await store.blobs_only_in(list(manifests)) == {
+            LAYER["digest"]: 5,
+            CONFIG["digest"]: 5,
+        }
 
     used = await plans(store, recorder, reads)
     # A range on repository: any index with repository first bounds it.
     assert used[0][0] == "tags" and used[0][1].startswith("repository_1_")
     assert used[2][0] == "manifests" and used[2][1].startswith("repository_1_")
+    # The manifests are read through the index their query names (one entry per manifest).
+    hinted = await store.db.command(
+        {
+            "explain": {
+                "find": "manifests",
+                "filter": {"repository": {"$gte": "spaces-1/", "$lt": "spaces-10"}},
+                "hint": {"repository": 1, "subject": 1},
+            },
+            "verbosity": "queryPlanner",
+        }
+    )
+    assert _scanned_index(hinted["queryPlanner"]["winningPlan"]) == "repository_1_subject_1"
     assert [used[1], *used[3:]] == [
         ("pins", "space_1"),
         ("pins", "repository_1"),
+        ("manifests", "_id_"),  # the blobs of those going
         ("manifests", "blobs_1"),
         ("blob_links", "digest_1"),
         ("blobs", "_id_"),
     ]
 
 
-async def test_garbage_collection_reads(metadata: tuple[MetadataStore, Recorder]) -> None:
+async def test_retention_removals_read_and_write_by_index(
+    metadata: tuple[MetadataStore, Recorder],
+) -> None:
+    """A batch of tags: one read by _id, one delete by _id, the repository's stamp. A batch
+    of manifests: themselves by _id, the tags, referrers and indexes naming them through
+    their indexes, one delete by _id."""
+    store, recorder = metadata
+    tags = {doc["tag"]: doc for doc in await store.space_tags("spaces-1")}
+    manifests = {d: doc for (_r, d), doc in (await store.space_manifests("spaces-1")).items()}
+    going = [tags["latest"], tags["2.0"]]
+
+    async def tags_then_manifests() -> None:
+        async def remove(session: AsyncClientSession) -> None:
+            batch = [(t["repository"], t["tag"], t["digest"], t["updated_at"]) for t in going]
+            assert await store.remove_tags_if_unchanged(batch, session) == {
+                (REPOSITORY, "latest"),
+                (REPOSITORY, "2.0"),
+            }
+            unneeded = [
+                (REPOSITORY, t["digest"], manifests[t["digest"]]["touched_at"]) for t in going
+            ]
+            removed = await store.remove_manifests_if_unneeded(unneeded, session)
+            assert removed == {(REPOSITORY, t["digest"]) for t in going}
+
+        await store.transaction(remove)
+
+    assert await plans(store, recorder, tags_then_manifests) == [
+        ("tags", "_id_"),
+        ("tags", "_id_"),
+        ("repositories", "_id_"),
+        ("manifests", "_id_"),
+        ("tags", "repository_1_digest_1"),
+        ("manifests", "repository_1_subject_1"),
+        ("manifests", "manifests_1"),
+        ("manifests", "_id_"),
+    ]
+
+
+async def test_garbage_collection_reads_and_writes(
+    metadata: tuple[MetadataStore, Recorder],
+) -> None:
+    """A collection pass over the seeded blobs (linked, kept) and one an upload abandoned."""
     store, recorder = metadata
     later = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
     digests = [LAYER["digest"], CONFIG["digest"]]
+    abandoned = "sha256:" + "a" * 64
+    await store.blobs.reserve(abandoned, 3, "failed-upload")
+    await store.blobs.release(abandoned, "failed-upload")
 
-    async def reads() -> None:
+    async def collection() -> None:
         assert set((await store.blobs.stale_links("spaces-1", later))[REPOSITORY]) == set(digests)
         assert await store.blobs.expire_links(REPOSITORY, digests, later) == []
-        assert await store.blobs.unlinked(10) == []
-        assert await store.blobs.unlinked(10, among=digests) == []
-        assert await store.blobs.claim(digests, "collector", dt.timedelta(minutes=1)) == []
+        assert [batch async for batch in store.blobs.unlinked(10)] == [[abandoned]]
+        assert [batch async for batch in store.blobs.unlinked(10, among=digests)] == []
+        claim = await store.blobs.claim([*digests, abandoned], "collector", dt.timedelta(hours=1))
+        assert claim.sizes == {abandoned: 3}
+        assert await store.blobs.forget(claim, [abandoned]) == 1
 
-    used = await plans(store, recorder, reads)
+    used = await plans(store, recorder, collection)
     assert used == [
         ("blob_links", "repository_1"),
         ("manifests", "repository_1_blobs_1"),
@@ -399,6 +479,9 @@ async def test_garbage_collection_reads(metadata: tuple[MetadataStore, Recorder]
         ("blobs", "_id_"),
         ("blob_links", "digest_1"),
         ("manifests", "blobs_1"),
+        ("blobs", "_id_"),  # the claim reads the blobs nothing refers to
+        ("blobs", "_id_"),  # and claims them
+        ("blobs", "_id_1_deleting_until_1"),
     ]
 
 
@@ -410,28 +493,26 @@ async def test_blob_writes_guarded_by_a_second_field(
     store, recorder = metadata
     digests = [LAYER["digest"], CONFIG["digest"]]
 
+    claim = Claim("collector", dt.datetime.now(dt.UTC).replace(microsecond=0), {})
+
     async def writes() -> None:
         assert await store.blobs.reserve(LAYER["digest"], 5, "another-writer")
-        await store.blobs.unclaim(digests, "collector")
-        assert await store.blobs.forget(digests, "collector") == 0
+        await store.blobs.unclaim(claim, digests)
+        assert await store.blobs.forget(claim, digests) == 0
 
     used = await plans(store, recorder, writes)
-    assert used == [
-        ("blobs", "_id_1_deleting_until_1"),
-        ("blobs", "deleting_token_1__id_1"),
-        ("blobs", "deleting_token_1__id_1"),
-    ]
+    assert used == [("blobs", "_id_1_deleting_until_1")] * 5
 
 
 async def test_tags_of_a_manifest_and_referrers(metadata: tuple[MetadataStore, Recorder]) -> None:
     store, recorder = metadata
-    digest = await store.get_tag(REPOSITORY, "latest")
+    digest = await store.images.get_tag(REPOSITORY, "latest")
     assert digest is not None
 
     async def reads() -> None:
-        await store.referrers(REPOSITORY, digest, None)
+        await store.images.referrers(REPOSITORY, digest, None)
         await store.transaction(
-            lambda session: store.delete_manifest(REPOSITORY, digest, session=session)
+            lambda session: store.images.delete_manifest(REPOSITORY, digest, session=session)
         )
 
     used = await plans(store, recorder, reads)
@@ -442,3 +523,82 @@ async def test_tags_of_a_manifest_and_referrers(metadata: tuple[MetadataStore, R
         ("repositories", "_id_"),  # its tags' stamp moves
         ("manifests", "_id_"),
     ]
+
+
+LEASE = dt.timedelta(minutes=5)
+
+
+async def test_build_moves_read_and_write_their_build_by_id(
+    metadata: tuple[MetadataStore, Recorder],
+) -> None:
+    """Each move of a build reads the build by _id, checks its conditions, and writes it by
+    _id (a move refused writes nothing): never a read of every build ever run."""
+    store, recorder = metadata
+    for n in range(30):
+        await store.builds.create(new_build("spaces-1", f"earlier-{n}", None))
+    await store.builds.create(new_build("spaces-1", "b-7", None))
+    built = Built("registry.test/spaces-1/app:7", "sha256:" + "7" * 64, "assembled")
+    outcome = succeeded("spaces-1", "b-7", built, duration_ms=40)
+
+    async def moves() -> None:
+        assert await store.builds.attach_reply("spaces-1", "b-7", "corr-7", "replies") is not None
+        assert await store.builds.attach_reply("spaces-1", "b-7", "corr-8", "other") is None
+        assert await store.builds.claim("spaces-1", "b-7", "builder-a", LEASE) is not None
+        assert await store.builds.claim("spaces-1", "b-7", "builder-b", LEASE) is None
+        assert await store.builds.renew("spaces-1", "b-7", "builder-a", LEASE) is not None
+        assert await store.builds.renew("spaces-1", "b-7", "builder-b", LEASE) is None
+        assert await store.builds.request_cancel("spaces-1", "b-7") is not None
+        assert await store.builds.finish("spaces-1", "b-7", "builder-a", outcome, [])
+        assert not await store.builds.finish("spaces-1", "b-7", "builder-a", outcome, [])
+        assert await store.builds.request_cancel("spaces-1", "b-7") is None
+
+    # Two queries for a move made (the read, then the write), one for a move refused.
+    assert await plans(store, recorder, moves) == [("builds", "_id_")] * (5 * 2 + 5)
+
+
+async def test_upload_locking_reads_and_writes_the_upload_by_id(
+    metadata: tuple[MetadataStore, Recorder],
+) -> None:
+    """A write's claim, renewal and release, and the reaper's claim of an abandoned upload
+    and its deletion, find the upload by _id; the abandoned ones are found by updated_at."""
+    store, recorder = metadata
+    for n in range(30):
+        await store.uploads.create(f"other-{n}", REPOSITORY, {"parts": []})
+    await store.uploads.create("upload-1", REPOSITORY, {"parts": []})
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
+
+    async def writes() -> None:
+        assert await store.uploads.claim("upload-1", "write-1", LEASE) is not None
+        assert await store.uploads.claim("upload-1", "write-2", LEASE) is None
+        await store.uploads.renew("upload-1", "write-1", LEASE)
+        assert await store.uploads.release("upload-1", "write-1", offset=5)
+        assert not await store.uploads.release("upload-1", "write-1")
+        assert await store.uploads.claim_abandoned(later, "reaper", LEASE) is not None
+        assert not await store.uploads.delete_claimed("upload-1", "write-1")
+
+    used = await plans(store, recorder, writes)
+    assert used == [
+        *[("uploads", "_id_")] * (2 + 1 + 2 + 2 + 1),
+        ("uploads", "updated_at_1"),  # the candidates: untouched since the cutoff
+        *[("uploads", "_id_")] * (2 + 1),
+    ]
+
+
+async def test_reaper_runs_are_claimed_and_finished_by_id(
+    metadata: tuple[MetadataStore, Recorder],
+) -> None:
+    store, recorder = metadata
+    every, debounce = dt.timedelta(hours=1), dt.timedelta(minutes=1)
+    for n in range(30):
+        await store.runs.mark_due(f"spaces-{n + 10}")
+
+    async def runs() -> None:
+        started = await store.runs.claim("spaces-1", "reaper-a", every, debounce, LEASE)
+        assert started is not None
+        assert await store.runs.claim("spaces-1", "reaper-b", every, debounce, LEASE) is None
+        await store.runs.mark_due("spaces-1")
+        await store.runs.finish("spaces-1", "reaper-b", started)  # not its run: nothing
+        await store.runs.finish("spaces-1", "reaper-a", started)
+
+    # A claim first makes sure the space has a document (an upsert by _id).
+    assert await plans(store, recorder, runs) == [("reaper_runs", "_id_")] * (3 + 2 + 1 + 1 + 2)

@@ -1,29 +1,36 @@
 """The build lifecycle (statuses, their moves, results and events) and the catalogue of build
-error codes: the payloads of PRODUCT.md §7 key for key, and every code a raise site in the
-builder uses is one class of the catalogue."""
+error codes: the payloads of PRODUCT.md §7 key for key, and every raise in the build's modules
+raises a class of the catalogue, with no code written outside it."""
 
 from __future__ import annotations
 
 import ast
 import asyncio
+import builtins
+import importlib
 import inspect
 import json
+import pickle
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from types import SimpleNamespace
-from typing import Any, cast
+from types import ModuleType, SimpleNamespace
+from typing import Any, cast, get_args, get_type_hints
 
 import pytest
 
 import services.builder.worker as worker_module
-from services.builder.build import BuildFailed, BuildOutcome
+from services.builder.build import BuildOutcome
+from services.builder.features.pipeline import FeatureRun
 from services.builder.worker import BuildWorker, Command
+from services.registry.management.sdi_check import judge_sdi_file
 from shared.build_requests import RequestInvalid as RequestInvalidFromRequests
 from shared.build_requests import parse_build_request
 from shared.builds import lifecycle
 from shared.builds.errors import (
     CATALOGUE,
+    ArchiveError,
+    ArchiveLinkEscape,
     BuildError,
     Cancelled,
     InternalError,
@@ -217,14 +224,20 @@ def test_each_code_is_one_class_and_each_class_renders_itself() -> None:
     assert len(CATALOGUE) == len({kind.code for kind in CATALOGUE.values()})
     for code, kind in CATALOGUE.items():
         assert re.fullmatch(r"[a-z]+(_[a-z]+)*", code), code
-        error = BuildError.for_code(code, "why")
-        assert type(error) is kind and error.as_dict() == {"code": code, "message": "why"}
+        error = kind("why")
+        assert error.as_dict() == {"code": code, "message": "why"}
+        # A child process (the features, the upload check) hands its error back pickled.
+        returned = pickle.loads(pickle.dumps(error))
+        assert type(returned) is kind and returned.as_dict() == error.as_dict()
 
 
-def test_a_code_missing_from_the_catalogue_is_reported_as_an_internal_error() -> None:
-    error = BuildError.for_code("no_such_code", "what happened")
-    assert isinstance(error, InternalError)
-    assert error.as_dict() == {"code": "internal_error", "message": "no_such_code: what happened"}
+def test_a_group_of_codes_is_no_code_of_its_own() -> None:
+    assert ArchiveError not in CATALOGUE.values()
+    members = {kind.code for kind in CATALOGUE.values() if issubclass(kind, ArchiveError)}
+    assert members == {
+        "archive_invalid", "archive_absolute_path", "archive_path_traversal",
+        "archive_link_escape", "archive_special_file", "archive_too_large",
+    }  # fmt: skip
 
 
 def test_how_the_management_api_answers_a_build_error() -> None:
@@ -242,64 +255,209 @@ def test_the_requests_module_raises_the_catalogues_request_invalid() -> None:
     assert isinstance(raised.value, ValueError)  # as before, for those that catch ValueError
 
 
-# Every raise site's code is in the catalogue
+# Every raise in the build's modules raises an error of the catalogue, and no code is written
+# outside it (shared/builds/errors.py)
 
-# The exceptions the builder's modules carry a code in (code first, message second).
-CARRIERS = {
-    "BuildFailed", "FeatureError", "ArchiveError", "AssembleError", "DockerBuildError",
-    "ImageRefused", "SdiRefused", "PreviewFailed",
-}  # fmt: skip
-CODE = re.compile(r"[a-z]+(_[a-z]+)+|[a-z]{4,}")
-
-
-def _codes_in(path: Path) -> set[str]:
-    """Codes passed to a carrier, assigned to ``code`` (also in a conditional), or held by
-    an exception class as its ``code``."""
-    codes: set[str] = set()
-    text = path.read_text(encoding="utf-8")
-    if "code" not in text:  # most feature modules: nothing to parse
-        return codes
-    for node in ast.walk(ast.parse(text)):
-        if isinstance(node, ast.Call):
-            name = getattr(node.func, "id", getattr(node.func, "attr", None))
-            first = node.args[0] if node.args else None
-            if name in CARRIERS and isinstance(first, ast.Constant):
-                codes.add(str(first.value))
-        elif isinstance(node, ast.Assign) and any(
-            isinstance(target, ast.Name) and target.id == "code" for target in node.targets
-        ):
-            values = (
-                [node.value.body, node.value.orelse]
-                if isinstance(node.value, ast.IfExp)
-                else [node.value]
-            )
-            codes |= {
-                value.value
-                for value in values
-                if isinstance(value, ast.Constant)
-                and isinstance(value.value, str)
-                and CODE.fullmatch(value.value)
-            }
-    return codes
+# What the build's modules may raise that is not a build's error, by where it is defined:
+# each is caught before it could end a build, or ends one as a bug (internal_error).
+NOT_BUILD_ERRORS = {
+    "services.builder.features.": "the features' engines (templates, filters, transforms, "
+    "structured variables) raise their own; pipeline.py turns those into the catalogue's",
+    "services.builder.registry_client.": "RegistryRefused: build.py says what it means for "
+    "the build (RegistryFault, PackageMissing, BaseImageMissing, PushRefused)",
+    "services.registry.management.sdi_check._Unjudged": "an archive the upload check lets through",
+    "spacedock.sdi_preview.UsageError": "the preview's usage errors (exit status 2)",
+    "builtins.": "Python's own, where the caller expects them (a number, a date) or as bugs",
+    "yaml.": "PyYAML's, inside the structured variables' YAML reader",
+}
+# Errors a child process hands back whole, raised as they come: the attribute or function
+# that carries them is typed BuildError (checked below).
+HANDED_BACK = {
+    ("services/builder/build.py", "features.error"),
+    ("spacedock/sdi_preview.py", "type(features.error)"),
+    ("services/registry/management/sdi_check.py", "verdict"),
+}
+# Strings of the build's modules that are a code's word but no code.
+NOT_CODES = {("services/builder/assemble.py", "timeout")}  # HEALTHCHECK --timeout
 
 
 def _build_modules() -> list[Path]:
-    builder = ROOT / "services" / "builder"
-    shared = [ROOT / "shared" / "sdi.py", ROOT / "shared" / "build_requests.py"]
+    builder = sorted((ROOT / "services" / "builder").rglob("*.py"))
     others = [
-        ROOT / "services" / "registry" / "management" / "sdi_check.py",
-        ROOT / "spacedock" / "sdi_preview.py",
+        "services/registry/management/sdi_check.py",
+        "shared/sdi.py",
+        "shared/build_requests.py",
+        "spacedock/sdi_preview.py",
     ]
-    return [path for path in [*builder.rglob("*.py"), *shared, *others] if path.exists()]
+    return [*builder, *(ROOT / path for path in others)]
 
 
-def test_every_code_the_builder_raises_is_in_the_catalogue() -> None:
-    found = {code: path for path in _build_modules() for code in _codes_in(path)}
-    assert len(found) > 20  # the scan sees the raise sites
-    missing = {
-        code: str(path.relative_to(ROOT)) for code, path in found.items() if code not in CATALOGUE
-    }
-    assert missing == {}
+def _module(path: Path) -> ModuleType:
+    return importlib.import_module(".".join(path.relative_to(ROOT).with_suffix("").parts))
+
+
+def _resolve(node: ast.expr, namespace: dict[str, Any]) -> Any:
+    """What a name or dotted name stands for in the module (None: a local, or no name)."""
+    if isinstance(node, ast.Name):
+        return namespace.get(node.id, getattr(builtins, node.id, None))
+    if isinstance(node, ast.Attribute):
+        owner = _resolve(node.value, namespace)
+        return None if owner is None else getattr(owner, node.attr, None)
+    return None
+
+
+def _made_problem(function: Any) -> str | None:
+    """Why raising what ``function`` returns breaks the rule: it must be typed to return
+    errors of the catalogue, or a group of them (one of its members, then)."""
+    made = get_type_hints(function).get("return")
+    for kind in [k for k in get_args(made) or [made] if k is not type(None)]:
+        if not isinstance(kind, type) or kind is BuildError or not issubclass(kind, BuildError):
+            return f"{function.__name__} returns {kind!r}, no error of the catalogue"
+        if not any(issubclass(member, kind) for member in CATALOGUE.values()):
+            return f"{function.__name__} returns {kind.__name__}, which no code is"
+    return None
+
+
+def _raised_problem(kind: Any) -> str | None:
+    """Why raising ``kind`` (a class, or a function making the error) breaks the rule."""
+    if inspect.isfunction(kind):
+        return _made_problem(kind)
+    if not (isinstance(kind, type) and issubclass(kind, BaseException)):
+        return f"{kind!r} is no exception class"
+    if issubclass(kind, BuildError):
+        if any(issubclass(kind, coded) for coded in CATALOGUE.values()):
+            return None
+        return f"{kind.__name__} is a BuildError of no code of the catalogue (a group?)"
+    where = f"{kind.__module__}.{kind.__qualname__}"
+    if any(where.startswith(prefix) for prefix in NOT_BUILD_ERRORS):
+        return None
+    return f"{where} is neither a build's error nor one of NOT_BUILD_ERRORS"
+
+
+def _caught_by(handlers: list[ast.ExceptHandler], name: str) -> ast.ExceptHandler | None:
+    return next((handler for handler in reversed(handlers) if handler.name == name), None)
+
+
+def _raise_problems(relative: str, source: str, namespace: dict[str, Any]) -> list[str]:
+    """Each raise of the module (``relative``, its ``source`` and its globals) that breaks
+    the rule, as ``path:line: why``."""
+    engines = relative.startswith("services/builder/features/") and not relative.endswith(
+        "pipeline.py"
+    )
+    problems: list[str] = []
+
+    def visit(node: ast.AST, handlers: list[ast.ExceptHandler]) -> None:
+        if isinstance(node, ast.ExceptHandler):
+            handlers = [*handlers, node]
+        if isinstance(node, ast.Raise) and node.exc is not None:
+            problem = _raise_problem(node.exc, handlers)
+            if problem is not None:
+                problems.append(f"{relative}:{node.lineno}: {problem}")
+        for child in ast.iter_child_nodes(node):
+            visit(child, handlers)
+
+    def _raise_problem(exc: ast.expr, handlers: list[ast.ExceptHandler]) -> str | None:
+        target = exc.func if isinstance(exc, ast.Call) else exc
+        text = ast.unparse(target)
+        if (relative, text) in HANDED_BACK:
+            return None
+        if isinstance(target, ast.Call) and ast.unparse(target.func) == "type":
+            # type(exc)(...): what was caught, again, with more to say
+            (caught,) = target.args
+            handler = _caught_by(handlers, ast.unparse(caught))
+            if handler is None or handler.type is None:
+                return f"{text}: not an error this handler caught"
+            types = handler.type.elts if isinstance(handler.type, ast.Tuple) else [handler.type]
+            kinds = [_resolve(t, namespace) for t in types]
+            if all(isinstance(k, type) and issubclass(k, BuildError) for k in kinds):
+                return None
+            return f"{text}: re-raises what is not a build's error"
+        kind = _resolve(target, namespace)
+        if kind is None:
+            if engines:
+                return None  # an engine's own helper that makes its own error
+            return f"{text}: cannot tell what it raises"
+        return _raised_problem(kind)
+
+    visit(ast.parse(source), [])
+    return problems
+
+
+def _code_literals(relative: str, source: str) -> list[str]:
+    return [
+        f"{relative}:{node.lineno}: {node.value!r}"
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Constant)
+        and isinstance(node.value, str)
+        and node.value in CATALOGUE
+        and (relative, node.value) not in NOT_CODES
+    ]
+
+
+def _source(path: Path) -> tuple[str, str]:
+    return path.relative_to(ROOT).as_posix(), path.read_text(encoding="utf-8")
+
+
+def test_every_raise_in_the_build_modules_raises_an_error_of_the_catalogue() -> None:
+    modules = _build_modules()
+    assert len(modules) > 40  # the builder's and the others
+    problems = [
+        problem
+        for path in modules
+        for problem in _raise_problems(*_source(path), vars(_module(path)))
+    ]
+    assert problems == []
+
+
+def test_no_build_module_writes_a_code_outside_the_catalogue() -> None:
+    assert [
+        literal for path in _build_modules() for literal in _code_literals(*_source(path))
+    ] == []
+
+
+def test_what_a_child_process_hands_back_is_typed_a_build_error() -> None:
+    assert get_type_hints(FeatureRun)["error"] == BuildError | None
+    assert get_type_hints(judge_sdi_file)["return"] == BuildError | None
+
+
+RULEBREAKER = """
+from shared.builds.errors import ArchiveError, BuildError, SdiInvalid
+class Carrier(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+def old() -> None:
+    raise Carrier("sdi_invalid", "the old way")
+def group() -> None:
+    raise ArchiveError("a group")
+def again() -> None:
+    try:
+        old()
+    except Carrier as exc:
+        raise type(exc)("again") from exc
+def made() -> BuildError:
+    return SdiInvalid("made")
+def uses_made() -> None:
+    raise made()
+def fine() -> None:
+    try:
+        old()
+    except SdiInvalid as exc:
+        raise type(exc)(f"{exc} in context") from exc
+"""
+
+
+def test_the_rules_see_what_breaks_them() -> None:
+    """A module that raises a code the old way, a group, a stranger again, or what a function
+    typed as any BuildError makes; a code written in it."""
+    namespace: dict[str, Any] = {"__name__": "rulebreaker"}
+    exec(compile(RULEBREAKER, "rulebreaker.py", "exec"), namespace)
+    relative = "services/builder/rulebreaker.py"
+    found = _raise_problems(relative, RULEBREAKER, namespace)
+    assert [problem.split(": ", 1)[0] for problem in found] == [
+        f"{relative}:{line}" for line in (8, 10, 15, 19)
+    ]
+    assert _code_literals(relative, RULEBREAKER) == [f"{relative}:8: 'sdi_invalid'"]
 
 
 # The builder's worker writes through the lifecycle (an in-memory build store, no processes)
@@ -446,15 +604,22 @@ async def test_the_worker_reports_start_and_success_with_the_lifecycles_payloads
     )
 
 
+LEAKED = "the secret s3cret-value leaked into the message"
+
+
 @pytest.mark.parametrize(
-    ("code", "expected"),
-    [("package_missing", "package_missing"), ("no_such_code", "internal_error")],
+    ("error", "expected"),
+    [
+        (PackageMissing(LEAKED), "package_missing"),
+        (ArchiveLinkEscape(LEAKED), "archive_link_escape"),  # one of a group
+        (KeyError(LEAKED), "internal_error"),  # a bug
+    ],
 )
 async def test_a_failure_raised_anywhere_in_the_builder_ends_with_its_catalogued_code(
-    monkeypatch: pytest.MonkeyPatch, code: str, expected: str
+    monkeypatch: pytest.MonkeyPatch, error: Exception, expected: str
 ) -> None:
     def fail() -> Any:
-        raise BuildFailed(code, "the secret s3cret-value leaked into the message")
+        raise error
 
     worker, outbox = _worker(monkeypatch, fail)
     await worker.handle(Command(json.dumps(REQUEST).encode()))

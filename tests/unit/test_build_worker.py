@@ -15,10 +15,11 @@ from typing import Any
 import pytest
 
 import services.builder.worker as worker_module
-from services.builder.build import BuildEnvironment, BuildFailed, BuildOutcome
+from services.builder.build import BuildEnvironment, BuildOutcome
 from services.builder.registry_client import RegistryClient
 from services.builder.worker import LEASE, BuildWorker, Command
 from shared.builds import lifecycle
+from shared.builds.errors import DockerfileFailed
 from shared.events.envelope import EVENTS_EXCHANGE
 from shared.metadata.builds import BuildRecord, new_build
 from tests.support.fakes.builder import ScriptedBuild, failing, running_until, succeeding
@@ -144,8 +145,7 @@ async def test_a_request_is_built_once_and_ends_succeeded_with_its_events() -> N
 @pytest.mark.parametrize(
     ("error", "code"),
     [
-        (BuildFailed("dockerfile_failed", f"step 3 printed {SECRET}"), "dockerfile_failed"),
-        (BuildFailed("not_in_the_catalogue", "a code nobody catalogued"), "internal_error"),
+        (DockerfileFailed(f"step 3 printed {SECRET}"), "dockerfile_failed"),
         (RuntimeError(f"a bug holding {SECRET}"), "internal_error"),
     ],
 )

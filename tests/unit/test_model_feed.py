@@ -10,7 +10,8 @@ import pytest
 
 from services.registry.feed import Feed
 from services.registry.repository_names import RepositoryNames
-from shared.metadata.store import MetadataStore, RepositoryRecord
+from shared.metadata.images import RepositoryRecord
+from shared.metadata.store import MetadataStore
 
 CREATED = dt.datetime(2026, 5, 4, tzinfo=dt.UTC)
 

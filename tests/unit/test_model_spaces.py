@@ -4,16 +4,18 @@ happens when another instance creates the same id between the read and the inser
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from typing import cast
 
 import pytest
-from pymongo.errors import DuplicateKeyError
 
 from services.registry.identity.access import AccessControl
 from services.registry.management.errors import Conflict
 from services.registry.registry import Registry
 from services.registry.spaces import ALLOCATION_ATTEMPTS, Spaces, next_generated_id
-from shared.metadata.store import Document, MetadataStore
+from shared.metadata.errors import AlreadyExists
+from shared.metadata.spaces import SpaceRecord
+from shared.metadata.store import MetadataStore
 
 
 class RacingSpaceStore:
@@ -25,29 +27,29 @@ class RacingSpaceStore:
         self.lost_races = lost_races
         self.attempts: list[str] = []
 
-    async def space_ids(self, prefix: str) -> list[str]:
+    async def ids_starting(self, prefix: str) -> list[str]:
         return sorted(i for i in self.ids if i.startswith(prefix))
 
-    async def create_space(self, space_id: str, name: str, anonymous_pull: bool) -> Document:
+    async def create(self, space_id: str, name: str, anonymous_pull: bool) -> SpaceRecord:
         self.attempts.append(space_id)
         if self.lost_races > 0:
             self.lost_races -= 1
             self.ids.add(space_id)
         if space_id in self.ids:
-            raise DuplicateKeyError(f"duplicate key: {space_id}")
+            raise AlreadyExists(space_id)
         self.ids.add(space_id)
-        created = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
-        return {
-            "_id": space_id,
-            "name": name,
-            "anonymous_pull": anonymous_pull,
-            "created_at": created,
-        }
+        return SpaceRecord(space_id, name, anonymous_pull, dt.datetime(2026, 3, 1, tzinfo=dt.UTC))
+
+
+@dataclass
+class Metadata:
+    spaces: RacingSpaceStore
 
 
 def spaces_over(store: RacingSpaceStore) -> Spaces:
     # Allocation touches neither caches nor grants: nothing stands in for them.
-    return Spaces(cast(MetadataStore, store), cast(Registry, None), cast(AccessControl, None))
+    metadata = cast(MetadataStore, Metadata(store))
+    return Spaces(metadata, cast(Registry, None), cast(AccessControl, None))
 
 
 @pytest.mark.parametrize(
@@ -67,16 +69,16 @@ def test_next_generated_id_follows_the_highest_number(taken: list[str], expected
 
 async def test_numbered_space_takes_the_next_free_id() -> None:
     store = RacingSpaceStore({"spaces-1", "spaces-2", "team-a"})
-    doc = await spaces_over(store).create(None, "Builds", anonymous_pull=True)
-    assert doc["_id"] == "spaces-3" and doc["name"] == "Builds" and doc["anonymous_pull"]
+    space = await spaces_over(store).create(None, "Builds", anonymous_pull=True)
+    assert space.id == "spaces-3" and space.name == "Builds" and space.anonymous_pull
     assert store.attempts == ["spaces-3"]
 
 
 async def test_a_lost_race_moves_on_to_the_next_number() -> None:
     store = RacingSpaceStore({"spaces-1"}, lost_races=3)
-    doc = await spaces_over(store).create(None, "Late", anonymous_pull=False)
+    space = await spaces_over(store).create(None, "Late", anonymous_pull=False)
     assert store.attempts == ["spaces-2", "spaces-3", "spaces-4", "spaces-5"]
-    assert doc["_id"] == "spaces-5"
+    assert space.id == "spaces-5"
 
 
 async def test_allocation_gives_up_after_its_attempts() -> None:
@@ -88,8 +90,8 @@ async def test_allocation_gives_up_after_its_attempts() -> None:
 
 async def test_the_last_attempt_can_still_succeed() -> None:
     store = RacingSpaceStore(set(), lost_races=ALLOCATION_ATTEMPTS - 1)
-    doc = await spaces_over(store).create(None, "Just", anonymous_pull=False)
-    assert doc["_id"] == f"spaces-{ALLOCATION_ATTEMPTS}"
+    space = await spaces_over(store).create(None, "Just", anonymous_pull=False)
+    assert space.id == f"spaces-{ALLOCATION_ATTEMPTS}"
 
 
 async def test_a_requested_id_that_is_taken_is_a_conflict_without_retrying() -> None:

@@ -237,7 +237,7 @@ async def test_scans_beyond_the_workers_wait_their_turn(tmp_path: Path) -> None:
         results = await asyncio.gather(
             *(scanner.check(path, ".tar.gz") for _ in range(4)), return_exceptions=True
         )
-        assert [type(result) for result in results] == [SdiRefused] * 4
+        assert [type(result) for result in results] == [SdiInvalid] * 4  # whole, as raised
         assert scanner.runner._live == 1  # one child served them all
     finally:
         scanner.close()

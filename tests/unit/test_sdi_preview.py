@@ -14,8 +14,9 @@ import pytest
 
 from services.builder.archives import Limits
 from services.builder.features.variables import VariableSet
+from shared.builds.errors import BuildError
 from spacedock.cli import main
-from spacedock.sdi_preview import PreviewFailed, UsageError, preview, read_variables
+from spacedock.sdi_preview import UsageError, preview, read_variables
 
 PASSWORD = "Tr0ub4dor&3-horse"
 SDI_YAML = """\
@@ -136,7 +137,7 @@ def test_a_preview_fails_where_a_build_would_with_its_code(
     sdi_folder(folder, FILES)
     for name, text in files.items():
         (folder / name).write_text(text)
-    with pytest.raises(PreviewFailed) as failed:
+    with pytest.raises(BuildError) as failed:
         preview(folder, tmp_path / "out", variables(), environment=None, tenant=None,
                 scratch=tmp_path)  # fmt: skip
     assert failed.value.code == code
@@ -159,14 +160,14 @@ def test_the_tree_is_judged_as_the_builder_judges_it(
     folder = sdi_folder(tmp_path / "sdi")
     (folder / link).unlink(missing_ok=True)
     (folder / link).symlink_to(target)
-    with pytest.raises(PreviewFailed) as failed:
+    with pytest.raises(BuildError) as failed:
         preview(folder, tmp_path / "out", variables(), environment=None, tenant=None,
                 scratch=tmp_path)  # fmt: skip
     assert failed.value.code == code
 
 
 def test_extraction_keeps_the_builders_budget(tmp_path: Path) -> None:
-    with pytest.raises(PreviewFailed) as failed:
+    with pytest.raises(BuildError) as failed:
         preview(as_zip(tmp_path), tmp_path / "out", variables(), environment=None, tenant=None,
                 scratch=tmp_path, limits=Limits(max_bytes=1024**2, max_files=3))  # fmt: skip
     assert failed.value.code == "archive_too_large"

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from services.builder.archives import ArchiveError, safe_relative
+from services.builder.archives import safe_relative
 from services.builder.features import transforms
 from services.builder.features.dotnet_config import replace_config_variables
 from services.builder.features.dotnet_encodings import (
@@ -36,6 +36,19 @@ from services.builder.features.structured import (
 from services.builder.features.variables import VariableSet
 from services.builder.features.xdt import TransformError, Work, XmlInvalid, apply_transform
 from services.builder.tree import files, inside
+from shared.builds.errors import (
+    ArchiveAbsolutePath,
+    ArchiveError,
+    ArchivePathTraversal,
+    BuildError,
+    ConfigTransformFailed,
+    ConfigVariablesFailed,
+    FeatureFailed,
+    SdiInvalid,
+    SensitiveValueInImage,
+    StructuredVariablesFailed,
+    SubstitutionFailed,
+)
 from shared.sdi import Features
 
 Log = Callable[[str], None]
@@ -52,15 +65,19 @@ IGNORE_CONFIG_VARIABLE_ERRORS = "Octopus.Action.Package.IgnoreVariableReplacemen
 SUBSTITUTE_OUTPUT_ENCODING = "Octopus.Action.SubstituteInFiles.OutputEncoding"
 
 
-class FeatureError(ValueError):
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-
-
 @dataclass(slots=True)
 class FeatureReport:
     changed: set[str] = field(default_factory=set)
+
+
+@dataclass(frozen=True, slots=True)
+class FeatureRun:
+    """What ``run_features`` hands back from its child process (all of it pickles): the
+    build's error when the features failed, else the files they changed; the log lines."""
+
+    error: BuildError | None
+    changed: list[str]
+    lines: list[str]
 
 
 def apply_features(
@@ -84,7 +101,7 @@ def apply_features(
         try:
             return evaluator.lookup(name)
         except TemplateError as exc:
-            raise FeatureError("substitution_failed", f"variable {name}: {exc}") from exc
+            raise SubstitutionFailed(f"variable {name}: {exc}") from exc
 
     if features.substitute_in_files:
         _substitute(context, features.substitute_in_files, evaluator, report, log)
@@ -93,7 +110,7 @@ def apply_features(
         applied = _transforms(context, features, environment, tenant, evaluator, work, report, log)
     if features.dotnet_config_variables:
         ignore_errors = _flag(evaluator, IGNORE_CONFIG_VARIABLE_ERRORS)
-        for path in _files(context, "**/*.config"):
+        for path in files(context, "**/*.config"):
             if _rel(context, path) in applied:
                 continue
             content = _read(context, path)
@@ -105,11 +122,9 @@ def apply_features(
                 if ignore_errors:
                     log(f"warning: {_rel(context, path)}: {exc}")
                     continue
-                raise FeatureError(
-                    "config_variables_failed", f"{_rel(context, path)}: {exc}"
-                ) from exc
+                raise ConfigVariablesFailed(f"{_rel(context, path)}: {exc}") from exc
             if replaced:
-                _rewrite(context, path, content, updated, budget, "config_variables_failed")
+                _rewrite(context, path, content, updated, budget, ConfigVariablesFailed)
                 report.changed.add(_rel(context, path))
                 log(f"config variables: {len(replaced)} setting(s) in {_rel(context, path)}")
     if features.structured_variables:
@@ -122,13 +137,11 @@ def apply_features(
                     json_only=json_only, work=work,
                 )  # fmt: skip
             except StructuredGrowthError as exc:
-                raise _over_budget(context, path, budget, "structured_variables_failed") from exc
+                raise _over_budget(context, path, budget, StructuredVariablesFailed) from exc
             except StructuredError as exc:
-                raise FeatureError(
-                    "structured_variables_failed", f"{_rel(context, path)}: {exc}"
-                ) from exc
+                raise StructuredVariablesFailed(f"{_rel(context, path)}: {exc}") from exc
             if updated != content:  # the server writes the file back even if nothing matched
-                _rewrite(context, path, content, updated, budget, "structured_variables_failed")
+                _rewrite(context, path, content, updated, budget, StructuredVariablesFailed)
                 report.changed.add(_rel(context, path))
             log(f"structured variables: {len(replacements)} value(s) in {_rel(context, path)}")
     return report
@@ -138,51 +151,38 @@ def _rel(context: Path, path: Path) -> str:
     return path.relative_to(context).as_posix()
 
 
-# Every file the features find, read or write goes through these: resolved beneath the
-# context, never followed out of it, whatever links the tenant's archives made.
-
-
-def _files(context: Path, pattern: str) -> list[Path]:
-    try:
-        return files(context, pattern)
-    except ArchiveError as exc:
-        raise FeatureError(exc.code, str(exc)) from exc
-
-
-def _inside(context: Path, path: Path) -> Path:
-    try:
-        return inside(context, path)
-    except ArchiveError as exc:
-        raise FeatureError(exc.code, str(exc)) from exc
+# Every file the features find, read or write is found by ``files`` or resolved by
+# ``inside``: beneath the context, never followed out of it, whatever links the tenant's
+# archives made (ArchiveLinkEscape otherwise).
 
 
 def _read(context: Path, path: Path) -> bytes:
-    return _inside(context, path).read_bytes()
+    return inside(context, path).read_bytes()
 
 
 def _write(context: Path, path: Path, content: bytes) -> None:
-    _inside(context, path).write_bytes(content)
+    inside(context, path).write_bytes(content)
 
 
-def _rewrite(context: Path, path: Path, old: bytes, new: bytes, budget: Budget, code: str) -> None:
-    """``new`` written over ``old``; what it adds spends the feature run's budget first."""
+def _rewrite(
+    context: Path, path: Path, old: bytes, new: bytes, budget: Budget, failed: type[FeatureFailed]
+) -> None:
+    """``new`` written over ``old``; what it adds spends the feature run's budget first
+    (``failed``, the feature's error, when it would spend more)."""
     try:
         budget.produce(max(len(new) - len(old), 0))
     except TemplateError as exc:
-        raise _over_budget(context, path, budget, code) from exc
+        raise _over_budget(context, path, budget, failed) from exc
     _write(context, path, new)
 
 
-def _over_budget(context: Path, path: Path, budget: Budget, code: str) -> FeatureError:
-    return FeatureError(
-        code,
+def _over_budget(
+    context: Path, path: Path, budget: Budget, failed: type[FeatureFailed]
+) -> FeatureFailed:
+    return failed(
         f"{_rel(context, path)}: the configuration features would add more than their "
-        f"budget of {budget.characters_limit} characters to the files",
+        f"budget of {budget.characters_limit} characters to the files"
     )
-
-
-def _is_file(context: Path, path: Path) -> bool:
-    return _inside(context, path).is_file()
 
 
 def _matches(
@@ -196,31 +196,30 @@ def _matches(
     found: dict[Path, Path] = {}  # real path -> the first name found for it
     for pattern in patterns:
         concrete = _pattern(pattern, evaluator)
-        matched = _files(context, concrete)
+        matched = files(context, concrete)
         if not matched:
             log(f"no files match {pattern!r}")
         for path in matched:
-            found.setdefault(_inside(context, path), path)
+            found.setdefault(inside(context, path), path)
     return sorted(found.values(), key=lambda path: _rel(context, path))
 
 
 # Why safe_relative refuses a rendered pattern, without the rendering (which it quotes).
-_PATTERN_PROBLEMS = {
-    "archive_absolute_path": "renders as an absolute path",
-    "archive_path_traversal": "renders as a path that leaves the folder (..)",
+_PATTERN_PROBLEMS: dict[type[ArchiveError], str] = {
+    ArchiveAbsolutePath: "renders as an absolute path",
+    ArchivePathTraversal: "renders as a path that leaves the folder (..)",
 }
 
 
 def _pattern(pattern: str, evaluator: Evaluator) -> str:
-    """``pattern`` rendered, as a relative path; ``sdi_invalid`` when it cannot be rendered,
+    """``pattern`` rendered, as a relative path; SdiInvalid when it cannot be rendered,
     reads a sensitive variable or does not stay in the build folder."""
     try:
         rendering = evaluator.evaluate(pattern)
     except TemplateError as exc:
-        raise FeatureError("sdi_invalid", f"file pattern {pattern!r}: {exc}") from exc
+        raise SdiInvalid(f"file pattern {pattern!r}: {exc}") from exc
     if rendering.sensitive:
-        raise FeatureError(
-            "sdi_invalid",
+        raise SdiInvalid(
             f"file pattern {pattern!r} reads the sensitive variable(s) "
             f"{', '.join(sorted(rendering.sensitive))}: the files a pattern matches are named "
             "in the build log, so a pattern may not depend on a sensitive value",
@@ -228,8 +227,8 @@ def _pattern(pattern: str, evaluator: Evaluator) -> str:
     try:
         return safe_relative(rendering.text, what="file pattern")
     except ArchiveError as exc:
-        problem = _PATTERN_PROBLEMS.get(exc.code, "renders as no path in the build folder")
-        raise FeatureError("sdi_invalid", f"file pattern {pattern!r} {problem}") from exc
+        problem = _PATTERN_PROBLEMS.get(type(exc), "renders as no path in the build folder")
+        raise SdiInvalid(f"file pattern {pattern!r} {problem}") from exc
 
 
 def _substitute(
@@ -240,8 +239,8 @@ def _substitute(
     indirectly, since a filter (``ToBase64``, ``Substring``) or a condition would carry the
     value, or part of it, past the check of the final config."""
     try:
-        dockerfile: Path | None = _inside(context, context / "Dockerfile")
-    except FeatureError:
+        dockerfile: Path | None = inside(context, context / "Dockerfile")
+    except ArchiveError:
         dockerfile = None  # a link out of the context: the build refuses that Dockerfile
     fail_on_errors = _flag(evaluator, FAIL_ON_SUBSTITUTION_ERRORS)
     paths = _matches(context, patterns, evaluator, log)
@@ -254,22 +253,21 @@ def _substitute(
         try:
             rendering = evaluator.evaluate(text)
         except TemplateError as exc:
-            raise FeatureError("substitution_failed", f"{_rel(context, path)}: {exc}") from exc
+            raise SubstitutionFailed(f"{_rel(context, path)}: {exc}") from exc
         if rendering.error:
             # The server writes what it could evaluate and warns, or fails when asked to.
             problem = f"{_rel(context, path)}: {rendering.error}"
             if fail_on_errors:
-                raise FeatureError("substitution_failed", problem)
+                raise SubstitutionFailed(problem)
             log(f"warning: {problem}")
         rendered = rendering.text
         if (
             rendering.sensitive
             and dockerfile is not None
             and dockerfile.is_file()
-            and _inside(context, path).samefile(dockerfile)
+            and inside(context, path).samefile(dockerfile)
         ):
-            raise FeatureError(
-                "sensitive_value_in_image",
+            raise SensitiveValueInImage(
                 f"{_rel(context, path)} is the Dockerfile and reads the sensitive variable(s) "
                 f"{', '.join(sorted(rendering.sensitive))}: a value in it would be in the image "
                 "config or history; keep it in the files the SDI copies",
@@ -279,16 +277,14 @@ def _substitute(
         try:
             written = server_bytes(rendered, encoding, requested)
         except StructuredError as exc:
-            raise FeatureError("substitution_failed", f"{_rel(context, path)}: {exc}") from exc
+            raise SubstitutionFailed(f"{_rel(context, path)}: {exc}") from exc
         if written != content:
             if requested is not None:  # what a new encoding adds beyond the rendering (x4)
                 grown = len(written) - len(content) - max(len(rendered) - len(text), 0)
                 try:
                     evaluator.budget.produce(max(grown, 0))
                 except TemplateError as exc:
-                    raise _over_budget(
-                        context, path, evaluator.budget, "substitution_failed"
-                    ) from exc
+                    raise _over_budget(context, path, evaluator.budget, SubstitutionFailed) from exc
             _write(context, path, written)
             report.changed.add(_rel(context, path))
         log(f"substituted variables in {_rel(context, path)}")
@@ -300,14 +296,11 @@ def _requested_output_encoding(evaluator: Evaluator, log: Log) -> DotnetEncoding
     try:
         name = evaluator.lookup(SUBSTITUTE_OUTPUT_ENCODING)
     except TemplateError as exc:
-        raise FeatureError(
-            "substitution_failed", f"variable {SUBSTITUTE_OUTPUT_ENCODING}: {exc}"
-        ) from exc
+        raise SubstitutionFailed(f"variable {SUBSTITUTE_OUTPUT_ENCODING}: {exc}") from exc
     if name is None:
         return None
     if is_utf7(name):
-        raise FeatureError(
-            "substitution_failed",
+        raise SubstitutionFailed(
             f"{SUBSTITUTE_OUTPUT_ENCODING} names UTF-7, which the server refuses to write",
         )
     encoding = dotnet_encoding(name)
@@ -344,17 +337,17 @@ def _transforms(
             tenant=tenant,
         )
     except transforms.RuleError as exc:
-        raise FeatureError("sdi_invalid", str(exc)) from exc
+        raise SdiInvalid(str(exc)) from exc
     for folder in transforms.named_folders(explicit):
-        _inside(context, context / folder)  # a folder a rule names may not be a link out
+        inside(context, context / folder)  # a folder a rule names may not be a link out
     candidates: dict[str, None] = {}
     for pattern in transforms.candidate_patterns(explicit, automatic=bool(automatic)):
-        candidates.update((_rel(context, path), None) for path in _files(context, f"**/{pattern}"))
-    folders = transforms.PackageFolders(context, lambda path: _inside(context, path))
+        candidates.update((_rel(context, path), None) for path in files(context, f"**/{pattern}"))
+    folders = transforms.PackageFolders(context, lambda path: inside(context, path))
     try:
         plan = transforms.plan(sorted(candidates), explicit, automatic, folders)
     except transforms.RuleError as exc:
-        raise FeatureError("config_transform_failed", str(exc)) from exc
+        raise ConfigTransformFailed(str(exc)) from exc
     for rule in plan.unused:
         log(f"the transform rule {rule.text!r} matched no files")
     for transform_name, target_name in plan.pairs:
@@ -373,12 +366,10 @@ def _transforms(
             if ignore_errors and isinstance(exc, XmlInvalid):  # the server could not load it
                 note(f"warning: {exc}")
                 continue
-            raise FeatureError(
-                "config_transform_failed", f"{transform_name} on {target_name}: {exc}"
-            ) from exc
+            raise ConfigTransformFailed(f"{transform_name} on {target_name}: {exc}") from exc
         applied.add(transform_name)
         if transformed != content:
-            _rewrite(context, target, content, transformed, budget, "config_transform_failed")
+            _rewrite(context, target, content, transformed, budget, ConfigTransformFailed)
             report.changed.add(target_name)
         log(f"transformed {target_name} with {transform_name}")
     return applied
@@ -390,17 +381,16 @@ def run_features(
     variables: VariableSet,
     environment: str | None,
     tenant: str | None,
-) -> tuple[str, str, str, list[str], list[str]]:
-    """``apply_features`` as data, for a child process: (outcome, code, message, changed
-    files, log lines), outcome "ok" or "failed"."""
+) -> FeatureRun:
+    """``apply_features`` as data, for a child process."""
     lines: list[str] = []
     try:
         report = apply_features(
             context, features, variables, environment=environment, tenant=tenant, log=lines.append
         )
-    except FeatureError as exc:
-        return "failed", exc.code, str(exc), [], lines
-    return "ok", "", "", sorted(report.changed), lines
+    except BuildError as exc:
+        return FeatureRun(exc, [], lines)
+    return FeatureRun(None, sorted(report.changed), lines)
 
 
 def _flag(evaluator: Evaluator, name: str, *, default: bool = False) -> bool:
@@ -409,6 +399,6 @@ def _flag(evaluator: Evaluator, name: str, *, default: bool = False) -> bool:
     try:
         value = evaluator.lookup(name)
     except TemplateError as exc:
-        raise FeatureError("substitution_failed", f"variable {name}: {exc}") from exc
+        raise SubstitutionFailed(f"variable {name}: {exc}") from exc
     word = (value or "").strip(" \t\r\n").lower()
     return {"true": True, "false": False}.get(word, default)

@@ -6,9 +6,9 @@ import asyncio
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pymongo.errors import PyMongoError
 
 from services.registry.keys import metadata_key, metrics_key, store_key
+from shared.metadata.errors import MetadataUnavailable
 from shared.storage.port import StorageError
 
 READY_TIMEOUT_SECONDS = 5.0
@@ -27,8 +27,8 @@ async def readyz(request: web.Request) -> web.Response:
         try:
             await asyncio.wait_for(probe, READY_TIMEOUT_SECONDS)
             checks[name] = "ok"
-        except (PyMongoError, StorageError, TimeoutError) as exc:
-            checks[name] = f"unavailable: {type(exc).__name__}"
+        except (MetadataUnavailable, StorageError, TimeoutError) as exc:
+            checks[name] = f"unavailable: {type(exc.__cause__ or exc).__name__}"
     ready = all(value == "ok" for value in checks.values())
     return web.json_response(
         {"status": "ready" if ready else "unavailable", "checks": checks},

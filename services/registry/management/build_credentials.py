@@ -28,7 +28,7 @@ async def create_build_credential(request: web.Request) -> web.Response:
         or not principal.credential.startswith("key:")
     ):
         raise Forbidden(f"only the {BUILDER} service account, with its API key, gets these")
-    space = (await space_with_role(request, Role.WRITER))["_id"]
+    space = (await space_with_role(request, Role.WRITER)).id
     body = await json_object(request, {"ttl_seconds"})
     # The builder asks for its time limit and a margin; a build lasts a day at most.
     ceiling = MAX_BUILD_CREDENTIAL_SECONDS

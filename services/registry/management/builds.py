@@ -38,7 +38,7 @@ def build_json(build: BuildRecord) -> dict[str, Any]:
 
 
 async def create_build(request: web.Request) -> web.Response:
-    space = (await space_with_role(request, Role.WRITER))["_id"]
+    space = (await space_with_role(request, Role.WRITER)).id
     body = await json_object(request, FIELDS, limit=MAX_REQUEST_BYTES)
     try:
         build = parse_build_request(body, space=space)
@@ -65,12 +65,12 @@ async def get_build_logs(request: web.Request) -> web.Response:
 
 async def cancel_build(request: web.Request) -> web.Response:
     """A queued build is cancelled at once; a running one when its builder next checks in."""
-    space = (await space_with_role(request, Role.WRITER))["_id"]
+    space = (await space_with_role(request, Role.WRITER)).id
     build_id = request.match_info["build_id"]
     status = await request.app[builds_key].cancel(space, build_id)
     return web.json_response({"build_id": build_id, "status": status.value}, status=202)
 
 
 async def _build(request: web.Request) -> BuildRecord:
-    space = (await space_with_role(request, Role.READER))["_id"]
+    space = (await space_with_role(request, Role.READER)).id
     return await request.app[builds_key].get(space, request.match_info["build_id"])

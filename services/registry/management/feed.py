@@ -54,11 +54,11 @@ async def versions_response(request: web.Request, space: str, path: str) -> web.
     )
     versions = [
         {
-            "tag": entry["tag"],
-            "prerelease": entry["prerelease"],
-            "digest": entry["digest"],
-            "size": entry["size"],
-            "pushed_at": entry["pushed_at"].isoformat(),
+            "tag": entry.tag,
+            "prerelease": entry.prerelease,
+            "digest": entry.digest,
+            "size": entry.size,
+            "pushed_at": entry.pushed_at.isoformat(),
         }
         for entry in entries
     ]
@@ -66,8 +66,7 @@ async def versions_response(request: web.Request, space: str, path: str) -> web.
 
 
 async def _space(request: web.Request) -> str:
-    space: str = (await space_with_role(request, Role.READER))["_id"]
-    return space
+    return (await space_with_role(request, Role.READER)).id
 
 
 def _encode_cursor(last: str) -> str:

@@ -19,14 +19,14 @@ from services.registry.identity.access import PASSWORD_CREDENTIAL, Principal
 from services.registry.identity.roles import SPACE_ACTIONS, Role
 from services.registry.keys import access_key, principal_key, spaces_key
 from services.registry.management.errors import Forbidden, NotFound
-from shared.metadata.store import Document
+from shared.metadata.spaces import SpaceRecord
 
 
 def caller(request: web.Request) -> Principal:
     return request[principal_key]
 
 
-async def space_with_role(request: web.Request, needed: Role) -> Document:
+async def space_with_role(request: web.Request, needed: Role) -> SpaceRecord:
     """The space in the path, when the caller holds at least ``needed`` in it."""
     space_id = request.match_info["space"]
     role = await request.app[access_key].role_in(caller(request), space_id)

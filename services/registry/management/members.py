@@ -13,10 +13,10 @@ from services.registry.management.requests import json_object
 
 async def list_members(request: web.Request) -> web.Response:
     space = await space_with_role(request, Role.ADMIN)
-    members = await request.app[accounts_key].members(space["_id"])
+    members = await request.app[accounts_key].members(space.id)
     return web.json_response(
         {
-            "space": space["_id"],
+            "space": space.id,
             "members": [{"username": m["username"], "role": m["role"]} for m in members],
         }
     )
@@ -29,14 +29,14 @@ async def put_member(request: web.Request) -> web.Response:
     if role is None:
         raise Invalid("role must be reader, writer or admin")
     username = request.match_info["username"]
-    created = await request.app[accounts_key].set_member(space["_id"], username, role)
+    created = await request.app[accounts_key].set_member(space.id, username, role)
     return web.json_response(
-        {"space": space["_id"], "username": username, "role": role.label},
+        {"space": space.id, "username": username, "role": role.label},
         status=201 if created else 200,
     )
 
 
 async def delete_member(request: web.Request) -> web.Response:
     space = await space_with_role(request, Role.ADMIN)
-    await request.app[accounts_key].remove_member(space["_id"], request.match_info["username"])
+    await request.app[accounts_key].remove_member(space.id, request.match_info["username"])
     return web.Response(status=204)

@@ -26,7 +26,7 @@ MAGIC = {".zip": (b"PK\x03\x04", b"PK\x05\x06"), ".tar.gz": (b"\x1f\x8b",), ".tg
 
 
 async def upload_package(request: web.Request) -> web.Response:
-    space = (await space_with_role(request, Role.WRITER))["_id"]
+    space = (await space_with_role(request, Role.WRITER)).id
     replace = bool_param(request, "replace", False)
     reader, part = await _file_part(request)
     package = _package(part.filename)
@@ -53,12 +53,12 @@ async def upload_package(request: web.Request) -> web.Response:
 
 
 async def list_package_versions(request: web.Request) -> web.Response:
-    space = (await space_with_role(request, Role.READER))["_id"]
+    space = (await space_with_role(request, Role.READER)).id
     return await versions_response(request, space, f"packages/{request.match_info['id'].lower()}")
 
 
 async def download_package(request: web.Request) -> web.StreamResponse:
-    space = (await space_with_role(request, Role.READER))["_id"]
+    space = (await space_with_role(request, Role.READER)).id
     download = await request.app[packages_key].download(
         space, request.match_info["id"], request.match_info["version"]
     )

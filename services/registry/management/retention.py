@@ -17,7 +17,7 @@ from services.registry.management.errors import ApiError, Invalid
 from services.registry.management.guard import space_with_role
 from services.registry.management.requests import bool_param, json_object
 from services.registry.retention import space_policy
-from shared.metadata.store import Document
+from shared.metadata.pins import PinRecord
 from shared.oci.errors import RegistryError
 from shared.oci.names import RepositoryName, parse_tag
 from shared.retention import PolicyInvalid, RetentionPolicy
@@ -25,7 +25,7 @@ from shared.retention import PolicyInvalid, RetentionPolicy
 
 async def get_retention(request: web.Request) -> web.Response:
     space = await space_with_role(request, Role.READER)
-    return web.json_response({"space": space["_id"], **space_policy(space).document()})
+    return web.json_response({"space": space.id, **space_policy(space).document()})
 
 
 async def put_retention(request: web.Request) -> web.Response:
@@ -35,8 +35,8 @@ async def put_retention(request: web.Request) -> web.Response:
         policy = RetentionPolicy.parse(body)
     except PolicyInvalid as exc:
         raise Invalid(str(exc)) from exc
-    await request.app[retention_key].set_policy(space["_id"], policy)
-    return web.json_response({"space": space["_id"], **policy.document()})
+    await request.app[retention_key].set_policy(space.id, policy)
+    return web.json_response({"space": space.id, **policy.document()})
 
 
 async def run_retention_now(request: web.Request) -> web.Response:
@@ -51,14 +51,14 @@ async def run_retention_now(request: web.Request) -> web.Response:
 
 async def pin_tag(request: web.Request) -> web.Response:
     space = await space_with_role(request, Role.WRITER)
-    name, tag = _tag_path(request, space["_id"])
+    name, tag = _tag_path(request, space.id)
     pin, created = await request.app[retention_key].pin(name, tag, request[principal_key].username)
     return web.json_response(_pin_json(pin), status=201 if created else 200)
 
 
 async def unpin_tag(request: web.Request) -> web.Response:
     space = await space_with_role(request, Role.ADMIN)
-    name, tag = _tag_path(request, space["_id"])
+    name, tag = _tag_path(request, space.id)
     await request.app[retention_key].unpin(name, tag)
     return web.Response(status=204)
 
@@ -72,11 +72,11 @@ def _tag_path(request: web.Request, space: str) -> tuple[RepositoryName, str]:
     return name, tag
 
 
-def _pin_json(pin: Document) -> dict[str, Any]:
+def _pin_json(pin: PinRecord) -> dict[str, Any]:
     return {
-        "repository": pin["repository"],
-        "tag": pin["tag"],
+        "repository": pin.repository,
+        "tag": pin.tag,
         "pinned": True,
-        "pinned_by": pin.get("pinned_by"),
-        "pinned_at": pin["pinned_at"].isoformat(),
+        "pinned_by": pin.pinned_by,
+        "pinned_at": pin.pinned_at.isoformat(),
     }

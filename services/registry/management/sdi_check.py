@@ -48,8 +48,9 @@ from typing import IO, Any
 
 import structlog
 
+from shared.builds.errors import ArchiveLinkEscape, ArchiveSpecialFile, ArchiveTooLarge, BuildError
 from shared.isolation import IsolatedFailure, IsolatedMemoryError, IsolatedRunner, IsolatedTimeout
-from shared.sdi import MAX_SDI_FILE_BYTES, SdiInvalid, parse_sdi_file
+from shared.sdi import MAX_SDI_FILE_BYTES, parse_sdi_file
 
 MAX_HEADER_BYTES = 64 * 1024  # one tar long name or pax header: tarfile holds it whole
 MAX_PAX_RECORDS = 1_000_000  # pax records tarfile parses and applies, all members together
@@ -65,12 +66,9 @@ DOCKERFILE = "Dockerfile"
 log = structlog.get_logger("spacedock.registry")
 
 
-class SdiRefused(ValueError):
-    """A build would refuse this SDI: ``code`` is the build's error code."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
+# What ``check_sdi_archive`` and ``SdiScanner.check`` raise when a build would refuse the SDI:
+# the build's own error (ArchiveLinkEscape, ArchiveSpecialFile, ArchiveTooLarge, SdiInvalid).
+SdiRefused = BuildError
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,11 +88,11 @@ def check_sdi_archive(
     limits: ScanLimits = ScanLimits(),
     cancelled: threading.Event | None = None,
 ) -> None:
-    """Raise SdiRefused when ``archive`` (a ``.zip``, ``.tar.gz`` or ``.tgz`` file, open for
-    reading) is an SDI whose ``sdi.yaml`` a build would refuse; return otherwise, also when
-    the archive cannot be judged. ``cancelled`` stops the reading (the archive is then let
-    through). This reads in the calling thread, without the child process's limits: the
-    registry calls it through ``SdiScanner``."""
+    """Raise the build's error (SdiRefused) when ``archive`` (a ``.zip``, ``.tar.gz`` or
+    ``.tgz`` file, open for reading) is an SDI whose ``sdi.yaml`` a build would refuse;
+    return otherwise, also when the archive cannot be judged. ``cancelled`` stops the reading
+    (the archive is then let through). This reads in the calling thread, without the child
+    process's limits: the registry calls it through ``SdiScanner``."""
     budget = _Budget(limits, cancelled)
     try:
         archive.seek(0)
@@ -115,14 +113,14 @@ def check_sdi_archive(
         _judge(found.sdi)
 
 
-def judge_sdi_file(path: str, extension: str, limits: ScanLimits) -> tuple[str, str] | None:
+def judge_sdi_file(path: str, extension: str, limits: ScanLimits) -> BuildError | None:
     """``check_sdi_archive`` of the file at ``path``, as a child process runs it: the build's
-    (code, message) when it would refuse the SDI, None otherwise."""
+    error when it would refuse the SDI (it pickles whole), None otherwise."""
     try:
         with open(path, "rb") as archive:  # noqa: PTH123 - a path string from the parent
             check_sdi_archive(archive, extension, limits)
-    except SdiRefused as refused:
-        return refused.code, str(refused)
+    except BuildError as refused:
+        return refused
     return None
 
 
@@ -142,8 +140,9 @@ class SdiScanner:
         self.grace_seconds = grace_seconds
 
     async def check(self, path: str, extension: str, limits: ScanLimits = ScanLimits()) -> None:
-        """Raise SdiRefused when the archive at ``path`` (which the child opens itself) is an
-        SDI a build would refuse; return otherwise. Cancelling the call kills its child."""
+        """Raise the build's error (SdiRefused) when the archive at ``path`` (which the child
+        opens itself) is an SDI a build would refuse; return otherwise. Cancelling the call
+        kills its child."""
         try:
             verdict = await self.runner.run(
                 judge_sdi_file,
@@ -157,7 +156,7 @@ class SdiScanner:
             log.warning("sdi_scan_unjudged", reason=reason.get(type(failure), "failed"))
             return
         if verdict is not None:
-            raise SdiRefused(*verdict)
+            raise verdict
 
     def close(self) -> None:
         self.runner.close()
@@ -211,21 +210,16 @@ def _replaced(before: _SdiEntry | None, entry: _SdiEntry) -> _SdiEntry:
 
 def _judge(entry: _SdiEntry) -> None:
     if entry.kind == "link":
-        raise SdiRefused("archive_link_escape", f"{SDI_FILE} is a link, not a regular file")
+        raise ArchiveLinkEscape(f"{SDI_FILE} is a link, not a regular file")
     if entry.kind == "folder":
-        raise SdiRefused("archive_special_file", f"{SDI_FILE} is not a regular file")
+        raise ArchiveSpecialFile(f"{SDI_FILE} is not a regular file")
     if entry.kind == "special":
-        raise SdiRefused("archive_special_file", entry.problem)
+        raise ArchiveSpecialFile(entry.problem)
     if entry.kind != "file":
         return
     if len(entry.content) > MAX_SDI_FILE_BYTES:
-        raise SdiRefused(
-            "archive_too_large", f"{SDI_FILE} is larger than {MAX_SDI_FILE_BYTES} bytes"
-        )
-    try:
-        parse_sdi_file(entry.content)
-    except SdiInvalid as exc:
-        raise SdiRefused(SdiInvalid.code, str(exc)) from exc
+        raise ArchiveTooLarge(f"{SDI_FILE} is larger than {MAX_SDI_FILE_BYTES} bytes")
+    parse_sdi_file(entry.content)  # SdiInvalid, as a build reads it
 
 
 def _parts(name: str) -> list[str] | None:
@@ -275,7 +269,7 @@ class _Budget:
         if time.monotonic() > self.deadline:
             raise _Unjudged("out of time")
         if self.cancelled is not None and self.cancelled.is_set():
-            raise _Unjudged("cancelled")
+            raise _Unjudged("the upload was given up")
 
 
 # --- tar.gz ---------------------------------------------------------------------------------

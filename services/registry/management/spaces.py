@@ -16,19 +16,19 @@ from services.registry.management.guard import (
     space_with_role,
 )
 from services.registry.management.requests import json_object
-from shared.metadata.store import Document
+from shared.metadata.spaces import SpaceRecord
 from shared.oci.names import SPACE_RE
 
 MAX_ID_LENGTH = 63
 MAX_NAME_LENGTH = 200
 
 
-def space_json(doc: Document) -> dict[str, Any]:
+def space_json(space: SpaceRecord) -> dict[str, Any]:
     return {
-        "id": doc["_id"],
-        "name": doc["name"],
-        "anonymous_pull": bool(doc.get("anonymous_pull", False)),
-        "created_at": doc["created_at"].isoformat(),
+        "id": space.id,
+        "name": space.name,
+        "anonymous_pull": space.anonymous_pull,
+        "created_at": space.created_at.isoformat(),
     }
 
 
@@ -36,7 +36,7 @@ async def list_spaces(request: web.Request) -> web.Response:
     """The spaces the caller has a role in."""
     require_scope(request, "registry", "catalog", "*")
     spaces = await request.app[spaces_key].visible_to(caller(request))
-    return web.json_response({"spaces": [space_json(doc) for doc in spaces]})
+    return web.json_response({"spaces": [space_json(space) for space in spaces]})
 
 
 async def create_space(request: web.Request) -> web.Response:
@@ -46,9 +46,9 @@ async def create_space(request: web.Request) -> web.Response:
     anonymous_pull = _flag(body.get("anonymous_pull", False))
     requested = body.get("id")
     space_id = None if requested is None else _space_id(requested)
-    doc = await request.app[spaces_key].create(space_id, name, anonymous_pull)
+    space = await request.app[spaces_key].create(space_id, name, anonymous_pull)
     return web.json_response(
-        space_json(doc), status=201, headers={"Location": f"/api/v1/spaces/{doc['_id']}"}
+        space_json(space), status=201, headers={"Location": f"/api/v1/spaces/{space.id}"}
     )
 
 
@@ -64,8 +64,8 @@ async def update_space(request: web.Request) -> web.Response:
         changes["name"] = _name(body["name"])
     if "anonymous_pull" in body:
         changes["anonymous_pull"] = _flag(body["anonymous_pull"])
-    doc = await request.app[spaces_key].update(request.match_info["space"], changes)
-    return web.json_response(space_json(doc))
+    space = await request.app[spaces_key].update(request.match_info["space"], changes)
+    return web.json_response(space_json(space))
 
 
 async def delete_space(request: web.Request) -> web.Response:

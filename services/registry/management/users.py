@@ -21,7 +21,7 @@ from services.registry.management.guard import (
     require_superuser,
 )
 from services.registry.management.requests import json_object
-from shared.metadata.store import Document
+from shared.metadata.connection import Document
 
 USERNAME_RE = re.compile(r"[a-z0-9](?:[a-z0-9._-]{0,62})")
 MAX_KEY_NAME = 100

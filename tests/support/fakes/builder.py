@@ -46,8 +46,8 @@ def succeeding(outcome: BuildOutcome) -> ScriptedBuild:
 
 
 def failing(error: Exception) -> ScriptedBuild:
-    """A build that raises ``error``: a ``BuildFailed`` as the builder's modules raise one
-    with a code of the catalogue, or anything else as a bug would."""
+    """A build that raises ``error``: an error of the catalogue (``shared.builds.errors``)
+    as the builder's modules raise one, or anything else as a bug would."""
 
     async def step(request: BuildRequest, log: Log) -> BuildOutcome:
         raise error

@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 
-from services.builder.assemble import AssembleError, BaseImage, assemble, base_reference
-from services.builder.dockerfile import DockerfileError, expand, parse_dockerfile
+from services.builder.assemble import BaseImage, assemble, base_reference
+from services.builder.dockerfile import expand, parse_dockerfile
+from shared.builds.errors import BuildError, DockerfileInvalid
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
@@ -158,15 +159,15 @@ def test_docker_bases_give_docker_manifests_and_entrypoint_clears_inherited_cmd(
 
 
 def test_refusals(tmp_path: Path) -> None:
-    with pytest.raises(AssembleError) as missing:
+    with pytest.raises(BuildError) as missing:
         assemble(
             parse_dockerfile("FROM b\nCOPY nothing /x\n"), tmp_path, base(), {}, tmp_path / "s"
         )
     assert missing.value.code == "copy_source_missing"
-    with pytest.raises(AssembleError) as outside:
+    with pytest.raises(BuildError) as outside:
         assemble(parse_dockerfile("FROM b\nCOPY ../x /x\n"), tmp_path, base(), {}, tmp_path / "s")
     assert outside.value.code == "copy_source_outside_context"
-    with pytest.raises(AssembleError) as onbuild:
+    with pytest.raises(BuildError) as onbuild:
         assemble(
             parse_dockerfile("FROM b\n"), tmp_path, base(OnBuild=["RUN x"]), {}, tmp_path / "s"
         )
@@ -197,7 +198,7 @@ def test_what_needs_the_docker_strategy(text: str, blocker: str | None) -> None:
     "text", ["", "# only a comment\n", "COPY a b\n", "FROM\n", "FROM a\nFROBNICATE x\n"]
 )
 def test_invalid_dockerfiles(text: str) -> None:
-    with pytest.raises(DockerfileError):
+    with pytest.raises(DockerfileInvalid):
         parse_dockerfile(text)
 
 

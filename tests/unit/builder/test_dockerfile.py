@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from services.builder.dockerfile import DockerfileError, parse_dockerfile
+from services.builder.dockerfile import parse_dockerfile
+from shared.builds.errors import DockerfileInvalid
 
 
 def keywords_and_arguments(text: str) -> list[tuple[str, str]]:
@@ -15,7 +16,7 @@ def keywords_and_arguments(text: str) -> list[tuple[str, str]]:
 @pytest.mark.parametrize("character", ["\u00a0", "\x0c", "\x0b", "\x1c", "\x85", "\u2028", "\r"])
 def test_characters_docker_reads_differently_are_refused(character: str) -> None:
     text = f"FROM a.io/x:1\nRUN echo a{character}b \\{character}\nFROM evil.invalid/img:1\n"
-    with pytest.raises(DockerfileError, match="line 2"):
+    with pytest.raises(DockerfileInvalid, match="line 2"):
         parse_dockerfile(text)
 
 
@@ -54,7 +55,7 @@ def test_a_directive_after_anything_else_is_a_comment(text: str) -> None:
 
 def test_a_repeated_or_bad_escape_directive_is_refused() -> None:
     for text in ("# escape=`\n# escape=\\\nFROM a\n", "# escape=x\nFROM a\n"):
-        with pytest.raises(DockerfileError):
+        with pytest.raises(DockerfileInvalid):
             parse_dockerfile(text)
 
 
@@ -64,7 +65,7 @@ def test_flags_are_separated_by_tabs_too_and_quoted_ones_refused() -> None:
     ).instructions
     assert copy.flags == {"chown": "0", "from": "evil.invalid/x:1"}
     assert copy.arguments == "/ /y"
-    with pytest.raises(DockerfileError, match="plain characters"):
+    with pytest.raises(DockerfileInvalid, match="plain characters"):
         parse_dockerfile('FROM a\nCOPY --chown="0 " --from=evil.invalid/x:1 / /y\n')
 
 
@@ -81,7 +82,7 @@ def test_the_keyword_may_be_followed_by_a_tab() -> None:
     ],
 )
 def test_flags_docker_would_read_otherwise_are_refused(line: str) -> None:
-    with pytest.raises(DockerfileError, match="plain characters"):
+    with pytest.raises(DockerfileInvalid, match="plain characters"):
         parse_dockerfile(f"FROM a.io/x:1\n{line}\n")
 
 
@@ -97,7 +98,7 @@ def test_flags_docker_would_read_otherwise_are_refused(line: str) -> None:
     ids=["double-escape", "lone-escape", "check-then-escape", "heredoc", "heredoc-quoted"],
 )
 def test_lines_engines_read_differently_are_refused(text: str) -> None:
-    with pytest.raises(DockerfileError):
+    with pytest.raises(DockerfileInvalid):
         parse_dockerfile(text)
 
 

@@ -12,9 +12,10 @@ import pytest
 
 from services.builder.features.dotnet_config import replace_config_variables
 from services.builder.features.octostache import Budget
-from services.builder.features.pipeline import FeatureError, apply_features
+from services.builder.features.pipeline import apply_features
 from services.builder.features.variables import VariableSet
 from services.builder.features.xdt import TransformError, apply_transform
+from shared.builds.errors import BuildError
 from shared.sdi import Features
 
 XDT = 'xmlns:xdt="http://schemas.microsoft.com/XML-Document-Transform"'
@@ -96,7 +97,7 @@ def test_transforms_and_variables_spend_the_feature_runs_budget(tmp_path: Path) 
     variables as config_variables_failed, each naming its file; nothing is written."""
     (tmp_path / "Web.config").write_bytes(b"<configuration/>")
     (tmp_path / "Web.Release.config").write_bytes(inserting_transform(12, "t" * 100_000))
-    with pytest.raises(FeatureError) as caught:
+    with pytest.raises(BuildError) as caught:
         run(tmp_path, Features(dotnet_config_transforms=True), {}, Budget(characters=1024**2))
     assert caught.value.code == "config_transform_failed"
     assert str(caught.value).startswith("Web.Release.config on Web.config: the transform writes")
@@ -106,7 +107,7 @@ def test_transforms_and_variables_spend_the_feature_runs_budget(tmp_path: Path) 
     config = f"<configuration><appSettings>{settings}</appSettings></configuration>".encode()
     (tmp_path / "App.config").write_bytes(config)
     values = {"X0": "v" * 50_000, "X1": "w" * 50_000}
-    with pytest.raises(FeatureError) as caught:
+    with pytest.raises(BuildError) as caught:
         run(tmp_path, Features(dotnet_config_variables=True), values, Budget(characters=1024**2))
     assert caught.value.code == "config_variables_failed"
     assert str(caught.value).startswith("App.config: the variables' values would add more")
@@ -120,7 +121,7 @@ def test_what_each_file_gains_is_taken_from_what_is_left(tmp_path: Path) -> None
     features = Features(structured_variables=("a.json", "b.json"))
     run(tmp_path, Features(structured_variables=("a.json",)), {"Key": "k" * 600}, Budget(1000))
     (tmp_path / "a.json").write_text('{"Key": ""}')
-    with pytest.raises(FeatureError) as caught:
+    with pytest.raises(BuildError) as caught:
         run(tmp_path, features, {"Key": "k" * 600}, Budget(characters=1000))
     assert caught.value.code == "structured_variables_failed"
     assert str(caught.value).startswith("b.json: the configuration features would add more")

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from services.builder.features.pipeline import FeatureError, apply_features
+from services.builder.features.pipeline import apply_features
 from services.builder.features.variables import VariableSet
+from shared.builds.errors import BuildError
 from shared.sdi import Features
 
 SECRET = "hunter2-prod"
@@ -53,7 +54,7 @@ def test_a_pattern_that_reads_a_sensitive_variable_is_refused_by_name(
 ) -> None:
     (tmp_path / "p00-h.json").write_text("{}")
     features = both(pattern)[0 if substitute else 1]
-    with pytest.raises(FeatureError) as caught:
+    with pytest.raises(BuildError) as caught:
         run(tmp_path, features)
     assert caught.value.code == "sdi_invalid"
     message = str(caught.value)
@@ -75,7 +76,7 @@ def test_patterns_cannot_spell_a_secret_out_through_the_files_they_match(
         for position in range(len(SECRET))
     )
     lines: list[str] = []
-    with pytest.raises(FeatureError) as caught:
+    with pytest.raises(BuildError) as caught:
         apply_features(tmp_path, Features(structured_variables=patterns), variables(),
                        environment=None, tenant=None, log=lines.append)  # fmt: skip
     assert caught.value.code == "sdi_invalid"
@@ -86,7 +87,7 @@ def test_patterns_cannot_spell_a_secret_out_through_the_files_they_match(
 def test_a_pattern_rendered_absolute_is_refused_quoting_it_as_written(
     tmp_path: Path, features: Features
 ) -> None:
-    with pytest.raises(FeatureError) as caught:
+    with pytest.raises(BuildError) as caught:
         run(tmp_path, features)
     assert caught.value.code == "sdi_invalid"
     assert str(caught.value) == "file pattern '#{Root}/x.json' renders as an absolute path"
@@ -96,7 +97,7 @@ def test_a_pattern_rendered_absolute_is_refused_quoting_it_as_written(
 def test_a_pattern_rendered_out_of_the_folder_is_refused_quoting_it_as_written(
     tmp_path: Path, features: Features
 ) -> None:
-    with pytest.raises(FeatureError) as caught:
+    with pytest.raises(BuildError) as caught:
         run(tmp_path, features)
     assert caught.value.code == "sdi_invalid"
     assert "'#{App}/#{Up}/x.json'" in str(caught.value)

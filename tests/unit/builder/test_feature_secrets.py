@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from services.builder.features.octostache import Budget
-from services.builder.features.pipeline import FeatureError, apply_features
+from services.builder.features.pipeline import apply_features
 from services.builder.features.variables import VariableSet
+from shared.builds.errors import BuildError
 from shared.sdi import Features
 
 PASSWORD = "c0rrect-h0rse-battery"
@@ -55,7 +56,7 @@ def test_a_dockerfile_that_reads_a_sensitive_variable_fails(
 ) -> None:
     dockerfile = f"FROM base\n{instruction}\nCOPY app /app\n"
     (tmp_path / "Dockerfile").write_text(dockerfile)
-    with pytest.raises(FeatureError) as caught:
+    with pytest.raises(BuildError) as caught:
         substitute(tmp_path, "Dockerfile")
     assert caught.value.code == "sensitive_value_in_image"
     message = str(caught.value)
@@ -99,7 +100,7 @@ def test_the_dockerfile_under_another_name_is_still_the_dockerfile(
         (tmp_path / "settings.conf").symlink_to("Dockerfile")
     else:
         os.link(tmp_path / "Dockerfile", tmp_path / "settings.conf")
-    with pytest.raises(FeatureError) as caught:
+    with pytest.raises(BuildError) as caught:
         substitute(tmp_path, "*.conf")
     assert caught.value.code == "sensitive_value_in_image"
     assert (tmp_path / "Dockerfile").read_text() == dockerfile
@@ -111,6 +112,6 @@ def test_templates_spend_one_budget_per_feature_run(tmp_path: Path) -> None:
         (tmp_path / name).write_text("#{Hosts}" * 50)
         substitute(tmp_path, name, budget=Budget(characters=2_000))
         (tmp_path / name).write_text("#{Hosts}" * 50)
-    with pytest.raises(FeatureError) as caught:
+    with pytest.raises(BuildError) as caught:
         substitute(tmp_path, "a.conf", "b.conf", budget=Budget(characters=2_000))
     assert caught.value.code == "substitution_failed" and "output budget" in str(caught.value)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from services.builder.features.pipeline import FeatureError, apply_features
+from services.builder.features.pipeline import apply_features
 from services.builder.features.structured import (
     StructuredWorkError,
     Work,
@@ -19,6 +19,7 @@ from services.builder.features.structured import (
 from services.builder.features.variables import VariableSet
 from services.builder.features.xdt import WorkExceeded, apply_transform
 from services.builder.features.xdt.work import document_size, xpath_cost
+from shared.builds.errors import BuildError
 from shared.sdi import Features
 
 XDT = 'xmlns:xdt="http://schemas.microsoft.com/XML-Document-Transform"'
@@ -113,7 +114,7 @@ def run(context: Path, features: Features, variables: dict[str, str]) -> None:
 
 def test_the_build_fails_a_structured_selector_over_the_allowance(tmp_path: Path) -> None:
     (tmp_path / "app.xml").write_bytes(flat(6_000))
-    with pytest.raises(FeatureError) as caught:
+    with pytest.raises(BuildError) as caught:
         run(tmp_path, Features(structured_variables=("app.xml",)), {"//*[count(//*) = 1]": "v"})
     assert caught.value.code == "structured_variables_failed"
 
@@ -123,6 +124,6 @@ def test_the_build_fails_a_transform_over_the_allowance(tmp_path: Path) -> None:
         b"<configuration>" + b'<b q="1"/>' * 700 + b"</configuration>"
     )
     (tmp_path / "Web.Release.config").write_bytes(locating_every_b(700))
-    with pytest.raises(FeatureError) as caught:
+    with pytest.raises(BuildError) as caught:
         run(tmp_path, Features(dotnet_config_transforms=True), {})
     assert caught.value.code == "config_transform_failed"

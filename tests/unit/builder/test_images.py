@@ -6,12 +6,12 @@ import pytest
 
 from services.builder.dockerfile import parse_dockerfile
 from services.builder.images import (
-    ImageRefused,
     check_hosts,
     images_used,
     parse_image,
     trigger_problems,
 )
+from shared.builds.errors import BuildError
 
 OWN = ("registry.internal:5000", "registry.example.com")
 
@@ -65,19 +65,19 @@ def test_names_are_read_as_docker_reads_them(
     ["spaces-2/../spaces-1/x:1", "a/B:1", "a//b", "a/b:bad tag", "a/b@sha256:zz", "a/b%2f..", ""],
 )
 def test_a_name_that_is_not_an_image_is_refused(text: str) -> None:
-    with pytest.raises(ImageRefused) as raised:
+    with pytest.raises(BuildError) as raised:
         parse_image(text, 3)
     assert raised.value.code == "dockerfile_invalid"
 
 
 def test_a_from_with_a_variable_left_unexpanded_or_extra_words_is_refused() -> None:
     for dockerfile in ("FROM $NOPE\n", "FROM a.io/x:1 b c\n"):
-        with pytest.raises(ImageRefused):
+        with pytest.raises(BuildError):
             texts(dockerfile)
 
 
 def test_a_copy_from_named_by_a_variable_is_refused() -> None:
-    with pytest.raises(ImageRefused) as raised:
+    with pytest.raises(BuildError) as raised:
         texts("FROM a.io/x:1\nARG S=evil.io/y:1\nCOPY --from=$S /a /a\n")
     assert raised.value.code == "dockerfile_unsupported"
 
@@ -93,7 +93,7 @@ def test_a_copy_from_named_by_a_variable_is_refused() -> None:
     ],
 )
 def test_add_of_a_url_is_refused(line: str) -> None:
-    with pytest.raises(ImageRefused) as raised:
+    with pytest.raises(BuildError) as raised:
         texts(f"FROM a.io/x:1\n{line}\n")
     assert raised.value.code == "dockerfile_unsupported"
 
@@ -112,7 +112,7 @@ def test_images_come_from_this_registry_or_an_allowed_one() -> None:
     )
     check_hosts(images, OWN, ())
     for name in ("127.0.0.1:9/x/y:1", "alpine", "169.254.169.254/a/b", "registry.internal/x:1"):
-        with pytest.raises(ImageRefused) as raised:
+        with pytest.raises(BuildError) as raised:
             check_hosts([parse_image(name, 1)], OWN, ())
         assert raised.value.code == "base_image_denied"
     check_hosts([parse_image("alpine", 1)], OWN, ("docker.io",))
@@ -152,7 +152,7 @@ def test_built_in_proxy_args_reach_from_as_docker_lets_them() -> None:
     ["ADD $U /x", "ADD ${U} /x", "ADD --chown=0\thttp://evil.invalid/meta x /y/"],
 )
 def test_add_of_a_variable_or_behind_a_tab_is_refused(line: str) -> None:
-    with pytest.raises(ImageRefused) as raised:
+    with pytest.raises(BuildError) as raised:
         texts(f"FROM a.io/x:1\nARG U=http://169.254.169.254/latest/meta-data/\n{line}\n")
     assert raised.value.code == "dockerfile_unsupported"
 
@@ -168,7 +168,7 @@ def test_add_of_a_variable_or_behind_a_tab_is_refused(line: str) -> None:
     ids=["onbuild-copy-from", "onbuild-add-url", "json-escape", "backtick-escape"],
 )
 def test_what_docker_would_fetch_through_escapes_or_onbuild_is_refused(dockerfile: str) -> None:
-    with pytest.raises(ImageRefused) as raised:
+    with pytest.raises(BuildError) as raised:
         texts(dockerfile)
     assert raised.value.code == "dockerfile_unsupported"
 
@@ -185,6 +185,6 @@ def test_what_docker_would_fetch_through_escapes_or_onbuild_is_refused(dockerfil
 def test_a_stage_name_docker_would_not_accept_is_refused(
     dockerfile: str, build_args: dict[str, str]
 ) -> None:
-    with pytest.raises(ImageRefused) as raised:
+    with pytest.raises(BuildError) as raised:
         texts(dockerfile, **build_args)
     assert raised.value.code == "dockerfile_invalid"

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from services.builder.features.pipeline import FeatureError, apply_features
+from services.builder.features.pipeline import apply_features
 from services.builder.features.variables import VariableSet, system_variables
+from shared.builds.errors import BuildError
 from shared.sdi import Features, SdiInvalid, parse_sdi
 
 SDI = """
@@ -162,7 +163,7 @@ def test_failures_carry_their_feature_code(tmp_path: Path) -> None:
         (Features(substitute_in_files=("../outside",)), "sdi_invalid"),
     ]
     for features, code in cases:
-        with pytest.raises(FeatureError) as caught:
+        with pytest.raises(BuildError) as caught:
             apply_features(tmp_path, features, VariableSet({"X": "1"}), environment=None,
                            tenant=None, log=lambda line: None)  # fmt: skip
         assert caught.value.code == code, features
@@ -225,7 +226,7 @@ def test_features_never_follow_a_link_out_of_the_context(
     for name, target in links.items():
         (context / name).symlink_to(target)
     lines: list[str] = []
-    with pytest.raises(FeatureError) as caught:
+    with pytest.raises(BuildError) as caught:
         apply_features(context, features, variables("Production"), environment="Production",
                        tenant=None, log=lines.append)  # fmt: skip
     assert caught.value.code == "archive_link_escape"
@@ -315,7 +316,7 @@ def test_what_a_template_cannot_evaluate_is_a_warning_unless_the_server_flag_ask
 
     write(tmp_path, {"site.conf": template})
     strict = VariableSet({"Port": "80", "ShouldFailDeploymentOnSubstitutionFails": " True "})
-    with pytest.raises(FeatureError) as caught:
+    with pytest.raises(BuildError) as caught:
         apply_features(tmp_path, features, strict, environment=None, tenant=None,
                        log=lines.append)  # fmt: skip
     assert caught.value.code == "substitution_failed"
@@ -385,7 +386,7 @@ def test_the_servers_flags_turn_configuration_errors_into_warnings(
     """Without its flag each case fails with its code; with it, the step logs a warning,
     leaves the file as it was and goes on."""
     write(tmp_path, files)
-    with pytest.raises(FeatureError) as caught:
+    with pytest.raises(BuildError) as caught:
         features_run(tmp_path, features, {})
     assert caught.value.code == code
     lines = features_run(tmp_path, features, flags)
@@ -414,7 +415,7 @@ def test_the_fallback_flag_reads_every_structured_file_as_json(tmp_path: Path) -
     features = Features(structured_variables=("app.yaml",))
     features_run(tmp_path, features, {"mode": "yaml"})
     assert (tmp_path / "app.yaml").read_text() == "mode: yaml\n"
-    with pytest.raises(FeatureError) as caught:
+    with pytest.raises(BuildError) as caught:
         fallback = {"Octopus.Action.StructuredConfigurationFallbackFlag": "True"}
         features_run(tmp_path, features, {"mode": "json", **fallback})
     assert caught.value.code == "structured_variables_failed"

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from services.builder.features.octostache import Budget
-from services.builder.features.pipeline import FeatureError, apply_features
+from services.builder.features.pipeline import apply_features
 from services.builder.features.variables import VariableSet
+from shared.builds.errors import BuildError
 from shared.sdi import Features
 
 OUTPUT_ENCODING = "Octopus.Action.SubstituteInFiles.OutputEncoding"
@@ -175,7 +176,7 @@ def test_what_the_server_would_refuse_or_write_differently_is_a_substitution_fai
 ) -> None:
     """UTF-7 fails on the server too; a character a best-fit encoding lacks gets a stand-in
     from .NET's tables, which are not reproduced: refused, never written differently."""
-    with pytest.raises(FeatureError) as caught:
+    with pytest.raises(BuildError) as caught:
         substitute(tmp_path, TEMPLATE, variables)
     assert caught.value.code == "substitution_failed"
     assert variables["Greeting"] not in str(caught.value)
@@ -185,7 +186,7 @@ def test_what_the_server_would_refuse_or_write_differently_is_a_substitution_fai
 def test_what_re_encoding_adds_to_a_file_spends_the_feature_budget(tmp_path: Path) -> None:
     """UTF-32 makes a file four times its size: that growth is bounded like any other."""
     content = b"x" * 4_000
-    with pytest.raises(FeatureError) as caught:
+    with pytest.raises(BuildError) as caught:
         substitute(tmp_path, content, {OUTPUT_ENCODING: "utf-32"}, budget=Budget(10_000))
     assert caught.value.code == "substitution_failed"
     assert (tmp_path / "greeting.ini").read_bytes() == content

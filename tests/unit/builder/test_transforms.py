@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from services.builder.features import transforms
-from services.builder.features.pipeline import FeatureError, apply_features
+from services.builder.features.pipeline import apply_features
 from services.builder.features.transforms import (
     ROOT,
     RuleError,
@@ -21,6 +21,7 @@ from services.builder.features.transforms import (
     transform_files,
 )
 from services.builder.features.variables import VariableSet
+from shared.builds.errors import BuildError
 from shared.sdi import Features
 
 
@@ -296,7 +297,7 @@ def test_what_the_server_counts_as_an_error_fails_the_build(
 ) -> None:
     (tmp_path / "site.config").write_text(SITE)
     (tmp_path / "site.Release.config").write_text(transform)
-    with pytest.raises(FeatureError) as caught:
+    with pytest.raises(BuildError) as caught:
         run(tmp_path, features)
     assert caught.value.code == code
     assert (tmp_path / "site.config").read_text() == SITE
