@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
-import time
 
 from services.registry.cache import SingleFlight, TtlCache
 from services.registry.events import ImageEvents
@@ -12,6 +11,7 @@ from services.registry.group_commit import GroupCommit
 from services.registry.identity.access import SpaceAccess
 from services.registry.repository_names import RepositoryNames
 from shared.metadata.connection import Session
+from shared.metadata.errors import unavailable
 from shared.metadata.images import ManifestPush, MissingReferences, StoredManifest
 from shared.metadata.store import MetadataStore
 from shared.oci import errors
@@ -21,6 +21,9 @@ from shared.oci.names import Reference, RepositoryName
 from shared.storage.port import BlobLocation, BlobStore
 
 MANIFEST_CACHE_BYTES = 64 * 1024 * 1024
+# A reference's share of a group commit's weight (``GroupCommit.max_weight``, in bytes): the
+# link or manifest document it touches.
+REFERENCE_WEIGHT = 512
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -30,10 +33,8 @@ class BlobHandle:
     location: BlobLocation
 
 
-# How often a repository whose tags keep moving has its whole list read again.
-TAG_LISTING_RELOAD_SECONDS = 1.0
-# Tag names remembered in all, over every repository.
-TAG_LISTING_NAMES = 1_000_000
+# What the remembered tag lists may take in all, over every repository (roughly, in bytes).
+TAG_LISTING_BYTES = 128 * 1024 * 1024
 # Stamps carry freshness; the age limit only bounds what an instance of an older version,
 # which does not move stamps, can leave unseen.
 TAG_LISTING_SECONDS = 300.0
@@ -43,10 +44,10 @@ TAG_LISTING_SECONDS = 300.0
 class TagListing:
     stamp: int
     tags: list[str]
-    loaded_at: float
 
-    def may_reload(self, now: float) -> bool:
-        return now - self.loaded_at >= TAG_LISTING_RELOAD_SECONDS
+    @property
+    def weight(self) -> int:
+        return sum(map(len, self.tags)) + 64 * len(self.tags) + 1
 
 
 class Registry:
@@ -64,13 +65,12 @@ class Registry:
             cache_ttl, MANIFEST_CACHE_BYTES, weigh=lambda m: m.size + 512
         )
         self._spaces: TtlCache[str, SpaceAccess] = TtlCache(cache_ttl, 10_000)
-        self._clock = time.monotonic
         self._tag_listings: TtlCache[str, TagListing] = TtlCache(
-            TAG_LISTING_SECONDS, TAG_LISTING_NAMES, weigh=lambda listing: len(listing.tags) + 1
+            TAG_LISTING_SECONDS, TAG_LISTING_BYTES, weigh=lambda listing: listing.weight
         )
         self._tag_listing_loads: SingleFlight[tuple[str, int], TagListing] = SingleFlight()
         self._pushes: GroupCommit[ManifestPush, MissingReferences | None] = GroupCommit(
-            metadata.images.commit_pushes
+            metadata.images.commit_pushes, weigh=_push_weight, shared_failure=unavailable
         )
 
     async def space(self, space_id: str) -> SpaceAccess | None:
@@ -250,16 +250,14 @@ class Registry:
 
         The whole list is remembered with the repository's ``tags_stamp``, which moves in
         every transaction that changes its tags: one read of the stamp tells whether what is
-        remembered is current (any instance's change included). A stamp that moved is read
-        again in full at most once per ``TAG_LISTING_RELOAD_SECONDS``; meanwhile, while tags
-        keep moving, pages come from the database."""
+        remembered is current (any instance's change included). A list whose stamp moved is
+        read again in full, once for all the requests that want it at that stamp (a page
+        read from the database would cost the embedded server the whole range anyway)."""
         stamp = await self.metadata.images.tags_stamp(name.full)
         if stamp is None:
             raise errors.NameUnknown(detail={"name": name.full})
         listing = self._tag_listings.get(name.full)
         if listing is None or listing.stamp != stamp:
-            if listing is not None and not listing.may_reload(self._clock()):
-                return await self.metadata.images.list_tags(name.full, after=last, limit=limit)
             listing = await self._tag_listing_loads.run(
                 (name.full, stamp), lambda: self._load_tag_listing(name.full, stamp)
             )
@@ -267,7 +265,7 @@ class Registry:
         return listing.tags[start : start + limit]
 
     async def _load_tag_listing(self, repository: str, stamp: int) -> TagListing:
-        listing = TagListing(stamp, await self.metadata.images.all_tags(repository), self._clock())
+        listing = TagListing(stamp, await self.metadata.images.all_tags(repository))
         self._tag_listings.put(repository, listing)
         return listing
 
@@ -283,6 +281,12 @@ class Registry:
         self, name: RepositoryName, subject: Digest, artifact_type: str | None
     ) -> list[StoredManifest]:
         return await self.metadata.images.referrers(name.full, str(subject), artifact_type)
+
+
+def _push_weight(push: ManifestPush) -> int:
+    """What a push costs its transaction: its bytes, and a document touched per reference."""
+    manifest = push.manifest
+    return len(push.content) + REFERENCE_WEIGHT * (len(manifest.blobs) + len(manifest.manifests))
 
 
 def _refusal(missing: MissingReferences) -> errors.ManifestBlobUnknown:

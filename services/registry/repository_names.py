@@ -19,8 +19,8 @@ from services.registry.cache import SingleFlight, TtlCache
 from shared.metadata.images import RepositoryRecord
 from shared.metadata.store import MetadataStore
 
-# Names remembered in all, over every space.
-NAMES_REMEMBERED = 1_000_000
+# What the remembered names may take in all, over every space (roughly, in bytes).
+BYTES_REMEMBERED = 128 * 1024 * 1024
 # Stamps carry freshness; the age limit only bounds what an instance of an older version,
 # which does not move stamps, can leave unseen.
 REMEMBERED_SECONDS = 300.0
@@ -31,6 +31,21 @@ class SpaceRepositories:
     stamp: int
     names: list[str]  # in lexical order
     created: list[dt.datetime]  # of each name
+    searched: list[str]  # each name without its space, casefolded: what a search matches
+
+    @classmethod
+    def of(cls, space: str, stamp: int, records: list[RepositoryRecord]) -> SpaceRepositories:
+        prefix = len(space) + 1
+        return cls(
+            stamp,
+            [r.name for r in records],
+            [r.created_at for r in records],
+            [r.name[prefix:].casefold() for r in records],
+        )
+
+    @property
+    def weight(self) -> int:
+        return sum(map(len, self.names)) + 64 * len(self.names) + 1
 
     def after(self, last: str | None) -> int:
         return 0 if last is None else bisect.bisect_right(self.names, last)
@@ -40,7 +55,7 @@ class RepositoryNames:
     def __init__(self, metadata: MetadataStore) -> None:
         self.metadata = metadata
         self._spaces: TtlCache[str, SpaceRepositories] = TtlCache(
-            REMEMBERED_SECONDS, NAMES_REMEMBERED, weigh=lambda listed: len(listed.names) + 1
+            REMEMBERED_SECONDS, BYTES_REMEMBERED, weigh=lambda listed: listed.weight
         )
         self._loads: SingleFlight[tuple[str, int], SpaceRepositories] = SingleFlight()
 
@@ -72,12 +87,10 @@ class RepositoryNames:
             return []
         listed = await self._current(space, stamps[space])
         wanted = None if query is None else query.casefold()
-        prefix = len(space) + 1
         found: list[RepositoryRecord] = []
         for i in range(listed.after(after), len(listed.names)):
-            name = listed.names[i]
-            if wanted is None or wanted in name[prefix:].casefold():
-                found.append(RepositoryRecord(name, listed.created[i]))
+            if wanted is None or wanted in listed.searched[i]:
+                found.append(RepositoryRecord(listed.names[i], listed.created[i]))
                 if len(found) >= limit:
                     break
         return found
@@ -89,9 +102,8 @@ class RepositoryNames:
         return await self._loads.run((space, stamp), lambda: self._load(space, stamp))
 
     async def _load(self, space: str, stamp: int) -> SpaceRepositories:
-        records = await self.metadata.images.space_repositories(space)
-        listed = SpaceRepositories(
-            stamp, [r.name for r in records], [r.created_at for r in records]
+        listed = SpaceRepositories.of(
+            space, stamp, await self.metadata.images.space_repositories(space)
         )
         self._spaces.put(space, listed)
         return listed

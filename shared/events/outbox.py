@@ -5,8 +5,10 @@ and handed to the relay, which publishes them and then deletes them.
 correlation_id, reply_to}], created_at, claimed_by, claim, claimed_until, attempts}``: one
 entry holds the events one ``add`` recorded (a group commit's transaction records the events
 of all its pushes as one entry), published in their order; an entry costs its writes (insert,
-claim, delete) whatever it holds. Entries of one message written by earlier versions, with its
-fields at the top of the document, are read as well.
+claim, delete) whatever it holds. An entry of one event keeps the shape earlier versions
+wrote and read, its fields at the top of the document (``{_id, id, exchange, ...}``), so that
+a relay of an earlier version, still running during an upgrade, publishes those; it cannot
+read entries of several events, and holds what it claimed until it stops (README, upgrades).
 
 A relay claims entries for a lease; an entry is claimable when its lease has lapsed, or by
 the owner that claimed it before (a restarted instance of the same name resumes its own
@@ -68,8 +70,9 @@ class OutboxEntry:
 
     @classmethod
     def from_document(cls, doc: Document) -> OutboxEntry:
-        if "messages" not in doc:  # one message, as earlier versions wrote it
-            return cls(doc["_id"], (OutboxMessage.from_document({**doc, "id": doc["_id"]}),))
+        if "messages" not in doc:  # one message (earlier versions named it by ``_id``)
+            message = {**doc, "id": doc.get("id", doc["_id"])}
+            return cls(doc["_id"], (OutboxMessage.from_document(message),))
         return cls(doc["_id"], tuple(OutboxMessage.from_document(m) for m in doc["messages"]))
 
 
@@ -94,21 +97,23 @@ class Outbox:
         ``routing_key``), as one entry."""
         if not events:
             return
+        messages = [
+            {
+                "id": event.id,
+                "exchange": exchange,
+                "routing_key": routing_key or event.kind,
+                "type": event.type,
+                "body": Binary(event.body()),
+                "correlation_id": event.correlation_id,
+                "reply_to": event.reply_to,
+            }
+            for event in events
+        ]
+        entry = messages[0] if len(messages) == 1 else {"messages": messages}
         await self.collection.insert_one(
             {
+                **entry,
                 "_id": uuid.uuid4().hex,
-                "messages": [
-                    {
-                        "id": event.id,
-                        "exchange": exchange,
-                        "routing_key": routing_key or event.kind,
-                        "type": event.type,
-                        "body": Binary(event.body()),
-                        "correlation_id": event.correlation_id,
-                        "reply_to": event.reply_to,
-                    }
-                    for event in events
-                ],
                 "created_at": _now(),
                 "claimed_by": None,
                 "claimed_until": NEVER,

@@ -57,6 +57,8 @@ class OutboxRelay:
         """Relay until cancelled."""
         backoff = 0.1
         while True:
+            # Cleared before the claim, so a commit notified during it is not waited out.
+            self._wake.clear()
             try:
                 count = await self._relay_batch()
             except Exception as exc:
@@ -69,7 +71,6 @@ class OutboxRelay:
                 continue
             backoff = 0.1
             if count == 0:
-                self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.idle_poll)
             elif count < self.batch:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pymongo.errors import ConnectionFailure
+
 
 class MetadataError(Exception):
     pass
@@ -14,6 +16,12 @@ class AlreadyExists(MetadataError):
 
 class MetadataUnavailable(MetadataError):
     """The server cannot be reached or did not answer."""
+
+
+def unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` says the server could not be reached (every operation would fail
+    alike), rather than that one operation could not be done."""
+    return isinstance(exc, (MetadataUnavailable, ConnectionFailure))
 
 
 class TransactionsUnsupported(MetadataError, RuntimeError):

@@ -43,6 +43,9 @@ from shared.metadata.feed import feed_fields
 from shared.oci.manifest import ParsedManifest
 
 LISTED_REPOSITORIES_REMEMBERED = 100_000
+# Ids per ``$in``: the embedded server checks each document it fetches against the whole list,
+# so a list costs the square of its length there.
+IN_CHUNK = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,18 +125,22 @@ async def _touch_existing(
 ) -> set[str]:
     """In a transaction: set ``touched_at`` on these documents (the write is the point: a
     concurrent removal of one of them now conflicts with it); the ids of those missing. One
-    write when all exist, the usual case."""
-    if not ids:
-        return set()
-    # index: _id_
-    result = await collection.update_many(
-        {"_id": {"$in": list(ids)}}, {"$set": {"touched_at": utcnow()}}, session=session
-    )
-    if result.matched_count == len(ids):
-        return set()
-    # index: _id_
-    cursor = collection.find({"_id": {"$in": list(ids)}}, {"_id": 1}, session=session)
-    return ids - {doc["_id"] async for doc in cursor}
+    write per ``IN_CHUNK`` ids when all exist, the usual case."""
+    missing: set[str] = set()
+    now = utcnow()
+    ordered = sorted(ids)
+    for start in range(0, len(ordered), IN_CHUNK):
+        chunk = ordered[start : start + IN_CHUNK]
+        # index: _id_
+        result = await collection.update_many(
+            {"_id": {"$in": chunk}}, {"$set": {"touched_at": now}}, session=session
+        )
+        if result.matched_count == len(chunk):
+            continue
+        # index: _id_
+        cursor = collection.find({"_id": {"$in": chunk}}, {"_id": 1}, session=session)
+        missing |= set(chunk) - {doc["_id"] async for doc in cursor}
+    return missing
 
 
 class ImageRepository:
@@ -167,14 +174,19 @@ class ImageRepository:
         are never removed, so one this process has seen listed needs no round trip again."""
         if repository in self._listed_repositories:
             return
-        # index: _id_
-        result = await self.db.repositories.update_one(
-            {"_id": repository},
-            {"$setOnInsert": {"space": repository.split("/", 1)[0], "created_at": utcnow()}},
-            upsert=True,
-        )
-        if result.upserted_id is not None:
-            await self._repositories_changed(repository)
+
+        async def touch(session: Session) -> None:
+            # index: _id_
+            result = await self.db.repositories.update_one(
+                {"_id": repository},
+                {"$setOnInsert": {"space": repository.split("/", 1)[0], "created_at": utcnow()}},
+                upsert=True,
+                session=session,
+            )
+            if result.upserted_id is not None:  # listed with its space's stamp, or not at all
+                await self._repositories_changed(repository, session)
+
+        await self._transaction(touch)
         if len(self._listed_repositories) >= LISTED_REPOSITORIES_REMEMBERED:
             self._listed_repositories.clear()
         self._listed_repositories.add(repository)
@@ -207,7 +219,8 @@ class ImageRepository:
         """Record several manifest PUTs in one transaction (a group commit: the registry
         gathers the PUTs that arrive while a transaction runs into the next one); for each,
         None when it was recorded, else what it references that is missing, and then nothing
-        of it was written.
+        of its own was written (its manifest, tag, repository and event; the references it
+        does hold are touched like every push's, as a use of them).
 
         Every push touches the links of the blobs it references and the manifests it lists
         (chain 1 of shared/metadata/blobs.py: a collector removing one of them writes the same
@@ -313,7 +326,7 @@ class ImageRepository:
             {"_id": repository}, {"$inc": {"tags_stamp": 1}}, session=session
         )
 
-    async def _repositories_changed(self, repository: str, session: Session | None = None) -> None:
+    async def _repositories_changed(self, repository: str, session: Session) -> None:
         """A repository was just listed: move its space's ``repositories_stamp`` (a list of
         the space's repositories remembered under another stamp is stale)."""
         # index: _id_
@@ -374,14 +387,6 @@ class ImageRepository:
         # index: _id_
         doc = await self.db.tags.find_one({"_id": f"{repository}:{tag}"}, {"digest": 1})
         return None if doc is None else str(doc["digest"])
-
-    async def list_tags(self, repository: str, *, after: str | None, limit: int) -> list[str]:
-        # Always a range on tag, which only this index of tags has second: any server picks
-        # it, and walks it in the order asked for.
-        query: Document = {"repository": repository, "tag": {"$gt": after or ""}}
-        # index: tags repository_1_tag_1 (in its order, from ``after``)
-        cursor = self.db.tags.find(query, {"_id": 0, "tag": 1}).sort("tag", ASCENDING)
-        return [doc["tag"] async for doc in cursor.limit(limit)]
 
     async def all_tags(self, repository: str) -> list[str]:
         """Every tag of the repository, in lexical order."""

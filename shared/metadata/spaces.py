@@ -9,6 +9,7 @@ defaults); ``repositories_stamp`` moves whenever a repository of the space is li
 from __future__ import annotations
 
 import datetime as dt
+import secrets
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +41,13 @@ class SpaceRecord:
         )
 
 
+def first_stamp() -> int:
+    """Where a space's ``repositories_stamp`` starts: anywhere, so that a space deleted and
+    made again does not repeat the stamps its first life had (a list of names an instance
+    remembers under one of them would pass for current)."""
+    return secrets.randbits(48)
+
+
 class SpaceRepository:
     def __init__(self, db: AsyncDatabase[Document], transaction: Transaction[Any]) -> None:
         self.db = db
@@ -68,6 +76,7 @@ class SpaceRepository:
             "name": name,
             "anonymous_pull": anonymous_pull,
             "created_at": utcnow(),
+            "repositories_stamp": first_stamp(),
         }
 
         async def create(session: Session) -> None:
@@ -85,7 +94,14 @@ class SpaceRepository:
         # index: _id_
         await self.db.spaces.update_one(
             {"_id": space_id},
-            {"$setOnInsert": {"name": name, "anonymous_pull": False, "created_at": utcnow()}},
+            {
+                "$setOnInsert": {
+                    "name": name,
+                    "anonymous_pull": False,
+                    "created_at": utcnow(),
+                    "repositories_stamp": first_stamp(),
+                }
+            },
             upsert=True,
         )
 

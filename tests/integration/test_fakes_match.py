@@ -66,7 +66,9 @@ def fake_backend() -> Backend:
 
 def real_backend(store: MetadataStore) -> Backend:
     async def event_ids() -> list[str]:
-        return [m["id"] async for doc in store.db.outbox.find() for m in doc["messages"]]
+        return [
+            m["id"] async for doc in store.db.outbox.find() for m in doc.get("messages") or [doc]
+        ]
 
     async def collector_holds(digest: str, until: dt.datetime) -> None:
         await store.db.blobs.update_one(

@@ -197,22 +197,6 @@ async def test_manifest_get_by_tag_and_digest(metadata: tuple[MetadataStore, Rec
     ]
 
 
-async def test_tags_list_pages_by_last(metadata: tuple[MetadataStore, Recorder]) -> None:
-    store, recorder = metadata
-
-    async def pages() -> None:
-        assert await store.images.list_tags(REPOSITORY, after=None, limit=2) == [
-            "1.0.0",
-            "1.2.0-deployments-7",
-        ]
-        assert await store.images.list_tags(REPOSITORY, after="2.0", limit=10) == [
-            "99999999999",
-            "latest",
-        ]
-
-    assert await plans(store, recorder, pages) == [("tags", "repository_1_tag_1")] * 2
-
-
 async def test_repository_names_by_space_and_stamps(
     metadata: tuple[MetadataStore, Recorder],
 ) -> None:

@@ -167,3 +167,20 @@ async def test_an_entry_written_by_an_earlier_version_is_still_published(
     [entry] = await metadata.outbox.claim("relay", LEASE, 10)
     assert [m.id for m in entry.messages] == [event.id]
     assert entry.messages[0].body == event.body()
+
+
+async def test_an_entry_of_one_event_keeps_the_shape_earlier_relays_read(
+    metadata: MetadataStore,
+) -> None:
+    """During an upgrade a relay of the earlier version may still run: entries of one event
+    (most of them) keep that version's shape, fields at the top; several events make one
+    entry of ``messages``."""
+    one, *two = _events(3)
+    await metadata.outbox.add([one])
+    await metadata.outbox.add(two)
+    docs = [doc async for doc in metadata.db.outbox.find({}).sort("created_at", 1)]
+    assert docs[0]["exchange"] == EVENTS_EXCHANGE and docs[0]["id"] == one.id
+    assert bytes(docs[0]["body"]) == one.body() and "messages" not in docs[0]
+    assert [m["id"] for m in docs[1]["messages"]] == [e.id for e in two]
+    entries = await metadata.outbox.claim("relay", LEASE, 10)
+    assert [[m.id for m in e.messages] for e in entries] == [[one.id], [e.id for e in two]]

@@ -577,9 +577,6 @@ class InMemoryImages:
         doc = self._data.tags.get(f"{repository}:{tag}")
         return None if doc is None else str(doc["digest"])
 
-    async def list_tags(self, repository: str, *, after: str | None, limit: int) -> list[str]:
-        return [t["tag"] for t in self._tags_of(repository) if t["tag"] > (after or "")][:limit]
-
     async def all_tags(self, repository: str) -> list[str]:
         return [t["tag"] for t in self._tags_of(repository)]
 
