@@ -27,13 +27,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from services.builder.archives import ArchiveError, Limits, extract
-from services.builder.features.pipeline import run_features
+from services.builder.features.pipeline import FeatureRun, run_features
 from services.builder.features.variables import VariableSet, system_variables
 from services.builder.isolation import IsolatedFailure, IsolatedRunner, IsolatedTimeout
 from services.builder.redaction import Masker
 from services.builder.tree import inside, read_regular
 from shared.build_requests import RequestInvalid, variable_values
-from shared.sdi import MAX_SDI_FILE_BYTES, SdiInvalid, SdiSpec, parse_sdi_file
+from shared.builds.errors import ArchiveInvalid, BuildError, FeaturesFailed, SubstitutionFailed
+from shared.sdi import MAX_SDI_FILE_BYTES, SdiSpec, parse_sdi_file
 from shared.settings import Settings
 
 MAX_DIFF_BYTES = 2 * 1024 * 1024  # a larger file is said to differ, not diffed
@@ -63,14 +64,6 @@ Octopus.Environment.Name and Octopus.Tenant.Name come from --environment and --t
 Exit status: 0 when the features ran, 1 with the build's error code (sdi_invalid,
 substitution_failed, archive_link_escape, ...) when a build would fail, 2 for a usage error.
 """
-
-
-class PreviewFailed(Exception):
-    """A build of this SDI would fail: ``code`` is the build's error code."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 class UsageError(Exception):
@@ -135,8 +128,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                 limits=limits,
                 seconds=settings.build_features_seconds,
             )
-        except PreviewFailed as exc:
-            print(f"spacedock: {exc.code}: {masker.mask(str(exc))}", file=sys.stderr)
+        except BuildError as exc:  # a build of this SDI would fail with it
+            print(f"spacedock: {exc.code}: {masker.mask(exc.message)}", file=sys.stderr)
             return 1
         for line in result.log:
             print(line, file=sys.stderr)
@@ -163,26 +156,25 @@ def preview(
 ) -> Preview:
     """Make ``context`` from the SDI at ``source`` (a folder or a package file), run its
     features there and diff each changed file against its original (kept under
-    ``scratch``). PreviewFailed when a build would fail, with the build's code."""
+    ``scratch``). The build's error (``shared.builds.errors``) when a build would fail,
+    sensitive values masked in its message."""
     archive = _archive(source, scratch)
     original = scratch / "original"
     for destination in (original, context):
         try:
             extract(archive, destination, (limits or Limits()).budget())
-        except ArchiveError as exc:
-            raise PreviewFailed(exc.code, f"{source.name}: {exc}") from exc
+        except ArchiveError as exc:  # the same refusal, naming the SDI
+            raise type(exc)(f"{source.name}: {exc.message}") from exc
     spec = _spec(context)
-    outcome, code, message, changed, lines = _run_features(
-        context, spec, variables, environment, tenant, seconds
-    )
+    features = _run_features(context, spec, variables, environment, tenant, seconds)
     masker = Masker(variables.secrets())
-    if outcome != "ok":
-        raise PreviewFailed(code, masker.mask(message))
-    diff = "".join(_diff(original, context, name) for name in changed)
+    if features.error is not None:
+        raise type(features.error)(masker.mask(features.error.message))
+    diff = "".join(_diff(original, context, name) for name in features.changed)
     return Preview(
-        changed=list(changed),
+        changed=list(features.changed),
         diff=masker.mask(diff),
-        log=[masker.mask(line) for line in lines],
+        log=[masker.mask(line) for line in features.lines],
         packages=[
             f"{package.id} {package.version or '(newest)'} -> {package.extract_to or '.'}"
             for package in spec.packages
@@ -204,18 +196,11 @@ def _archive(source: Path, scratch: Path) -> Path:
         return packed
     if source.is_file() and source.name.lower().endswith(PACKAGE_SUFFIXES):
         return source
-    raise PreviewFailed("archive_invalid", f"{source} is not a folder or a .zip/.tar.gz package")
+    raise ArchiveInvalid(f"{source} is not a folder or a .zip/.tar.gz package")
 
 
 def _spec(context: Path) -> SdiSpec:
-    try:
-        content = read_regular(context, "sdi.yaml", MAX_SDI_FILE_BYTES)
-    except ArchiveError as exc:
-        raise PreviewFailed(exc.code, str(exc)) from exc
-    try:
-        return parse_sdi_file(content)
-    except SdiInvalid as exc:
-        raise PreviewFailed(SdiInvalid.code, str(exc)) from exc
+    return parse_sdi_file(read_regular(context, "sdi.yaml", MAX_SDI_FILE_BYTES))
 
 
 def _run_features(
@@ -225,14 +210,14 @@ def _run_features(
     environment: str | None,
     tenant: str | None,
     seconds: float,
-) -> tuple[str, str, str, list[str], list[str]]:
+) -> FeatureRun:
     """The features in a child process of their own, stopped at ``seconds`` as the builder
     stops them."""
     runner = IsolatedRunner(workers=1)
 
-    async def call() -> tuple[str, str, str, list[str], list[str]]:
+    async def call() -> FeatureRun:
         try:
-            result: tuple[str, str, str, list[str], list[str]] = await runner.run(
+            result: FeatureRun = await runner.run(
                 run_features, context, spec.features, variables, environment, tenant,
                 timeout=seconds,
             )  # fmt: skip
@@ -243,13 +228,12 @@ def _run_features(
     try:
         result = asyncio.run(call())
     except IsolatedTimeout as exc:
-        raise PreviewFailed(
-            "substitution_failed",
+        raise SubstitutionFailed(
             f"the configuration features took longer than {exc.seconds:g}s (a runaway "
             "template or regular expression?); SPACEDOCK_BUILD_FEATURES_SECONDS sets the budget",
         ) from exc
     except IsolatedFailure as exc:
-        raise PreviewFailed("features_failed", str(exc)) from exc
+        raise FeaturesFailed(str(exc)) from exc
     return result
 
 

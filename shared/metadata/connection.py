@@ -28,6 +28,7 @@ Transaction = Callable[[Callable[[Session], Awaitable[T]]], Awaitable[T]]
 # A condition on a document, checked here rather than by the server (see ``update_if``).
 Guard = Callable[[Document], bool]
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+IDLE_CONNECTION_MS = 120_000
 
 
 def utcnow() -> dt.datetime:
@@ -114,6 +115,10 @@ class Connection:
             serverSelectionTimeoutMS=timeout_ms,
             connectTimeoutMS=timeout_ms,
             socketTimeoutMS=max(timeout_ms * 4, 20000),
+            # A connection idle this long is opened again rather than used: the embedded
+            # server drops one idle for 300 s, and a write on it would fail (retryable writes
+            # are off there).
+            maxIdleTimeMS=IDLE_CONNECTION_MS,
             tz_aware=True,
         )
         return cls(client, client.get_default_database(database).name)
