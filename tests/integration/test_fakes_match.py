@@ -14,11 +14,9 @@ from dataclasses import dataclass
 
 import pytest
 
-from shared.events.envelope import image_event
 from shared.metadata.blobs import BlobBeingDeleted
 from shared.metadata.images import ManifestPush, MissingReferences
 from shared.metadata.store import MetadataStore
-from shared.oci.manifest import parse_manifest
 from tests.support.fakes.metadata import InMemoryMetadata
 from tests.support.fakes.metadata_ports import BlobLinks, Images, UploadSessions
 from tests.support.oci import (
@@ -30,6 +28,7 @@ from tests.support.oci import (
     descriptor,
     digest_of,
 )
+from tests.support.pushes import manifest_push
 
 SPACE = "spaces-1"
 REPO = f"{SPACE}/quay"
@@ -114,20 +113,7 @@ def index(*children: bytes) -> bytes:
 
 
 def push(repository: str, content: bytes, tag: str | None) -> ManifestPush:
-    media_type = OCI_INDEX if b'"manifests"' in content else OCI_MANIFEST
-    manifest = parse_manifest(content, media_type)
-    event = image_event(
-        "image.pushed",
-        source="/test",
-        public_host="registry.test",
-        repository=repository,
-        tag=tag,
-        digest=manifest.digest,
-        media_type=manifest.media_type,
-        size=manifest.size,
-        actor=None,
-    )
-    return ManifestPush(repository, manifest, content, tag, event)
+    return manifest_push(repository, content, tag)
 
 
 async def link(backend: Backend, repository: str, *blobs: bytes) -> None:

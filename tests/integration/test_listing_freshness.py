@@ -11,14 +11,12 @@ import pytest
 
 from services.registry.events import ImageEvents
 from services.registry.registry import Registry
-from shared.events.envelope import image_event
-from shared.metadata.images import ManifestPush
 from shared.metadata.store import MetadataStore
 from shared.oci import errors
-from shared.oci.manifest import parse_manifest
 from shared.oci.names import RepositoryName
 from tests.support.fakes.storage import InMemoryBlobStore
 from tests.support.oci import OCI_CONFIG, OCI_LAYER, OCI_MANIFEST, canonical, descriptor
+from tests.support.pushes import manifest_push
 
 SPACE = "spaces-1"
 LAYER = descriptor(OCI_LAYER, b"a layer")
@@ -47,19 +45,7 @@ class Instance:
                 "annotations": {"n": str(n)},
             }
         )
-        manifest = parse_manifest(content, OCI_MANIFEST)
-        event = image_event(
-            "image.pushed",
-            source="/test",
-            public_host="registry.test",
-            repository=repository,
-            tag=tag,
-            digest=manifest.digest,
-            media_type=manifest.media_type,
-            size=manifest.size,
-            actor=None,
-        )
-        push = ManifestPush(repository, manifest, content, tag, event)
+        push = manifest_push(repository, content, tag)
         assert await self.metadata.images.commit_pushes([push]) == [None]
 
     async def tags(self, repository: str, last: str | None = None, n: int = 100) -> list[str]:
@@ -169,20 +155,8 @@ async def test_a_refused_push_lists_no_repository(instances: tuple[Instance, Ins
     content = canonical(
         {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": CONFIG, "layers": [LAYER]}
     )
-    manifest = parse_manifest(content, OCI_MANIFEST)
-    event = image_event(
-        "image.pushed",
-        source="/test",
-        public_host="registry.test",
-        repository=f"{SPACE}/ghost",
-        tag="1",
-        digest=manifest.digest,
-        media_type=manifest.media_type,
-        size=manifest.size,
-        actor=None,
-    )
     [missing] = await one.metadata.images.commit_pushes(
-        [ManifestPush(f"{SPACE}/ghost", manifest, content, "1", event)]
+        [manifest_push(f"{SPACE}/ghost", content, "1")]
     )
     assert missing is not None
     assert sorted(missing.blobs) == sorted([LAYER["digest"], CONFIG["digest"]])

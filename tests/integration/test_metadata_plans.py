@@ -24,14 +24,12 @@ from pymongo.monitoring import (
 )
 
 from shared.builds.lifecycle import Built, succeeded
-from shared.events.envelope import image_event
 from shared.metadata.blobs import Claim
 from shared.metadata.builds import new_build
-from shared.metadata.images import ManifestPush
 from shared.metadata.store import MetadataStore
-from shared.oci.manifest import parse_manifest
 from shared.versions import try_parse_docker_tag
 from tests.support.oci import OCI_CONFIG, OCI_LAYER, OCI_MANIFEST, canonical, descriptor
+from tests.support.pushes import manifest_push
 
 Document = dict[str, Any]
 REPOSITORY = "spaces-1/app"
@@ -108,23 +106,10 @@ async def seed(store: MetadataStore) -> None:
 
 async def push(store: MetadataStore, content: bytes, tag: str) -> str:
     """Record a PUT of ``content`` as ``tag`` of REPOSITORY; its digest."""
-    manifest = parse_manifest(content, OCI_MANIFEST)
-    event = image_event(
-        "image.pushed",
-        source="/tests",
-        public_host="registry.test",
-        repository=REPOSITORY,
-        tag=tag,
-        digest=manifest.digest,
-        media_type=manifest.media_type,
-        size=manifest.size,
-        actor=None,
-    )
-    [missing] = await store.images.commit_pushes(
-        [ManifestPush(REPOSITORY, manifest, content, tag, event)]
-    )
+    push = manifest_push(REPOSITORY, content, tag)
+    [missing] = await store.images.commit_pushes([push])
     assert missing is None
-    return manifest.digest
+    return push.manifest.digest
 
 
 async def plans(

@@ -8,11 +8,10 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from shared.events.envelope import image_event
 from shared.metadata.images import IN_CHUNK, ManifestPush
 from shared.metadata.store import MetadataStore
-from shared.oci.manifest import parse_manifest
 from tests.support.oci import OCI_CONFIG, OCI_LAYER, OCI_MANIFEST, canonical, descriptor
+from tests.support.pushes import manifest_push
 
 REPOSITORY = "spaces-1/layered"
 LAYERS = IN_CHUNK * 2 + 7
@@ -40,19 +39,7 @@ def push_of(layers: list[dict[str, object]], config: dict[str, object]) -> Manif
     content = canonical(
         {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": config, "layers": layers}
     )
-    manifest = parse_manifest(content, OCI_MANIFEST)
-    event = image_event(
-        "image.pushed",
-        source="/test",
-        public_host="registry.test",
-        repository=REPOSITORY,
-        tag="1",
-        digest=manifest.digest,
-        media_type=manifest.media_type,
-        size=manifest.size,
-        actor=None,
-    )
-    return ManifestPush(REPOSITORY, manifest, content, "1", event)
+    return manifest_push(REPOSITORY, content, "1")
 
 
 async def test_every_reference_of_a_many_layered_image_is_checked(

@@ -14,10 +14,7 @@ from typing import Any
 import pytest_asyncio
 from pymongo import AsyncMongoClient
 
-from shared.events.envelope import image_event
-from shared.metadata.images import ManifestPush
 from shared.metadata.store import MetadataStore
-from shared.oci.manifest import parse_manifest
 from shared.retention import RetentionPolicy
 from shared.retention_run import EventSource, RetentionReport, run_retention
 from shared.storage.filesystem import FilesystemBlobStore
@@ -30,6 +27,7 @@ from tests.support.oci import (
     descriptor,
     digest_of,
 )
+from tests.support.pushes import manifest_push
 
 SPACE = "spaces-1"
 REPOSITORY = f"{SPACE}/shop"
@@ -97,24 +95,10 @@ def index_of(*children: bytes) -> bytes:
 
 
 async def push(store: MetadataStore, content: bytes, tag: str | None) -> str:
-    media_type = json.loads(content)["mediaType"]
-    manifest = parse_manifest(content, media_type)
-    event = image_event(
-        "image.pushed",
-        source="/tests",
-        public_host="registry.test",
-        repository=REPOSITORY,
-        tag=tag,
-        digest=manifest.digest,
-        media_type=manifest.media_type,
-        size=manifest.size,
-        actor=None,
-    )
-    [missing] = await store.images.commit_pushes(
-        [ManifestPush(REPOSITORY, manifest, content, tag, event)]
-    )
+    push = manifest_push(REPOSITORY, content, tag)
+    [missing] = await store.images.commit_pushes([push])
     assert missing is None
-    return manifest.digest
+    return push.manifest.digest
 
 
 async def backdate(store: MetadataStore, days: float) -> None:
@@ -142,7 +126,7 @@ async def deleted_events(store: MetadataStore) -> list[tuple[str | None, str]]:
     """(tag, digest) of every ``image.deleted`` event recorded."""
     found = []
     async for entry in store.db.outbox.find({}):
-        for message in entry["messages"]:
+        for message in entry.get("messages") or [entry]:
             if message["routing_key"] == "image.deleted":
                 data = json.loads(bytes(message["body"]))["data"]
                 found.append((data["tag"], data["digest"]))
