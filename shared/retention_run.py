@@ -87,8 +87,10 @@ async def run_retention(
     report = RetentionReport(space, dry_run)
     # The manifests are the longest read: the server answers it while the tags are weighed.
     async with asyncio.TaskGroup() as reads:
-        manifests_read = reads.create_task(metadata.space_manifests(space))
-        tags, pins = await asyncio.gather(metadata.space_tags(space), metadata.space_pins(space))
+        manifests_read = reads.create_task(metadata.retention.space_manifests(space))
+        tags, pins = await asyncio.gather(
+            metadata.retention.space_tags(space), metadata.retention.space_pins(space)
+        )
         states = [
             TagState(
                 t["repository"],
@@ -112,7 +114,7 @@ async def run_retention(
     report.removed = [_tag_entry(t) for t in going]
     report.manifests = [{"repository": r, "digest": d} for r, d in sorted(removable)]
     if dry_run:
-        orphans = await metadata.blobs_only_in(removable)
+        orphans = await metadata.retention.blobs_only_in(removable)
         report.blobs_removed, report.bytes_freed = len(orphans), sum(orphans.values())
         return report
     removed_tags: list[TagState] = []
@@ -182,7 +184,7 @@ async def _remove_tags(
 ) -> list[TagState]:
     """Those of ``batch`` that still point where they did when the run looked (not
     re-pushed), with an ``image.deleted`` event each; the tags removed."""
-    removed = await metadata.remove_tags_if_unchanged(
+    removed = await metadata.retention.remove_tags_if_unchanged(
         [(t.repository, t.tag, t.digest, t.pushed_at) for t in batch], session
     )
     gone = [t for t in batch if (t.repository, t.tag) in removed]
@@ -207,7 +209,7 @@ async def _remove_manifests(
     """Those of ``batch`` (parents first) that, now, no tag points at, no manifest lists or
     refers to (parents go first, so one still here was kept) and no push touched since the
     run looked, with an ``image.deleted`` event each; the manifests removed."""
-    removed = await metadata.remove_manifests_if_unneeded(
+    removed = await metadata.retention.remove_manifests_if_unneeded(
         [(r, d, manifests[(r, d)].get("touched_at")) for r, d in batch], session
     )
     gone = [key for key in batch if key in removed]

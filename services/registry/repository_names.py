@@ -3,9 +3,10 @@ the feed view searches.
 
 Repositories are never removed, and each new one moves its space's ``repositories_stamp`` in
 the transaction that lists it (a space made again starts its stamps elsewhere): a list read
-after the stamp it is kept under is at least that new, so one read of the spaces' stamps tells whether what this
-instance remembers is current, whatever instance listed a repository. A page or a search is
-then a bisect and a scan in memory rather than a read of every name from the database.
+after the stamp it is kept under is at least that new, so one read of the spaces' stamps
+tells whether what this instance remembers is current, whatever instance listed a
+repository. A page or a search is then a bisect and a scan in memory rather than a read of
+every name from the database.
 """
 
 from __future__ import annotations

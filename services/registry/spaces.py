@@ -81,7 +81,7 @@ class Spaces:
             raise NotFound(f"space {space_id} does not exist")
         if space_id == DEFAULT_SPACE[0]:
             raise Conflict("the default space cannot be deleted")
-        if await self.metadata.space_has_repositories(space_id):
+        if await self.metadata.retention.space_has_repositories(space_id):
             raise Conflict(f"space {space_id} still has repositories")
         members = await self.metadata.spaces.delete(space_id)
         self.registry.forget_space(space_id)

@@ -345,12 +345,12 @@ async def test_retention_reads_of_a_space(metadata: tuple[MetadataStore, Recorde
     store, recorder = metadata
 
     async def reads() -> None:
-        assert len(await store.space_tags("spaces-1")) == 5
-        assert await store.space_pins("spaces-1") == {(REPOSITORY, "1.0.0")}
-        manifests = await store.space_manifests("spaces-1")
+        assert len(await store.retention.space_tags("spaces-1")) == 5
+        assert await store.retention.space_pins("spaces-1") == {(REPOSITORY, "1.0.0")}
+        manifests = await store.retention.space_manifests("spaces-1")
         assert len(manifests) == 5
         assert await store.pins.of_repository(REPOSITORY) == {"1.0.0"}
-        assert await store.blobs_only_in(list(manifests)) == {
+        assert await store.retention.blobs_only_in(list(manifests)) == {
             LAYER["digest"]: 5,
             CONFIG["digest"]: 5,
         }
@@ -388,21 +388,22 @@ async def test_retention_removals_read_and_write_by_index(
     of manifests: themselves by _id, the tags, referrers and indexes naming them through
     their indexes, one delete by _id."""
     store, recorder = metadata
-    tags = {doc["tag"]: doc for doc in await store.space_tags("spaces-1")}
-    manifests = {d: doc for (_r, d), doc in (await store.space_manifests("spaces-1")).items()}
+    tags = {doc["tag"]: doc for doc in await store.retention.space_tags("spaces-1")}
+    seen = await store.retention.space_manifests("spaces-1")
+    manifests = {d: doc for (_r, d), doc in seen.items()}
     going = [tags["latest"], tags["2.0"]]
 
     async def tags_then_manifests() -> None:
         async def remove(session: AsyncClientSession) -> None:
             batch = [(t["repository"], t["tag"], t["digest"], t["updated_at"]) for t in going]
-            assert await store.remove_tags_if_unchanged(batch, session) == {
+            assert await store.retention.remove_tags_if_unchanged(batch, session) == {
                 (REPOSITORY, "latest"),
                 (REPOSITORY, "2.0"),
             }
             unneeded = [
                 (REPOSITORY, t["digest"], manifests[t["digest"]]["touched_at"]) for t in going
             ]
-            removed = await store.remove_manifests_if_unneeded(unneeded, session)
+            removed = await store.retention.remove_manifests_if_unneeded(unneeded, session)
             assert removed == {(REPOSITORY, t["digest"]) for t in going}
 
         await store.transaction(remove)

@@ -14,6 +14,7 @@ from typing import Any
 import pytest_asyncio
 from pymongo import AsyncMongoClient
 
+from shared.metadata.retention import RetentionRepository
 from shared.metadata.store import MetadataStore
 from shared.retention import RetentionPolicy
 from shared.retention_run import EventSource, RetentionReport, run_retention
@@ -38,13 +39,14 @@ EVENTS = EventSource("/tests", "registry.test", "reaper")
 POLICY = RetentionPolicy(retain_days=0, keep_last=1, untagged_retain_hours=0)
 
 
-class RacedStore(MetadataStore):
-    """A store whose pushes land right after retention has looked at the space's tags (and
-    before it looks at its manifests), or right after it has looked at both, and before it
-    removes anything."""
+class RacedRetention(RetentionRepository):
+    """Retention's reads, with pushes landing right after it has looked at the space's tags
+    (and before it looks at its manifests), or right after it has looked at both, and before
+    it removes anything."""
 
-    def __init__(self, client: AsyncMongoClient[dict[str, Any]], database: str) -> None:
-        super().__init__(client, database)
+    def __init__(self, store: RacedStore) -> None:
+        super().__init__(store.db, store.images)
+        self.store = store
         self.after_tags: list[tuple[bytes, str | None]] = []
         self.after_manifests: list[tuple[bytes, str | None]] = []
         self._tags_seen = asyncio.Event()
@@ -52,7 +54,7 @@ class RacedStore(MetadataStore):
     async def space_tags(self, space_id: str) -> list[dict[str, Any]]:
         seen = await super().space_tags(space_id)
         for content, tag in self.after_tags:
-            await push(self, content, tag)
+            await push(self.store, content, tag)
         self._tags_seen.set()
         return seen
 
@@ -60,8 +62,14 @@ class RacedStore(MetadataStore):
         await self._tags_seen.wait()
         seen = await super().space_manifests(space_id)
         for content, tag in self.after_manifests:
-            await push(self, content, tag)
+            await push(self.store, content, tag)
         return seen
+
+
+class RacedStore(MetadataStore):
+    def __init__(self, client: AsyncMongoClient[dict[str, Any]], database: str) -> None:
+        super().__init__(client, database)
+        self.raced = self.retention = RacedRetention(self)
 
 
 @pytest_asyncio.fixture
@@ -147,7 +155,7 @@ async def test_a_tag_pushed_again_after_the_look_stays_and_its_batch_goes(
     digests = {n: await push(store, image(n), f"1.0.{n}-deployments-{n}") for n in range(1, 6)}
     await backdate(store, 40)
     # Deployment 3 is pushed again (another build) once the run has read the tags.
-    store.after_tags = [(image(33), "1.0.3-deployments-3")]
+    store.raced.after_tags = [(image(33), "1.0.3-deployments-3")]
 
     report = await run(store, tmp_path)
 
@@ -180,7 +188,7 @@ async def test_a_manifest_tagged_after_the_look_stays_with_what_it_lists(
     index = await push(store, index_of(amd64, arm64), None)
     loose = [await push(store, image(n), None) for n in range(1, 4)]
     await backdate(store, 3)
-    store.after_manifests = [(index_of(amd64, arm64), "release"), (image(1), None)]
+    store.raced.after_manifests = [(index_of(amd64, arm64), "release"), (image(1), None)]
 
     report = await run(store, tmp_path)
 
@@ -219,7 +227,7 @@ async def test_what_the_look_missed_is_checked_again_before_removal(
     amd64, arm64 = image(64), image(65)
     platforms = [await push(store, body, None) for body in (amd64, arm64)]
     loose = await push(store, image(9), None)
-    store.after_tags = [(index_of(amd64, arm64), "bundle")]
+    store.raced.after_tags = [(index_of(amd64, arm64), "bundle")]
 
     report = await run(store, tmp_path, clock_ahead=dt.timedelta(hours=1))
 
