@@ -12,9 +12,8 @@ import inspect
 import json
 import pickle
 import re
-from collections.abc import Sequence
 from pathlib import Path
-from types import ModuleType, SimpleNamespace
+from types import ModuleType
 from typing import Any, cast, get_args, get_type_hints
 
 import pytest
@@ -43,12 +42,12 @@ from shared.builds.lifecycle import (
     TERMINAL,
     BuildStatus,
     Built,
-    Outcome,
     may_become,
     statuses_before,
 )
-from shared.events.envelope import EVENTS_EXCHANGE, CloudEvent
-from shared.metadata.builds import BuildRecord, new_build, refused_build
+from shared.events.envelope import CloudEvent
+from shared.metadata.builds import new_build, refused_build
+from tests.support.fakes.builds import InMemoryBuildMetadata, InMemoryBuildStore, InMemoryOutbox
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCE = "https://registry.example/builder"
@@ -463,98 +462,48 @@ def test_the_rules_see_what_breaks_them() -> None:
 # The builder's worker writes through the lifecycle (an in-memory build store, no processes)
 
 
-class FakeOutbox:
-    def __init__(self) -> None:
-        self.sent: list[tuple[CloudEvent, str | None]] = []  # with the queue it goes to alone
-
-    async def add(
-        self,
-        events: Sequence[CloudEvent],
-        *,
-        exchange: str = EVENTS_EXCHANGE,
-        routing_key: str | None = None,
-    ) -> None:
-        self.sent += [(event, routing_key) for event in events]
+@pytest.fixture(autouse=True)
+def prompt_cancel_checks(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(worker_module, "CANCEL_CHECK_SECONDS", 0.01)
 
 
-class FakeBuilds:
-    """The build store's moves, in memory, each one the lifecycle allows."""
+class SentEvents:
+    """The events the worker recorded, each with the reply queue it goes to alone (None: the
+    events exchange)."""
 
-    def __init__(self, outbox: FakeOutbox) -> None:
-        self.docs: dict[str, dict[str, Any]] = {}
-        self.outbox = outbox
+    def __init__(self, outbox: InMemoryOutbox) -> None:
+        self._outbox = outbox
 
-    async def get(self, space: str, build_id: str) -> BuildRecord | None:
-        doc = self.docs.get(f"{space}/{build_id}")
-        return None if doc is None else BuildRecord.from_document(doc)
-
-    async def create(
-        self, doc: dict[str, Any], events: Sequence[CloudEvent] = (), **_: Any
-    ) -> tuple[BuildRecord, bool]:
-        if doc["_id"] in self.docs:
-            return BuildRecord.from_document(self.docs[doc["_id"]]), False
-        self.docs[doc["_id"]] = doc
-        await self.outbox.add(events)
-        return BuildRecord.from_document(doc), True
-
-    async def attach_reply(self, *_: Any) -> None:
-        return None
-
-    async def claim(self, space: str, build_id: str, owner: str, _: Any) -> BuildRecord | None:
-        doc = self.docs[f"{space}/{build_id}"]
-        if doc["status"] != "queued" or doc["cancel_requested"]:
-            return None
-        doc.update(status="running", owner=owner)
-        return BuildRecord.from_document(doc)
-
-    async def renew(self, space: str, build_id: str, *_: Any) -> BuildRecord | None:
-        return await self.get(space, build_id)
-
-    async def append_logs(self, space: str, build_id: str, lines: Sequence[str]) -> None:
-        self.docs[f"{space}/{build_id}"]["logs"] += lines
-
-    async def finish(
-        self,
-        space: str,
-        build_id: str,
-        owner: str | None,
-        outcome: Outcome,
-        events: Sequence[CloudEvent],
-    ) -> bool:
-        doc = self.docs[f"{space}/{build_id}"]
-        if not may_become(doc["status"], outcome.status) or owner not in (None, doc.get("owner")):
-            return False
-        doc.update(status=outcome.status.value, **outcome.fields())
-        await self.outbox.add(events)
-        return True
+    @property
+    def sent(self) -> list[tuple[CloudEvent, str | None]]:
+        return [
+            (r.event, r.routing_key if r.exchange == "" else None) for r in self._outbox.recorded
+        ]
 
 
-def _worker(
-    monkeypatch: pytest.MonkeyPatch, build: Any, *, time_limit: float = 60
-) -> tuple[BuildWorker, FakeOutbox]:
+def _worker(build: Any, *, time_limit: float = 60) -> tuple[BuildWorker, SentEvents]:
     """A worker over the in-memory store whose builds are ``build()`` (awaited when it
     returns an awaitable)."""
-    outbox = FakeOutbox()
-    metadata = SimpleNamespace(outbox=outbox, builds=FakeBuilds(outbox))
+    metadata = InMemoryBuildMetadata()
 
     async def run_build(*_: Any) -> Any:
         made = build()
         return await made if inspect.isawaitable(made) else made
 
-    monkeypatch.setattr(worker_module, "run_build", run_build)
-    monkeypatch.setattr(worker_module, "CANCEL_CHECK_SECONDS", 0.01)
     worker = BuildWorker(
-        cast(Any, metadata),
+        metadata,
         cast(Any, None),
         owner="builder-1",
         source=SOURCE,
         time_limit=time_limit,
+        build=run_build,
     )
-    return worker, outbox
+    return worker, SentEvents(metadata.outbox)
 
 
 def _docs(worker: BuildWorker) -> dict[str, dict[str, Any]]:
-    return cast(FakeBuilds, worker.builds).docs
+    documents: dict[str, dict[str, Any]] = cast(InMemoryBuildStore, worker.builds).documents
+    return documents
 
 
 REQUEST = {
@@ -569,9 +518,7 @@ REQUEST = {
 async def test_the_worker_reports_start_and_success_with_the_lifecycles_payloads(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    worker, outbox = _worker(
-        monkeypatch, lambda: BuildOutcome(BUILT.image, BUILT.digest, BUILT.strategy)
-    )
+    worker, outbox = _worker(lambda: BuildOutcome(BUILT.image, BUILT.digest, BUILT.strategy))
     await worker.handle(Command(json.dumps(REQUEST).encode(), "corr", "replies"))
     (started, _), (finished, _) = outbox.sent
     assert started.kind == "build.started" and started.correlation_id == "corr"
@@ -621,7 +568,7 @@ async def test_a_failure_raised_anywhere_in_the_builder_ends_with_its_catalogued
     def fail() -> Any:
         raise error
 
-    worker, outbox = _worker(monkeypatch, fail)
+    worker, outbox = _worker(fail)
     await worker.handle(Command(json.dumps(REQUEST).encode()))
     (_, _), (finished, _) = outbox.sent
     assert finished.kind == "build.failed" and finished.data["status"] == "failed"
@@ -635,7 +582,7 @@ async def test_a_failure_raised_anywhere_in_the_builder_ends_with_its_catalogued
 async def test_a_request_that_cannot_be_read_is_a_failed_build_born_finished(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    worker, outbox = _worker(monkeypatch, lambda: None)
+    worker, outbox = _worker(lambda: None)
     await worker.handle(Command(json.dumps({**REQUEST, "colour": "red"}).encode(), "c"))
     ((event, _),) = outbox.sent
     assert event.kind == "build.failed" and event.subject == "spaces-1/deployments-75-web"
@@ -655,7 +602,7 @@ async def test_a_request_that_cannot_be_read_is_a_failed_build_born_finished(
 async def test_a_build_over_its_time_limit_ends_with_timeout(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    worker, outbox = _worker(monkeypatch, lambda: asyncio.Event().wait(), time_limit=0.05)
+    worker, outbox = _worker(lambda: asyncio.Event().wait(), time_limit=0.05)
     await worker.handle(Command(json.dumps(REQUEST).encode()))
     (_, _), (finished, _) = outbox.sent
     assert finished.kind == "build.failed" and finished.data["status"] == "failed"
@@ -674,7 +621,7 @@ async def test_a_build_cancelled_while_it_runs_ends_cancelled(
         _docs(holder["worker"])["spaces-1/deployments-75-web"]["cancel_requested"] = True
         await asyncio.Event().wait()
 
-    worker, outbox = _worker(monkeypatch, build)
+    worker, outbox = _worker(build)
     holder["worker"] = worker
     await worker.handle(Command(json.dumps(REQUEST).encode()))
     (_, _), (finished, _) = outbox.sent
