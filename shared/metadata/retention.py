@@ -51,10 +51,11 @@ class RetentionRepository:
 
     async def space_manifests(self, space_id: str) -> dict[tuple[str, str], Document]:
         """Every manifest of the space by (repository, digest), as retention weighs it: when
-        it was last pushed (``touched_at``, else ``created_at``), what it lists and refers to,
-        and what its ``image.deleted`` event says. Nothing more: the embedded server copies
-        each field it returns, and a space holds as many manifests as tags (the key is read
-        from ``_id``, ``<repository>@<digest>``: neither part may contain an ``@``)."""
+        it was last pushed (``touched_at``, else ``created_at``), what it lists, refers to
+        and references (``blobs``: a dry run weighs the blobs it would free from these), and
+        what its ``image.deleted`` event says. Nothing more: the embedded server copies each
+        field it returns, and a space holds as many manifests as tags (the key is read from
+        ``_id``, ``<repository>@<digest>``: neither part may contain an ``@``)."""
         # index: manifests repository_1_subject_1 (a range on its first field), named: a
         # planner may pick repository_1_blobs_1, which holds an entry per blob, not per manifest
         cursor = self.db.manifests.find(
@@ -64,6 +65,7 @@ class RetentionRepository:
                 "created_at": 1,
                 "manifests": 1,
                 "subject": 1,
+                "blobs": 1,
                 "media_type": 1,
                 "size": 1,
             },
@@ -75,36 +77,39 @@ class RetentionRepository:
             manifests[(repository, digest)] = doc
         return manifests
 
-    async def blobs_only_in(self, manifests: list[tuple[str, str]]) -> dict[str, int]:
-        """The blobs that only ``manifests`` ((repository, digest) pairs) reference, in any
-        repository, and no other repository links, with their sizes: what removing them frees
-        once the grace period of their links has passed."""
-        going = {f"{repository}@{digest}" for repository, digest in manifests}
-        referenced: dict[str, list[str]] = {}
-        for ids in self._batches(sorted(going)):
-            # index: _id_
-            async for doc in self.db.manifests.find({"_id": {"$in": ids}}, {"blobs": 1}):
-                referenced[doc["_id"]] = doc.get("blobs") or []
-        candidates = sorted({blob for blobs in referenced.values() for blob in blobs})
-        repositories = {repository for repository, _digest in manifests}
-        still: set[str] = set()
+    async def blobs_only_in(
+        self, going: list[tuple[str, str]], space: dict[tuple[str, str], Document]
+    ) -> dict[str, int]:
+        """The blobs that only the ``going`` manifests reference, with their sizes: what
+        removing them frees once the grace period of their links has passed. ``space`` is
+        every manifest of their space as ``space_manifests`` read it.
+
+        Only their repositories' links go with them, so a blob stays when a manifest of the
+        space that stays references it (read already, in ``space``), or when any other
+        repository links it: a manifest elsewhere references only blobs its repository links
+        (a push needs the link, and a link goes only once no manifest of its repository needs
+        it), so the links are all there is to read, a few per blob, instead of every manifest
+        that shares a base layer."""
+        leaving = set(going)
+        candidates: set[str] = set()
+        for key in going:
+            candidates.update(space[key].get("blobs") or [])
+        for key, manifest in space.items():
+            if key not in leaving:
+                candidates.difference_update(manifest.get("blobs") or [])
+        repositories = {repository for repository, _digest in going}
         elsewhere: set[str] = set()
-        for blobs in self._batches(candidates):
-            # The filters name only the indexed field; the rest is checked here, so that every
+        for blobs in self._batches(sorted(candidates)):
+            # The filter names only the indexed field; the rest is checked here, so that every
             # server bounds the scan by the index.
-            # index: manifests blobs_1
-            async for doc in self.db.manifests.find({"blobs": {"$in": blobs}}, {"blobs": 1}):
-                if doc["_id"] not in going:
-                    still.update(doc.get("blobs") or [])
             # index: blob_links digest_1
             async for doc in self.db.blob_links.find(
                 {"digest": {"$in": blobs}}, {"digest": 1, "repository": 1}
             ):
                 if doc["repository"] not in repositories:
                     elsewhere.add(doc["digest"])
-        orphans = [blob for blob in candidates if blob not in still and blob not in elsewhere]
         sizes: dict[str, int] = {}
-        for blobs in self._batches(orphans):
+        for blobs in self._batches(sorted(candidates - elsewhere)):
             # index: _id_
             async for doc in self.db.blobs.find({"_id": {"$in": blobs}}, {"size": 1}):
                 sizes[doc["_id"]] = int(doc["size"])

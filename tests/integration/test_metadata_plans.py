@@ -23,7 +23,7 @@ from pymongo.monitoring import (
     CommandSucceededEvent,
 )
 
-from shared.builds.lifecycle import Built, succeeded
+from shared.builds.lifecycle import BuildStatus, Built, succeeded
 from shared.metadata.blobs import Claim
 from shared.metadata.builds import new_build
 from shared.metadata.store import MetadataStore
@@ -350,7 +350,7 @@ async def test_retention_reads_of_a_space(metadata: tuple[MetadataStore, Recorde
         manifests = await store.retention.space_manifests("spaces-1")
         assert len(manifests) == 5
         assert await store.pins.of_repository(REPOSITORY) == {"1.0.0"}
-        assert await store.retention.blobs_only_in(list(manifests)) == {
+        assert await store.retention.blobs_only_in(list(manifests), manifests) == {
             LAYER["digest"]: 5,
             CONFIG["digest"]: 5,
         }
@@ -374,8 +374,6 @@ async def test_retention_reads_of_a_space(metadata: tuple[MetadataStore, Recorde
     assert [used[1], *used[3:]] == [
         ("pins", "space_1"),
         ("pins", "repository_1"),
-        ("manifests", "_id_"),  # the blobs of those going
-        ("manifests", "blobs_1"),
         ("blob_links", "digest_1"),
         ("blobs", "_id_"),
     ]
@@ -572,3 +570,33 @@ async def test_reaper_runs_are_claimed_and_finished_by_id(
 
     # A claim first makes sure the space has a document (an upsert by _id).
     assert await plans(store, recorder, runs) == [("reaper_runs", "_id_")] * (3 + 2 + 1 + 1 + 2)
+
+
+async def test_a_space_builds_are_listed_through_their_index(
+    metadata: tuple[MetadataStore, Recorder],
+) -> None:
+    """Each window of a listing page is a range of the space's index, with the status between
+    when the listing is filtered: never a read of every build."""
+    store, recorder = metadata
+    for n in range(12):
+        await store.builds.create(new_build("spaces-1", f"listed-{n:02d}", None))
+        await store.builds.create(new_build("spaces-2", f"elsewhere-{n:02d}", None))
+    await store.db.builds.update_one({"_id": "spaces-1/listed-03"}, {"$set": {"status": "failed"}})
+
+    async def listings() -> None:
+        first = await store.builds.newest("spaces-1", status=None, before=None, limit=5)
+        assert [b.build_id for b in first] == [f"listed-{n:02d}" for n in range(11, 6, -1)]
+        rest = await store.builds.newest(
+            "spaces-1", status=None, before=first[-1].listing_key, limit=50
+        )
+        assert [b.build_id for b in rest] == [f"listed-{n:02d}" for n in range(6, -1, -1)]
+        failed = await store.builds.newest(
+            "spaces-1", status=BuildStatus.FAILED, before=None, limit=50
+        )
+        assert [b.build_id for b in failed] == ["listed-03"]
+
+    used = await plans(store, recorder, listings)
+    assert set(used) == {
+        ("builds", "space_1_listing_key_1"),
+        ("builds", "space_1_status_1_listing_key_1"),
+    }
