@@ -11,7 +11,7 @@ from services.registry.group_commit import GroupCommit
 from services.registry.identity.access import SpaceAccess
 from services.registry.repository_names import RepositoryNames
 from shared.metadata.connection import Session
-from shared.metadata.errors import unavailable
+from shared.metadata.errors import SpaceMissing, unavailable
 from shared.metadata.images import ManifestPush, MissingReferences, StoredManifest
 from shared.metadata.store import MetadataStore
 from shared.oci import errors
@@ -129,7 +129,10 @@ class Registry:
             size = None if link is None else int(link["size"])
         if size is None or await self.store.locate(str(digest)) is None:
             return False
-        await self.metadata.images.touch_repository(name.full)
+        try:
+            await self.metadata.images.touch_repository(name.full)
+        except SpaceMissing as exc:  # deleted since the caller's access was checked
+            raise errors.NameUnknown(detail={"name": name.full}) from exc
         return await self.metadata.blobs.link(name.full, str(digest), size)
 
     async def delete_blob(self, name: RepositoryName, digest: Digest) -> None:
@@ -184,7 +187,10 @@ class Registry:
             "image.pushed", name, tag, manifest.digest, manifest.media_type, manifest.size, actor
         )
         push = ManifestPush(name.full, manifest, content, tag, event)
-        missing = await self._pushes.submit(push)
+        try:
+            missing = await self._pushes.submit(push)
+        except SpaceMissing as exc:  # deleted since the caller's access was checked
+            raise errors.NameUnknown(detail={"name": name.full}) from exc
         if missing is not None:
             raise _refusal(missing)
         if tag is not None:

@@ -14,7 +14,7 @@ from services.registry.bootstrap import DEFAULT_SPACE
 from services.registry.identity.access import AccessControl, Principal
 from services.registry.management.errors import Conflict, NotFound
 from services.registry.registry import Registry
-from shared.metadata.errors import AlreadyExists
+from shared.metadata.errors import AlreadyExists, SpaceNotEmpty
 from shared.metadata.spaces import SpaceRecord
 from shared.metadata.store import MetadataStore
 
@@ -81,9 +81,10 @@ class Spaces:
             raise NotFound(f"space {space_id} does not exist")
         if space_id == DEFAULT_SPACE[0]:
             raise Conflict("the default space cannot be deleted")
-        if await self.metadata.retention.space_has_repositories(space_id):
-            raise Conflict(f"space {space_id} still has repositories")
-        members = await self.metadata.spaces.delete(space_id)
+        try:
+            members = await self.metadata.spaces.delete(space_id)
+        except SpaceNotEmpty as exc:
+            raise Conflict(f"space {space_id} still has repositories") from exc
         self.registry.forget_space(space_id)
         for username in members or []:
             self.access.forget(username)

@@ -26,6 +26,7 @@ from typing import Any
 import structlog
 
 from shared.metadata.blobs import BlobBeingDeleted
+from shared.metadata.errors import SpaceMissing
 from shared.metadata.store import MetadataStore
 from shared.metadata.uploads import Upload
 from shared.oci import errors
@@ -164,6 +165,8 @@ class Uploads:
         except BaseException as exc:
             with contextlib.suppress(Exception):
                 await blobs.release(str(digest), token)
+            if isinstance(exc, SpaceMissing):  # deleted since the caller's access was checked
+                raise errors.NameUnknown(detail={"name": name.full}) from exc
             if isinstance(exc, BlobBeingDeleted):
                 raise errors.BlobUnknown(
                     "the upload took too long and the blob was collected; upload it again",

@@ -14,6 +14,14 @@ class AlreadyExists(MetadataError):
     taken)."""
 
 
+class SpaceMissing(MetadataError):
+    """The space a write would add to does not exist (it was deleted meanwhile)."""
+
+
+class SpaceNotEmpty(MetadataError):
+    """A space that still has repositories cannot be deleted."""
+
+
 class MetadataUnavailable(MetadataError):
     """The server cannot be reached or did not answer."""
 

@@ -39,6 +39,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from shared.events.envelope import CloudEvent
 from shared.events.outbox import Outbox
 from shared.metadata.connection import Document, Session, Transaction, to_millis, utcnow
+from shared.metadata.errors import SpaceMissing
 from shared.metadata.feed import feed_fields
 from shared.oci.manifest import ParsedManifest
 
@@ -328,13 +329,16 @@ class ImageRepository:
 
     async def _repositories_changed(self, repository: str, session: Session) -> None:
         """A repository was just listed: move its space's ``repositories_stamp`` (a list of
-        the space's repositories remembered under another stamp is stale)."""
+        the space's repositories remembered under another stamp is stale). The space must
+        still be there: its deletion writes the same document, so of a push listing its
+        first repository and the deletion, the second to commit sees the first."""
+        space = repository.split("/", 1)[0]
         # index: _id_
-        await self.db.spaces.update_one(
-            {"_id": repository.split("/", 1)[0]},
-            {"$inc": {"repositories_stamp": 1}},
-            session=session,
+        result = await self.db.spaces.update_one(
+            {"_id": space}, {"$inc": {"repositories_stamp": 1}}, session=session
         )
+        if result.matched_count == 0:
+            raise SpaceMissing(space)
 
     async def get_manifest(
         self, repository: str, digest: str, *, session: Session | None = None

@@ -115,10 +115,6 @@ class RetentionRepository:
                 sizes[doc["_id"]] = int(doc["size"])
         return sizes
 
-    async def space_has_repositories(self, space_id: str) -> bool:
-        # index: repositories space_1__id_1
-        return await self.db.repositories.find_one({"space": space_id}, {"_id": 1}) is not None
-
     async def remove_tags_if_unchanged(
         self, tags: list[tuple[str, str, str, dt.datetime]], session: Session
     ) -> set[tuple[str, str]]:

@@ -18,7 +18,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from shared.metadata.connection import Document, Session, Transaction, prefix_range, utcnow
-from shared.metadata.errors import AlreadyExists
+from shared.metadata.errors import AlreadyExists, SpaceNotEmpty
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,10 +120,17 @@ class SpaceRepository:
         return result.matched_count == 1
 
     async def delete(self, space_id: str) -> list[str] | None:
-        """Delete the space and its memberships together; the former members, or None when
-        there was no such space."""
+        """Delete the space and its memberships together, only while it has no repository
+        (else ``SpaceNotEmpty``); the former members, or None when there was no such space.
+        A push listing the space's first repository writes the space's document too
+        (``ImageRepository``), so it and this deletion cannot both commit."""
 
         async def delete(session: Session) -> list[str] | None:
+            # index: repositories space_1__id_1
+            if await self.db.repositories.find_one(
+                {"space": space_id}, {"_id": 1}, session=session
+            ):
+                raise SpaceNotEmpty(space_id)
             result = await self.db.spaces.delete_one({"_id": space_id}, session=session)
             if result.deleted_count == 0:
                 return None

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import pytest
 
 from shared.metadata.blobs import BlobBeingDeleted
+from shared.metadata.errors import SpaceMissing
 from shared.metadata.images import ManifestPush, MissingReferences
 from shared.metadata.store import MetadataStore
 from tests.support.fakes.metadata import InMemoryMetadata
@@ -53,6 +54,7 @@ class Backend:
 
 def fake_backend() -> Backend:
     metadata = InMemoryMetadata()
+    metadata.add_space(SPACE)
 
     async def event_ids() -> list[str]:
         return [event.id for event in metadata.outbox.events()]
@@ -265,3 +267,11 @@ async def test_a_link_needs_a_live_reservation_or_a_stored_blob(backend: Backend
     assert (blob["stored"], blob["links"]) == (True, 2)
     assert await backend.blobs.unlink(REPO, digest_of(LAYER))
     assert not await backend.blobs.unlink(REPO, digest_of(LAYER))
+
+
+async def test_a_push_into_a_space_that_is_gone_fails_and_lists_nothing(backend: Backend) -> None:
+    content = canonical({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": []})
+    with pytest.raises(SpaceMissing):
+        await backend.images.commit_pushes([push("spaces-404/app", content, "1")])
+    assert not await backend.images.repository_exists("spaces-404/app")
+    assert await backend.event_ids() == []

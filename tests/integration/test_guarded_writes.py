@@ -10,10 +10,14 @@ import datetime as dt
 from collections.abc import AsyncIterator, Awaitable
 from typing import TypeVar
 
+import pytest
 import pytest_asyncio
 
 from shared.metadata.builds import new_build
+from shared.metadata.errors import SpaceMissing, SpaceNotEmpty
 from shared.metadata.store import MetadataStore
+from tests.support.oci import OCI_INDEX, canonical
+from tests.support.pushes import manifest_push
 
 T = TypeVar("T")
 LEASE = dt.timedelta(minutes=5)
@@ -92,3 +96,43 @@ async def test_two_reapers_claiming_one_space_one_runs_it(store: MetadataStore) 
         stored = await store.db.reaper_runs.find_one({"_id": space})
         assert stored is not None
         assert stored["owner"] == ("reaper-a" if first else "reaper-b")
+
+
+async def test_a_space_deleted_while_its_first_repository_is_pushed_ends_one_way(
+    store: MetadataStore,
+) -> None:
+    """Either the push lists the repository and the deletion is refused, or the space goes
+    and the push fails: never a repository left in a space that is gone."""
+    content = canonical({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": []})
+    for n in range(ROUNDS):
+        space = f"spaces-{100 + n}"
+        await store.spaces.create(space, space, anonymous_pull=False)
+        push = store.images.commit_pushes([manifest_push(f"{space}/app", content, "1")])
+        # Now one starts first, now the other, now both at once.
+        pushed, deleted = await asyncio.gather(
+            _after(0.004 * (n % 3 == 1), push),
+            _after(0.004 * (n % 3 == 2), store.spaces.delete(space)),
+            return_exceptions=True,
+        )
+        listed = await store.db.repositories.find_one({"_id": f"{space}/app"})
+        if isinstance(deleted, SpaceNotEmpty):
+            assert pushed == [None] and listed is not None
+            assert await store.spaces.get(space) is not None
+        else:
+            assert deleted == [] and isinstance(pushed, SpaceMissing), (pushed, deleted)
+            assert listed is None and await store.spaces.get(space) is None
+            assert await store.db.manifests.count_documents({"repository": f"{space}/app"}) == 0
+
+
+async def test_a_space_with_a_repository_is_not_deleted(store: MetadataStore) -> None:
+    await store.spaces.create("spaces-90", "ninety", anonymous_pull=False)
+    await store.images.touch_repository("spaces-90/app")
+    with pytest.raises(SpaceNotEmpty):
+        await store.spaces.delete("spaces-90")
+    assert await store.spaces.get("spaces-90") is not None
+
+
+async def test_nothing_is_listed_in_a_space_that_is_gone(store: MetadataStore) -> None:
+    with pytest.raises(SpaceMissing):
+        await store.images.touch_repository("spaces-91/app")
+    assert await store.db.repositories.find_one({"_id": "spaces-91/app"}) is None

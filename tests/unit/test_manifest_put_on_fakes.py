@@ -274,3 +274,17 @@ async def test_deleting_a_tag_that_does_not_exist_records_nothing(site: Site) ->
 
     assert site.metadata.outbox.events("image.deleted") == []
     assert await site.metadata.images.tags_stamp(REPO.full) == stamp
+
+
+async def test_a_push_into_a_space_deleted_meanwhile_is_a_name_unknown_and_stores_nothing(
+    site: Site,
+) -> None:
+    """Access was checked while the space was there; by the commit it is gone."""
+    elsewhere = RepositoryName.parse("spaces-7/drifter")
+    await site.link(CONFIG, *LAYERS, name=REPO)
+    with pytest.raises(errors.NameUnknown):
+        await site.registry.put_manifest(elsewhere, Reference.parse("1"), index(), OCI_INDEX, "ada")
+    with pytest.raises(errors.NameUnknown):
+        await site.uploads.put_whole(elsewhere, Digest.of(CONFIG), body(CONFIG), len(CONFIG))
+    assert not await site.metadata.images.repository_exists(elsewhere.full)
+    assert site.pushed() == []

@@ -44,6 +44,7 @@ class Site:
     def __init__(self, store: InMemoryBlobStore | None = None) -> None:
         self.clock = FakeClock()
         self.metadata = InMemoryMetadata(self.clock)
+        self.metadata.add_space(REPO.space)
         self.store = store or InMemoryBlobStore()
 
     def instance(self) -> Uploads:

@@ -34,7 +34,7 @@ from shared.events.envelope import EVENTS_EXCHANGE, CloudEvent
 from shared.metadata.accounts import Account, AccountStore
 from shared.metadata.blobs import NOT_DELETING, WRITE_LEASE, BlobBeingDeleted
 from shared.metadata.connection import EPOCH, Document
-from shared.metadata.errors import AlreadyExists
+from shared.metadata.errors import AlreadyExists, SpaceMissing
 from shared.metadata.images import (
     ManifestPush,
     MissingReferences,
@@ -439,14 +439,15 @@ class InMemoryImages:
         doc = self._data.repositories.get(repository)
         if doc is None:
             space = repository.split("/", 1)[0]
+            stamps = self._data.spaces.get(space)
+            if stamps is None:
+                raise SpaceMissing(space)
+            stamps["repositories_stamp"] = stamps.get("repositories_stamp", 0) + 1
             doc = self._data.repositories[repository] = {
                 "_id": repository,
                 "space": space,
                 "created_at": self._now(),
             }
-            if space in self._data.spaces:
-                stamps = self._data.spaces[space]
-                stamps["repositories_stamp"] = stamps.get("repositories_stamp", 0) + 1
         return doc
 
     async def repository_exists(self, repository: str) -> bool:
@@ -500,6 +501,10 @@ class InMemoryImages:
 
     async def _record_pushes(self, pushes: Sequence[ManifestPush], session: object) -> None:
         now = self._now()
+        for p in pushes:  # nothing is written for a batch that fails (as a transaction)
+            space = p.repository.split("/", 1)[0]
+            if p.repository not in self._data.repositories and space not in self._data.spaces:
+                raise SpaceMissing(space)
         for p in pushes:
             key = _link_id(p.repository, p.manifest.digest)
             doc = self._data.manifests.setdefault(key, _manifest_document(p, now))
@@ -777,6 +782,13 @@ class InMemoryMetadata:
         self.blobs = InMemoryBlobs(self.data, self.transaction, now)
         self.accounts = InMemoryAccounts(self.data, now)
         self.runs = InMemoryRuns(now)
+
+    def add_space(self, space_id: str) -> None:
+        """A space to push into, as the registry's start makes its default one."""
+        self.data.spaces.setdefault(
+            space_id,
+            {"_id": space_id, "name": space_id, "anonymous_pull": False, "created_at": EPOCH},
+        )
 
     def store(self) -> MetadataStore:
         """These fakes where the product asks for a ``MetadataStore``."""
