@@ -7,15 +7,23 @@ STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
 .PHONY: install run test lint unit integration e2e bench bench-scale deps services clean
 
+# pip is quiet unless a target asks otherwise: `make run` shows its progress (a fresh
+# install takes about a minute), `make test` keeps its log to the tests.
+PIP_OUTPUT := --quiet
+
 $(STAMP): pyproject.toml
+	@echo "==> creating the virtual environment $(VENV)"
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	@echo "==> installing Spacedock and its dependencies into $(VENV) (about a minute the first time)"
+	$(BIN)/pip install $(PIP_OUTPUT) --upgrade pip
+	$(BIN)/pip install $(PIP_OUTPUT) -e '.[dev]'
 	rm -f $(VENV)/.installed-* && touch $(STAMP)
 
 install: $(STAMP)
 
+run: PIP_OUTPUT := --progress-bar on
 run: install
+	@echo "==> starting registry, builder and reaper in one process (spacedock serve; Ctrl-C stops)"
 	$(BIN)/spacedock serve
 
 deps:

@@ -76,8 +76,13 @@ class BuildRequest:
         }
 
     def public(self) -> dict[str, Any]:
-        """The request as it may be stored and shown: sensitive values replaced by names."""
-        return {**self._shown(), "sensitive_variables": sorted(self.sensitive_variables)}
+        """The request as it may be stored and shown: sensitive values replaced by names.
+        It is what a repeated request with the same ``build_id`` is compared with."""
+        return {
+            **self._shown(),
+            "build_args": self.build_args,
+            "sensitive_variables": sorted(self.sensitive_variables),
+        }
 
     def command(self, sealer: Sealer | None) -> dict[str, Any]:
         """The request as the registry records it for the builders (in MongoDB, through the
@@ -103,9 +108,17 @@ def build_id_of(data: Any) -> str | None:
 
 
 def parse_build_request(
-    data: Any, *, space: str | None = None, sealer: Sealer | None = None
+    data: Any,
+    *,
+    space: str | None = None,
+    sealer: Sealer | None = None,
+    deployment_required: bool = False,
 ) -> BuildRequest:
-    """The request ``data`` makes; sealed sensitive values are opened with ``sealer``."""
+    """The request ``data`` makes; sealed sensitive values are opened with ``sealer``.
+
+    ``deployment_required``: the request must name its deployment (``deployment.id``), as
+    ``POST …/builds`` and ``spacedock builds start`` do; over AMQP the deployment server
+    always sends one, and a request without it builds with the SDI version as its tag."""
     if not isinstance(data, dict):
         raise RequestInvalid("a build request is a JSON object")
     problem = unstorable(data)
@@ -127,6 +140,13 @@ def parse_build_request(
     sdi = _object(data.get("sdi"), "sdi", {"id", "version"}, required=True)
     sdi_id, sdi_version = _text(sdi.get("id"), "sdi.id"), _text(sdi.get("version"), "sdi.version")
     deployment = _object(data.get("deployment"), "deployment", None, required=False)
+    if deployment_required:
+        if "id" not in deployment:
+            raise RequestInvalid(
+                "deployment is required: the deployment the image is for, with its id, e.g. "
+                '{"id": "deployments-75", "environment": "Production"}'
+            )
+        _text(deployment["id"], "deployment.id")
     image = _object(data.get("image"), "image", {"repository", "tag"}, required=False)
     repository = image.get("repository", sdi_id.lower())
     deployment_id = deployment.get("id")

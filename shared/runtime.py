@@ -8,6 +8,11 @@ cancels that work first and then closes what was opened, newest first, so nothin
 uses a closed connection. What a caller passes in (a store a test made, the bus that
 ``spacedock serve`` shares between its services) is used and left open.
 
+The runtime records into the process's metrics (``shared.metrics``): those a caller passes
+(the registry's, or those ``spacedock serve`` shares between its services, shown on the
+registry's ``/metrics``), or its own, which a service run alone serves with
+:meth:`ServiceRuntime.serve_own_metrics`.
+
 A process runs one or more services with :func:`run_until_stopped`: they share one stop event,
 set by SIGINT or SIGTERM (:func:`stop_on_signals`) or by the first service that fails;
 :func:`metadata_url` starts the embedded MongoDB-wire server for the process when no
@@ -26,9 +31,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Itera
 from typing import Any, TypeVar
 
 from shared.events.bus import AmqpBus, EventBus, InProcessBus
-from shared.events.relay import OutboxRelay
+from shared.events.relay import OutboxMetrics, OutboxRelay
 from shared.metadata.embedded import EmbeddedMongo
 from shared.metadata.store import MetadataStore
+from shared.metrics import ProcessMetrics, metrics_address, serve_metrics
 from shared.settings import Settings
 from shared.storage.factory import open_blob_store
 from shared.storage.port import BlobStore
@@ -67,6 +73,9 @@ class ServiceRuntime:
         bus: EventBus,
         store: BlobStore | None,
         resources: contextlib.AsyncExitStack,
+        metrics: ProcessMetrics,
+        *,
+        own_metrics: bool,
     ) -> None:
         self.service = service
         self.owner = owner
@@ -74,7 +83,14 @@ class ServiceRuntime:
         self.bus = bus
         self._store = store
         self._resources = resources
-        self.relay = OutboxRelay(metadata.outbox, bus, owner)
+        self.metrics = metrics
+        self._own_metrics = own_metrics
+        outbox_metrics = metrics.group(OutboxMetrics)
+        self.relay = OutboxRelay(metadata.outbox, bus, owner, metrics=outbox_metrics)
+        # Removed before the metadata it reads closes (the resources close newest first).
+        resources.callback(
+            metrics.add_sampler("outbox", lambda: outbox_metrics.sample(metadata.outbox))
+        )
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -88,10 +104,12 @@ class ServiceRuntime:
         metadata: MetadataStore | None = None,
         store: BlobStore | None = None,
         bus: EventBus | None = None,
+        metrics: ProcessMetrics | None = None,
     ) -> AsyncIterator[ServiceRuntime]:
         """Connect to the metadata, open the blob store if ``blobs`` (or use ``store``), and
         choose the bus (or use ``bus``); ``settings.mongo_url`` must be set unless
-        ``metadata`` is given (the CLI starts the embedded server when needed)."""
+        ``metadata`` is given (the CLI starts the embedded server when needed). Record into
+        ``metrics``, or into metrics of the service's own."""
         async with contextlib.AsyncExitStack() as resources:
             if metadata is None:
                 if settings.mongo_url is None:
@@ -104,13 +122,28 @@ class ServiceRuntime:
             if bus is None:
                 bus = open_bus(settings.amqp_url)
                 resources.push_async_callback(bus.close)
-            yield cls(service, owner_name(service, instance), metadata, bus, store, resources)
+            yield cls(
+                service,
+                owner_name(service, instance),
+                metadata,
+                bus,
+                store,
+                resources,
+                metrics or ProcessMetrics(),
+                own_metrics=metrics is None,
+            )
 
     @property
     def store(self) -> BlobStore:
         if self._store is None:
             raise RuntimeUnconfigured(f"the {self.service} was opened without blobs")
         return self._store
+
+    async def serve_own_metrics(self, settings: Settings) -> None:
+        """Serve the metrics on ``SPACEDOCK_METRICS_LISTEN`` until the runtime closes, when
+        they are this service's own; metrics a caller passed are the caller's to show."""
+        if self._own_metrics:
+            await self.enter(serve_metrics(self.metrics, metrics_address(settings, self.service)))
 
     def start_relay(self) -> None:
         """Publish the outbox from now until the runtime closes."""

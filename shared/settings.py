@@ -68,12 +68,18 @@ RETENTION_VARIABLES = (
     "SPACEDOCK_RETENTION_INTERVAL_SECONDS",
     "SPACEDOCK_RETENTION_DEBOUNCE_SECONDS",
 )
+# A builder or reaper run alone serves /metrics on a port of its own (the registry, on its own).
+METRICS_VARIABLES = ("SPACEDOCK_METRICS_LISTEN",)
 SERVICE_VARIABLES: Mapping[str, frozenset[str]] = {
     "registry": frozenset(
         CORE_VARIABLES + STORAGE_VARIABLES + GATEWAY_VARIABLES + BUILD_REQUEST_VARIABLES
     ),
-    "builder": frozenset(CORE_VARIABLES + BUILD_REQUEST_VARIABLES + BUILD_VARIABLES),
-    "reaper": frozenset(CORE_VARIABLES + STORAGE_VARIABLES + RETENTION_VARIABLES),
+    "builder": frozenset(
+        CORE_VARIABLES + BUILD_REQUEST_VARIABLES + BUILD_VARIABLES + METRICS_VARIABLES
+    ),
+    "reaper": frozenset(
+        CORE_VARIABLES + STORAGE_VARIABLES + RETENTION_VARIABLES + METRICS_VARIABLES
+    ),
 }
 
 
@@ -132,6 +138,10 @@ class Settings:
     retention_debounce_seconds: int = 60
     # A client that accepts no bytes of a download for this long is dropped.
     send_timeout_seconds: int = 60
+    # Where a builder or reaper run alone serves /metrics: no host for nowhere, no port for
+    # the service's own (shared.metrics.DEFAULT_PORTS).
+    metrics_host: str | None = "127.0.0.1"
+    metrics_port: int | None = None
 
     @property
     def public_host(self) -> str:
@@ -304,6 +314,7 @@ class Settings:
             get, "SPACEDOCK_RETENTION_DEBOUNCE_SECONDS", 60, 0, 86_400, problems
         )
         send_timeout = _int(get, "SPACEDOCK_SEND_TIMEOUT_SECONDS", 60, 1, 3600, problems)
+        metrics_host, metrics_port = _metrics_listen(get("SPACEDOCK_METRICS_LISTEN"), problems)
 
         log_format = (get("SPACEDOCK_LOG_FORMAT", "auto") or "").lower()
         if log_format not in ("auto", "json", "console"):
@@ -342,6 +353,8 @@ class Settings:
             retention_interval_seconds=retention_interval,
             retention_debounce_seconds=retention_debounce,
             send_timeout_seconds=send_timeout,
+            metrics_host=metrics_host,
+            metrics_port=metrics_port,
         )
 
 
@@ -360,6 +373,22 @@ def _int(
         problems.append(f"{name}={text!r}: expected a whole number from {low} to {high}")
         return default
     return int(text)
+
+
+def _metrics_listen(value: str | None, problems: list[str]) -> tuple[str | None, int | None]:
+    """``host:port`` (port 0: one the system chooses), or ``none``; unset: 127.0.0.1 on the
+    service's own port."""
+    if value is None:
+        return "127.0.0.1", None
+    if value.strip().lower() == "none":
+        return None, None
+    host, _, port = value.rpartition(":")
+    if not host or not port.isascii() or not port.isdigit() or not int(port) < 65536:
+        problems.append(
+            f"SPACEDOCK_METRICS_LISTEN={value!r}: expected host:port, e.g. 0.0.0.0:9102, or none"
+        )
+        return "127.0.0.1", None
+    return host.strip("[]"), int(port)
 
 
 def _is_http_url(value: str) -> bool:

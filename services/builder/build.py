@@ -87,6 +87,8 @@ class BuildEnvironment:
     registry_host: str
     docker: DockerEngine | None
     policy: BuildPolicy = field(default_factory=BuildPolicy)
+    # Told how long each build's configuration features took, in seconds (a metric).
+    features_timed: Callable[[float], None] = lambda _seconds: None
 
     @property
     def own_hosts(self) -> tuple[str, ...]:
@@ -269,6 +271,7 @@ class _Build:
         """The SDI's own expressions run in a child process that the time budget, the build's
         time limit and cancellation can stop (a thread could not be)."""
         deployment = self.request.deployment
+        started = time.monotonic()
         try:
             features: FeatureRun = await run_isolated(
                 run_features,
@@ -287,6 +290,8 @@ class _Build:
             ) from exc
         except IsolatedFailure as exc:
             raise FeaturesFailed(str(exc)) from exc
+        finally:
+            self.env.features_timed(time.monotonic() - started)
         for line in features.lines:
             self.log(line)
         if features.error is not None:

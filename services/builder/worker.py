@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import structlog
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from services.builder.build import BuildEnvironment, BuildOutcome, Log, run_build
 from services.builder.redaction import Masker
@@ -55,6 +56,49 @@ CANCEL_CHECK_SECONDS = 1.0
 
 # One build, from request to pushed image, in a scratch directory of its own (``run_build``).
 BuildFunction = Callable[[BuildRequest, Path, BuildEnvironment, Log], Awaitable[BuildOutcome]]
+# The strategy label of a build that ended before one was chosen (or never built).
+NO_STRATEGY = "none"
+BUILD_SECONDS_BUCKETS = (1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200)
+FEATURE_SECONDS_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+
+
+class BuildMetrics:
+    """What the builders of a process count, one group of its metrics (``shared.metrics``)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.builds = Counter(
+            "spacedock_builds",
+            "Builds ended, by final status and the strategy that built them "
+            f"({NO_STRATEGY} when the build ended before one was chosen)",
+            ["status", "strategy"],
+            registry=registry,
+        )
+        self.duration = Histogram(
+            "spacedock_build_duration_seconds",
+            "Time from a build's start to its outcome, by final status",
+            ["status"],
+            buckets=BUILD_SECONDS_BUCKETS,
+            registry=registry,
+        )
+        self.features = Histogram(
+            "spacedock_build_features_seconds",
+            "Time a build's configuration features took (substitution, transforms, "
+            "structured variables), whether they succeeded or not",
+            buckets=FEATURE_SECONDS_BUCKETS,
+            registry=registry,
+        )
+        self.queue_depth = Gauge(
+            "spacedock_build_queue_depth",
+            "Build requests waiting for a builder: the broker queue's ready messages "
+            "(every builder's), or the requests of this process waiting for a slot",
+            registry=registry,
+        )
+
+    def ended(self, outcome: Outcome, strategy: str, seconds: float | None) -> None:
+        """A build's outcome; ``seconds`` when it ran (a refused request never started)."""
+        self.builds.labels(outcome.status.value, strategy).inc()
+        if seconds is not None:
+            self.duration.labels(outcome.status.value).observe(seconds)
 
 
 class EventOutbox(Protocol):
@@ -118,8 +162,11 @@ class BuildWorker:
         notify: Any = None,
         sealer: Sealer | None = None,
         build: BuildFunction | None = None,
+        metrics: BuildMetrics | None = None,
     ) -> None:
-        """``build`` is ``run_build`` unless a test stands in for it."""
+        """``build`` is ``run_build`` unless a test stands in for it; ``metrics`` are the
+        process's (without them the worker counts into its own)."""
+        self.metrics = metrics or BuildMetrics(CollectorRegistry())
         self.metadata = metadata
         self.sealer = sealer
         self.builds = metadata.builds
@@ -216,15 +263,19 @@ class BuildWorker:
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await watcher
-        duration_ms = int((time.monotonic() - started) * 1000)
+        seconds = time.monotonic() - started
+        duration_ms = int(seconds * 1000)
+        strategy = NO_STRATEGY
         if error is None:
             made = Built(built.image, built.digest, built.strategy)
             outcome = lifecycle.succeeded(space, build_id, made, duration_ms=duration_ms)
+            strategy = built.strategy
         else:
             outcome = self._failure(space, build_id, error, build_log, duration_ms)
         await self.builds.append_logs(space, build_id, build_log.unflushed())
         event = outcome.event(source=self.source, correlation_id=correlation, reply_to=reply_to)
         await self.builds.finish(space, build_id, self.owner, outcome, [event])
+        self.metrics.ended(outcome, strategy, seconds)
         self._notify()
         log.info(
             "build_finished",
@@ -294,6 +345,7 @@ class BuildWorker:
             reply_to=command.reply_to,
         )
         log.warning("build_request_invalid", build_id=build_id, space=space, error=error.message)
+        self.metrics.ended(outcome, NO_STRATEGY, None)
         if build_id is None or space is None:
             await self.metadata.outbox.add([event])
             self._notify()

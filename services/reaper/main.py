@@ -9,6 +9,9 @@ scheduled run.
 Several reapers may run: a space's run is claimed (``reaper_runs``, with a lease) so only
 one reaper applies it at a time, blobs are claimed before they are deleted
 (``shared/metadata/blobs.py``), and an abandoned upload is claimed before it is removed.
+
+Its metrics (:class:`ReaperMetrics`) are the process's: on the registry's ``/metrics`` under
+``spacedock serve``, on ``SPACEDOCK_METRICS_LISTEN`` when it runs alone.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import time
 import uuid
 
 import structlog
+from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from services.reaper.pushes import consume_pushes
 from shared.events.bus import EventBus
@@ -28,6 +32,7 @@ from shared.events.relay import OutboxRelay
 from shared.garbage import collect_blobs
 from shared.metadata.spaces import SpaceRecord
 from shared.metadata.store import MetadataStore
+from shared.metrics import ProcessMetrics
 from shared.retention import PolicyInvalid, RetentionPolicy
 from shared.retention_run import EventSource, run_retention
 from shared.runtime import ServiceRuntime
@@ -39,18 +44,77 @@ RUN_LEASE = dt.timedelta(minutes=30)
 ABANDONED_AFTER = dt.timedelta(hours=24)
 STAGING_SWEEP_EVERY_SECONDS = 3600.0
 REAPER_ACCOUNT = "spacedock-reaper"
+RUN_SECONDS_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800)
 
 
-async def run_reaper(settings: Settings, stop: asyncio.Event, bus: EventBus | None = None) -> None:
+class ReaperMetrics:
+    """What the reaper counts, one group of the process's metrics (``shared.metrics``)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.runs = Counter(
+            "spacedock_retention_runs",
+            "Retention runs of a space by the reaper, by outcome: applied, failed, or "
+            "policy_invalid (a stored policy that no longer parses)",
+            ["outcome"],
+            registry=registry,
+        )
+        self.run_duration = Histogram(
+            "spacedock_retention_run_duration_seconds",
+            "Time one space's retention run took, applied or failed",
+            buckets=RUN_SECONDS_BUCKETS,
+            registry=registry,
+        )
+        self.tags_removed = Counter(
+            "spacedock_retention_tags_removed", "Tags retention removed", registry=registry
+        )
+        self.manifests_removed = Counter(
+            "spacedock_retention_manifests_removed",
+            "Manifests retention removed",
+            registry=registry,
+        )
+        self.blobs_collected = Counter(
+            "spacedock_gc_blobs_collected",
+            "Blobs garbage collection deleted, in retention runs and in the reaper's sweep "
+            "of blobs nothing refers to",
+            registry=registry,
+        )
+        self.bytes_collected = Counter(
+            "spacedock_gc_bytes_collected",
+            "Bytes of the blobs garbage collection deleted",
+            registry=registry,
+        )
+
+    def collected(self, blobs: int, size: int) -> None:
+        self.blobs_collected.inc(blobs)
+        self.bytes_collected.inc(size)
+
+
+async def run_reaper(
+    settings: Settings,
+    stop: asyncio.Event,
+    bus: EventBus | None = None,
+    metrics: ProcessMetrics | None = None,
+) -> None:
+    """Reap until ``stop``; ``bus`` and ``metrics`` are those of the process when it runs
+    other services too."""
     if settings.mongo_url is None:
         log.warning("reaper_idle", reason="set SPACEDOCK_MONGO_URL to apply retention")
         await stop.wait()
         return
-    async with ServiceRuntime.open("reaper", settings, blobs=True, bus=bus) as runtime:
+    async with ServiceRuntime.open(
+        "reaper", settings, blobs=True, bus=bus, metrics=metrics
+    ) as runtime:
+        await runtime.serve_own_metrics(settings)
         wake = asyncio.Event()
         runtime.start_relay()
         runtime.spawn(consume_pushes(settings, runtime.metadata, runtime.bus, wake))
-        reaper = Reaper(runtime.metadata, runtime.store, settings, runtime.owner)
+        reaper = Reaper(
+            runtime.metadata,
+            runtime.store,
+            settings,
+            runtime.owner,
+            metrics=runtime.metrics.group(ReaperMetrics),
+        )
         log.info("reaper_ready", every_seconds=settings.retention_interval_seconds)
         await _rounds(reaper, runtime.relay, wake, stop)
 
@@ -87,8 +151,16 @@ async def _rounds(
 
 class Reaper:
     def __init__(
-        self, metadata: MetadataStore, store: BlobStore, settings: Settings, owner: str
+        self,
+        metadata: MetadataStore,
+        store: BlobStore,
+        settings: Settings,
+        owner: str,
+        *,
+        metrics: ReaperMetrics | None = None,
     ) -> None:
+        """``metrics`` are the process's; without them the reaper counts into its own."""
+        self.metrics = metrics or ReaperMetrics(CollectorRegistry())
         self.metadata = metadata
         self.store = store
         self.owner = owner
@@ -118,6 +190,7 @@ class Reaper:
             finally:
                 await self.metadata.runs.finish(space.id, self.owner, started)
         collected = await collect_blobs(self.metadata, self.store)
+        self.metrics.collected(collected.blobs_removed, collected.bytes_freed)
         if collected.blobs_removed or collected.failed:
             log.info(
                 "blobs_collected",
@@ -137,19 +210,31 @@ class Reaper:
             policy = RetentionPolicy.parse(space.retention or {})
         except PolicyInvalid:
             log.warning("retention_policy_invalid", space=space_id)
+            self.metrics.runs.labels("policy_invalid").inc()
             return
-        report = await run_retention(
-            self.metadata,
-            self.store,
-            space_id,
-            policy,
-            now=dt.datetime.now(dt.UTC),
-            dry_run=False,
-            events=self.events,
-        )
-        document = report.document()
-        completed = CloudEvent("retention.completed", self.events.source, space_id, document)
-        await self.metadata.outbox.add([completed])
+        started = time.monotonic()
+        try:
+            report = await run_retention(
+                self.metadata,
+                self.store,
+                space_id,
+                policy,
+                now=dt.datetime.now(dt.UTC),
+                dry_run=False,
+                events=self.events,
+            )
+            document = report.document()
+            completed = CloudEvent("retention.completed", self.events.source, space_id, document)
+            await self.metadata.outbox.add([completed])
+        except Exception:
+            self.metrics.runs.labels("failed").inc()
+            raise
+        finally:
+            self.metrics.run_duration.observe(time.monotonic() - started)
+        self.metrics.runs.labels("applied").inc()
+        self.metrics.tags_removed.inc(len(report.removed))
+        self.metrics.manifests_removed.inc(len(report.manifests))
+        self.metrics.collected(report.blobs_removed, report.bytes_freed)
         log.info(
             "retention_applied",
             space=space_id,

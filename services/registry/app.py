@@ -43,8 +43,8 @@ from services.registry.keys import (
     store_key,
     uploads_key,
 )
+from services.registry.management import docs as management_docs
 from services.registry.management import routes as management_routes
-from services.registry.management.routes import OPENAPI_PATH
 from services.registry.management.sdi_check import ScanLimits, SdiScanner
 from services.registry.metrics import Metrics
 from services.registry.middleware import error_bodies
@@ -56,6 +56,7 @@ from services.registry.uploads import Uploads
 from shared.events.bus import EventBus
 from shared.events.relay import OutboxRelay
 from shared.metadata.store import MetadataStore
+from shared.metrics import ProcessMetrics
 from shared.runtime import ServiceRuntime
 from shared.sealing import Sealer
 from shared.settings import Settings
@@ -63,6 +64,10 @@ from shared.storage.port import BlobStore
 
 API_VERSION_HEADER = ("Docker-Distribution-API-Version", "registry/2.0")
 admin_credentials_key = web.AppKey("admin_credentials", bootstrap.AdminCredentials)
+
+# What the management API shows anyone (its own description, for programs and for people):
+# the operations its table marks public.
+PUBLIC_API_PATHS = frozenset(op.path for op in management_routes.OPERATIONS if op.public)
 
 _NAME = r"{name:[^{}]+?}"
 _DIGEST = r"{digest:[^/]+}"
@@ -74,13 +79,16 @@ def create_app(
     metadata: MetadataStore | None = None,
     store: BlobStore | None = None,
     bus: EventBus | None = None,
+    metrics: ProcessMetrics | None = None,
 ) -> web.Application:
     """The registry application; metadata, storage and the event bus are opened from
     ``settings`` unless given. ``settings.mongo_url`` must be set (the CLI starts the embedded
-    server if needed); without ``settings.amqp_url`` events go to an in-process bus."""
+    server if needed); without ``settings.amqp_url`` events go to an in-process bus.
+    ``/metrics`` shows ``metrics``, the process's, which other services of the process
+    record into too (``spacedock serve``), or the registry's own."""
     app = web.Application(middlewares=[error_bodies, identify_caller])
     app[settings_key] = settings
-    app[metrics_key] = Metrics()
+    app[metrics_key] = Metrics(metrics or ProcessMetrics())
     app.cleanup_ctx.append(_resources(metadata, store, bus))
     app.on_response_prepare.append(_api_version_header)
     _add_routes(app)
@@ -103,6 +111,7 @@ def _resources(
             metadata=metadata,
             store=store,
             bus=bus,
+            metrics=app[metrics_key].process,
         ) as runtime:
             meta = app[metadata_key] = runtime.metadata
             app[store_key] = runtime.store
@@ -172,7 +181,7 @@ async def identify_caller(request: web.Request, handler: Handler) -> web.StreamR
     """Know the caller of every OCI and management request: credentials that are present
     must be valid, and absent ones make an anonymous caller, who may pull from spaces that
     allow it. The management API needs an account; its own description is public."""
-    if request.path.startswith(("/v2", "/api/")) and request.path != OPENAPI_PATH:
+    if request.path.startswith(("/v2", "/api/")) and request.path not in PUBLIC_API_PATHS:
         principal = await request.app[access_key].authenticate(request.headers.get("Authorization"))
         if request.path.startswith("/api/") and principal.username is None:
             raise AuthenticationRequired()
@@ -212,3 +221,4 @@ def _add_routes(app: web.Application) -> None:
     router.add_delete(f"/v2/{_NAME}/blobs/{_DIGEST}", blobs.delete_blob)
 
     management_routes.add_routes(router)
+    management_docs.install(app, management_routes.DOCUMENT)

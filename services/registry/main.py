@@ -14,6 +14,7 @@ from services.registry.app import admin_credentials_key, create_app
 from services.registry.bootstrap import AdminCredentials
 from services.registry.http_server import RegistryRunner
 from shared.events.bus import EventBus
+from shared.metrics import ProcessMetrics
 from shared.settings import Settings
 
 log = structlog.get_logger("spacedock.registry")
@@ -25,8 +26,9 @@ async def run_registry(
     stop: asyncio.Event,
     on_ready: Callable[[AdminCredentials | None], None] | None = None,
     bus: EventBus | None = None,
+    metrics: ProcessMetrics | None = None,
 ) -> None:
-    app = create_app(settings, bus=bus)
+    app = create_app(settings, bus=bus, metrics=metrics)
     runner = RegistryRunner(
         app,
         access_log=logging.getLogger("spacedock.access"),

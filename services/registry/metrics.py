@@ -1,13 +1,18 @@
-"""Prometheus metrics of one registry process (its own collector registry, no globals)."""
+"""The registry's HTTP metrics, in the process's metrics (``shared.metrics``; no globals):
+what ``/metrics`` shows beside them is whatever else the process records (its outbox relay,
+and under ``spacedock serve`` the builder and the reaper)."""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import Counter, Gauge, Histogram
+
+from shared.metrics import ProcessMetrics
 
 
 class Metrics:
-    def __init__(self) -> None:
-        self.registry = CollectorRegistry(auto_describe=True)
+    def __init__(self, process: ProcessMetrics) -> None:
+        self.process = process
+        self.registry = process.registry
         self.requests = Counter(
             "spacedock_http_requests",
             "HTTP requests by route, method and status",

@@ -6,6 +6,11 @@ and pull packages as well, and a package pushed with oras downloads here too. An
 ``sdi.yaml`` a build would refuse is refused here, before anything of it is visible
 (``sdi_check``, in child processes of the ``SdiScanner``; a package pushed with an OCI client
 is not judged).
+
+An upload's file name is read as the deployment server reads package files (the version
+starts at the first dot-separated number), with one refusal more (``uploaded_package``): a
+name such as ``myapp-1.0.0.zip``, with no dot between id and version, would otherwise be
+stored as package ``myapp-1`` version ``0.0``, which nobody meant.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import asyncio
 import contextlib
 import hashlib
 import json
+import re
 import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -34,11 +40,44 @@ from shared.packages import (
     EXTENSIONS,
     TITLE,
     PackageFile,
+    PackageNameInvalid,
     extension_of,
     package_layer,
+    parse_package_filename,
 )
 
 EMPTY_CONFIG = b"{}"
+# An id ending in a number after a dash or underscore: the number may be the version's.
+_NUMBERED_ID = re.compile(r"(?P<stem>.+)[-_](?P<number>[0-9]+)")
+# Release numbers a version written out in full has (major.minor.patch).
+_FULL_RELEASE = 3
+
+
+class PackageExists(Conflict):
+    """The version is in the feed already; the client may replace it (``?replace=true``, or
+    ``spacedock package upload --replace``)."""
+
+    code = "PACKAGE_EXISTS"
+
+
+def uploaded_package(filename: str) -> PackageFile:
+    """The package an uploaded file is (``<id>.<version>.<zip|tar.gz|tgz>``), refusing a
+    name that reads better as ``<id>-<version>``: an id that ends in ``-<number>`` (or
+    ``_<number>``) followed by a version of fewer than three release numbers, as
+    ``myapp-1.0.0.zip`` (``myapp-1`` ``0.0``). ``web-7.1.2.0.zip`` (``web-7`` ``1.2.0``) and
+    every name whose id ends otherwise read as before."""
+    package = parse_package_filename(filename)
+    numbered = _NUMBERED_ID.fullmatch(package.id)
+    release = re.match(r"[0-9]+(?:\.[0-9]+)*", package.version)
+    assert release is not None  # parse_package_filename starts a version at a number
+    if numbered is not None and release.group().count(".") + 1 < _FULL_RELEASE:
+        meant = f"{numbered['stem']}.{numbered['number']}.{package.version}{package.extension}"
+        raise PackageNameInvalid(
+            f"{filename} would be package {package.id!r} version {package.version!r}: a "
+            f"package file is named <id>.<version>.<zip|tar.gz|tgz>, with a dot between id "
+            f"and version (e.g. {meant})"
+        )
+    return package
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,9 +128,10 @@ class Packages:
         unless ``replace``; ``content`` is not read until that is settled."""
         name, tag = _location(space, package)
         if not replace and await self.metadata.images.get_tag(name.full, tag) is not None:
-            raise Conflict(
+            raise PackageExists(
                 f"{package.id} {package.version} already exists in {space}; "
-                "upload with ?replace=true to replace it"
+                "upload with ?replace=true to replace it",
+                detail={"space": space, "id": package.id, "version": package.version},
             )
         digest, size = await self._store_judged(name, content, package)
         config_digest, _ = await self.uploads.put_stream(name, _single(EMPTY_CONFIG))

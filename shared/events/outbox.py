@@ -160,3 +160,12 @@ class Outbox:
     async def pending(self) -> int:
         """Entries not yet published (each holds one or more events)."""
         return await self.collection.count_documents({})
+
+    async def oldest(self) -> dt.datetime | None:
+        """When the oldest entry not yet published was recorded; None when there is none."""
+        # index: created_at_1
+        doc = await self.collection.find_one({}, {"created_at": 1}, sort=[("created_at", 1)])
+        if doc is None:
+            return None
+        created: dt.datetime = doc["created_at"]
+        return created if created.tzinfo is not None else created.replace(tzinfo=dt.UTC)

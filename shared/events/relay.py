@@ -1,5 +1,9 @@
 """The relay: publishes outbox entries with confirms, deletes them once confirmed, and keeps
-going through broker and database outages (entries simply wait in MongoDB)."""
+going through broker and database outages (entries simply wait in MongoDB).
+
+Its metrics (:class:`OutboxMetrics`): events published and entries not confirmed, counted
+by this process's relays; the backlog (entries waiting, the age of the oldest), read from the
+outbox when a scrape asks, the same on every instance since all relays share one outbox."""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ import contextlib
 import datetime as dt
 
 import structlog
+from prometheus_client import CollectorRegistry, Counter, Gauge
 from pymongo.errors import PyMongoError
 
 from shared.events.bus import BusUnavailable, EventBus, Outgoing
@@ -27,6 +32,39 @@ LINGER_SECONDS = 0.02
 MAX_BACKOFF_SECONDS = 5.0
 
 
+class OutboxMetrics:
+    """The outbox's metrics, one group per process (``shared.metrics.ProcessMetrics``)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.pending = Gauge(
+            "spacedock_outbox_pending_entries",
+            "Outbox entries not yet published, by every instance",
+            registry=registry,
+        )
+        self.oldest_age = Gauge(
+            "spacedock_outbox_oldest_entry_age_seconds",
+            "Age of the oldest outbox entry not yet published (0 when none waits)",
+            registry=registry,
+        )
+        self.published = Counter(
+            "spacedock_outbox_published_events",
+            "Events this process's relays published and the broker confirmed",
+            registry=registry,
+        )
+        self.publish_failures = Counter(
+            "spacedock_outbox_publish_failures",
+            "Outbox entries whose publish was not confirmed (published again later)",
+            registry=registry,
+        )
+
+    async def sample(self, outbox: Outbox) -> None:
+        """Read the backlog now (at a scrape)."""
+        self.pending.set(await outbox.pending())
+        oldest = await outbox.oldest()
+        age = 0.0 if oldest is None else (dt.datetime.now(dt.UTC) - oldest).total_seconds()
+        self.oldest_age.set(max(age, 0.0))
+
+
 class OutboxRelay:
     def __init__(
         self,
@@ -38,7 +76,9 @@ class OutboxRelay:
         lease: dt.timedelta = DEFAULT_LEASE,
         idle_poll: float = IDLE_POLL_SECONDS,
         linger: float = LINGER_SECONDS,
+        metrics: OutboxMetrics | None = None,
     ) -> None:
+        """``metrics`` are the process's; without them the relay counts into its own."""
         self.outbox = outbox
         self.bus = bus
         self.owner = owner
@@ -46,6 +86,7 @@ class OutboxRelay:
         self.lease = lease
         self.idle_poll = idle_poll
         self.linger = linger
+        self.metrics = metrics or OutboxMetrics(CollectorRegistry())
         self._wake = asyncio.Event()
         self.published = 0
 
@@ -93,8 +134,11 @@ class OutboxRelay:
         confirmed = [e for e, r in zip(entries, results, strict=True) if r is None]
         failed = [e.id for e, r in zip(entries, results, strict=True) if r is not None]
         await self.outbox.done(self.owner, [e.id for e in confirmed])
-        self.published += sum(len(e.messages) for e in confirmed)
+        published = sum(len(e.messages) for e in confirmed)
+        self.published += published
+        self.metrics.published.inc(published)
         if failed:
+            self.metrics.publish_failures.inc(len(failed))
             await self.outbox.release(self.owner, failed)
             first = next(r for r in results if r is not None)
             raise BusUnavailable(f"{len(failed)} of {len(entries)} not confirmed: {first}")

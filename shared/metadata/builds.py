@@ -2,8 +2,8 @@
 
 ``builds`` documents: ``{_id: "<space>/<build_id>", space, build_id, status, request,
 created_at, started_at, finished_at, result, error, logs, owner, lease_until,
-cancel_requested, correlation_id, reply_to, command_id, submitted_by}``, read back as
-``BuildRecord``. A build is named by its space and
+cancel_requested, correlation_id, reply_to, command_id, submitted_by, listing_key}``, read back
+as ``BuildRecord``. A build is named by its space and
 id together, in every query: the same ``build_id`` in two spaces is two builds, and nothing
 done for one space reads or writes another's. ``request`` never holds sensitive values (only
 their names); ``command_id`` is the id of the registry's command that queued the build.
@@ -14,8 +14,15 @@ result it already has: ``build_id`` makes requests idempotent within a space. Ev
 ``status`` is a move the lifecycle allows (``shared.builds.lifecycle``), made by one
 compare-and-set in a transaction (``shared.metadata.connection.update_if``: the build read by
 ``_id``, its conditions checked, then written by ``_id``): of two writers racing to move a
-build, one wins and the other is told. Every query names one build by ``_id`` alone and is
+build, one wins and the other is told. Every move names one build by ``_id`` alone and is
 served by the ``_id`` index, whichever server runs it.
+
+A space's builds are listed newest first by ``listing_key`` (``listing_key``: the creation
+time in milliseconds, then the build id, so the order is total and a cursor is one string),
+through an index on ``space`` and ``listing_key`` (with ``status`` between them when the list
+is filtered). A page is read in windows of time, the latest first (``_LISTING_WINDOWS``): the
+embedded server (SecantusDB) reads every key of the range an index gives before it applies a
+limit, so one open range would read every older build of the space for each page.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from pymongo import DESCENDING, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
@@ -38,15 +46,32 @@ from shared.builds.lifecycle import (
 )
 from shared.events.envelope import EVENTS_EXCHANGE, CloudEvent
 from shared.events.outbox import Outbox
-from shared.metadata.connection import Guard, earlier, update_if
+from shared.metadata.connection import EPOCH, Guard, earlier, update_if
 
 Document = dict[str, Any]
 MAX_LOG_LINES = 2000
 Transaction = Callable[[Callable[[AsyncClientSession], Awaitable[Any]]], Awaitable[Any]]
+# Where a page of the listing is read: from the key it continues after (or now), the keys
+# that share its first digits of milliseconds, fewer each time: the same 10 s, 100 s, about
+# 17 minutes, 3 hours, 28 hours, 12 days, 4 months, 3 years; then every build.
+_LISTING_WINDOWS = (9, 8, 7, 6, 5, 4, 3, 2, 0)
+# What a listing leaves out of each build: its log lines are read one build at a time.
+_LISTED = {"logs": 0}
+# Builds given their listing key per round trip when older ones are upgraded at start-up.
+LISTING_KEY_BATCH = 1000
 
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+def listing_key(created_at: dt.datetime, build_id: str) -> str:
+    """Where a build sorts in its space's listing: its creation in milliseconds since the
+    epoch (13 digits, which last until the year 2286), then its id."""
+    if created_at.tzinfo is None:  # read by a client that is not tz_aware: MongoDB keeps UTC
+        created_at = created_at.replace(tzinfo=dt.UTC)
+    millis = (created_at - EPOCH) // dt.timedelta(milliseconds=1)
+    return f"{millis:013d}|{build_id}"
 
 
 def new_build(space: str, build_id: str, request: Document | None, **fields: Any) -> Document:
@@ -66,6 +91,7 @@ def new_build(space: str, build_id: str, request: Document | None, **fields: Any
         "error": None,
         "logs": [],
         "cancel_requested": False,
+        "listing_key": listing_key(now, build_id),
         **fields,
     }
 
@@ -91,6 +117,7 @@ class BuildRecord:
     reply_to: str | None = None
     command_id: str | None = None  # the registry's command that queued it
     submitted_by: str | None = None
+    listing_key: str | None = None  # None only until an older build is upgraded at start
 
     @property
     def key(self) -> str:
@@ -116,6 +143,7 @@ class BuildRecord:
             reply_to=doc.get("reply_to"),
             command_id=doc.get("command_id"),
             submitted_by=doc.get("submitted_by"),
+            listing_key=doc.get("listing_key"),
         )
 
 
@@ -191,7 +219,10 @@ class BuildStore:
         """Indexes, and documents of an older layout upgraded (at start)."""
         await self.collection.create_index("space")
         await self.collection.create_index("status")
+        await self.collection.create_index([("space", 1), ("listing_key", 1)])
+        await self.collection.create_index([("space", 1), ("status", 1), ("listing_key", 1)])
         await self.upgrade()
+        await self.key_for_listing()
 
     async def upgrade(self) -> int:
         """Move documents from before builds were named by space (``_id`` the bare build id,
@@ -218,6 +249,74 @@ class BuildStore:
             if isinstance(doc.get("space"), str) and isinstance(doc["_id"], str):
                 moved += bool(await self._transaction(move))
         return moved
+
+    async def key_for_listing(self) -> int:
+        """Give builds that have no ``listing_key`` (recorded before builds were listed, or
+        since by an instance of an older version) theirs: a pass at every start, in batches.
+        A key is written only where there still is none; the number of builds keyed."""
+        keyed = 0
+        # no index: one read-only pass at start, which finds nothing once every build has a key
+        cursor = self.collection.find(
+            {"listing_key": {"$exists": False}},
+            {"build_id": 1, "created_at": 1},
+            batch_size=LISTING_KEY_BATCH,
+        )
+        batch: list[UpdateOne] = []
+        async for doc in cursor:
+            created_at = doc.get("created_at")
+            if not isinstance(created_at, dt.datetime) or not isinstance(doc.get("build_id"), str):
+                continue  # not upgraded to space-named builds yet: the next start keys it
+            key = listing_key(created_at, doc["build_id"])
+            # index: _id_
+            batch.append(
+                UpdateOne(
+                    {"_id": doc["_id"], "listing_key": {"$exists": False}},
+                    {"$set": {"listing_key": key}},
+                )
+            )
+            if len(batch) == LISTING_KEY_BATCH:
+                keyed += (await self.collection.bulk_write(batch, ordered=False)).modified_count
+                batch = []
+        if batch:
+            keyed += (await self.collection.bulk_write(batch, ordered=False)).modified_count
+        return keyed
+
+    async def newest(
+        self, space: str, *, status: BuildStatus | None, before: str | None, limit: int
+    ) -> list[BuildRecord]:
+        """Up to ``limit`` builds of ``space`` (with ``status``, when given), newest first,
+        after the one whose ``listing_key`` is ``before``; without their log lines.
+
+        The page is read in windows of time going back from ``before`` (or from now), each one
+        bounded range of the index, until it is full. The first page's first window has no
+        upper bound: a build stamped by a clock ahead of this one's is still listed."""
+        start = before if before is not None else listing_key(_now(), "")
+        lowers = list(dict.fromkeys(start[:length] for length in _LISTING_WINDOWS))
+        found: list[Document] = []
+        upper = before
+        for lower in lowers:
+            found += await self._listed_between(space, status, lower, upper, limit - len(found))
+            if len(found) >= limit:
+                break
+            upper = lower
+        return [BuildRecord.from_document(doc) for doc in found]
+
+    async def _listed_between(
+        self, space: str, status: BuildStatus | None, lower: str, upper: str | None, limit: int
+    ) -> list[Document]:
+        """Builds with ``lower <= listing_key < upper``, newest first."""
+        # From "" (excluded): only strings, so a build not yet keyed is never read as a key.
+        keys: Document = {"$gte": lower} if lower else {"$gt": ""}
+        if upper is not None:
+            keys["$lt"] = upper
+        query: Document = {"space": space}
+        if status is not None:
+            query["status"] = status.value
+        query["listing_key"] = keys
+        # index: builds space_1_listing_key_1, or with the status filter
+        # builds space_1_status_1_listing_key_1 (walked backwards: newest first)
+        cursor = self.collection.find(query, _LISTED).sort("listing_key", DESCENDING)
+        return [doc async for doc in cursor.limit(limit)]
 
     async def get(self, space: str, build_id: str) -> BuildRecord | None:
         # index: _id_

@@ -1,15 +1,21 @@
-"""docker-compose.yml describes the real stack of PRODUCT.md §3 and configures it correctly.
+"""docker-compose.yml describes the real stack of PRODUCT.md §3, configures it correctly, and
+publishes nothing an operator did not choose: no default secret, ports on loopback unless told
+otherwise, every image pinned.
 
-The file is read back through ``docker-compose config``, so anchors, merges and ``${VAR:-default}``
-are resolved by Compose itself, exactly as ``docker compose up`` would see them.
+The file is read back through ``docker-compose config``, so anchors, merges, ``${VAR:-default}``
+and ``${VAR:?message}`` are resolved by Compose itself, exactly as ``docker compose up`` would.
 """
 
 from __future__ import annotations
 
 import os
+import re
+import secrets
 import shlex
 import shutil
 import subprocess
+import tempfile
+import tomllib
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -38,6 +44,19 @@ S3_REGISTRY_VARIABLES = (
     "SPACEDOCK_ADMIN_PASSWORD",
 )
 
+# What the operator must give; each in the form the product checks.
+OPERATOR_SECRETS = {
+    "SPACEDOCK_ADMIN_PASSWORD": secrets.token_urlsafe(18),
+    "SPACEDOCK_BUILDER_KEY": f"sdk_{secrets.token_hex(8)}.{secrets.token_urlsafe(32)}",
+    "SPACEDOCK_SEALING_KEY": secrets.token_urlsafe(32),
+    "MINIO_ROOT_PASSWORD": secrets.token_urlsafe(12),
+    "RABBITMQ_PASSWORD": secrets.token_urlsafe(12),
+}
+PUBLISHED_PORTS = {"registry": {5000}, "rabbitmq": {5672, 15672}, "minio": {9001}}
+# A release: a version with minor and patch (not a floating major such as mongo:7), or
+# MinIO's dated release names.
+PINNED_TAG = re.compile(r"\d+\.\d+\.\d+(-[a-z0-9.]+)?|RELEASE\.\d{4}-\d\d-\d\dT\d\d-\d\d-\d\dZ")
+
 Services = dict[str, dict[str, Any]]
 
 
@@ -49,17 +68,30 @@ def _compose_command() -> list[str]:
     return ["docker", "compose"]
 
 
-def _render(extra_env: Mapping[str, str] | None = None) -> Services:
-    # A bare environment: the operator's shell must not change what the defaults are.
+def _compose_config(environment: Mapping[str, str]) -> subprocess.CompletedProcess[str]:
+    """``config`` in a bare environment (the operator's shell and an .env file beside the
+    compose file must not change what the defaults are)."""
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(Path.home())}
-    env.update(extra_env or {})
-    result = subprocess.run(
-        [*_compose_command(), "-f", str(COMPOSE_FILE), "config"],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-    )
+    env.update(environment)
+    with tempfile.NamedTemporaryFile(suffix=".env") as no_env_file:
+        return subprocess.run(
+            [
+                *_compose_command(),
+                "-f",
+                str(COMPOSE_FILE),
+                "--env-file",
+                no_env_file.name,
+                "config",
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=False,
+        )
+
+
+def _render(extra_env: Mapping[str, str] | None = None) -> Services:
+    result = _compose_config({**OPERATOR_SECRETS, **(extra_env or {})})
     assert result.returncode == 0, result.stderr
     services: Services = yaml.safe_load(result.stdout)["services"]
     return services
@@ -102,6 +134,18 @@ def _mount_targets(service: Mapping[str, Any]) -> dict[str, str]:
         else:
             mounts[volume["target"]] = volume["source"]
     return mounts
+
+
+def _published(service: Mapping[str, Any]) -> dict[int, str]:
+    """Published port → host address; docker-compose 1.x prints strings, v2 mappings."""
+    published: dict[int, str] = {}
+    for port in service.get("ports", []):
+        if isinstance(port, str):
+            host_ip, published_port, _ = port.split("/")[0].rsplit(":", 2)
+            published[int(published_port)] = host_ip
+        else:
+            published[int(port["published"])] = port.get("host_ip", "")
+    return published
 
 
 def _has_healthcheck(service: Mapping[str, Any]) -> bool:
@@ -234,3 +278,54 @@ def test_registry_and_builder_agree_on_the_builder_key(services: Services) -> No
     registry, builder = (_environment(services[n]) for n in ("registry", "builder"))
     assert registry["SPACEDOCK_BUILDER_KEY"] == builder["SPACEDOCK_BUILDER_KEY"]
     assert builder["SPACEDOCK_MONGO_URL"] == registry["SPACEDOCK_MONGO_URL"]
+
+
+@pytest.mark.parametrize("name", sorted(OPERATOR_SECRETS))
+def test_each_secret_must_be_given_and_compose_names_the_missing_one(name: str) -> None:
+    given = {other: value for other, value in OPERATOR_SECRETS.items() if other != name}
+
+    result = _compose_config(given)
+
+    assert result.returncode != 0
+    assert f"set {name}" in result.stderr
+
+
+def test_no_secret_has_a_default_in_the_file() -> None:
+    text = COMPOSE_FILE.read_text()
+    for name in OPERATOR_SECRETS:
+        assert f"${{{name}:?" in text, name
+        assert not re.search(rf"\$\{{{name}(:?-|\}})", text), f"{name} has a default"
+
+
+def test_secrets_from_the_shell_reach_the_services(services: Services) -> None:
+    registry = _environment(services["registry"])
+    assert registry["SPACEDOCK_ADMIN_PASSWORD"] == OPERATOR_SECRETS["SPACEDOCK_ADMIN_PASSWORD"]
+    for name in ("registry", "builder"):
+        env = _environment(services[name])
+        assert env["SPACEDOCK_BUILDER_KEY"] == OPERATOR_SECRETS["SPACEDOCK_BUILDER_KEY"]
+        assert env["SPACEDOCK_SEALING_KEY"] == OPERATOR_SECRETS["SPACEDOCK_SEALING_KEY"]
+
+
+def test_ports_are_published_on_loopback_by_default(services: Services) -> None:
+    published = {
+        name: _published(service) for name, service in services.items() if service.get("ports")
+    }
+    assert {name: set(ports) for name, ports in published.items()} == PUBLISHED_PORTS
+    for name, ports in published.items():
+        assert set(ports.values()) == {"127.0.0.1"}, name
+
+
+def test_spacedock_bind_publishes_the_ports_where_the_operator_says() -> None:
+    services = _render({"SPACEDOCK_BIND": "0.0.0.0"})
+    for name, ports in PUBLISHED_PORTS.items():
+        assert _published(services[name]) == dict.fromkeys(ports, "0.0.0.0"), name
+
+
+def test_every_image_is_pinned_to_a_release(services: Services) -> None:
+    project_version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    for name, service in services.items():
+        repository, _, tag = service["image"].rpartition(":")
+        assert repository, f"{name}: {service['image']} has no tag"
+        assert PINNED_TAG.fullmatch(tag), f"{name}: {tag} is not a release"
+    # The image built from this repository is tagged with its release.
+    assert services["registry"]["image"] == f"spacedock:{project_version}"

@@ -492,7 +492,7 @@ def test_a_token_on_the_management_api_holds_only_what_it_was_granted(
     goes: a writer is never granted space:<id>:manage."""
     writer = _member(admin, space, "writer")
     api = f"{registry_a.url}/api/v1/spaces/{space}"
-    build = {"sdi": {"id": "nothing", "version": "1.0.0"}}
+    build = {"sdi": {"id": "nothing", "version": "1.0.0"}, "deployment": {"id": "deployments-1"}}
     bare = bearer_client(registry_a.url, token(registry_a.url, writer.basic))
     repo_only = bearer_client(
         registry_a.url, token(registry_a.url, writer.basic, f"repository:{space}/app:pull,push")

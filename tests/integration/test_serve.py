@@ -81,6 +81,10 @@ def test_serve_on_embedded_defaults_pushes_and_builds(tmp_path: Path) -> None:
         assert status["status"] == "succeeded", (status, log.read_text()[-3000:])
         tags = client.request("GET", "/v2/spaces-1/hello-sdi/tags/list").json()["tags"]
         assert tags == ["1.0.0-deployments-1"]
+        # One process: the builder's and the outbox's metrics are on the registry's /metrics.
+        metrics = requests.get(f"{url}/metrics", timeout=10).text
+        assert 'spacedock_builds_total{status="succeeded",strategy="assembled"} 1.0' in metrics
+        assert "spacedock_outbox_pending_entries" in metrics
     finally:
         process.send_signal(signal.SIGTERM)
         try:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from services.registry.keys import metadata_key, metrics_key, store_key
 from shared.metadata.errors import MetadataUnavailable
+from shared.metrics import metrics_response
 from shared.storage.port import StorageError
 
 READY_TIMEOUT_SECONDS = 5.0
@@ -37,5 +37,5 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    body = generate_latest(request.app[metrics_key].registry)
-    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+    """The process's metrics: the registry's, and those of the services beside it."""
+    return await metrics_response(request.app[metrics_key].process)

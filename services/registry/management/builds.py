@@ -1,9 +1,13 @@
-"""``/api/v1/spaces/{space}/builds``: ask for a Source Docker Image build, follow it, cancel it
-(``services.registry.builds``)."""
+"""``/api/v1/spaces/{space}/builds``: ask for a Source Docker Image build, follow it, cancel it,
+list a space's builds (``services.registry.builds``). Cursors are the API's: opaque to
+clients, a build's place in the listing here."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime as dt
+import re
 from typing import Any
 
 from aiohttp import web
@@ -11,13 +15,19 @@ from aiohttp import web
 from services.registry.builds import refusal
 from services.registry.identity.roles import Role
 from services.registry.keys import builds_key, principal_key
+from services.registry.management.errors import ApiError
 from services.registry.management.guard import space_with_role
-from services.registry.management.requests import json_object
-from shared.build_requests import FIELDS, parse_build_request
+from services.registry.management.requests import int_param, json_object
+from shared.build_requests import BUILD_ID_RE, FIELDS, parse_build_request
 from shared.builds.errors import BuildError
+from shared.builds.lifecycle import BuildStatus
 from shared.metadata.builds import BuildRecord
 
 MAX_REQUEST_BYTES = 4 * 1024 * 1024
+MAX_PAGE = 500
+# A build's place in the listing (shared.metadata.builds.listing_key): what a cursor holds.
+LISTING_KEY_RE = re.compile(rf"[0-9]{{13}}\|(?:{BUILD_ID_RE.pattern})")
+STATUSES = ", ".join(status.value for status in BuildStatus)
 
 
 def build_json(build: BuildRecord) -> dict[str, Any]:
@@ -41,7 +51,7 @@ async def create_build(request: web.Request) -> web.Response:
     space = (await space_with_role(request, Role.WRITER)).id
     body = await json_object(request, FIELDS, limit=MAX_REQUEST_BYTES)
     try:
-        build = parse_build_request(body, space=space)
+        build = parse_build_request(body, space=space, deployment_required=True)
     except BuildError as exc:
         raise refusal(exc) from exc
     stored = await request.app[builds_key].submit(build, request[principal_key].username)
@@ -49,6 +59,19 @@ async def create_build(request: web.Request) -> web.Response:
         {"build_id": stored.build_id, "status": stored.status.value},
         status=202,
         headers={"Location": f"/api/v1/spaces/{space}/builds/{stored.build_id}"},
+    )
+
+
+async def list_builds(request: web.Request) -> web.Response:
+    """The space's builds, newest first, a page at a time (reader)."""
+    limit = int_param(request, "limit", 50, low=1, high=MAX_PAGE)
+    status = _status(request.query.get("status"))
+    after = _decode_cursor(request.query.get("cursor"))
+    space = (await space_with_role(request, Role.READER)).id
+    page = await request.app[builds_key].page(space, status=status, after=after, limit=limit)
+    next_cursor = None if page.next_before is None else _encode_cursor(page.next_before)
+    return web.json_response(
+        {"builds": [build_json(build) for build in page.builds], "next_cursor": next_cursor}
     )
 
 
@@ -74,3 +97,29 @@ async def cancel_build(request: web.Request) -> web.Response:
 async def _build(request: web.Request) -> BuildRecord:
     space = (await space_with_role(request, Role.READER)).id
     return await request.app[builds_key].get(space, request.match_info["build_id"])
+
+
+def _status(raw: str | None) -> BuildStatus | None:
+    if raw is None:
+        return None
+    try:
+        return BuildStatus(raw)
+    except ValueError:
+        raise ApiError(f"status must be one of {STATUSES}") from None
+
+
+def _encode_cursor(key: str) -> str:
+    return base64.urlsafe_b64encode(key.encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str | None) -> str | None:
+    """The listing key a cursor holds; one this API did not give is refused, not looked up."""
+    if not cursor:
+        return None
+    try:
+        key = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        key = ""
+    if not LISTING_KEY_RE.fullmatch(key):
+        raise ApiError("invalid cursor: pass the next_cursor of a previous page")
+    return key

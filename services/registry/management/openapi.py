@@ -75,6 +75,8 @@ def _operation(op: Operation) -> dict[str, Any]:
     if schema == "binary":
         binary = {"type": "string", "format": "binary"}
         success["content"] = {media_type: {"schema": binary} for media_type in PACKAGE_TYPES}
+    elif schema == "html":
+        success["content"] = {"text/html": {"schema": {"type": "string"}}}
     elif schema is not None:
         success["content"] = _json(schema)
     responses: dict[str, Any] = {str(code): success for code in sorted({status, *op.also_ok})}
@@ -310,12 +312,15 @@ SCHEMAS: dict[str, Any] = {
         ["space", "members"], space=STRING, members={"type": "array", "items": _ref("Member")}
     ),
     "BuildRequest": _input(
-        ["sdi"],
+        ["sdi", "deployment"],
         build_id={**BUILD_ID, "description": "a new one when absent"},
         space={**SPACE_ID, "description": "the path's space, when given"},
         sdi=_input(["id", "version"], id=TEXT, version=TEXT),
         image=_input(repository=REPOSITORY, tag=TAG),
-        deployment={"type": ["object", "null"]},
+        deployment={
+            **_object(["id"], id=TEXT),
+            "description": "the deployment the image is for; its id is the default tag's suffix",
+        },
         variables=VARIABLES,
         sensitive_variables=VARIABLES,
         packages=VARIABLES,
@@ -345,6 +350,11 @@ SCHEMAS: dict[str, Any] = {
         result={"type": ["object", "null"]},
         error={"type": ["object", "null"]},
         request={"type": ["object", "null"]},
+    ),
+    "BuildPage": _object(
+        ["builds", "next_cursor"],
+        builds={"type": "array", "items": _ref("Build")},
+        next_cursor={"type": ["string", "null"]},
     ),
     "BuildLogs": _object(
         ["build_id", "status", "logs"],

@@ -18,7 +18,8 @@ from services.registry.management.errors import ApiError, Invalid
 from services.registry.management.feed import versions_response
 from services.registry.management.guard import space_with_role
 from services.registry.management.requests import bool_param
-from shared.packages import PackageFile, PackageNameInvalid, parse_package_filename
+from services.registry.packages import uploaded_package
+from shared.packages import PackageFile, PackageNameInvalid
 
 READ_CHUNK = 1024 * 1024
 # What each archive format starts with: anything else is not the package it claims to be.
@@ -90,7 +91,7 @@ async def _file_part(request: web.Request) -> tuple[MultipartReader, BodyPartRea
 
 def _package(filename: str | None) -> PackageFile:
     try:
-        return parse_package_filename(filename or "")
+        return uploaded_package(filename or "")
     except PackageNameInvalid as exc:
         raise Invalid(str(exc)) from exc
 

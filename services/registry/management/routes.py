@@ -8,6 +8,7 @@ from aiohttp import web
 from services.registry.management import (
     build_credentials,
     builds,
+    docs,
     feed,
     members,
     packages,
@@ -16,6 +17,7 @@ from services.registry.management import (
     users,
 )
 from services.registry.management.openapi import (
+    BUILD_STATUS,
     Operation,
     build_document,
     limit_param,
@@ -36,6 +38,8 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation(
         "GET", OPENAPI_PATH, openapi_document, "This document", (200, None), public=True
     ),
+    Operation("GET", docs.DOCS_PATH, docs.docs_page, "This document as a page for people",
+              (200, "html"), public=True),
     # spaces
     Operation("GET", "/api/v1/spaces", spaces.list_spaces, "Spaces the caller has a role in",
               (200, "SpaceList")),
@@ -66,7 +70,7 @@ OPERATIONS: tuple[Operation, ...] = (
               "<space>/packages/<id>:<version> (writer)", (201, "Package"),
               body="PackageUpload",
               query=(query_param("replace", {"type": "boolean"},
-                                 "replace an existing version (409 otherwise)"),),
+                                 "replace an existing version (409 PACKAGE_EXISTS otherwise)"),),
               errors=(403, 404, 409, 422)),
     Operation("GET", f"{SPACE}/packages/{{id}}/versions", packages.list_package_versions,
               "A package's versions in Octopus order, newest first (reader)",
@@ -76,9 +80,17 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("GET", f"{SPACE}/packages/{{id}}/{{version}}", packages.download_package,
               "Download a package file (reader)", (200, "binary"), errors=(404, 409)),
     # builds
+    Operation("GET", f"{SPACE}/builds", builds.list_builds,
+              "The space's builds, newest first (reader)", (200, "BuildPage"),
+              query=(query_param("status", BUILD_STATUS, "only builds with this status"),
+                     limit_param(builds.MAX_PAGE),
+                     query_param("cursor", {"type": "string"},
+                                 "the next_cursor of the previous page")),
+              errors=(404,)),
     Operation("POST", f"{SPACE}/builds", builds.create_build,
               "Request a Source Docker Image build (writer); a known build_id returns that "
-              "build", (202, "BuildAccepted"), body="BuildRequest", errors=(403, 404, 422, 503)),
+              "build when the inputs are the same, and is a 409 (BUILD_ID_TAKEN) otherwise",
+              (202, "BuildAccepted"), body="BuildRequest", errors=(403, 404, 409, 422, 503)),
     Operation("GET", f"{SPACE}/builds/{{build_id}}", builds.get_build,
               "A build's status, timestamps, result and error (reader)", (200, "Build"),
               errors=(404,)),
