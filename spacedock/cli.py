@@ -1,52 +1,63 @@
-"""The ``spacedock`` command: ``serve`` (all three services in one process), or one service;
-the admin verbs, and ``sdi preview`` for SDI authors.
+"""The ``spacedock`` command: ``serve`` (all three services in one process), or one service
+(``spacedock/serve.py``); the management verbs (``spacedock/verbs``), and ``sdi preview`` for
+SDI authors.
 
-This is the one place that knows every service: each runs on its own in production.
+The services' modules are imported only when a service is started: loading them takes
+seconds, which every management verb would otherwise pay before its first request.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
-import dataclasses
+import os
 import sys
-from collections.abc import Callable
-from functools import partial
+from importlib import metadata
 
-import structlog
-
-from services.builder.main import run_builder
-from services.reaper.main import run_reaper
-from services.registry.bootstrap import AdminCredentials
-from services.registry.identity import api_keys
-from services.registry.main import run_registry
-from shared.events.bus import InProcessBus
-from shared.logging import configure_logging
-from shared.metadata.embedded import EmbeddedMongoError
-from shared.runtime import Service, metadata_url, run_until_stopped, stop_on_signals
-from shared.sealing import KEY_FILE, SealingKeyInvalid, stored_key
 from shared.settings import SERVICE_VARIABLES, Settings, SettingsError
-from spacedock import admin, sdi_preview
-
-log = structlog.get_logger("spacedock")
+from spacedock import sdi_preview, verbs
+from spacedock.verbs.instance import ENVIRONMENT_HELP
+from spacedock.verbs.outcomes import EXIT_CODES_HELP
 
 SERVICES = ("serve", "registry", "builder", "reaper")
+DISTRIBUTION = "spacedock"
+DESCRIPTION = """\
+Spacedock: run the services (serve runs all three in one process, as `make run` does), manage
+a registry through its API (spaces, users, keys, members, feed, package, builds, retention,
+tags), or preview an SDI locally (sdi). `spacedock COMMAND --help` tells more."""
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="spacedock", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="spacedock",
+        description=DESCRIPTION,
+        epilog=f"{EXIT_CODES_HELP}\n\n{ENVIRONMENT_HELP}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {_version()}", help="show the version"
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands.add_parser("serve", help="run registry, builder and reaper in one process")
     commands.add_parser("registry", help="run the registry (OCI and management API)")
     commands.add_parser("builder", help="run the builder")
     commands.add_parser("reaper", help="run the reaper")
-    admin.add_verbs(commands)
+    verbs.add_verbs(commands)
     sdi_preview.add_verbs(commands)
-    args = parser.parse_args(argv)
+    return parser
 
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command not in SERVICES and args.command != "sdi":
+        return verbs.run(
+            args,
+            os.environ,
+            stdout=sys.stdout,
+            stderr=sys.stderr,
+            stdin_is_terminal=sys.stdin is not None and sys.stdin.isatty(),
+        )
     try:
-        # A service run alone reads its own variables; serve and the verbs read them all.
+        # A service run alone reads its own variables; serve and sdi preview read them all.
         service = args.command if args.command in SERVICE_VARIABLES else None
         settings = Settings.from_env(service=service)
     except SettingsError as exc:
@@ -54,96 +65,16 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.command == "sdi":
         return sdi_preview.run(args, settings)
-    if args.command not in SERVICES:
-        return admin.run(args, settings)
-    configure_logging(settings.log_format)
+    from spacedock import serve  # the services' modules take seconds to load: only now
+
+    return serve.run(args.command, settings)
+
+
+def _version() -> str:
     try:
-        return asyncio.run(_run(args.command, settings))
-    except EmbeddedMongoError as exc:
-        print(f"spacedock: {exc}", file=sys.stderr)
-        return 1
-    except (OSError, SealingKeyInvalid) as exc:
-        print(f"spacedock: {exc}", file=sys.stderr)
-        return 1
-
-
-async def _run(command: str, settings: Settings) -> int:
-    stop = asyncio.Event()
-    with stop_on_signals(stop):
-        return await _serve(command, settings, stop)
-
-
-async def _serve(command: str, settings: Settings, stop: asyncio.Event) -> int:
-    if command == "serve":
-        settings = _one_process(settings)
-    async with metadata_url(settings) as settings:
-        # One process without RabbitMQ: its services share an in-process bus.
-        bus = InProcessBus() if command == "serve" and settings.amqp_url is None else None
-        services: list[Service] = []
-        if command in ("serve", "registry"):
-            show = _print_welcome if command == "serve" else None
-            on_ready = _banner(settings, show)
-            services.append(partial(run_registry, settings, on_ready=on_ready, bus=bus))
-        if command in ("serve", "builder"):
-            services.append(partial(run_builder, settings, bus=bus))
-        if command in ("serve", "reaper"):
-            services.append(partial(run_reaper, settings, bus=bus))
-        try:
-            await run_until_stopped(services, stop)
-        finally:
-            if bus is not None:
-                await bus.close()
-    return 0
-
-
-def _one_process(settings: Settings) -> Settings:
-    """Registry and builder in one process seal and open build commands with one key, and
-    the builder signs in with a key made for this run. A sealed command may outlive a run
-    (in the outbox), so the sealing key is made once and kept in the data dir."""
-    if settings.sealing_key is None:
-        key = stored_key(settings.data_dir / KEY_FILE)
-        settings = dataclasses.replace(settings, sealing_key=key)
-    if settings.builder_key is None:
-        settings = dataclasses.replace(settings, builder_key=api_keys.new_key().text)
-    return settings
-
-
-def _banner(
-    settings: Settings, show: Callable[[Settings, AdminCredentials | None], None] | None
-) -> Callable[[AdminCredentials | None], None] | None:
-    if show is None:
-        return None
-    return lambda credentials: show(settings, credentials)
-
-
-def _print_welcome(settings: Settings, credentials: AdminCredentials | None) -> None:
-    """Shown on the terminal (never logged): how to log in."""
-    host = settings.public_host
-    lines = [
-        "",
-        f"Spacedock is running at {settings.public_url}",
-    ]
-    if credentials is None or credentials.source != "generated":
-        # Only a password made just now is shown: one the operator set, or one shown at the
-        # first start, is not printed again.
-        if credentials is None:
-            where = "set before (changed since it was generated, or SPACEDOCK_ADMIN_PASSWORD)"
-        elif credentials.source == "environment":
-            where = "from SPACEDOCK_ADMIN_PASSWORD"
-        else:
-            where = f"in {credentials.source}"
-        lines.append(f"admin password: {where}")
-        lines.append(f"  docker login {host} -u admin")
-    else:
-        lines.append(f"admin user: {credentials.username}")
-        lines.append(f"admin password: {credentials.password}")
-        lines.append(
-            f"  echo '{credentials.password}' | docker login {host} -u admin --password-stdin"
-        )
-    lines.append(f"  docker push {host}/spaces-1/<image>:<tag>")
-    lines.append("")
-    with contextlib.suppress(OSError):
-        print("\n".join(lines), flush=True)
+        return metadata.version(DISTRIBUTION)
+    except metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ import pytest
 
 from services.registry.bootstrap import AdminCredentials
 from shared.settings import Settings
-from spacedock.cli import _print_welcome
+from spacedock.serve import _print_welcome
 
 SETTINGS = Settings.from_env({"SPACEDOCK_DATA_DIR": "/data"})
 
