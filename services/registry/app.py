@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Callable
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from services.registry import bootstrap
+from services.registry import bootstrap, ui
 from services.registry.accounts import Accounts
 from services.registry.api import (
     base,
@@ -92,6 +92,7 @@ def create_app(
     app.cleanup_ctx.append(_resources(metadata, store, bus))
     app.on_response_prepare.append(_api_version_header)
     _add_routes(app)
+    ui.setup(app)
     return app
 
 

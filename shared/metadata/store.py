@@ -9,6 +9,7 @@
 - ``blobs``    (``shared.metadata.blobs``): blobs, links, and garbage collection's protocol
 - ``builds``   (``shared.metadata.builds``), ``accounts`` (``shared.metadata.accounts``)
 - ``outbox``   (``shared.events.outbox``): events, written in the transaction of their change
+- ``sessions`` (``shared.metadata.sessions``): the web UI's signed-in browsers
 
 - ``retention`` (``shared.metadata.retention``): what a retention run reads of a space and
   removes from it
@@ -33,6 +34,7 @@ from shared.metadata.images import ImageRepository
 from shared.metadata.pins import PinRepository
 from shared.metadata.retention import RetentionRepository
 from shared.metadata.runs import RunRepository
+from shared.metadata.sessions import SessionRepository
 from shared.metadata.spaces import SpaceRepository
 from shared.metadata.uploads import UploadRepository
 
@@ -55,6 +57,7 @@ class MetadataStore:
         self.builds = BuildStore(db, self.outbox, self.transaction)
         self.accounts = AccountStore(db, self.transaction)
         self.retention = RetentionRepository(db, self.images)
+        self.sessions = SessionRepository(db)
 
     @classmethod
     def connect(
@@ -84,5 +87,6 @@ class MetadataStore:
         await self.outbox.ensure_indexes()
         await self.builds.ensure_indexes()
         await self.blobs.ensure_indexes()
+        await self.sessions.ensure_indexes()
         await self.blobs.upgrade()
         await self.feed.upgrade_tags()
