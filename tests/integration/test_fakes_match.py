@@ -1,4 +1,4 @@
-"""The in-memory metadata fakes (tests/support/fakes/metadata.py) behave as the real
+"""The in-memory metadata fakes (tests/support/fakes/metadata/) behave as the real
 repositories where the behaviour is subtle: each test body runs once on the fakes and once on
 the repositories over a real MongoDB-wire server (SecantusDB), and must pass on both. The unit
 tests on the fakes lean on exactly these behaviours: a lease that lapses, a refused push that
