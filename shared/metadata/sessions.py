@@ -70,6 +70,7 @@ class SessionRepository:
 
     async def ensure_indexes(self) -> None:
         await self.db.ui_sessions.create_index([("expires_at", ASCENDING)])
+        await self.db.ui_sessions.create_index([("username", ASCENDING), ("created_at", ASCENDING)])
 
     async def add(self, record: SessionRecord) -> None:
         await self.db.ui_sessions.insert_one(record.document())
@@ -88,6 +89,18 @@ class SessionRepository:
     async def delete(self, id_hash: str) -> None:
         # index: _id_
         await self.db.ui_sessions.delete_one({"_id": id_hash})
+
+    async def keep_newest(self, username: str, count: int) -> int:
+        """Delete all but the ``count`` newest sessions of ``username``; how many went."""
+        # index: ui_sessions username_1_created_at_1
+        cursor = self.db.ui_sessions.find({"username": username}, {"_id": 1, "created_at": 1})
+        sessions = sorted([doc async for doc in cursor], key=lambda doc: doc["created_at"])
+        surplus = [doc["_id"] for doc in sessions[: max(0, len(sessions) - count)]]
+        if not surplus:
+            return 0
+        # index: _id_
+        result = await self.db.ui_sessions.delete_many({"_id": {"$in": surplus}})
+        return result.deleted_count
 
     async def clear_expired(self, now: dt.datetime) -> int:
         """Delete up to ``CLEAR_BATCH`` sessions that are over; how many went."""

@@ -7,6 +7,7 @@ acceptable and which blobs and manifests they reference.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +16,9 @@ from shared.oci.digest import Digest
 from shared.oci.errors import DigestInvalid, ManifestInvalid
 
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
+# The largest size a descriptor may declare: what a signed 64-bit integer holds (OCI says so,
+# and MongoDB stores nothing larger).
+MAX_SIZE = 2**63 - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +105,7 @@ def parse_manifest(data: bytes, content_type: str | None) -> ParsedManifest:
             digest=digest,
             size=len(data),
             manifests=tuple(dict.fromkeys(c.digest for c in children)),
-            referenced_size=sum(c.size for c in children),
+            referenced_size=_total(c.size for c in children),
             subject=subject,
             artifact_type=artifact_type,
             annotations=annotations,
@@ -115,7 +119,7 @@ def parse_manifest(data: bytes, content_type: str | None) -> ParsedManifest:
         digest=digest,
         size=len(data),
         blobs=tuple(dict.fromkeys(blobs)),
-        referenced_size=config.size + sum(layer.size for layer in layers),
+        referenced_size=_total([config.size, *(layer.size for layer in layers)]),
         subject=subject,
         artifact_type=artifact_type,
         config_media_type=config.media_type,
@@ -160,6 +164,14 @@ def _descriptor_list(document: dict[str, Any], key: str, *, required: bool) -> l
     return [_descriptor(item, f"{key}[{i}]") for i, item in enumerate(value)]
 
 
+def _total(sizes: Iterable[int]) -> int:
+    """What the descriptors declare together, which must fit where one size does."""
+    total = sum(sizes)
+    if total > MAX_SIZE:
+        raise ManifestInvalid(f"the sizes of the descriptors add up to more than {MAX_SIZE}")
+    return total
+
+
 def _descriptor(value: Any, where: str) -> Descriptor:
     if not isinstance(value, dict):
         raise ManifestInvalid(f"{where} must be a descriptor object")
@@ -174,8 +186,8 @@ def _descriptor(value: Any, where: str) -> Descriptor:
     except DigestInvalid as exc:
         raise ManifestInvalid(f"{where}.digest is invalid", detail={"digest": raw_digest}) from exc
     size = value.get("size")
-    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
-        raise ManifestInvalid(f"{where}.size must be a non-negative integer")
+    if not isinstance(size, int) or isinstance(size, bool) or not 0 <= size <= MAX_SIZE:
+        raise ManifestInvalid(f"{where}.size must be an integer from 0 to {MAX_SIZE}")
     urls = value.get("urls", [])
     if not isinstance(urls, list) or not all(isinstance(u, str) for u in urls):
         raise ManifestInvalid(f"{where}.urls must be a list of strings")

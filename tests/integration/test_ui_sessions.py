@@ -17,8 +17,9 @@ import pytest
 import requests
 from pymongo import MongoClient
 
+from services.registry.ui.sessions import SESSIONS_PER_ACCOUNT
 from tests.support.accounts import Account, Admin
-from tests.support.oci import OCI_INDEX, OCI_MANIFEST, Client, canonical
+from tests.support.oci import OCI_CONFIG, OCI_INDEX, OCI_LAYER, OCI_MANIFEST, Client, canonical
 from tests.support.processes import BUILDER_KEY, Registry, Service, start_registry
 
 SESSION_COOKIE = "spacedock_session"
@@ -383,3 +384,85 @@ def test_the_cookie_is_secure_behind_https(tmp_path: Path, mongo_server: Service
         assert "SameSite=Strict" in cookie
     finally:
         process.stop()
+
+
+def test_the_builders_key_opens_no_session(registry: Registry) -> None:
+    """A service account's key works on the API; a browser session is for people."""
+    http, response = sign_in_response(registry.url, "spacedock-builder", BUILDER_KEY)
+    assert response.status_code == 401
+    assert SESSION_COOKIE not in http.cookies
+
+
+def test_an_account_keeps_only_its_newest_sessions(
+    registry: Registry, admin: Admin, sessions: Any
+) -> None:
+    _, account = member(admin, "reader")
+    first = sign_in(registry, account.basic)
+    later = [sign_in(registry, account.basic) for _ in range(SESSIONS_PER_ACCOUNT)]
+    assert sessions.count_documents({"username": account.username}) == SESSIONS_PER_ACCOUNT
+    assert signed_out(first.get("/"))  # the oldest went
+    assert all(s.get("/").status_code == 200 for s in later)
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body"),
+    [
+        ("application/x-www-form-urlencoded", b"\xff\xfe=\xff"),
+        (
+            "multipart/form-data; boundary=x",
+            b"--x\r\nContent-Disposition: form-data\r\n\r\nv\r\n--x--",
+        ),
+    ],
+)
+def test_a_body_that_is_no_form_is_a_400(
+    registry: Registry, admin: Admin, content_type: str, body: bytes
+) -> None:
+    headers = {"Content-Type": content_type}
+    anonymous = requests.post(f"{registry.url}/sign-in", data=body, headers=headers, timeout=30)
+    assert anonymous.status_code == 400
+    space, account = member(admin, "writer")
+    signed_in = sign_in(registry, account.basic)
+    refused = signed_in.http.post(
+        f"{registry.url}/spaces/{space}/pin", data=body, headers=headers, timeout=30
+    )
+    assert refused.status_code == 400
+    assert "text/html" in refused.headers["Content-Type"]
+
+
+def test_a_page_asked_for_in_another_script_is_reached_percent_encoded(registry: Registry) -> None:
+    _, response = sign_in_response(registry.url, *registry.auth, next_path="/spaces/ünï")
+    assert response.headers["Location"] == "/spaces/%C3%BCn%C3%AF"
+
+
+def test_a_config_is_read_only_when_its_stored_size_is_the_one_declared(
+    registry: Registry,
+) -> None:
+    """The manifest's word on its config's size is the pusher's: a config larger than it
+    says is not read (it could be any size), one that matches is shown."""
+    client = Client.for_registry(registry.url, registry.auth)
+    repository = f"{Admin(registry.url, registry.auth).space('ui')}/teller"
+    config = canonical(
+        {"architecture": "amd64", "os": "linux", "config": {"Entrypoint": ["/bin/teller"]}}
+    )
+    config_digest = client.push_blob(repository, config)
+    layer = b"layer of the teller"
+    layer_digest = client.push_blob(repository, layer)
+    pages = {}
+    for declared in (len(config), 10):
+        manifest = canonical(
+            {
+                "schemaVersion": 2,
+                "mediaType": OCI_MANIFEST,
+                "config": {"mediaType": OCI_CONFIG, "digest": config_digest, "size": declared},
+                "layers": [{"mediaType": OCI_LAYER, "digest": layer_digest, "size": len(layer)}],
+            }
+        )
+        assert client.put_manifest(repository, f"v{declared}", manifest).status_code == 201
+        digest = "sha256:" + hashlib.sha256(manifest).hexdigest()
+        name = repository.split("/", 1)[1]
+        space = repository.split("/", 1)[0]
+        pages[declared] = sign_in(registry, registry.auth).get(
+            f"/spaces/{space}/repositories/{name}/manifests/{digest}"
+        )
+    assert pages[len(config)].status_code == 200 and "/bin/teller" in pages[len(config)].text
+    assert pages[10].status_code == 200 and "/bin/teller" not in pages[10].text

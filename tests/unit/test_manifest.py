@@ -293,6 +293,23 @@ def test_zero_size_descriptor_is_accepted() -> None:
     assert parse(document).blobs == (CONFIG, sha256(b""))
 
 
+def test_a_size_no_64_bit_integer_holds_is_refused() -> None:
+    """Sizes are int64 (OCI), as the metadata stores them: a larger one is the client's
+    mistake, answered as such rather than failing the write."""
+    largest = 2**63 - 1
+    assert parse(oci_manifest(layers=[descriptor(OCI_LAYER, LAYER_1, size=largest - 10)]))
+    huge = oci_manifest(layers=[descriptor(OCI_LAYER, LAYER_1, size=10**400)])
+    assert "size" in str(rejection(huge))
+    child = descriptor(mt.OCI_MANIFEST, CHILD_1, size=largest + 1)
+    assert "size" in str(rejection(oci_index(manifests=[child])))
+
+
+def test_sizes_adding_up_past_64_bits_are_refused() -> None:
+    half = 2**62
+    layers = [descriptor(OCI_LAYER, LAYER_1, size=half), descriptor(OCI_LAYER, LAYER_2, size=half)]
+    assert "add up" in str(rejection(oci_manifest(layers=layers)))
+
+
 def test_manifest_of_exactly_4_mib_is_accepted() -> None:
     """A manifest of exactly the 4 MiB limit is accepted."""
     data = encode(oci_manifest(annotations={"pad": ""}))

@@ -133,6 +133,12 @@ def test_a_config_that_is_not_json_shows_nothing() -> None:
     assert empty is not None and empty.entrypoint == [] and empty.labels == []
 
 
+def test_a_config_nested_deeper_than_the_parser_goes_shows_nothing() -> None:
+    deep = 100_000
+    assert image_config(b"[" * deep + b"]" * deep) is None
+    assert image_config(b'{"config":' + b"[" * deep + b"]" * deep + b"}") is None
+
+
 def test_templates_show_tenant_text_as_text() -> None:
     manifest = {
         "mediaType": mt.OCI_MANIFEST,

@@ -107,7 +107,7 @@ def image_config(content: bytes) -> ImageConfig | None:
     """The run settings of an image config, or None when it is not JSON."""
     try:
         document = json.loads(content)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested deeper than a parser goes
         return None
     if not isinstance(document, dict):
         return None

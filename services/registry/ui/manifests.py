@@ -10,6 +10,7 @@ from services.registry.identity.roles import Role
 from services.registry.keys import registry_key, settings_key
 from services.registry.management.guard import space_with_role
 from services.registry.ui.image_view import (
+    MAX_CONFIG_BYTES,
     ImageConfig,
     ManifestView,
     image_config,
@@ -60,6 +61,9 @@ async def _config(
     try:
         blob = await registry.blob(name, Digest.parse(view.config.digest))
     except errors.BlobUnknown:  # an artifact's config need not be uploaded
+        return None
+    # The size the manifest declares is the pusher's word; what is stored decides what is read.
+    if blob.size != view.config.size or blob.size > MAX_CONFIG_BYTES:
         return None
     chunks = [chunk async for chunk in registry.store.read(blob.digest, 0, blob.size)]
     return image_config(b"".join(chunks))

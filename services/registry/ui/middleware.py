@@ -13,6 +13,8 @@ from urllib.parse import urlencode
 import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler
+from aiohttp.web_request import FileField
+from multidict import MultiDictProxy
 from pymongo.errors import PyMongoError
 
 from services.registry.keys import principal_key, settings_key
@@ -91,13 +93,23 @@ async def _gate(request: web.Request, handler: Handler) -> web.StreamResponse:
         return sign_in_redirect(request)
     if request.method == "POST":
         given = security.text_field(
-            await request.post(), security.CSRF_FIELD, security.MAX_TOKEN_LENGTH
+            await read_form(request), security.CSRF_FIELD, security.MAX_TOKEN_LENGTH
         )
         if not security.csrf_matches(signed_in.csrf_token, given):
             return _error_page(
                 request, 403, "Not allowed", "The form is out of date; reload the page."
             )
     return await handler(request)
+
+
+async def read_form(request: web.Request) -> MultiDictProxy[str | bytes | bytearray | FileField]:
+    """The posted form; a body that is no form (bytes that are not UTF-8, broken multipart)
+    is the client's mistake: 400. Read once: handlers after the gate get it again from
+    aiohttp's cache."""
+    try:
+        return await request.post()
+    except (ValueError, LookupError) as exc:  # UnicodeDecodeError is a ValueError
+        raise web.HTTPBadRequest(reason="Unreadable form") from exc
 
 
 def own_origins(request: web.Request) -> frozenset[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from aiohttp import web
 from multidict import MultiDictProxy
@@ -18,6 +18,8 @@ SESSION_COOKIE = "spacedock_session"
 SIGN_IN_COOKIE = "spacedock_sign_in"
 CSRF_FIELD = "csrf_token"
 HOME = "/"
+# What a path may hold as it is; anything else (letters of other scripts) is percent-encoded.
+PRINTABLE_ASCII = "".join(chr(code) for code in range(0x21, 0x7F))
 MAX_NEXT_LENGTH = 2000
 MAX_TOKEN_LENGTH = 100  # what a posted CSRF token may be; ours are 43 characters
 
@@ -54,7 +56,7 @@ def safe_next(value: str | None) -> str:
     parts = urlsplit(value)
     if parts.scheme or parts.netloc:
         return HOME
-    return value
+    return quote(value, safe=PRINTABLE_ASCII)  # a Location header carries ASCII only
 
 
 def csrf_matches(expected: str, given: str | None) -> bool:

@@ -23,6 +23,8 @@ ABSOLUTE_LIFETIME = dt.timedelta(hours=12)
 IDLE_LIFETIME = dt.timedelta(hours=1)
 # last_seen is written at most this often, so browsing is not a database write per page.
 TOUCH_INTERVAL = dt.timedelta(minutes=1)
+# The live sessions one account may hold (browsers, devices); the oldest goes first.
+SESSIONS_PER_ACCOUNT = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +87,9 @@ class BrowserSessions:
             expires_at=self.lifetimes.expiry(absolute_expiry, now),
         )
         await self.records.add(record)
+        # Signing in again and again (a script, a stolen API key) cannot pile up sessions: the
+        # oldest of an account's go, as a new browser would sign another one out.
+        await self.records.keep_newest(principal.username, SESSIONS_PER_ACCOUNT)
         return session_id
 
     async def resolve(self, session_id: str | None) -> SignedIn | None:

@@ -9,9 +9,16 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from services.registry.bootstrap import SERVICE_ACCOUNTS
 from services.registry.keys import access_key
 from services.registry.ui import security
-from services.registry.ui.middleware import SIGN_IN_PATH, secure_cookies, see_other, sessions_key
+from services.registry.ui.middleware import (
+    SIGN_IN_PATH,
+    read_form,
+    secure_cookies,
+    see_other,
+    sessions_key,
+)
 from services.registry.ui.render import page, signed_in_key
 from shared.oci import errors
 
@@ -28,7 +35,7 @@ async def sign_in_form(request: web.Request) -> web.Response:
 
 
 async def sign_in(request: web.Request) -> web.Response:
-    form = await request.post()
+    form = await read_form(request)
     next_path = security.safe_next(security.text_field(form, "next", security.MAX_NEXT_LENGTH))
     expected = request.cookies.get(security.SIGN_IN_COOKIE, "")
     given = security.text_field(form, security.CSRF_FIELD, security.MAX_TOKEN_LENGTH)
@@ -45,6 +52,8 @@ async def sign_in(request: web.Request) -> web.Response:
     except errors.TooManyRequests:
         return _form(request, next_path, error="Too many sign-ins; retry shortly.", status=429)
     if principal.username is None or principal.space is not None:
+        return _form(request, next_path, error=WRONG_CREDENTIALS, status=401)
+    if principal.username in SERVICE_ACCOUNTS:  # the builder's and reaper's keys: not people
         return _form(request, next_path, error=WRONG_CREDENTIALS, status=401)
     sessions = request.app[sessions_key]
     previous = request.get(signed_in_key)
