@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,7 +21,8 @@ from pymongo import ASCENDING, ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
-Document = dict[str, Any]
+from shared.metadata.connection import Document, Session, Transaction, delete_if
+
 SIGNING_KEY_ID = "token-signing-key"
 
 
@@ -39,11 +39,8 @@ class Account:
     api_keys: frozenset[str] = frozenset()
 
 
-Transaction = Callable[[Callable[[AsyncClientSession], Awaitable[Any]]], Awaitable[Any]]
-
-
 class AccountStore:
-    def __init__(self, db: AsyncDatabase[Document], transaction: Transaction) -> None:
+    def __init__(self, db: AsyncDatabase[Document], transaction: Transaction[Any]) -> None:
         self.db = db
         self._transaction = transaction
 
@@ -193,5 +190,13 @@ class AccountStore:
         return await self.db.api_keys.count_documents({"username": username})
 
     async def delete_api_key(self, username: str, key_id: str) -> bool:
-        result = await self.db.api_keys.delete_one({"_id": key_id, "username": username})
-        return result.deleted_count == 1
+        """Revoke ``username``'s key ``key_id``; False when it has no such key (another user's
+        id included). Found by _id alone, its owner checked here: a filter naming both made
+        the embedded server scan every key."""
+
+        async def delete(session: Session) -> bool:
+            return await delete_if(
+                self.db.api_keys, key_id, lambda doc: doc.get("username") == username, session
+            )
+
+        return bool(await self._transaction(delete))

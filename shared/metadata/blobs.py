@@ -67,7 +67,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from shared.metadata.connection import Document, Transaction, to_millis
+from shared.metadata.connection import Document, Transaction, earlier, to_millis, update_if
 
 # How long a reservation lasts unless its upload renews it (services/registry/uploads.py).
 WRITE_LEASE = dt.timedelta(minutes=10)
@@ -232,10 +232,13 @@ class BlobRecords:
         raise BlobBeingDeleted(digest)
 
     async def renew(self, digest: str, token: str) -> None:
-        """Keep a reservation alive while its upload is still writing."""
+        """Keep a reservation alive while its upload is still writing (a reservation that
+        is gone stays gone: the array filter matches no writer)."""
+        # index: _id_ (the writer is picked by the array filter, not the query)
         await self.db.blobs.update_one(
-            {"_id": digest, "writers.token": token},
-            {"$set": {"writers.$.until": _now() + WRITE_LEASE}},
+            {"_id": digest},
+            {"$set": {"writers.$[mine].until": _now() + WRITE_LEASE}},
+            array_filters=[{"mine.token": token}],
         )
 
     async def release(self, digest: str, token: str) -> None:
@@ -250,10 +253,19 @@ class BlobRecords:
         async def work(session: AsyncClientSession) -> None:
             inserted = await self._upsert_link(repository, digest, size, session)
             now = _now()
+
             # Only while this upload's reservation holds: had it lapsed, a collector may have
             # deleted the bytes and another upload reserved the blob anew.
-            result = await self.db.blobs.update_one(
-                {"_id": digest, "deleting_until": {"$lt": now}, "writers.token": token},
+            def reserved(doc: Document) -> bool:
+                writers = doc.get("writers") or []
+                return earlier(doc.get("deleting_until"), now) and any(
+                    writer.get("token") == token for writer in writers
+                )
+
+            updated = await update_if(
+                self.db.blobs,
+                digest,
+                reserved,
                 {
                     "$set": {
                         "stored": True,
@@ -264,9 +276,9 @@ class BlobRecords:
                     "$pull": {"writers": {"token": token}},
                     "$inc": {"links": int(inserted)},
                 },
-                session=session,
+                session,
             )
-            if result.matched_count != 1:
+            if updated is None:
                 raise BlobBeingDeleted(digest)
 
         await self._transaction(work)
@@ -278,8 +290,10 @@ class BlobRecords:
         async def work(session: AsyncClientSession) -> None:
             inserted = await self._upsert_link(repository, digest, size, session)
             now = _now()
-            result = await self.db.blobs.update_one(
-                {"_id": digest, "deleting_until": {"$lt": now}, "stored": True},
+            updated = await update_if(
+                self.db.blobs,
+                digest,
+                lambda doc: bool(doc.get("stored")) and earlier(doc.get("deleting_until"), now),
                 {
                     "$set": {
                         "touched_at": now,
@@ -288,9 +302,9 @@ class BlobRecords:
                     },
                     "$inc": {"links": int(inserted)},
                 },
-                session=session,
+                session,
             )
-            if result.matched_count != 1:
+            if updated is None:
                 raise _Refused(digest)
 
         try:
@@ -327,8 +341,12 @@ class BlobRecords:
             )
             if result.deleted_count != 1:
                 return False
-            await self.db.blobs.update_one(  # never below 0: the collector reads links == 0
-                {"_id": digest, "links": {"$gt": 0}}, {"$inc": {"links": -1}}, session=session
+            await update_if(  # never below 0: the collector reads links == 0
+                self.db.blobs,
+                digest,
+                lambda doc: int(doc.get("links") or 0) > 0,
+                {"$inc": {"links": -1}},
+                session,
             )
             return True
 

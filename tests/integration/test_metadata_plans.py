@@ -166,6 +166,32 @@ async def test_manifest_put_path_writes_by_id(
     ]
 
 
+async def test_an_upload_a_mount_and_an_unlink_find_the_blob_by_id(
+    metadata: tuple[MetadataStore, Recorder],
+) -> None:
+    """Each write of a blob's document names it by _id alone (or by _id and the claim's
+    deadline, which one index serves whole), and checks anything else it depends on itself:
+    with a guard beside _id, the embedded server scanned every blob, so each upload cost as
+    much as the registry held blobs."""
+    store, recorder = metadata
+    blob = "sha256:" + "a1" * 32
+
+    async def upload_mount_unlink() -> None:
+        assert not await store.blobs.reserve(blob, 7, "uploader")
+        await store.blobs.renew(blob, "uploader")
+        await store.blobs.record_link(REPOSITORY, blob, 7, "uploader")
+        assert await store.blobs.link("spaces-1/other", blob, 7)
+        assert await store.blobs.unlink("spaces-1/other", blob)
+        assert await store.blobs.reserve(blob, 7, "again")
+        await store.blobs.release(blob, "again")
+
+    used = await plans(store, recorder, upload_mount_unlink)
+    assert [(c, i) for c, i in used if i not in ("_id_", "_id_1_deleting_until_1")] == []
+    stored = await store.blobs.get(blob)
+    assert stored is not None
+    assert (stored["stored"], stored["links"], stored["writers"]) == (True, 1, [])
+
+
 async def test_manifest_get_by_tag_and_digest(metadata: tuple[MetadataStore, Recorder]) -> None:
     store, recorder = metadata
 
@@ -578,6 +604,7 @@ async def test_a_space_builds_are_listed_through_their_index(
     """Each window of a listing page is a range of the space's index, with the status between
     when the listing is filtered: never a read of every build."""
     store, recorder = metadata
+    await store.spaces.ensure("spaces-2", "Elsewhere")
     for n in range(12):
         await store.builds.create(new_build("spaces-1", f"listed-{n:02d}", None))
         await store.builds.create(new_build("spaces-2", f"elsewhere-{n:02d}", None))
