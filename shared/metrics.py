@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Protocol, TypeVar
 
@@ -29,6 +30,9 @@ log = structlog.get_logger("spacedock.metrics")
 # apart, so a builder and a reaper on one host do not collide.
 DEFAULT_PORTS = {"builder": 9102, "reaper": 9103}
 SAMPLE_TIMEOUT_SECONDS = 5.0
+# Scrapes closer together than this share the last sampling (Prometheus scrapes every 15 s or
+# so; anyone may ask /metrics more often).
+SAMPLE_INTERVAL_SECONDS = 5.0
 
 Sampler = Callable[[], Awaitable[None]]
 
@@ -43,10 +47,15 @@ G = TypeVar("G", bound=MetricGroup)
 
 
 class ProcessMetrics:
-    def __init__(self) -> None:
+    def __init__(self, sample_interval: float = SAMPLE_INTERVAL_SECONDS) -> None:
+        self._sample_interval = sample_interval
         self.registry = CollectorRegistry(auto_describe=True)
         self._groups: dict[type[object], object] = {}
         self._samplers: dict[str, list[Sampler]] = {}
+        # Scrapes share one sampling at a time, and one at most every SAMPLE_INTERVAL_SECONDS:
+        # /metrics is public, and some samples read the database.
+        self._sampling = asyncio.Lock()
+        self._sampled_at = -sample_interval
 
     def group(self, kind: type[G]) -> G:
         """The process's one ``kind``: services of one process that record the same metrics
@@ -66,8 +75,16 @@ class ProcessMetrics:
         return lambda: samplers.remove(sample)
 
     async def exposition(self) -> bytes:
-        """The text format, after the samplers ran (each within its timeout; one that fails
-        leaves its values as they were and is logged)."""
+        """The text format, after the samplers ran if they had not in the last
+        ``sample_interval`` seconds (each within its timeout; one that fails leaves its values
+        as they were and is logged)."""
+        async with self._sampling:
+            if time.monotonic() - self._sampled_at >= self._sample_interval:
+                await self._sample()
+                self._sampled_at = time.monotonic()
+        return generate_latest(self.registry)
+
+    async def _sample(self) -> None:
         current = [(name, samplers[0]) for name, samplers in self._samplers.items() if samplers]
         results = await asyncio.gather(
             *(asyncio.wait_for(sample(), SAMPLE_TIMEOUT_SECONDS) for _, sample in current),
@@ -76,7 +93,6 @@ class ProcessMetrics:
         for (name, _), result in zip(current, results, strict=True):
             if isinstance(result, Exception):
                 log.warning("metrics_sample_failed", sampler=name, error=repr(result)[:200])
-        return generate_latest(self.registry)
 
 
 async def metrics_response(metrics: ProcessMetrics) -> web.Response:

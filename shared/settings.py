@@ -178,7 +178,8 @@ class Settings:
         listen = get("SPACEDOCK_LISTEN", "127.0.0.1:5000") or ""
         host, _, port_text = listen.rpartition(":")
         port = 0
-        if not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        unbalanced = host.startswith("[") != host.endswith("]")  # half an IPv6 literal
+        if unbalanced or not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
             problems.append(f"SPACEDOCK_LISTEN={listen!r}: expected host:port, e.g. 0.0.0.0:5000")
         else:
             port = int(port_text)
@@ -392,5 +393,9 @@ def _metrics_listen(value: str | None, problems: list[str]) -> tuple[str | None,
 
 
 def _is_http_url(value: str) -> bool:
-    parts = urlsplit(value)
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 (a port that is no number raises)
+    except ValueError:  # an unclosed IPv6 bracket, say
+        return False
     return parts.scheme in ("http", "https") and bool(parts.netloc)

@@ -46,6 +46,7 @@ from shared.builds.errors import (
 from shared.builds.lifecycle import TERMINAL, Built, Outcome
 from shared.events.envelope import EVENTS_EXCHANGE, CloudEvent
 from shared.metadata.builds import BuildRecord, BuildRepository, new_build, refused_build
+from shared.metadata.errors import SpaceMissing
 from shared.oci.names import SPACE_RE
 from shared.sealing import Sealer
 
@@ -187,7 +188,12 @@ class BuildWorker:
         except RequestInvalid as exc:
             await self._refuse(command, data, command_id, exc)
             return
-        doc = await self._document(request, command)
+        try:
+            doc = await self._document(request, command)
+        except SpaceMissing:
+            gone = RequestInvalid(f"space {request.space} does not exist")
+            await self._refuse(command, data, command_id, gone)
+            return
         deadline = time.monotonic() + self.time_limit + 3 * LEASE.total_seconds()
         while True:
             if doc.status in TERMINAL:
@@ -350,7 +356,12 @@ class BuildWorker:
             await self.metadata.outbox.add([event])
             self._notify()
             return
-        existing, created = await self.builds.create(refused_build(outcome), [event])
+        try:
+            existing, created = await self.builds.create(refused_build(outcome), [event])
+        except SpaceMissing:  # nowhere to record it: only reported
+            await self.metadata.outbox.add([event])
+            self._notify()
+            return
         if not created and command_id is not None and existing.command_id == command_id:
             # The registry queued this build with this command, which cannot be read here
             # (a sealing key that differs from the registry's): the build fails with it.

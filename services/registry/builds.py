@@ -26,6 +26,7 @@ from shared.builds.errors import BuildError
 from shared.builds.lifecycle import BuildStatus
 from shared.events.envelope import COMMANDS_EXCHANGE
 from shared.metadata.builds import BuildRecord, new_build
+from shared.metadata.errors import SpaceMissing
 from shared.metadata.store import MetadataStore
 from shared.sealing import Sealer
 
@@ -90,7 +91,10 @@ class Builds:
             submitted_by=submitted_by,
             command_id=command.id,
         )
-        stored, created = await self.builds.create(doc, [command], exchange=COMMANDS_EXCHANGE)
+        try:
+            stored, created = await self.builds.create(doc, [command], exchange=COMMANDS_EXCHANGE)
+        except SpaceMissing as exc:  # deleted since the caller's role in it was checked
+            raise NotFound(f"space {build.space} does not exist") from exc
         if created:
             self.notify()
         elif stored.request is not None:  # a refused request recorded none: nothing to compare

@@ -8,9 +8,10 @@ and pull packages as well, and a package pushed with oras downloads here too. An
 is not judged).
 
 An upload's file name is read as the deployment server reads package files (the version
-starts at the first dot-separated number), with one refusal more (``uploaded_package``): a
-name such as ``myapp-1.0.0.zip``, with no dot between id and version, would otherwise be
-stored as package ``myapp-1`` version ``0.0``, which nobody meant.
+starts at the first dot-separated number), with one refusal more (``misread_name``): a
+name such as ``myapp-1.0.0.zip``, with no dot between id and version, would otherwise start
+a package ``myapp-1`` at version ``0.0``, which nobody meant. A package the feed holds
+already keeps taking versions so named (``web-7.1.2.zip`` into an existing ``web-7``).
 """
 
 from __future__ import annotations
@@ -40,7 +41,6 @@ from shared.packages import (
     EXTENSIONS,
     TITLE,
     PackageFile,
-    PackageNameInvalid,
     extension_of,
     package_layer,
     parse_package_filename,
@@ -61,23 +61,27 @@ class PackageExists(Conflict):
 
 
 def uploaded_package(filename: str) -> PackageFile:
-    """The package an uploaded file is (``<id>.<version>.<zip|tar.gz|tgz>``), refusing a
-    name that reads better as ``<id>-<version>``: an id that ends in ``-<number>`` (or
-    ``_<number>``) followed by a version of fewer than three release numbers, as
-    ``myapp-1.0.0.zip`` (``myapp-1`` ``0.0``). ``web-7.1.2.0.zip`` (``web-7`` ``1.2.0``) and
-    every name whose id ends otherwise read as before."""
-    package = parse_package_filename(filename)
+    """The package an uploaded file is (``<id>.<version>.<zip|tar.gz|tgz>``)."""
+    return parse_package_filename(filename)
+
+
+def misread_name(package: PackageFile) -> str | None:
+    """Why ``package``'s file name reads better as ``<id>-<version>``, or None: an id that ends
+    in ``-<number>`` (or ``_<number>``) followed by a version of fewer than three release
+    numbers, as ``myapp-1.0.0.zip`` (``myapp-1`` ``0.0``). ``web-7.1.2.0.zip`` (``web-7``
+    ``1.2.0``) and every name whose id ends otherwise read as they always did."""
     numbered = _NUMBERED_ID.fullmatch(package.id)
     release = re.match(r"[0-9]+(?:\.[0-9]+)*", package.version)
     assert release is not None  # parse_package_filename starts a version at a number
-    if numbered is not None and release.group().count(".") + 1 < _FULL_RELEASE:
-        meant = f"{numbered['stem']}.{numbered['number']}.{package.version}{package.extension}"
-        raise PackageNameInvalid(
-            f"{filename} would be package {package.id!r} version {package.version!r}: a "
-            f"package file is named <id>.<version>.<zip|tar.gz|tgz>, with a dot between id "
-            f"and version (e.g. {meant})"
-        )
-    return package
+    if numbered is None or release.group().count(".") + 1 >= _FULL_RELEASE:
+        return None
+    filename = f"{package.id}.{package.version}{package.extension}"
+    meant = f"{numbered['stem']}.{numbered['number']}.{package.version}{package.extension}"
+    return (
+        f"{filename} would be package {package.id!r} version {package.version!r}: a "
+        f"package file is named <id>.<version>.<zip|tar.gz|tgz>, with a dot between id "
+        f"and version (e.g. {meant})"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +131,10 @@ class Packages:
         """Store ``content`` as ``package`` in ``space``. An existing version is a conflict
         unless ``replace``; ``content`` is not read until that is settled."""
         name, tag = _location(space, package)
+        misread = misread_name(package)
+        # A package the feed holds already keeps taking versions named as its first ones were.
+        if misread and not await self.metadata.images.repository_exists(name.full):
+            raise Invalid(misread)
         if not replace and await self.metadata.images.get_tag(name.full, tag) is not None:
             raise PackageExists(
                 f"{package.id} {package.version} already exists in {space}; "

@@ -84,7 +84,7 @@ class Spaces:
         try:
             members = await self.metadata.spaces.delete(space_id)
         except SpaceNotEmpty as exc:
-            raise Conflict(f"space {space_id} still has repositories") from exc
+            raise Conflict(f"space {space_id} cannot be deleted: {exc.reason}") from exc
         self.registry.forget_space(space_id)
         for username in members or []:
             self.access.forget(username)

@@ -47,6 +47,7 @@ from shared.builds.lifecycle import (
 from shared.events.envelope import EVENTS_EXCHANGE, CloudEvent
 from shared.events.outbox import Outbox
 from shared.metadata.connection import EPOCH, Guard, earlier, update_if
+from shared.metadata.errors import SpaceMissing
 
 Document = dict[str, Any]
 MAX_LOG_LINES = 2000
@@ -90,6 +91,7 @@ def new_build(space: str, build_id: str, request: Document | None, **fields: Any
         "result": None,
         "error": None,
         "logs": [],
+        "log_lines": 0,
         "cancel_requested": False,
         "listing_key": listing_key(now, build_id),
         **fields,
@@ -109,7 +111,8 @@ class BuildRecord:
     finished_at: dt.datetime | None = None
     result: Document | None = None
     error: Document | None = None
-    logs: tuple[str, ...] = ()
+    logs: tuple[str, ...] = ()  # the last MAX_LOG_LINES lines
+    log_lines: int = 0  # every line ever appended: the first kept is line log_lines - len(logs)
     owner: str | None = None  # the builder holding its lease
     lease_until: dt.datetime | None = None
     cancel_requested: bool = False
@@ -136,6 +139,8 @@ class BuildRecord:
             result=doc.get("result"),
             error=doc.get("error"),
             logs=tuple(doc.get("logs") or ()),
+            # a build older than the counter, or logged before it, counts what it kept
+            log_lines=max(int(doc.get("log_lines") or 0), len(doc.get("logs") or ())),
             owner=doc.get("owner"),
             lease_until=doc.get("lease_until"),
             cancel_requested=bool(doc.get("cancel_requested")),
@@ -326,9 +331,19 @@ class BuildStore:
         self, doc: Document, events: Sequence[CloudEvent] = (), *, exchange: str = EVENTS_EXCHANGE
     ) -> tuple[BuildRecord, bool]:
         """Insert the build (with its events, in one transaction) unless one with its id
-        exists; the stored build and whether this call created it."""
+        exists; the stored build and whether this call created it. SpaceMissing when its
+        space does not exist."""
 
         async def insert(session: AsyncClientSession) -> None:
+            # The space's document is written too: of this and the space's deletion (which
+            # takes its builds with it), whichever commits second sees the other, so no build
+            # is left under the id of a space that is gone (and could be made again).
+            # index: _id_
+            space = await self.collection.database.spaces.update_one(
+                {"_id": doc["space"]}, {"$inc": {"builds_stamp": 1}}, session=session
+            )
+            if space.matched_count == 0:
+                raise SpaceMissing(doc["space"])
             await self.collection.insert_one(doc, session=session)
             await self.outbox.add(events, session=session, exchange=exchange)
 
@@ -392,7 +407,10 @@ class BuildStore:
             # index: _id_
             await self.collection.update_one(
                 {"_id": build_key(space, build_id)},
-                {"$push": {"logs": {"$each": list(lines), "$slice": -MAX_LOG_LINES}}},
+                {
+                    "$push": {"logs": {"$each": list(lines), "$slice": -MAX_LOG_LINES}},
+                    "$inc": {"log_lines": len(lines)},
+                },
             )
 
     async def finish(

@@ -19,7 +19,11 @@ class SpaceMissing(MetadataError):
 
 
 class SpaceNotEmpty(MetadataError):
-    """A space that still has repositories cannot be deleted."""
+    """A space that still has repositories, or builds under way, cannot be deleted."""
+
+    def __init__(self, space: str, reason: str) -> None:
+        super().__init__(f"space {space}: {reason}")
+        self.reason = reason
 
 
 class MetadataUnavailable(MetadataError):

@@ -17,8 +17,12 @@ from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from shared.builds.lifecycle import UNFINISHED
 from shared.metadata.connection import Document, Session, Transaction, prefix_range, utcnow
 from shared.metadata.errors import AlreadyExists, SpaceNotEmpty
+
+# A space with builds in these states cannot go: they would run on into a space that is gone.
+ACTIVE_BUILD_STATUSES = sorted(status.value for status in UNFINISHED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,8 +124,10 @@ class SpaceRepository:
         return result.matched_count == 1
 
     async def delete(self, space_id: str) -> list[str] | None:
-        """Delete the space and its memberships together, only while it has no repository
-        (else ``SpaceNotEmpty``); the former members, or None when there was no such space.
+        """Delete the space, its memberships and its finished builds together, only while it
+        has no repository and no build queued or running (else ``SpaceNotEmpty``); the former
+        members, or None when there was no such space. A build is created only in a space
+        whose document it writes (``BuildStore.create``), so none can slip in meanwhile.
         A push listing the space's first repository writes the space's document too
         (``ImageRepository``), so it and this deletion cannot both commit."""
 
@@ -130,10 +136,20 @@ class SpaceRepository:
             if await self.db.repositories.find_one(
                 {"space": space_id}, {"_id": 1}, session=session
             ):
-                raise SpaceNotEmpty(space_id)
+                raise SpaceNotEmpty(space_id, "it still has repositories")
+            # index: builds space_1_status_1_listing_key_1
+            if await self.db.builds.find_one(
+                {"space": space_id, "status": {"$in": ACTIVE_BUILD_STATUSES}},
+                {"_id": 1},
+                session=session,
+            ):
+                raise SpaceNotEmpty(space_id, "builds of it are queued or running")
             result = await self.db.spaces.delete_one({"_id": space_id}, session=session)
             if result.deleted_count == 0:
                 return None
+            # Its build history goes with it: a space made again under this id starts empty.
+            # index: builds space_1
+            await self.db.builds.delete_many({"space": space_id}, session=session)
             # index: memberships space_1_username_1
             members = [
                 doc["username"]

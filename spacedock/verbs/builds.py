@@ -8,6 +8,9 @@ with exit code 1, a ``--timeout`` that runs out first with 3, so a pipeline can 
 from __future__ import annotations
 
 import argparse
+import json
+import sys
+from pathlib import Path
 from typing import Any
 
 from spacedock.verbs.client import path
@@ -64,11 +67,11 @@ def _register_start(builds: Commands) -> None:
         "--var", action="append", default=[], metavar="NAME=VALUE", help="a variable; repeatable"
     )
     start.add_argument(
-        "--secret",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="a sensitive variable, masked in logs; repeatable",
+        "--secrets-file",
+        type=Path,
+        metavar="FILE",
+        help="sensitive variables, masked in logs: a JSON object of name to value (- reads "
+        "standard input); kept off the command line, where ps and shell history would show them",
     )
     start.add_argument(
         "--package",
@@ -146,7 +149,7 @@ def _start(session: Session, args: argparse.Namespace) -> Any:
         "sdi": {"id": sdi_id, "version": sdi_version},
         "deployment": deployment,
         "variables": pairs(args.var, "--var"),
-        "sensitive_variables": pairs(args.secret, "--secret"),
+        "sensitive_variables": read_secrets(args.secrets_file),
         "packages": pairs(args.package, "--package"),
         "strategy": args.strategy,
     }
@@ -240,3 +243,33 @@ def _logs(session: Session, args: argparse.Namespace) -> Any:
 
 def _cancel(session: Session, args: argparse.Namespace) -> Any:
     return session.api.call("DELETE", path("spaces", args.space, "builds", args.build_id))
+
+
+# A secrets file is a few names and values: anything larger is not one.
+MAX_SECRETS_FILE_BYTES = 1024 * 1024
+
+
+def read_secrets(source: Path | None) -> dict[str, str]:
+    """The sensitive variables in ``source`` (``-``: standard input), a JSON object of name to
+    text value; none without a file."""
+    if source is None:
+        return {}
+    try:
+        if str(source) == "-":
+            raw = sys.stdin.buffer.read(MAX_SECRETS_FILE_BYTES + 1)
+        else:
+            with source.open("rb") as handle:
+                raw = handle.read(MAX_SECRETS_FILE_BYTES + 1)
+    except OSError as exc:
+        raise UsageError(f"--secrets-file {source}: {exc.strerror or exc}") from exc
+    if len(raw) > MAX_SECRETS_FILE_BYTES:
+        raise UsageError(f"--secrets-file {source}: larger than {MAX_SECRETS_FILE_BYTES} bytes")
+    try:
+        document = json.loads(raw)
+    except (ValueError, RecursionError) as exc:
+        raise UsageError(f"--secrets-file {source}: not JSON ({exc})") from exc
+    if not isinstance(document, dict) or not all(
+        isinstance(value, str) for value in document.values()
+    ):
+        raise UsageError(f"--secrets-file {source}: expected an object of name to text value")
+    return document

@@ -28,9 +28,26 @@ CHUNK = 1024 * 1024
 
 
 def check_url(url: str) -> None:
-    parts = urllib.parse.urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port  # a port that is no number raises here, not at the first request
+    except ValueError as exc:  # e.g. an unclosed IPv6 bracket
+        raise UsageError(f"{url!r} is not an http(s) URL of a registry: {exc}") from exc
+    if parts.scheme not in ("http", "https") or not parts.hostname or port == 0:
         raise UsageError(f"{url!r} is not an http(s) URL of a registry")
+    if any(ch.isspace() for ch in url):
+        raise UsageError(f"{url!r} is not an http(s) URL of a registry: it holds a space")
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """The management API never redirects: a 3xx comes from something in between, and
+    following it would send the caller's credentials to wherever it points."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirects)
 
 
 def path(*segments: str) -> str:
@@ -145,7 +162,7 @@ class Api:
             self.base + where + suffix, data=data, method=method, headers=headers
         )
         try:
-            response = urllib.request.urlopen(request, timeout=SOCKET_TIMEOUT_SECONDS)
+            response = _OPENER.open(request, timeout=SOCKET_TIMEOUT_SECONDS)
         except urllib.error.HTTPError as exc:
             with exc:
                 raise _api_failed(exc) from exc

@@ -47,7 +47,8 @@ environment:
                            its {PASSWORD_FILE} file is used when {PASSWORD} is unset
   SPACEDOCK_ADMIN_PASSWORD the instance's admin password, when it was started with one
   The admin password of the instance (SPACEDOCK_ADMIN_PASSWORD, or the file) is only sent
-  to that instance's own URL, never to another --url."""
+  to that instance's own URL (SPACEDOCK_PUBLIC_URL), never to another --url or
+  SPACEDOCK_REGISTRY_URL."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,8 +79,9 @@ def credentials(
     secret = environ.get(PASSWORD)
     if secret:
         return Credentials(user, secret)
-    own_urls = {settings.registry_url.rstrip("/"), settings.public_url.rstrip("/")}
-    if user == ADMIN and url.rstrip("/") in own_urls:
+    # The instance's own address only: SPACEDOCK_REGISTRY_URL names whichever registry the
+    # caller wants to reach, and the local admin password must not follow it there.
+    if user == ADMIN and url.rstrip("/") == settings.public_url.rstrip("/"):
         if settings.admin_password:
             return Credentials(user, settings.admin_password)
         stored = _read_secret(settings.data_dir / PASSWORD_FILE)

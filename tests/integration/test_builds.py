@@ -379,14 +379,15 @@ def test_the_cli_starts_a_build_and_waits_for_it(
     command = [
         str(BIN / "spacedock"), "builds", "start", "spaces-1", f"{sdi['sdi']}:1.2.0",
         "--deployment", "deployments-300", "--environment", "Production",
-        "--var", "AppName=cli", "--secret", f"Db={SECRET}", "--package", f"{sdi['app']}=1.2.1",
+        "--var", "AppName=cli", "--secrets-file", "-", "--package", f"{sdi['app']}=1.2.1",
         "--repository", "from-cli", "--wait",
     ]  # fmt: skip
-    result = run(command, env=environment, timeout=120)
+    result = run(command, env=environment, timeout=120, stdin=json.dumps({"Db": SECRET}))
     assert result.returncode == 0, result.stderr
     status = json.loads(result.stdout)
     assert status["status"] == "succeeded", status
     assert status["result"]["image"] == f"{registry.host}/spaces-1/from-cli:1.2.0-deployments-300"
+    assert status["request"]["sensitive_variables"] == ["Db"]  # read from the file, by name
     assert SECRET not in result.stdout
 
 

@@ -199,3 +199,30 @@ async def test_builds_spread_over_years_page_in_order(store: MetadataStore) -> N
     queued = await store.builds.newest("spaces-1", status=BuildStatus.QUEUED, before=None, limit=3)
     assert [build.build_id for build in queued] == ["aged-00", "aged-01", "aged-02"]
     assert all(build.logs == () for build in queued)  # a listing leaves the log lines out
+
+
+def test_a_space_goes_only_without_builds_under_way_and_takes_its_builds_with_it(
+    registry_alone: Registry, space: str
+) -> None:
+    """A space made again under a deleted one's id must not inherit its builds (their
+    requests, variables, logs): a space with a build queued or running stays, and one
+    deleted takes its finished builds with it."""
+    queued = call(registry_alone, "POST", f"/spaces/{space}/builds", json=body("first"))
+    assert queued.status_code == 202, queued.text
+    refused = call(registry_alone, "DELETE", f"/spaces/{space}")
+    assert refused.status_code == 409
+    assert "queued or running" in refused.json()["error"]["message"]
+    cancelled = call(registry_alone, "DELETE", f"/spaces/{space}/builds/first")
+    assert cancelled.status_code in (200, 202), cancelled.text
+    assert call(registry_alone, "DELETE", f"/spaces/{space}").status_code == 204
+
+    again = call(registry_alone, "POST", "/spaces", json={"id": space, "name": "Again"})
+    assert again.status_code == 201, again.text
+    listed = call(registry_alone, "GET", f"/spaces/{space}/builds").json()
+    assert listed["builds"] == []
+    assert call(registry_alone, "GET", f"/spaces/{space}/builds/first").status_code == 404
+    # the old build id is free: a new request with other inputs is no 409
+    reused = call(
+        registry_alone, "POST", f"/spaces/{space}/builds", json=body("first", variables={})
+    )
+    assert reused.status_code == 202, reused.text

@@ -28,6 +28,7 @@ ROUNDS = 8  # each round a fresh document, raced for again
 async def store(mongo_url: str) -> AsyncIterator[MetadataStore]:
     store = MetadataStore.connect(mongo_url)
     await store.ensure_indexes()
+    await store.spaces.ensure("spaces-1", "Default")
     yield store
     await store.close()
 
@@ -136,3 +137,26 @@ async def test_nothing_is_listed_in_a_space_that_is_gone(store: MetadataStore) -
     with pytest.raises(SpaceMissing):
         await store.images.touch_repository("spaces-91/app")
     assert await store.db.repositories.find_one({"_id": "spaces-91/app"}) is None
+
+
+async def test_a_space_deleted_while_a_build_is_asked_for_ends_one_way(
+    store: MetadataStore,
+) -> None:
+    """Either the build is recorded and the deletion refused (a build is queued), or the space
+    goes and the build is refused: never a build left under the id of a space that is gone."""
+    for n in range(ROUNDS):
+        space = f"spaces-{200 + n}"
+        await store.spaces.create(space, space, anonymous_pull=False)
+        create = store.builds.create(new_build(space, "b1", {"sdi": {"id": "s"}}))
+        created, deleted = await asyncio.gather(
+            _after(0.004 * (n % 3 == 1), create),
+            _after(0.004 * (n % 3 == 2), store.spaces.delete(space)),
+            return_exceptions=True,
+        )
+        stored = await store.builds.get(space, "b1")
+        if isinstance(deleted, SpaceNotEmpty):
+            assert not isinstance(created, BaseException) and stored is not None
+            assert await store.spaces.get(space) is not None
+        else:
+            assert deleted == [] and isinstance(created, SpaceMissing), (created, deleted)
+            assert stored is None and await store.spaces.get(space) is None

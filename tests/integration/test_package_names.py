@@ -65,3 +65,15 @@ def test_an_existing_version_is_a_conflict_that_names_the_package(registry: Regi
     assert "?replace=true" in error["message"]
     assert error["detail"] == {"space": "spaces-1", "id": package_id, "version": "3.1.0"}
     assert upload(registry, f"{package_id}.3.1.0.zip", replace="true").status_code == 201
+
+
+def test_a_package_the_feed_holds_keeps_taking_versions_named_as_before(
+    registry: Registry,
+) -> None:
+    """Only a new package is refused such a name: one that was stored as ``web-7`` (pushed
+    with an OCI client, or before the rule) takes ``web-7.1.3.zip`` as version 1.3."""
+    package_id = f"web{uuid.uuid4().hex[:6]}x-7"
+    assert upload(registry, f"{package_id}.1.2.0.zip").status_code == 201
+    again = upload(registry, f"{package_id}.1.3.zip")
+    assert again.status_code == 201, again.text
+    assert (again.json()["id"], again.json()["version"]) == (package_id, "1.3")

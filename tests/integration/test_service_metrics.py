@@ -133,7 +133,7 @@ async def test_the_queue_depth_is_what_the_broker_holds_for_builders() -> None:
         await channel.declare_queue(QUEUE, durable=True)
         for _ in range(2):
             await channel.default_exchange.publish(aio_pika.Message(b"{}"), routing_key=QUEUE)
-        metrics = ProcessMetrics()
+        metrics = ProcessMetrics(sample_interval=0)
         depth = metrics.group(BuildMetrics).queue_depth
         async with _broker_queue_depth(url, metrics, depth):
             assert sample(parse((await metrics.exposition()).decode()), DEPTH) == 2
@@ -235,7 +235,7 @@ async def test_the_backlog_and_failed_publishes_are_what_the_outbox_holds(
     await metadata.db.outbox.update_one(
         {"_id": oldest["_id"]}, {"$set": {"created_at": two_minutes_ago}}
     )
-    process = ProcessMetrics()
+    process = ProcessMetrics(sample_interval=0)
     settings = Settings.from_env({})
 
     async with ServiceRuntime.open(

@@ -206,6 +206,22 @@ async def test_a_request_that_names_a_free_build_is_recorded_failed_request_inva
     assert (recorded.exchange, recorded.event.reply_to) == (EVENTS_EXCHANGE, "replies-3")
 
 
+async def test_a_request_for_a_space_that_is_gone_is_refused_and_only_reported() -> None:
+    """The space was deleted after the request left: nothing is built or recorded under its
+    id (a space made again under it must not find the build), the asker is answered."""
+    builder = Builder(succeeding(BUILT))
+    builder.metadata.builds.missing_spaces.add(SPACE)
+    await builder.handle(request_body(), "corr-gone", "replies-gone")
+
+    assert builder.build.requests == []
+    assert builder.metadata.builds.documents == {}
+    (recorded,) = builder.metadata.outbox.recorded
+    assert recorded.event.kind == "build.failed"
+    assert recorded.event.data["error"]["code"] == "request_invalid"
+    assert "does not exist" in recorded.event.data["error"]["message"]
+    assert (recorded.event.correlation_id, recorded.event.reply_to) == ("corr-gone", "replies-gone")
+
+
 async def test_an_unreadable_request_answers_its_asker_but_never_touches_another_build() -> None:
     builder = Builder(succeeding(BUILT))
     await builder.handle(request_body(), "first")

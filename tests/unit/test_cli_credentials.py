@@ -4,14 +4,17 @@ terminal; without either, an error that names the variable."""
 
 from __future__ import annotations
 
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from services.registry import bootstrap
 from spacedock.verbs import instance
+from spacedock.verbs.client import Api, check_url
 from spacedock.verbs.instance import credentials, instance_settings, new_password
-from spacedock.verbs.outcomes import ExitCode, UsageError
+from spacedock.verbs.outcomes import ApiFailed, ExitCode, UsageError
 
 
 def never_ask(prompt: str) -> str:
@@ -47,6 +50,66 @@ def test_the_instances_password_is_never_sent_elsewhere(tmp_path: Path) -> None:
         credentials("admin", "https://elsewhere.example", settings, env, None)
     asked = credentials("admin", "https://elsewhere.example", settings, env, lambda p: "typed")
     assert asked.secret == "typed"
+
+
+def test_the_instances_password_does_not_follow_spacedock_registry_url(tmp_path: Path) -> None:
+    """SPACEDOCK_REGISTRY_URL picks another registry: the local admin password stays here."""
+    (tmp_path / "admin-password").write_text("generated-secret\n")
+    env = {
+        "SPACEDOCK_DATA_DIR": str(tmp_path),
+        "SPACEDOCK_ADMIN_PASSWORD": "set-secret",
+        "SPACEDOCK_REGISTRY_URL": "http://collector.example:47001",
+    }
+    settings = instance_settings(env)
+    with pytest.raises(UsageError):
+        credentials("admin", settings.registry_url, settings, env, None)
+
+
+@pytest.mark.parametrize(
+    "url", ["http://[::1", "http://127.0.0.1:abc", "http://exa mple.com", "ftp://r.example"]
+)
+def test_a_url_that_is_no_registry_address_is_a_usage_error(url: str) -> None:
+    with pytest.raises(UsageError):
+        check_url(url)
+
+
+def test_a_redirect_is_not_followed_with_the_credentials() -> None:
+    """A 3xx (from a proxy, say) fails the verb; the place it points to hears nothing."""
+    heard: list[str | None] = []
+
+    class Collector(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            heard.append(self.headers.get("Authorization"))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    collector = ThreadingHTTPServer(("127.0.0.1", 0), Collector)
+
+    class Redirector(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(302)
+            self.send_header("Location", f"http://127.0.0.1:{collector.server_port}/x")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    redirector = ThreadingHTTPServer(("127.0.0.1", 0), Redirector)
+    for server in (collector, redirector):
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        api = Api(f"http://127.0.0.1:{redirector.server_port}", "bob", "user-secret")
+        with pytest.raises(ApiFailed) as failed:
+            api.call("GET", "/spaces")
+        assert failed.value.exit_code == ExitCode.FAILED
+        assert heard == []
+    finally:
+        for server in (collector, redirector):
+            server.shutdown()
+            server.server_close()
 
 
 def test_spacedock_password_wins_for_any_user(tmp_path: Path) -> None:

@@ -69,7 +69,7 @@ def test_a_group_is_made_once_per_process() -> None:
 
 
 async def test_of_the_samplers_of_one_name_the_first_still_present_runs_at_each_scrape() -> None:
-    metrics = ProcessMetrics()
+    metrics = ProcessMetrics(sample_interval=0)
     ran: list[str] = []
 
     def sampler(label: str) -> Any:
@@ -303,3 +303,18 @@ async def test_in_process_requests_waiting_for_a_slot_are_the_queue_depth() -> N
     await asyncio.sleep(0.05)
     assert value(registry, "spacedock_build_queue_depth") == 0
     await bus.close()
+
+
+async def test_scrapes_close_together_share_one_sampling() -> None:
+    """/metrics is public: asking it in a loop does not read the database in a loop."""
+    metrics = ProcessMetrics(sample_interval=60)
+    ran: list[int] = []
+
+    async def sample() -> None:
+        await asyncio.sleep(0.01)
+        ran.append(1)
+
+    metrics.add_sampler("outbox", sample)
+    await asyncio.gather(*(metrics.exposition() for _ in range(20)))
+    await metrics.exposition()
+    assert ran == [1]

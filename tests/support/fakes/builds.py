@@ -22,6 +22,7 @@ from shared.build_requests import build_key
 from shared.builds.lifecycle import UNFINISHED, BuildStatus, Outcome, statuses_before
 from shared.events.envelope import EVENTS_EXCHANGE, CloudEvent
 from shared.metadata.builds import MAX_LOG_LINES, BuildRecord, Document
+from shared.metadata.errors import SpaceMissing
 
 Clock = Callable[[], dt.datetime]
 
@@ -63,6 +64,8 @@ class InMemoryBuildStore:
     def __init__(self, outbox: InMemoryOutbox, now: Clock = _system_clock) -> None:
         self.outbox = outbox
         self.documents: dict[str, Document] = {}
+        # Spaces deleted (or never made): a build is created only in a space that exists.
+        self.missing_spaces: set[str] = set()
         self._now = now
 
     async def get(self, space: str, build_id: str) -> BuildRecord | None:
@@ -71,6 +74,8 @@ class InMemoryBuildStore:
     async def create(
         self, doc: Document, events: Sequence[CloudEvent] = (), *, exchange: str = EVENTS_EXCHANGE
     ) -> tuple[BuildRecord, bool]:
+        if doc["space"] in self.missing_spaces:
+            raise SpaceMissing(doc["space"])
         key = doc["_id"]
         existing = self._record(key)
         if existing is not None:
