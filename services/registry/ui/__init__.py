@@ -12,7 +12,15 @@ from __future__ import annotations
 from aiohttp import web
 
 from services.registry.keys import access_key, metadata_key, settings_key
-from services.registry.ui import manifests, repositories, sign_in, spaces
+from services.registry.ui import (
+    admin,
+    builds,
+    manifests,
+    repositories,
+    retention,
+    sign_in,
+    spaces,
+)
 from services.registry.ui.middleware import (
     SIGN_IN_PATH,
     STATIC_PREFIX,
@@ -50,6 +58,9 @@ def setup(app: web.Application) -> None:
     router.add_post(f"{SPACE}/unpin", repositories.unpin)
     router.add_get(MANIFEST, manifests.manifest_page)
     router.add_get(REPOSITORY, repositories.repository_page)
+    retention.add_routes(router, SPACE)
+    admin.add_routes(app, SPACE)
+    builds.add_routes(router)
     router.add_static(STATIC_PREFIX.rstrip("/"), STATIC)
 
 

@@ -29,8 +29,8 @@ log = structlog.get_logger("spacedock.ui")
 
 SIGN_IN_PATH = "/sign-in"
 STATIC_PREFIX = "/ui/static/"
-_UI_PATHS = frozenset({"/", SIGN_IN_PATH, "/sign-out", "/spaces"})
-_UI_PREFIXES = ("/spaces/", "/ui/")
+_UI_PATHS = frozenset({"/", SIGN_IN_PATH, "/sign-out", "/spaces", "/users"})
+_UI_PREFIXES = ("/spaces/", "/users/", "/ui/")
 # Errors whose meaning is "there is nothing here for you": shown as the same 404 page, so a
 # stranger cannot tell a space without a role from one that does not exist (as the API).
 _NOT_FOUND = (
