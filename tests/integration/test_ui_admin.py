@@ -11,10 +11,10 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from tests.integration.test_ui_sessions import SignedIn, sign_in
 from tests.support.accounts import PASSWORD, Account, Admin
 from tests.support.oci import Client
 from tests.support.processes import Registry, Service, start_registry
+from tests.support.ui_http import SignedIn, sign_in
 
 NEW_KEY = re.compile(r'<pre class="command new-key-text">([^<]+)</pre>')
 

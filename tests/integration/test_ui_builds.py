@@ -21,6 +21,7 @@ from shared.metadata.builds import MAX_LOG_LINES
 from shared.metadata.store import MetadataStore
 from tests.support.accounts import Account, Admin
 from tests.support.processes import Registry, Service, start_registry
+from tests.support.ui_http import form_token, sign_in
 
 HOSTILE = "<script>alert('build')</script>"
 DIGEST = "sha256:" + "b1" * 32
@@ -47,35 +48,6 @@ def builds(registry: Registry) -> Iterator[Any]:
     client: MongoClient[dict[str, Any]] = MongoClient(registry.env["SPACEDOCK_MONGO_URL"])
     yield client.get_default_database().builds
     client.close()
-
-
-@dataclass
-class Browser:
-    """A signed-in browser, as far as HTTP goes: the session cookie and the pages' token."""
-
-    http: requests.Session
-    url: str
-
-    def get(self, path: str, **params: str) -> requests.Response:
-        return self.http.get(f"{self.url}{path}", params=params, allow_redirects=False, timeout=30)
-
-    def post(self, path: str, data: dict[str, str]) -> requests.Response:
-        return self.http.post(f"{self.url}{path}", data=data, allow_redirects=False, timeout=30)
-
-
-def csrf_token(html: str) -> str:
-    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
-    assert match is not None, html
-    return match.group(1)
-
-
-def signed_in(registry: Registry, auth: tuple[str, str]) -> Browser:
-    http = requests.Session()
-    form = http.get(f"{registry.url}/sign-in", timeout=30)
-    fields = {"username": auth[0], "password": auth[1], "csrf_token": csrf_token(form.text)}
-    answer = http.post(f"{registry.url}/sign-in", data=fields, allow_redirects=False, timeout=30)
-    assert answer.status_code == 303, answer.text
-    return Browser(http, registry.url)
 
 
 def start_build(admin: Admin, space: str, environment: str = "Staging") -> str:
@@ -116,7 +88,7 @@ def test_the_log_endpoint_gives_the_lines_after_those_the_page_has(
     registry: Registry, admin: Admin, crew: Crew, builds: Any
 ) -> None:
     build_id = start_build(admin, crew.space)
-    reader = signed_in(registry, crew.reader.basic)
+    reader = sign_in(registry, crew.reader.basic)
     queued = reader.get(log_path(crew.space, build_id), after="0")
     assert queued.status_code == 200
     assert queued.headers["Content-Type"].startswith("application/json")
@@ -175,7 +147,7 @@ def test_a_log_longer_than_what_is_kept_is_followed_to_its_end(
             await store.close()
 
     asyncio.run(log_lines())
-    reader = signed_in(registry, crew.reader.basic)
+    reader = sign_in(registry, crew.reader.basic)
     caught_up = reader.get(log_path(crew.space, build_id), after=str(total - 50)).json()
     assert caught_up["lines"] == [f"line {n}" for n in range(total - 50, total)]
     assert caught_up["next"] == total
@@ -188,7 +160,7 @@ def test_a_bad_after_is_refused_as_json(
     registry: Registry, admin: Admin, crew: Crew, after: str
 ) -> None:
     build_id = start_build(admin, crew.space)
-    answer = signed_in(registry, crew.reader.basic).get(log_path(crew.space, build_id), after=after)
+    answer = sign_in(registry, crew.reader.basic).get(log_path(crew.space, build_id), after=after)
     assert answer.status_code == 400
     assert answer.json()["error"]["code"] == "BAD_REQUEST"
     assert "after" in answer.json()["error"]["message"]
@@ -197,7 +169,7 @@ def test_a_bad_after_is_refused_as_json(
 def test_the_log_is_for_members_only(registry: Registry, admin: Admin, crew: Crew) -> None:
     build_id = start_build(admin, crew.space)
     path = log_path(crew.space, build_id)
-    stranger = signed_in(registry, crew.stranger.basic).get(path)
+    stranger = sign_in(registry, crew.stranger.basic).get(path)
     assert stranger.status_code == 404
     assert stranger.json()["error"]["code"] == "NOT_FOUND"
     nobody = requests.get(f"{registry.url}{path}", allow_redirects=False, timeout=30)
@@ -213,7 +185,7 @@ def test_the_log_is_for_members_only(registry: Registry, admin: Admin, crew: Cre
 def test_another_spaces_build_id_is_not_found(registry: Registry, admin: Admin, crew: Crew) -> None:
     other = admin.space("other")
     build_id = start_build(admin, other)
-    superuser = signed_in(registry, registry.auth)  # a role in both spaces
+    superuser = sign_in(registry, registry.auth)  # a role in both spaces
     assert superuser.get(log_path(other, build_id)).status_code == 200
     assert superuser.get(log_path(crew.space, build_id)).status_code == 404
     page = superuser.get(f"/spaces/{crew.space}/builds/{build_id}")
@@ -224,7 +196,7 @@ def test_another_spaces_build_id_is_not_found(registry: Registry, admin: Admin, 
 
 def test_a_reader_sees_a_build_but_no_cancel(registry: Registry, admin: Admin, crew: Crew) -> None:
     build_id = start_build(admin, crew.space, environment=HOSTILE)
-    page = signed_in(registry, crew.reader.basic).get(f"/spaces/{crew.space}/builds/{build_id}")
+    page = sign_in(registry, crew.reader.basic).get(f"/spaces/{crew.space}/builds/{build_id}")
     assert page.status_code == 200
     assert 'id="build-status" class="status status-queued">queued<' in page.text
     assert "lighthouse-sdi 2.4.0" in page.text
@@ -239,28 +211,28 @@ def test_a_writer_cancels_a_queued_build_from_its_page(
     registry: Registry, admin: Admin, crew: Crew
 ) -> None:
     build_id = start_build(admin, crew.space)
-    writer = signed_in(registry, crew.writer.basic)
+    writer = sign_in(registry, crew.writer.basic)
     path = f"/spaces/{crew.space}/builds/{build_id}"
     page = writer.get(path)
     assert f'action="{path}/cancel"' in page.text
     assert writer.post(f"{path}/cancel", {}).status_code == 403  # no CSRF token
     assert admin.call("GET", f"/spaces/{crew.space}/builds/{build_id}").json()["status"] == "queued"
 
-    cancelled = writer.post(f"{path}/cancel", {"csrf_token": csrf_token(page.text)})
+    cancelled = writer.post(f"{path}/cancel", {"csrf_token": form_token(page.text)})
     assert cancelled.status_code == 303 and cancelled.headers["Location"] == path
     shown = writer.get(path)
     assert 'class="status status-cancelled">cancelled<' in shown.text
     assert "/cancel" not in shown.text  # nothing left to cancel
     assert "build-log.js" not in shown.text  # nothing left to follow
-    again = writer.post(f"{path}/cancel", {"csrf_token": csrf_token(page.text)})
+    again = writer.post(f"{path}/cancel", {"csrf_token": form_token(page.text)})
     assert again.status_code == 409  # the API's answer, as a page
 
 
 def test_a_reader_cannot_cancel_by_posting(registry: Registry, admin: Admin, crew: Crew) -> None:
     build_id = start_build(admin, crew.space)
-    reader = signed_in(registry, crew.reader.basic)
+    reader = sign_in(registry, crew.reader.basic)
     path = f"/spaces/{crew.space}/builds/{build_id}"
-    refused = reader.post(f"{path}/cancel", {"csrf_token": csrf_token(reader.get(path).text)})
+    refused = reader.post(f"{path}/cancel", {"csrf_token": form_token(reader.get(path).text)})
     assert refused.status_code == 403
     assert admin.call("GET", f"/spaces/{crew.space}/builds/{build_id}").json()["status"] == "queued"
 
@@ -268,7 +240,7 @@ def test_a_reader_cannot_cancel_by_posting(registry: Registry, admin: Admin, cre
 def test_the_listing_filters_by_status_and_pages(registry: Registry, admin: Admin) -> None:
     space = admin.space("fleet")
     started = [start_build(admin, space) for _ in range(52)]
-    browser = signed_in(registry, registry.auth)
+    browser = sign_in(registry, registry.auth)
     admin.call("DELETE", f"/spaces/{space}/builds/{started[0]}", 202)
 
     def listed(html: str) -> list[str]:
@@ -296,5 +268,5 @@ def test_the_listing_filters_by_status_and_pages(registry: Registry, admin: Admi
 
 def test_the_builds_pages_are_linked_from_a_spaces_pages(registry: Registry, admin: Admin) -> None:
     space = admin.space("harbour")
-    page = signed_in(registry, registry.auth).get(f"/spaces/{space}")
+    page = sign_in(registry, registry.auth).get(f"/spaces/{space}")
     assert f'href="/spaces/{space}/builds"' in page.text

@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import re
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +19,14 @@ from services.registry.ui.sessions import SESSIONS_PER_ACCOUNT
 from tests.support.accounts import Account, Admin
 from tests.support.oci import OCI_CONFIG, OCI_INDEX, OCI_LAYER, OCI_MANIFEST, Client, canonical
 from tests.support.processes import BUILDER_KEY, Registry, Service, start_registry
+from tests.support.ui_http import (
+    SESSION_COOKIE,
+    form_token,
+    open_sign_in,
+    sign_in,
+    sign_in_response,
+)
 
-SESSION_COOKIE = "spacedock_session"
 EVIL = "https://evil.example"
 
 
@@ -48,60 +52,6 @@ def sessions(registry: Registry) -> Iterator[Any]:
     client: MongoClient[dict[str, Any]] = MongoClient(registry.env["SPACEDOCK_MONGO_URL"])
     yield client.get_default_database().ui_sessions
     client.close()
-
-
-@dataclass
-class SignedIn:
-    http: requests.Session
-    url: str
-
-    @property
-    def cookie(self) -> str:
-        return str(self.http.cookies[SESSION_COOKIE])
-
-    def get(self, path: str) -> requests.Response:
-        return self.http.get(f"{self.url}{path}", allow_redirects=False, timeout=30)
-
-    def post(self, path: str, data: dict[str, str], **headers: str) -> requests.Response:
-        return self.http.post(
-            f"{self.url}{path}", data=data, headers=headers, allow_redirects=False, timeout=30
-        )
-
-    def csrf_token(self, path: str = "/") -> str:
-        return form_token(self.get(path).text)
-
-
-def form_token(html: str) -> str:
-    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
-    assert match is not None, html
-    return match.group(1)
-
-
-def open_sign_in(url: str, next_path: str | None = None) -> tuple[requests.Session, str]:
-    http = requests.Session()
-    params = {} if next_path is None else {"next": next_path}
-    form = http.get(f"{url}/sign-in", params=params, timeout=30)
-    assert form.status_code == 200
-    return http, form_token(form.text)
-
-
-def sign_in_response(
-    url: str, username: str, password: str, next_path: str = "/"
-) -> tuple[requests.Session, requests.Response]:
-    http, token = open_sign_in(url)
-    response = http.post(
-        f"{url}/sign-in",
-        data={"username": username, "password": password, "next": next_path, "csrf_token": token},
-        allow_redirects=False,
-        timeout=30,
-    )
-    return http, response
-
-
-def sign_in(registry: Registry, auth: tuple[str, str]) -> SignedIn:
-    http, response = sign_in_response(registry.url, *auth)
-    assert response.status_code == 303, response.text
-    return SignedIn(http, registry.url)
 
 
 def signed_out(response: requests.Response) -> bool:
