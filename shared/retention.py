@@ -16,6 +16,9 @@ Key = tuple[str, str]  # a manifest: (repository, digest)
 
 DEFAULT_PATTERN = r"^.+-deployments-\d+$"
 MAX_PATTERN_LENGTH = 500
+MAX_COUNT = 1_000_000
+# A century: the cutoff of a run (now - retain_days) stays a date (beyond 2,700 years it is none).
+MAX_RETAIN_DAYS = 36_500
 
 
 class PolicyInvalid(ValueError):
@@ -73,7 +76,9 @@ class RetentionPolicy:
             ) from exc
         return cls(
             pattern=pattern,
-            retain_days=_count(tags, "retain_days", defaults.retain_days, "deployment_tags"),
+            retain_days=_count(
+                tags, "retain_days", defaults.retain_days, "deployment_tags", MAX_RETAIN_DAYS
+            ),
             keep_last=_count(tags, "keep_last", defaults.keep_last, "deployment_tags"),
             untagged_retain_hours=_count(
                 untagged, "retain_hours", defaults.untagged_retain_hours, "untagged_manifests"
@@ -96,10 +101,12 @@ def _section(body: dict[str, Any], name: str, allowed: set[str]) -> dict[str, An
     return section
 
 
-def _count(section: dict[str, Any], name: str, default: int, where: str) -> int:
+def _count(
+    section: dict[str, Any], name: str, default: int, where: str, most: int = MAX_COUNT
+) -> int:
     value = section.get(name, default)
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 1_000_000:
-        raise PolicyInvalid(f"{where}.{name} must be a whole number from 0 to 1000000")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= most:
+        raise PolicyInvalid(f"{where}.{name} must be a whole number from 0 to {most}")
     return value
 
 

@@ -99,7 +99,12 @@ class Accounts:
         return await self.accounts.list_api_keys(username)
 
     async def create_api_key(self, username: str, name: str) -> CreatedKey:
-        await self.user(username)
+        if (await self.user(username)).get("service"):
+            # A service account holds only the key its service's settings name: one made here
+            # would act in every space, and could never be revoked (see revoke_api_key).
+            raise Conflict(
+                f"{username} is a service account: its key comes from its service's settings"
+            )
         if await self.accounts.count_api_keys(username) >= MAX_KEYS_PER_USER:
             raise Conflict(f"a user has at most {MAX_KEYS_PER_USER} API keys; delete one first")
         key = api_keys.new_key()

@@ -47,6 +47,9 @@ async def first_start(metadata: MetadataStore, settings: Settings) -> AdminCrede
         key = api_keys.parse_key(settings.builder_key)
         if key is not None:
             await accounts.put_api_key(key.id, BUILDER, "SPACEDOCK_BUILDER_KEY", key.secret_hash)
+            # The configured key is the builder's only one: a key rotated away (or the one an
+            # earlier `serve` made for its run) stops working, instead of staying valid forever.
+            await accounts.revoke_other_keys(BUILDER, key.id)
     credentials = await _admin(accounts, settings)
     await accounts.make_superuser(ADMIN)
     return credentials

@@ -179,6 +179,20 @@ class AccountStore:
             upsert=True,
         )
 
+    async def revoke_other_keys(self, username: str, key_id: str) -> int:
+        """Delete every key of ``username`` but ``key_id``; how many went."""
+        # index: api_keys username_1
+        others = [
+            doc["_id"]
+            async for doc in self.db.api_keys.find({"username": username}, {"_id": 1})
+            if doc["_id"] != key_id
+        ]
+        if not others:
+            return 0
+        # index: _id_
+        result = await self.db.api_keys.delete_many({"_id": {"$in": others}})
+        return result.deleted_count
+
     async def get_api_key(self, key_id: str) -> Document | None:
         return await self.db.api_keys.find_one({"_id": key_id})
 

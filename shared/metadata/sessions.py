@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Any
 
 from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
-from shared.metadata.connection import Document, earlier
+from shared.metadata.connection import Document, Session, Transaction, earlier, update_if
 
 # Expired sessions cleared per sign-in: clearing is housekeeping and must stay cheap.
 CLEAR_BATCH = 100
+# One-time form fields a session remembers as sent (forms that create something once).
+FORMS_REMEMBERED = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,8 +68,9 @@ class SessionRecord:
 
 
 class SessionRepository:
-    def __init__(self, db: AsyncDatabase[Document]) -> None:
+    def __init__(self, db: AsyncDatabase[Document], transaction: Transaction[Any]) -> None:
         self.db = db
+        self._transaction = transaction
 
     async def ensure_indexes(self) -> None:
         await self.db.ui_sessions.create_index([("expires_at", ASCENDING)])
@@ -89,6 +93,21 @@ class SessionRepository:
     async def delete(self, id_hash: str) -> None:
         # index: _id_
         await self.db.ui_sessions.delete_one({"_id": id_hash})
+
+    async def first_use_of_form(self, id_hash: str, nonce: str) -> bool:
+        """Whether this is the first time the session sent the form ``nonce`` names (a page's
+        one-time field): it is noted, with the session's last ``FORMS_REMEMBERED``; a form sent
+        again (a reload that repeats a POST) finds it there. False for no such session."""
+
+        def fresh(doc: Document) -> bool:
+            return nonce not in (doc.get("forms_sent") or [])
+
+        async def note(session: Session) -> bool:
+            change = {"$push": {"forms_sent": {"$each": [nonce], "$slice": -FORMS_REMEMBERED}}}
+            # index: _id_ (the guard is checked on the document read in the transaction)
+            return await update_if(self.db.ui_sessions, id_hash, fresh, change, session) is not None
+
+        return bool(await self._transaction(note))
 
     async def keep_newest(self, username: str, count: int) -> int:
         """Delete all but the ``count`` newest sessions of ``username``; how many went."""

@@ -57,7 +57,7 @@ class MetadataStore:
         self.builds = BuildStore(db, self.outbox, self.transaction)
         self.accounts = AccountStore(db, self.transaction)
         self.retention = RetentionRepository(db, self.images)
-        self.sessions = SessionRepository(db)
+        self.sessions = SessionRepository(db, self.transaction)
 
     @classmethod
     def connect(

@@ -8,14 +8,18 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 from collections.abc import AsyncIterator, Awaitable
+from pathlib import Path
 from typing import TypeVar
 
 import pytest
 import pytest_asyncio
 
+from services.registry.bootstrap import BUILDER, first_start
+from services.registry.identity import api_keys
 from shared.metadata.builds import new_build
 from shared.metadata.errors import SpaceMissing, SpaceNotEmpty
 from shared.metadata.store import MetadataStore
+from shared.settings import Settings
 from tests.support.oci import OCI_INDEX, canonical
 from tests.support.pushes import manifest_push
 
@@ -160,3 +164,16 @@ async def test_a_space_deleted_while_a_build_is_asked_for_ends_one_way(
         else:
             assert deleted == [] and isinstance(created, SpaceMissing), (created, deleted)
             assert stored is None and await store.spaces.get(space) is None
+
+
+async def test_a_rotated_builder_key_stops_working(store: MetadataStore, tmp_path: Path) -> None:
+    """At each start the builder's configured key is its only one: the key rotated away (or
+    the one an earlier `serve` made for its run) does not stay valid."""
+    old, new = api_keys.new_key(), api_keys.new_key()
+    for key in (old, new):
+        settings = Settings.from_env(
+            {"SPACEDOCK_BUILDER_KEY": key.text, "SPACEDOCK_DATA_DIR": str(tmp_path)}
+        )
+        await first_start(store, settings)
+    keys = {doc["_id"] for doc in await store.accounts.list_api_keys(BUILDER)}
+    assert keys == {new.id}

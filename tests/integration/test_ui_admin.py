@@ -14,9 +14,16 @@ import requests
 from tests.support.accounts import PASSWORD, Account, Admin
 from tests.support.oci import Client
 from tests.support.processes import Registry, Service, start_registry
-from tests.support.ui_http import SignedIn, sign_in
+from tests.support.ui_http import SignedIn, form_token, sign_in
 
 NEW_KEY = re.compile(r'<pre class="command new-key-text">([^<]+)</pre>')
+FORM_NONCE = re.compile(r'name="form_nonce" value="([^"]+)"')
+
+
+def form_nonce(html: str) -> str:
+    match = FORM_NONCE.search(html)
+    assert match is not None, html
+    return match.group(1)
 
 
 @pytest.fixture(scope="module")
@@ -245,30 +252,64 @@ def test_a_superuser_creates_and_deletes_a_user(
 
 
 def test_a_new_key_is_shown_once_and_works(registry: Registry, admin: Admin) -> None:
+    """The key is in the answer to the form and nowhere else; the same form sent again (a
+    reload repeats the POST) makes no second key and shows none."""
     account = admin.user("keys", with_key=False)
     browser = sign_in(registry, account.basic)
-    token = browser.csrf_token()
-    made = browser.post(f"/users/{account.username}/api-keys", {"name": "ci", "csrf_token": token})
-    assert made.status_code == 303
-    location = made.headers["Location"]
-    assert location == f"/users/{account.username}?key=created"
-    first = browser.get(location)
-    shown = NEW_KEY.search(first.text)
+    page = browser.get(f"/users/{account.username}").text
+    form = {"name": "ci", "csrf_token": form_token(page), "form_nonce": form_nonce(page)}
+    made = browser.post(f"/users/{account.username}/api-keys", form)
+    assert made.status_code == 201
+    assert made.headers["Cache-Control"] == "no-store"
+    shown = NEW_KEY.search(made.text)
     assert shown is not None
     key = shown.group(1)
-    assert key not in location
     works = requests.get(
         f"{registry.url}/api/v1/users/{account.username}", auth=(account.username, key), timeout=30
     )
     assert works.status_code == 200
-    second = browser.get(location)
-    assert NEW_KEY.search(second.text) is None and key not in second.text
-    assert "shown only once" in second.text
+    again = browser.post(f"/users/{account.username}/api-keys", form)
+    assert again.status_code == 409 and "sent already" in again.text
+    assert NEW_KEY.search(again.text) is None and key not in again.text
     (key_id,) = key_ids(admin, account.username)
+    later = browser.get(f"/users/{account.username}").text
+    assert key not in later and NEW_KEY.search(later) is None
     revoked = browser.post(
-        f"/users/{account.username}/api-keys/revoke", {"key_id": key_id, "csrf_token": token}
+        f"/users/{account.username}/api-keys/revoke",
+        {"key_id": key_id, "csrf_token": form_token(later)},
     )
     assert revoked.status_code == 303 and key_ids(admin, account.username) == []
+
+
+def test_two_forms_open_at_once_each_make_and_show_their_own_key(
+    registry: Registry, admin: Admin
+) -> None:
+    account = admin.user("tabs", with_key=False)
+    browser = sign_in(registry, account.basic)
+    tabs = [browser.get(f"/users/{account.username}").text for _ in range(2)]
+    shown = []
+    for n, page in enumerate(tabs):
+        form = {"name": f"tab {n}", "csrf_token": form_token(page), "form_nonce": form_nonce(page)}
+        made = browser.post(f"/users/{account.username}/api-keys", form)
+        assert made.status_code == 201
+        found = NEW_KEY.search(made.text)
+        assert found is not None
+        shown.append(found.group(1))
+    assert shown[0] != shown[1] and len(key_ids(admin, account.username)) == 2
+
+
+def test_a_service_account_gets_no_key_from_the_ui_or_the_api(
+    registry: Registry, admin: Admin, superuser: SignedIn
+) -> None:
+    """Its one key is the one its service's settings name: another would act in every space
+    and could never be revoked."""
+    page = superuser.get("/users/spacedock-reaper")
+    assert page.status_code == 200 and 'name="form_nonce"' not in page.text
+    form = {"name": "x", "csrf_token": form_token(page.text), "form_nonce": "n-1"}
+    refused = superuser.post("/users/spacedock-reaper/api-keys", form)
+    assert refused.status_code == 409 and NEW_KEY.search(refused.text) is None
+    admin.call("POST", "/users/spacedock-reaper/api-keys", 409, json={"name": "x"})
+    assert key_ids(admin, "spacedock-reaper") == []
 
 
 def test_a_session_opened_with_an_api_key_changes_no_credentials(

@@ -45,6 +45,8 @@ def test_defaults_round_trip() -> None:
         {"deployment_tags": {"keep_last": -1}},
         {"deployment_tags": {"retain_days": 1.5}},
         {"deployment_tags": {"retain_days": True}},
+        # past a century the run's cutoff (now - retain_days) leaves the calendar
+        {"deployment_tags": {"retain_days": 1_000_000}},
         {"deployment_tags": {"unknown": 1}},
         {"gc": {"grace_minutes": "60"}},
         {"untagged_manifests": []},
@@ -53,6 +55,14 @@ def test_defaults_round_trip() -> None:
 def test_invalid_policies(body: object) -> None:
     with pytest.raises(PolicyInvalid):
         RetentionPolicy.parse(body)
+
+
+def test_the_longest_retention_still_weighs_tags() -> None:
+    """A century of days is allowed, and a run with it keeps every tag (no date overflow)."""
+    policy = RetentionPolicy.parse({"deployment_tags": {"retain_days": 36_500, "keep_last": 0}})
+    now = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
+    tag = TagState("spaces-1/app", "1.0.0-deployments-1", "sha256:" + "a" * 64, now)
+    assert tags_to_remove([tag], policy, now) == []
 
 
 def test_keep_last_and_retain_days_together_and_pins() -> None:

@@ -15,7 +15,7 @@ from services.registry.identity.access import MAX_BUILD_CREDENTIAL_SECONDS
 from services.registry.management import spaces, users
 from shared.build_requests import BUILD_ID_RE, MAX_VALUE_LENGTH, MAX_VARIABLES
 from shared.oci.names import MAX_NAME_LENGTH, NAME_RE, SPACE_RE, TAG_RE
-from shared.retention import MAX_PATTERN_LENGTH
+from shared.retention import MAX_PATTERN_LENGTH, MAX_RETAIN_DAYS
 
 ERROR_DESCRIPTIONS = {
     400: "malformed request",
@@ -225,7 +225,7 @@ RETENTION_SECTIONS = {
             "maxLength": MAX_PATTERN_LENGTH,
             "description": "a regular expression: tags it finds are deployment tags",
         },
-        retain_days=_count(),
+        retain_days=_count(MAX_RETAIN_DAYS),
         keep_last=_count(),
     ),
     "untagged_manifests": _input(retain_hours=_count()),

@@ -6,15 +6,15 @@ superusers manage accounts, everyone their own keys, space admins their members,
 credentials change only in a session opened with the account's password
 (``require_password``), so a leaked API key cannot mint more keys through the browser either.
 
-A new API key is shown once. The page after creating one is reached by a redirect, so a
-reload cannot create another; until then the key waits in this process only
-(``NewKeys``), for the session that created it, and the first page that shows it takes it.
+A new API key is shown once: in the answer to the form that created it (never stored, never
+in a URL, never cached). The form carries a one-time field, noted in the session's document
+when it is sent, so a form sent again (a reload, a second tab) creates no second key, on
+whichever instance it lands.
 """
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from aiohttp import web
 
@@ -32,53 +32,22 @@ from services.registry.management.guard import (
     space_with_role,
 )
 from services.registry.management.users import MAX_KEY_NAME, USERNAME_RE
-from services.registry.ui.middleware import see_other
+from services.registry.ui.middleware import see_other, sessions_key
 from services.registry.ui.render import page, signed_in_key
-from services.registry.ui.security import text_field
+from services.registry.ui.security import new_secret, text_field
 from shared.metadata.spaces import SpaceRecord
 
 USERS_PATH = "/users"
 MAX_USERNAME_LENGTH = 63
 MAX_PASSWORD_LENGTH = 1024
-# How long a new key waits for the page that shows it (the redirect right after creating).
-NEW_KEY_WAIT_SECONDS = 120.0
-SHOWN_KEY_FLAG = "key=created"
 ROLES = [role.label for role in Role]
+MAX_FORM_NONCE_LENGTH = 100
 
 
 @dataclass(frozen=True, slots=True)
 class NewKey:
-    username: str
-    key_id: str
     name: str
     text: str
-    created: float  # time.monotonic()
-
-
-@dataclass
-class NewKeys:
-    """New API keys waiting to be shown, one per session (by the session id's hash)."""
-
-    waiting: dict[str, NewKey] = field(default_factory=dict)
-
-    def put(self, session: str, key: NewKey) -> None:
-        now = time.monotonic()
-        for stale in [s for s, k in self.waiting.items() if now - k.created > NEW_KEY_WAIT_SECONDS]:
-            del self.waiting[stale]
-        self.waiting[session] = key
-
-    def take(self, session: str, username: str) -> NewKey | None:
-        """The key ``session`` created for ``username``, once; None after that."""
-        key = self.waiting.get(session)
-        if key is None or key.username != username:
-            return None
-        del self.waiting[session]
-        if time.monotonic() - key.created > NEW_KEY_WAIT_SECONDS:
-            return None
-        return key
-
-
-new_keys_key = web.AppKey("ui_new_keys", NewKeys)
 
 
 def user_path(username: str) -> str:
@@ -151,30 +120,33 @@ async def _users(
 async def user_page(request: web.Request) -> web.Response:
     username = request.match_info["username"]
     await require_self_or_superuser(request, username)
-    after_creating = request.query_string == SHOWN_KEY_FLAG
-    new_key = None
-    if after_creating:
-        new_key = request.app[new_keys_key].take(request[signed_in_key].id_hash, username)
-    return await _user(
-        request, username, new_key=new_key, key_gone=after_creating and new_key is None
-    )
+    return await _user(request, username)
 
 
 async def create_api_key(request: web.Request) -> web.Response:
+    """The new key is in this answer and nowhere else; a form sent twice makes one key."""
     username = request.match_info["username"]
     await require_self_or_superuser(request, username)
     require_password(request)
-    name = text_field(await request.post(), "name", MAX_KEY_NAME + 1)
+    form = await request.post()
+    name = text_field(form, "name", MAX_KEY_NAME + 1)
     if len(name) > MAX_KEY_NAME:
         message = f"the name must be at most {MAX_KEY_NAME} characters"
         return await _user(request, username, error=message, status=422)
+    nonce = text_field(form, "form_nonce", MAX_FORM_NONCE_LENGTH + 1)
+    if not nonce or len(nonce) > MAX_FORM_NONCE_LENGTH:
+        return await _user(request, username, error="The form is out of date.", status=400)
+    if not await request.app[sessions_key].first_use_of_form(request[signed_in_key], nonce):
+        message = (
+            "This form was sent already, and its key shown then, once. If it was not "
+            "copied, revoke it and create another."
+        )
+        return await _user(request, username, error=message, status=409)
     try:
         created = await request.app[accounts_key].create_api_key(username, name)
     except ApiError as exc:
         return await _user(request, username, error=exc.message, status=exc.status)
-    key = NewKey(username, created.record["_id"], name, created.text, time.monotonic())
-    request.app[new_keys_key].put(request[signed_in_key].id_hash, key)
-    return see_other(f"{user_path(username)}?{SHOWN_KEY_FLAG}")
+    return await _user(request, username, new_key=NewKey(name, created.text), status=201)
 
 
 async def revoke_api_key(request: web.Request) -> web.Response:
@@ -194,7 +166,6 @@ async def _user(
     username: str,
     *,
     new_key: NewKey | None = None,
-    key_gone: bool = False,
     error: str | None = None,
     status: int = 200,
 ) -> web.Response:
@@ -209,7 +180,7 @@ async def _user(
         memberships=sorted(account.memberships.items()),
         keys=await accounts.api_keys(username),
         new_key=new_key,
-        key_no_longer_shown=key_gone,
+        form_nonce=new_secret(),
         error=error,
         can_change=with_password(request),
         superuser=grants is not None and grants.superuser,
@@ -270,7 +241,6 @@ def _members_path(space: SpaceRecord) -> str:
 
 def add_routes(app: web.Application, space: str) -> None:
     """The administration pages; ``space`` is the route of a space."""
-    app[new_keys_key] = NewKeys()
     router = app.router
     router.add_get(USERS_PATH, users_page)
     router.add_post(USERS_PATH, create_user)

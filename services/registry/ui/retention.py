@@ -97,7 +97,7 @@ def run_summary(query: Mapping[str, str]) -> dict[str, int] | None:
     """What the last run removed, from the address it redirected to; None when there is
     none or it is not plain numbers."""
     values = [query.get(name, "") for name in _RUN_SUMMARY]
-    if not all(value.isdigit() and len(value) <= 20 for value in values):
+    if not all(value.isascii() and value.isdigit() and len(value) <= 20 for value in values):
         return None
     return dict(zip(_RUN_SUMMARY, map(int, values), strict=True))
 

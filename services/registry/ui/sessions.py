@@ -116,6 +116,11 @@ class BrowserSessions:
     async def end(self, session: SignedIn) -> None:
         await self.records.delete(session.id_hash)
 
+    async def first_use_of_form(self, session: SignedIn, nonce: str) -> bool:
+        """Whether ``session`` sends the one-time form ``nonce`` for the first time (on any
+        instance: it is noted in the session's document)."""
+        return await self.records.first_use_of_form(session.id_hash, nonce)
+
 
 def _signed_in(record: SessionRecord) -> SignedIn:
     principal = Principal(record.username, record.credential, record.epoch)
