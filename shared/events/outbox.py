@@ -149,6 +149,14 @@ class Outbox:
         if ids:
             await self.collection.delete_many({"_id": {"$in": list(ids)}, "claimed_by": owner})
 
+    async def renew(self, owner: str, ids: Sequence[str], lease: dt.timedelta) -> None:
+        """Hold ``owner``'s entries for ``lease`` from now (a publish taking long)."""
+        if ids:
+            await self.collection.update_many(
+                {"_id": {"$in": list(ids)}, "claimed_by": owner},
+                {"$set": {"claimed_until": _now() + lease}},
+            )
+
     async def release(self, owner: str, ids: Sequence[str]) -> None:
         """Give entries back at once (their publish failed) rather than at lease end."""
         if ids:

@@ -128,9 +128,18 @@ class OutboxRelay:
         entries = await self.outbox.claim(self.owner, self.lease, self.batch)
         if not entries:
             return 0
-        results = await asyncio.gather(
-            *(self._publish_entry(entry) for entry in entries), return_exceptions=True
-        )
+        # A slow broker may take longer than the lease to confirm a batch (an entry can hold
+        # many events): the claim is renewed meanwhile, so no other relay takes the entries
+        # over and publishes them a second time.
+        keeper = asyncio.create_task(self._keep_claimed([e.id for e in entries]))
+        try:
+            results = await asyncio.gather(
+                *(self._publish_entry(entry) for entry in entries), return_exceptions=True
+            )
+        finally:
+            keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await keeper
         confirmed = [e for e, r in zip(entries, results, strict=True) if r is None]
         failed = [e.id for e, r in zip(entries, results, strict=True) if r is not None]
         await self.outbox.done(self.owner, [e.id for e in confirmed])
@@ -143,6 +152,14 @@ class OutboxRelay:
             first = next(r for r in results if r is not None)
             raise BusUnavailable(f"{len(failed)} of {len(entries)} not confirmed: {first}")
         return len(entries)
+
+    async def _keep_claimed(self, ids: list[str]) -> None:
+        while True:
+            await asyncio.sleep(self.lease.total_seconds() / 3)
+            try:
+                await self.outbox.renew(self.owner, ids, self.lease)
+            except PyMongoError as exc:  # tried again at the next third of the lease
+                log.warning("outbox_claim_renewal_failed", error=str(exc)[:200])
 
     async def _publish_entry(self, entry: OutboxEntry) -> None:
         """Its events in their order; an entry not wholly confirmed is published again

@@ -184,3 +184,34 @@ async def test_an_entry_of_one_event_keeps_the_shape_earlier_relays_read(
     assert [m["id"] for m in docs[1]["messages"]] == [e.id for e in two]
     entries = await metadata.outbox.claim("relay", LEASE, 10)
     assert [[m.id for m in e.messages] for e in entries] == [[one.id], [e.id for e in two]]
+
+
+async def test_a_claim_is_held_while_a_slow_broker_confirms_the_entry(
+    metadata: MetadataStore,
+) -> None:
+    """An entry whose events take longer than the lease to publish stays its relay's: a
+    second relay finds nothing to take over, and each event is published once."""
+    sent: list[str] = []
+
+    class SlowBus:
+        async def publish(self, message: Outgoing) -> None:
+            await asyncio.sleep(0.1)
+            sent.append(message.message_id)
+
+        async def close(self) -> None:
+            pass
+
+    events = _events(8)
+    await metadata.outbox.add(events)
+    lease = dt.timedelta(seconds=0.3)
+    slow = OutboxRelay(metadata.outbox, SlowBus(), "slow", lease=lease)
+    other = OutboxRelay(metadata.outbox, SlowBus(), "other", lease=lease)
+
+    async def later() -> int:
+        await asyncio.sleep(0.5)  # past the first lease, while the slow relay still publishes
+        return await other.relay_once()
+
+    published, taken_over = await asyncio.gather(slow.relay_once(), later())
+    assert (published, taken_over) == (8, 0)
+    assert sent == [event.id for event in events]
+    assert await metadata.outbox.pending() == 0
