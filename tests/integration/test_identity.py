@@ -14,7 +14,7 @@ import requests
 
 from tests.support.accounts import PASSWORD, Account, Admin, bearer_client, granted, token
 from tests.support.oci import Client, error_codes
-from tests.support.processes import Registry, Service, start_registry
+from tests.support.processes import BUILDER_KEY, Registry, Service, start_registry
 
 SHORT_TTL = 1
 
@@ -25,7 +25,11 @@ def pair(
 ) -> Iterator[tuple[Registry, Registry]]:
     """Two instances on one database: the second issues tokens that live one second."""
     database = f"mongodb://127.0.0.1:{mongo_server.port}/tokens_{uuid.uuid4().hex[:8]}"
-    first = start_registry(tmp_path_factory.mktemp("tokens-a"), database)
+    first = start_registry(
+        tmp_path_factory.mktemp("tokens-a"),
+        database,
+        extra_env={"SPACEDOCK_BUILDER_KEY": BUILDER_KEY},
+    )
     second = start_registry(
         tmp_path_factory.mktemp("tokens-b"),
         database,
@@ -269,25 +273,22 @@ def test_a_key_belongs_to_its_user(registry_a: Registry, admin: Admin) -> None:
 def test_service_accounts_have_roles_in_every_space(
     registry_a: Registry, admin: Admin, space: str
 ) -> None:
-    """The builder's account may push anywhere but not delete; the reaper's may delete."""
-    keys = {}
-    for name in ("spacedock-builder", "spacedock-reaper"):
-        created = admin.call("POST", f"/users/{name}/api-keys", 201, json={"name": "test"})
-        keys[name] = (name, created.json()["key"])
-    builder = Client.for_registry(registry_a.url, keys["spacedock-builder"])
+    """The builder's account (with the key its settings name) may push anywhere but not
+    delete; the reaper's is an admin everywhere. Neither gets another key or a password,
+    and neither can be deleted."""
+    builder = Client.for_registry(registry_a.url, ("spacedock-builder", BUILDER_KEY))
     digest, _ = builder.push_image(f"{space}/built", "1.0-deployments-1", [b"layer"])
     refused = builder.request("DELETE", f"/v2/{space}/built/manifests/{digest}")
     assert (refused.status_code, error_codes(refused)) == (403, ["DENIED"])
-    reaper = Client.for_registry(registry_a.url, keys["spacedock-reaper"])
-    assert reaper.request("DELETE", f"/v2/{space}/built/manifests/{digest}").status_code == 202
-    # Service accounts have no password and cannot be deleted.
-    assert (
-        Client.for_registry(registry_a.url, ("spacedock-builder", ""))
-        .request("GET", "/v2/")
-        .status_code
-        == 401
-    )
-    admin.call("DELETE", "/users/spacedock-builder", 409)
+    reaper = admin.call("GET", "/users/spacedock-reaper", 200).json()
+    assert reaper["global_role"] == "admin"
+    for name in ("spacedock-builder", "spacedock-reaper"):
+        admin.call("POST", f"/users/{name}/api-keys", 409, json={"name": "test"})
+        assert (
+            Client.for_registry(registry_a.url, (name, "")).request("GET", "/v2/").status_code
+            == 401
+        )
+        admin.call("DELETE", f"/users/{name}", 409)
 
 
 def test_users_api_rules(registry_a: Registry, admin: Admin, space: str) -> None:
