@@ -17,6 +17,14 @@ from shared.oci.names import RepositoryName
 
 
 @dataclass(frozen=True, slots=True)
+class VersionPage:
+    """Versions newest first, and the cursor to continue after the last (None at the end)."""
+
+    versions: list[VersionRecord]
+    next_before: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class RepositoryPage:
     """Repositories in name order, and the name to continue after (None on the last page)."""
 
@@ -41,13 +49,21 @@ class Feed:
         return RepositoryPage(page, page[-1].name if len(found) > limit else None)
 
     async def versions(
-        self, name: RepositoryName, *, include_prerelease: bool, limit: int
-    ) -> list[VersionRecord]:
-        """The newest ``limit`` tags of ``name`` with their order, digest, size and push time."""
+        self,
+        name: RepositoryName,
+        *,
+        include_prerelease: bool,
+        limit: int,
+        before: str | None = None,
+    ) -> VersionPage:
+        """The newest ``limit`` tags of ``name`` (after the cursor ``before``, a page's
+        ``next_before``) with their order, digest, size and push time."""
         if not await self.metadata.images.repository_exists(name.full):
             raise NotFound(f"repository {name.full} does not exist")
         # The order is kept with each tag (shared.versions.order_key) and served by an index,
-        # so the newest page costs the same at 20 tags and at 20,000.
-        return await self.metadata.feed.newest_versions(
-            name.full, include_prerelease=include_prerelease, before=None, limit=limit
+        # so a page costs the same at 20 tags and at 20,000, wherever it starts.
+        found = await self.metadata.feed.newest_versions(
+            name.full, include_prerelease=include_prerelease, before=before, limit=limit + 1
         )
+        page = found[:limit]
+        return VersionPage(page, page[-1].cursor if len(found) > limit else None)

@@ -162,6 +162,28 @@ def test_versions_newest_first_in_octopus_order(client: Client) -> None:
     assert releases(limit="1") == ["1.10.0"]
     assert releases() == ["1.10.0", "1.2.0", "latest"]
 
+    # Page by page, following next_cursor, the same versions in the same order.
+    paged: list[str] = []
+    cursor: str | None = None
+    while True:
+        params = {"limit": "2", **({"cursor": cursor} if cursor else {})}
+        answer = api(
+            client, "GET", f"/spaces/{space_id}/repositories/mywebapp/versions", params=params
+        ).json()
+        paged += [v["tag"] for v in answer["versions"]]
+        cursor = answer["next_cursor"]
+        if cursor is None:
+            break
+    assert paged == [v["tag"] for v in versions]
+    for bad_cursor in ("%%%", "x" * 5000, "_w"):
+        refused = api(
+            client,
+            "GET",
+            f"/spaces/{space_id}/repositories/mywebapp/versions",
+            params={"cursor": bad_cursor},
+        )
+        assert refused.status_code == 400, bad_cursor
+
 
 def test_versions_of_nested_and_missing_repositories(client: Client) -> None:
     """Repository paths may contain slashes; an unknown one is 404."""

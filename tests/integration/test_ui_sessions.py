@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import html
+import re
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +17,7 @@ import pytest
 import requests
 from pymongo import MongoClient
 
+from services.registry.ui.repositories import VERSIONS_SHOWN
 from services.registry.ui.sessions import SESSIONS_PER_ACCOUNT
 from tests.support.accounts import Account, Admin
 from tests.support.oci import OCI_CONFIG, OCI_INDEX, OCI_LAYER, OCI_MANIFEST, Client, canonical
@@ -416,3 +419,22 @@ def test_a_config_is_read_only_when_its_stored_size_is_the_one_declared(
         )
     assert pages[len(config)].status_code == 200 and "/bin/teller" in pages[len(config)].text
     assert pages[10].status_code == 200 and "/bin/teller" not in pages[10].text
+
+
+def test_a_long_repository_is_read_a_page_of_versions_at_a_time(registry: Registry) -> None:
+    """Past the first page, "Older versions" goes on where it stopped, down to the oldest."""
+    client = Client.for_registry(registry.url, registry.auth)
+    space = Admin(registry.url, registry.auth).space("ui")
+    _, body = client.push_image(f"{space}/ledger", "1.0.0", [b"ledger"])
+    total = VERSIONS_SHOWN + 5
+    for n in range(1, total):
+        assert client.put_manifest(f"{space}/ledger", f"1.0.{n}", body).status_code == 201
+    browser = sign_in(registry, registry.auth)
+    first = browser.get(f"/spaces/{space}/repositories/ledger")
+    tags = re.findall(r'<span class="tag">([^<]+)</span>', first.text)
+    older = re.search(r'class="older" href="\?([^"]+)"', first.text)
+    assert older is not None
+    second = browser.get(f"/spaces/{space}/repositories/ledger?{html.unescape(older.group(1))}")
+    tags += re.findall(r'<span class="tag">([^<]+)</span>', second.text)
+    assert 'class="older"' not in second.text
+    assert tags == [f"1.0.{n}" for n in range(total - 1, -1, -1)]

@@ -1,5 +1,6 @@
 """The feed view: a space's repositories, searchable, and a repository's tags as versions
-(``services.registry.feed``). Cursors are the API's: opaque to clients, a repository name here.
+(``services.registry.feed``). Cursors are the API's: opaque to clients, a repository name or
+a version's feed key here.
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ from services.registry.management.guard import space_with_role
 from services.registry.management.requests import bool_param, int_param
 from shared.oci.errors import NameInvalid
 from shared.oci.names import RepositoryName
+
+# A cursor encodes a repository name or a feed key: neither comes near this.
+MAX_CURSOR_LENGTH = 2048
 
 
 async def list_repositories(request: web.Request) -> web.Response:
@@ -45,13 +49,15 @@ async def versions_response(request: web.Request, space: str, path: str) -> web.
     """The tags of ``<space>/<path>`` read as Octopus versions, newest first."""
     include_prerelease = bool_param(request, "prerelease", True)
     limit = int_param(request, "limit", 100, low=1, high=10_000)
+    before = _decode_cursor(request.query.get("cursor"))
     try:
         name = RepositoryName.parse(f"{space}/{path}")
     except NameInvalid as exc:
         raise ApiError("invalid repository name") from exc
-    entries = await request.app[feed_key].versions(
-        name, include_prerelease=include_prerelease, limit=limit
+    page = await request.app[feed_key].versions(
+        name, include_prerelease=include_prerelease, limit=limit, before=before
     )
+    entries = page.versions
     versions = [
         {
             "tag": entry.tag,
@@ -62,7 +68,10 @@ async def versions_response(request: web.Request, space: str, path: str) -> web.
         }
         for entry in entries
     ]
-    return web.json_response({"repository": name.full, "versions": versions})
+    next_cursor = None if page.next_before is None else _encode_cursor(page.next_before)
+    return web.json_response(
+        {"repository": name.full, "versions": versions, "next_cursor": next_cursor}
+    )
 
 
 async def _space(request: web.Request) -> str:
@@ -76,7 +85,13 @@ def _encode_cursor(last: str) -> str:
 def _decode_cursor(cursor: str | None) -> str | None:
     if not cursor:
         return None
+    if len(cursor) > MAX_CURSOR_LENGTH:
+        raise ApiError("invalid cursor")
     try:
-        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        padded = cursor + "=" * (-len(cursor) % 4)
+        decoded = base64.b64decode(padded, altchars=b"-_", validate=True).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
         raise ApiError("invalid cursor") from exc
+    if not decoded:
+        raise ApiError("invalid cursor")
+    return decoded

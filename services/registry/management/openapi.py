@@ -275,9 +275,10 @@ SCHEMAS: dict[str, Any] = {
         pushed_at=TIME,
     ),
     "VersionList": _object(
-        ["repository", "versions"],
+        ["repository", "versions", "next_cursor"],
         repository=STRING,
         versions={"type": "array", "items": _ref("Version")},
+        next_cursor={"type": ["string", "null"]},
     ),
     "User": _object(
         ["username", "superuser"],

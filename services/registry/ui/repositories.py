@@ -7,6 +7,7 @@ Pinning takes a writer and unpinning an admin of the space, as in the management
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import urlencode
 
 from aiohttp import web
 
@@ -23,6 +24,8 @@ from shared.oci.errors import RegistryError
 from shared.oci.names import MAX_NAME_LENGTH, RepositoryName, parse_tag
 
 VERSIONS_SHOWN = 200
+# A page's place among the versions (a feed key) is short; anything longer is none of ours.
+MAX_BEFORE_LENGTH = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,19 +53,24 @@ async def repository_page(request: web.Request) -> web.Response:
     space = await space_with_role(request, Role.READER)
     role = await request.app[access_key].role_in(caller(request), space.id)
     name = repository_name(space.id, request.match_info["repository"])
-    versions = await request.app[feed_key].versions(
-        name, include_prerelease=True, limit=VERSIONS_SHOWN
+    before = request.query.get("before") or None
+    if before is not None and len(before) > MAX_BEFORE_LENGTH:
+        before = None  # no place this page gave: from the newest
+    listed = await request.app[feed_key].versions(
+        name, include_prerelease=True, limit=VERSIONS_SHOWN, before=before
     )
     pinned = await request.app[metadata_key].pins.of_repository(name.full)
     policy = space_policy(space)
-    rows = [VersionRow(v, v.tag in pinned, policy.counts(v.tag)) for v in versions]
+    rows = [VersionRow(v, v.tag in pinned, policy.counts(v.tag)) for v in listed.versions]
     return page(
         request,
         "repository.html",
         space=space,
         name=name,
         rows=rows,
-        more=len(versions) == VERSIONS_SHOWN,
+        repository_path=repository_path(name),
+        older=None if listed.next_before is None else urlencode({"before": listed.next_before}),
+        newest_first_page=before is None,
         can_pin=role is not None and role >= Role.WRITER,
         can_unpin=role is not None and role >= Role.ADMIN,
     )

@@ -74,6 +74,6 @@ async def _packages(request: web.Request, space: str) -> list[PackageRow]:
         if not record.name.startswith(prefix):  # "<space>/packages-x/packages/y", say
             continue
         name = RepositoryName.parse(record.name)
-        versions = await feed.versions(name, include_prerelease=True, limit=PACKAGE_VERSIONS_SHOWN)
-        rows.append(PackageRow(record.name.removeprefix(prefix), name.path, versions))
+        newest = await feed.versions(name, include_prerelease=True, limit=PACKAGE_VERSIONS_SHOWN)
+        rows.append(PackageRow(record.name.removeprefix(prefix), name.path, newest.versions))
     return rows
