@@ -114,7 +114,10 @@ async def run_retention(
     report.removed = [_tag_entry(t) for t in going]
     report.manifests = [{"repository": r, "digest": d} for r, d in sorted(removable)]
     if dry_run:
-        orphans = await metadata.retention.blobs_only_in(removable, manifests)
+        orphans: dict[str, int] = {}
+        if removable:  # what every manifest references is read only when some would go
+            references = await metadata.retention.space_blobs(space)
+            orphans = await metadata.retention.blobs_only_in(removable, references)
         report.blobs_removed, report.bytes_freed = len(orphans), sum(orphans.values())
         return report
     removed_tags: list[TagState] = []

@@ -51,11 +51,10 @@ class RetentionRepository:
 
     async def space_manifests(self, space_id: str) -> dict[tuple[str, str], Document]:
         """Every manifest of the space by (repository, digest), as retention weighs it: when
-        it was last pushed (``touched_at``, else ``created_at``), what it lists, refers to
-        and references (``blobs``: a dry run weighs the blobs it would free from these), and
-        what its ``image.deleted`` event says. Nothing more: the embedded server copies each
-        field it returns, and a space holds as many manifests as tags (the key is read from
-        ``_id``, ``<repository>@<digest>``: neither part may contain an ``@``)."""
+        it was last pushed (``touched_at``, else ``created_at``), what it lists and refers to,
+        and what its ``image.deleted`` event says. Nothing more: the embedded server copies
+        each field it returns, and a space holds as many manifests as tags (the key is read
+        from ``_id``, ``<repository>@<digest>``: neither part may contain an ``@``)."""
         # index: manifests repository_1_subject_1 (a range on its first field), named: a
         # planner may pick repository_1_blobs_1, which holds an entry per blob, not per manifest
         cursor = self.db.manifests.find(
@@ -65,7 +64,6 @@ class RetentionRepository:
                 "created_at": 1,
                 "manifests": 1,
                 "subject": 1,
-                "blobs": 1,
                 "media_type": 1,
                 "size": 1,
             },
@@ -77,12 +75,25 @@ class RetentionRepository:
             manifests[(repository, digest)] = doc
         return manifests
 
+    async def space_blobs(self, space_id: str) -> dict[tuple[str, str], list[str]]:
+        """The blobs each manifest of the space references, by (repository, digest): read
+        only when a dry run has something to weigh (``blobs_only_in``)."""
+        # index: manifests repository_1_subject_1 (as space_manifests)
+        cursor = self.db.manifests.find(
+            self._in_space(space_id), {"blobs": 1}, hint=[("repository", 1), ("subject", 1)]
+        )
+        blobs: dict[tuple[str, str], list[str]] = {}
+        async for doc in cursor:
+            repository, _at, digest = doc["_id"].partition("@")
+            blobs[(repository, digest)] = doc.get("blobs") or []
+        return blobs
+
     async def blobs_only_in(
-        self, going: list[tuple[str, str]], space: dict[tuple[str, str], Document]
+        self, going: list[tuple[str, str]], space: dict[tuple[str, str], list[str]]
     ) -> dict[str, int]:
         """The blobs that only the ``going`` manifests reference, with their sizes: what
         removing them frees once the grace period of their links has passed. ``space`` is
-        every manifest of their space as ``space_manifests`` read it.
+        what every manifest of their space references (``space_blobs``).
 
         Only their repositories' links go with them, so a blob stays when a manifest of the
         space that stays references it (read already, in ``space``), or when any other
@@ -93,10 +104,10 @@ class RetentionRepository:
         leaving = set(going)
         candidates: set[str] = set()
         for key in going:
-            candidates.update(space[key].get("blobs") or [])
-        for key, manifest in space.items():
+            candidates.update(space.get(key) or [])
+        for key, blobs in space.items():
             if key not in leaving:
-                candidates.difference_update(manifest.get("blobs") or [])
+                candidates.difference_update(blobs)
         repositories = {repository for repository, _digest in going}
         elsewhere: set[str] = set()
         for blobs in self._batches(sorted(candidates)):

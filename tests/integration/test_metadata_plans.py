@@ -376,7 +376,8 @@ async def test_retention_reads_of_a_space(metadata: tuple[MetadataStore, Recorde
         manifests = await store.retention.space_manifests("spaces-1")
         assert len(manifests) == 5
         assert await store.pins.of_repository(REPOSITORY) == {"1.0.0"}
-        assert await store.retention.blobs_only_in(list(manifests), manifests) == {
+        references = await store.retention.space_blobs("spaces-1")
+        assert await store.retention.blobs_only_in(list(manifests), references) == {
             LAYER["digest"]: 5,
             CONFIG["digest"]: 5,
         }
@@ -397,12 +398,10 @@ async def test_retention_reads_of_a_space(metadata: tuple[MetadataStore, Recorde
         }
     )
     assert _scanned_index(hinted["queryPlanner"]["winningPlan"]) == "repository_1_subject_1"
-    assert [used[1], *used[3:]] == [
-        ("pins", "space_1"),
-        ("pins", "repository_1"),
-        ("blob_links", "digest_1"),
-        ("blobs", "_id_"),
-    ]
+    assert [used[1], used[3]] == [("pins", "space_1"), ("pins", "repository_1")]
+    # What the space's manifests reference: again a range on repository (named by its hint).
+    assert used[4][0] == "manifests" and used[4][1].startswith("repository_1_")
+    assert used[5:] == [("blob_links", "digest_1"), ("blobs", "_id_")]
 
 
 async def test_retention_removals_read_and_write_by_index(
