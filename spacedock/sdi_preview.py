@@ -19,7 +19,6 @@ import argparse
 import asyncio
 import codecs
 import difflib
-import json
 import sys
 import tarfile
 import tempfile
@@ -36,6 +35,7 @@ from shared.build_requests import RequestInvalid, variable_values
 from shared.builds.errors import ArchiveInvalid, BuildError, FeaturesFailed, SubstitutionFailed
 from shared.sdi import MAX_SDI_FILE_BYTES, SdiSpec, parse_sdi_file
 from shared.settings import Settings
+from spacedock.json_files import JsonFileError, read_json_file
 
 MAX_DIFF_BYTES = 2 * 1024 * 1024  # a larger file is said to differ, not diffed
 MAX_VARIABLES_FILE_BYTES = 64 * 1024 * 1024
@@ -293,16 +293,9 @@ def read_variables(path: Path) -> dict[str, str | None]:
     """A variables file: a JSON object of name to value, read as a build request's
     ``variables`` are (true/false as "True"/"False", numbers as text, null kept)."""
     try:
-        with path.open("rb") as handle:
-            raw = handle.read(MAX_VARIABLES_FILE_BYTES + 1)
-    except OSError as exc:
-        raise UsageError(f"{path}: {exc.strerror or exc}") from exc
-    if len(raw) > MAX_VARIABLES_FILE_BYTES:
-        raise UsageError(f"{path} is larger than {MAX_VARIABLES_FILE_BYTES} bytes")
-    try:
-        document = json.loads(raw)
-    except (ValueError, RecursionError) as exc:
-        raise UsageError(f"{path} is not JSON: {exc}") from exc
+        document = read_json_file(path, MAX_VARIABLES_FILE_BYTES)
+    except JsonFileError as exc:
+        raise UsageError(f"{path}{exc}") from exc
     try:
         return variable_values(document, "variables")
     except RequestInvalid as exc:

@@ -8,11 +8,10 @@ with exit code 1, a ``--timeout`` that runs out first with 3, so a pipeline can 
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 from pathlib import Path
 from typing import Any
 
+from spacedock.json_files import JsonFileError, read_json_file
 from spacedock.verbs.client import path
 from spacedock.verbs.command import Commands, Session, add_group, add_verb, pairs
 from spacedock.verbs.following import follow
@@ -255,19 +254,9 @@ def read_secrets(source: Path | None) -> dict[str, str]:
     if source is None:
         return {}
     try:
-        if str(source) == "-":
-            raw = sys.stdin.buffer.read(MAX_SECRETS_FILE_BYTES + 1)
-        else:
-            with source.open("rb") as handle:
-                raw = handle.read(MAX_SECRETS_FILE_BYTES + 1)
-    except OSError as exc:
-        raise UsageError(f"--secrets-file {source}: {exc.strerror or exc}") from exc
-    if len(raw) > MAX_SECRETS_FILE_BYTES:
-        raise UsageError(f"--secrets-file {source}: larger than {MAX_SECRETS_FILE_BYTES} bytes")
-    try:
-        document = json.loads(raw)
-    except (ValueError, RecursionError) as exc:
-        raise UsageError(f"--secrets-file {source}: not JSON ({exc})") from exc
+        document = read_json_file(source, MAX_SECRETS_FILE_BYTES)
+    except JsonFileError as exc:
+        raise UsageError(f"--secrets-file {source}{exc}") from exc
     if not isinstance(document, dict) or not all(
         isinstance(value, str) for value in document.values()
     ):
