@@ -138,8 +138,9 @@ class OutboxRelay:
             )
         finally:
             keeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await keeper
+            # Not suppress(CancelledError): that would also swallow a cancel of the relay
+            # itself (a shutdown) landing here, and it would go on relaying.
+            await asyncio.gather(keeper, return_exceptions=True)
         confirmed = [e for e, r in zip(entries, results, strict=True) if r is None]
         failed = [e.id for e, r in zip(entries, results, strict=True) if r is not None]
         await self.outbox.done(self.owner, [e.id for e in confirmed])
@@ -158,7 +159,7 @@ class OutboxRelay:
             await asyncio.sleep(self.lease.total_seconds() / 3)
             try:
                 await self.outbox.renew(self.owner, ids, self.lease)
-            except PyMongoError as exc:  # tried again at the next third of the lease
+            except Exception as exc:  # tried again at the next third of the lease
                 log.warning("outbox_claim_renewal_failed", error=str(exc)[:200])
 
     async def _publish_entry(self, entry: OutboxEntry) -> None:
