@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.amqp import fresh_vhost
 from tests.support.processes import Service, start_moto, start_secantus
 
 
@@ -39,3 +40,10 @@ def mongo_url(mongo_server: Service) -> str:
 @pytest.fixture
 def s3_endpoint(s3_server: Service) -> str:
     return f"127.0.0.1:{s3_server.port}"
+
+
+@pytest.fixture
+def amqp_vhost() -> Iterator[str]:
+    """The URL of a virtual host of the test's own on the tests' RabbitMQ, deleted after it."""
+    with fresh_vhost() as url:
+        yield url

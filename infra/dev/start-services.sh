@@ -1,24 +1,53 @@
 #!/usr/bin/env bash
 # Starts the engines the tests talk to when they are not running: the Docker engine and
 # RabbitMQ. SecantusDB and the moto S3 server are started by the tests themselves.
+#
+# Every wait is bounded: an engine that does not come up fails this script within minutes,
+# with the tail of its log, instead of holding a CI run until its limit.
 set -euo pipefail
 logs=${SPACEDOCK_SERVICE_LOGS:-/tmp/spacedock-services}
 mkdir -p "$logs"
 
-if ! docker info >/dev/null 2>&1; then
+if ! timeout 20 docker info >/dev/null 2>&1; then
   echo "starting dockerd (log: $logs/dockerd.log)"
-  nohup dockerd >"$logs/dockerd.log" 2>&1 &
-  for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 0.5; done
-  docker info >/dev/null 2>&1 || { echo "dockerd did not start"; tail -20 "$logs/dockerd.log"; exit 1; }
+  nohup dockerd >"$logs/dockerd.log" 2>&1 </dev/null &
+  for _ in $(seq 1 60); do timeout 10 docker info >/dev/null 2>&1 && break; sleep 0.5; done
+  timeout 10 docker info >/dev/null 2>&1 || { echo "dockerd did not start"; tail -20 "$logs/dockerd.log"; exit 1; }
 fi
 
-if ! rabbitmqctl -q status >/dev/null 2>&1; then
-  echo "starting rabbitmq-server"
-  rabbitmq-server -detached >/dev/null 2>&1 || true
+# RabbitMQ: a broker that answers is used as it is. Otherwise the tests get a broker of their
+# own, started on an empty data directory: a node left behind by an earlier run (hundreds of
+# test vhosts to recover, a store cut off mid-write) has been seen to hang in its boot for
+# good, and a broker this script starts must not depend on what an earlier one left.
+rabbit_state=${SPACEDOCK_RABBITMQ_STATE:-/var/lib/rabbitmq/spacedock-tests}
+
+rabbit_ready() {
+  timeout 30 rabbitmqctl -q await_startup --timeout 20 >/dev/null 2>&1
+}
+
+node='beam.smp.* -s rabbit boot'  # the broker, not a CLI command's own runtime
+if ! rabbit_ready; then
+  if pgrep -u rabbitmq -f "$node" >/dev/null; then
+    echo "stopping a RabbitMQ node that does not answer"
+    timeout 30 rabbitmqctl -q stop >/dev/null 2>&1 || true
+    pkill -u rabbitmq -f "$node" || true
+    for _ in $(seq 1 20); do pgrep -u rabbitmq -f "$node" >/dev/null || break; sleep 0.5; done
+    pkill -9 -u rabbitmq -f "$node" || true
+  fi
+  echo "starting rabbitmq-server on an empty data directory ($rabbit_state)"
+  rm -rf "$rabbit_state"
+  mkdir -p "$rabbit_state/mnesia" "$rabbit_state/log"
+  chown -R rabbitmq:rabbitmq "$rabbit_state"
+  RABBITMQ_MNESIA_BASE="$rabbit_state/mnesia" RABBITMQ_LOG_BASE="$rabbit_state/log" \
+    rabbitmq-server -detached </dev/null >/dev/null 2>&1 || true
   # await_startup fails at once until the node has registered with epmd: poll until it answers.
-  for _ in $(seq 1 120); do
-    rabbitmqctl -q await_startup >/dev/null 2>&1 && break
+  for _ in $(seq 1 60); do
+    rabbit_ready && break
     sleep 1
   done
-  rabbitmqctl -q await_startup >/dev/null || { echo "rabbitmq-server did not start"; exit 1; }
+  rabbit_ready || {
+    echo "rabbitmq-server did not start; the end of its log:"
+    tail -n 30 "$rabbit_state"/log/*.log 2>/dev/null || true
+    exit 1
+  }
 fi

@@ -13,7 +13,7 @@ import pytest
 import requests
 import yaml
 
-from tests.support.amqp import AMQP_URL, fresh_vhost
+from tests.support.amqp import AMQP_URL
 from tests.support.builds import (
     APP_FILES,
     IMAGE_FILES,
@@ -218,13 +218,14 @@ def test_a_build_over_its_time_limit_fails_with_timeout(
     mongo_server: Service,
     busybox_image: str,
     docker_env: dict[str, str],
+    amqp_vhost: str,
 ) -> None:
     """A registry and builder of their own (and a virtual host of their own, so the module's
     builder cannot take the request), with a 10 s limit."""
     registry, quick = start_build_stack(
         tmp_path_factory.mktemp("time-limit"),
         mongo_server.port,
-        fresh_vhost(),
+        amqp_vhost,
         SPACEDOCK_BUILD_TIMEOUT_SECONDS="10",
     )
     base = f"{registry.host}/spaces-1/slow-base:1.0"

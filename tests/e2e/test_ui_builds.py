@@ -97,15 +97,15 @@ def wait_for_consumer(amqp_url: str, within: float = 60) -> None:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory, mongo_server: Service) -> Iterator[Stack]:
     workdir = tmp_path_factory.mktemp("ui-builds")
-    amqp_url = fresh_vhost()
-    registry, builder = start_build_stack(workdir, mongo_server.port, amqp_url)
-    try:
-        wait_for_consumer(amqp_url)
-        builder.stop()
-        yield _prepared(registry, workdir)
-    finally:
-        builder.stop()
-        registry.stop()
+    with fresh_vhost() as amqp_url:
+        registry, builder = start_build_stack(workdir, mongo_server.port, amqp_url)
+        try:
+            wait_for_consumer(amqp_url)
+            builder.stop()
+            yield _prepared(registry, workdir)
+        finally:
+            builder.stop()
+            registry.stop()
 
 
 def _prepared(registry: Registry, workdir: Path) -> Stack:

@@ -13,7 +13,6 @@ from pathlib import Path
 from pymongo import MongoClient
 
 from tests.support.accounts import Admin
-from tests.support.amqp import fresh_vhost
 from tests.support.oci import Client
 from tests.support.processes import (
     Registry,
@@ -97,14 +96,14 @@ def test_two_reapers_apply_retention_and_remove_abandoned_uploads(
 
 
 def test_a_deployment_tag_pushed_makes_its_space_due_at_once(
-    tmp_path: Path, mongo_server: Service
+    tmp_path: Path, mongo_server: Service, amqp_vhost: str
 ) -> None:
     """The reaper hears ``image.pushed``: with a day between scheduled runs, keep_last still
     applies within seconds of a new deployment tag."""
     registry = start_registry(
         tmp_path / "registry",
         f"mongodb://127.0.0.1:{mongo_server.port}/heard_{uuid.uuid4().hex[:8]}",
-        extra_env={"SPACEDOCK_AMQP_URL": fresh_vhost()},
+        extra_env={"SPACEDOCK_AMQP_URL": amqp_vhost},
     )
     reaper: ServiceProcess | None = None
     try:

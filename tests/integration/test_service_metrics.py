@@ -126,19 +126,19 @@ def test_a_builder_alone_serves_its_builds_on_a_port_of_its_own(
 
 
 async def test_the_queue_depth_is_what_the_broker_holds_for_builders() -> None:
-    url = fresh_vhost()
-    connection = await aio_pika.connect_robust(url)
-    async with connection:
-        channel = await connection.channel()
-        await channel.declare_queue(QUEUE, durable=True)
-        for _ in range(2):
-            await channel.default_exchange.publish(aio_pika.Message(b"{}"), routing_key=QUEUE)
-        metrics = ProcessMetrics(sample_interval=0)
-        depth = metrics.group(BuildMetrics).queue_depth
-        async with _broker_queue_depth(url, metrics, depth):
-            assert sample(parse((await metrics.exposition()).decode()), DEPTH) == 2
-            await (await channel.declare_queue(QUEUE, durable=True)).get()  # a builder took one
-            assert sample(parse((await metrics.exposition()).decode()), DEPTH) == 1
+    with fresh_vhost() as url:
+        connection = await aio_pika.connect_robust(url)
+        async with connection:
+            channel = await connection.channel()
+            await channel.declare_queue(QUEUE, durable=True)
+            for _ in range(2):
+                await channel.default_exchange.publish(aio_pika.Message(b"{}"), routing_key=QUEUE)
+            metrics = ProcessMetrics(sample_interval=0)
+            depth = metrics.group(BuildMetrics).queue_depth
+            async with _broker_queue_depth(url, metrics, depth):
+                assert sample(parse((await metrics.exposition()).decode()), DEPTH) == 2
+                await (await channel.declare_queue(QUEUE, durable=True)).get()  # a builder took one
+                assert sample(parse((await metrics.exposition()).decode()), DEPTH) == 1
 
 
 # The reaper

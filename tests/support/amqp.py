@@ -8,7 +8,8 @@ import json
 import subprocess
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any
 
@@ -115,10 +116,16 @@ def start_broker() -> None:
     rabbitmqctl("await_startup")
 
 
-def fresh_vhost() -> str:
+@contextmanager
+def fresh_vhost() -> Iterator[str]:
     """The URL of a new, empty virtual host: a stack of its own, whose builders consume only
-    its requests (the queue name is fixed by the contract)."""
+    its requests (the queue name is fixed by the contract). It is deleted afterwards: a
+    broker recovers every virtual host it holds at each start."""
     name = f"test-{uuid.uuid4().hex[:10]}"
     rabbitmqctl("add_vhost", name)
-    rabbitmqctl("set_permissions", "-p", name, "guest", ".*", ".*", ".*")
-    return f"{AMQP_URL.rstrip('/')}/{name}"
+    try:
+        rabbitmqctl("set_permissions", "-p", name, "guest", ".*", ".*", ".*")
+        yield f"{AMQP_URL.rstrip('/')}/{name}"
+    finally:
+        with suppress(subprocess.SubprocessError):
+            rabbitmqctl("delete_vhost", name)
