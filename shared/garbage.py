@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import structlog
 
 from shared.metadata.blobs import Claim
-from shared.metadata.store import MetadataStore
+from shared.metadata.ports import GarbageMetadata
 from shared.storage.port import BlobStore
 
 log = structlog.get_logger("spacedock.gc")
@@ -49,7 +49,7 @@ class Collected:
 
 
 async def expire_links(
-    metadata: MetadataStore, space: str, grace: dt.timedelta, now: dt.datetime
+    metadata: GarbageMetadata, space: str, grace: dt.timedelta, now: dt.datetime
 ) -> list[str]:
     """Remove the space's links that nothing needs any more; the digests unlinked."""
     cutoff = now - grace
@@ -61,7 +61,7 @@ async def expire_links(
 
 
 async def collect_blobs(
-    metadata: MetadataStore,
+    metadata: GarbageMetadata,
     store: BlobStore,
     *,
     among: list[str] | None = None,
@@ -97,7 +97,7 @@ async def collect_blobs(
     return total
 
 
-async def _delete(metadata: MetadataStore, store: BlobStore, claim: Claim) -> Collected:
+async def _delete(metadata: GarbageMetadata, store: BlobStore, claim: Claim) -> Collected:
     """Delete a claimed batch from storage, then forget it (or release what failed)."""
     failed = await store.delete_blobs(list(claim.sizes))
     gone = [digest for digest in claim.sizes if digest not in failed]

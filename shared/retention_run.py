@@ -29,7 +29,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 
 from shared.events.envelope import CloudEvent, image_event
 from shared.garbage import collect_blobs, expire_links
-from shared.metadata.store import MetadataStore
+from shared.metadata.ports import RetentionMetadata
 from shared.retention import (
     Key,
     RetentionPolicy,
@@ -75,7 +75,7 @@ class EventSource:
 
 
 async def run_retention(
-    metadata: MetadataStore,
+    metadata: RetentionMetadata,
     store: BlobStore,
     space: str,
     policy: RetentionPolicy,
@@ -178,7 +178,7 @@ def _event(
 
 
 async def _remove_tags(
-    metadata: MetadataStore,
+    metadata: RetentionMetadata,
     batch: list[TagState],
     events: EventSource,
     manifests: dict[Key, dict[str, Any]],
@@ -202,7 +202,7 @@ async def _remove_tags(
 
 
 async def _remove_manifests(
-    metadata: MetadataStore,
+    metadata: RetentionMetadata,
     batch: list[Key],
     events: EventSource,
     manifests: dict[Key, dict[str, Any]],

@@ -30,8 +30,8 @@ from shared.events.bus import EventBus
 from shared.events.envelope import CloudEvent
 from shared.events.relay import OutboxRelay
 from shared.garbage import collect_blobs
+from shared.metadata.ports import ReaperMetadata
 from shared.metadata.spaces import SpaceRecord
-from shared.metadata.store import MetadataStore
 from shared.metrics import ProcessMetrics
 from shared.retention import PolicyInvalid, RetentionPolicy
 from shared.retention_run import EventSource, run_retention
@@ -152,7 +152,7 @@ async def _rounds(
 class Reaper:
     def __init__(
         self,
-        metadata: MetadataStore,
+        metadata: ReaperMetadata,
         store: BlobStore,
         settings: Settings,
         owner: str,

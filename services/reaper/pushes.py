@@ -17,7 +17,7 @@ from aio_pika.abc import AbstractIncomingMessage
 
 from shared.events.bus import EventBus, InProcessBus, Outgoing, consume_queue
 from shared.events.envelope import EVENTS_EXCHANGE
-from shared.metadata.store import MetadataStore
+from shared.metadata.ports import ReaperMetadata
 from shared.retention import PolicyInvalid, RetentionPolicy
 from shared.settings import Settings
 
@@ -28,7 +28,7 @@ ROUTING_KEY = "image.pushed"
 
 
 async def consume_pushes(
-    settings: Settings, metadata: MetadataStore, bus: EventBus, wake: asyncio.Event
+    settings: Settings, metadata: ReaperMetadata, bus: EventBus, wake: asyncio.Event
 ) -> None:
     """Until cancelled."""
 
@@ -51,7 +51,7 @@ async def consume_pushes(
         await asyncio.Future()
 
 
-async def _deployment_tag_pushed(metadata: MetadataStore, body: bytes) -> bool:
+async def _deployment_tag_pushed(metadata: ReaperMetadata, body: bytes) -> bool:
     """Mark the space due when the event names a tag its policy counts; whether it did."""
     data = _data(body)
     space_id, tag = data.get("space"), data.get("tag")

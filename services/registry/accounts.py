@@ -18,7 +18,7 @@ from services.registry.identity.roles import Role
 from services.registry.management.errors import Conflict, Invalid, NotFound
 from shared.metadata.accounts import Account
 from shared.metadata.connection import Document
-from shared.metadata.store import MetadataStore
+from shared.metadata.ports import Metadata
 
 MAX_KEYS_PER_USER = 100
 
@@ -38,7 +38,7 @@ class CreatedKey:
 
 
 class Accounts:
-    def __init__(self, metadata: MetadataStore, access: AccessControl) -> None:
+    def __init__(self, metadata: Metadata, access: AccessControl) -> None:
         self.accounts = metadata.accounts
         self.access = access
 

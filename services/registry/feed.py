@@ -12,7 +12,7 @@ from services.registry.management.errors import NotFound
 from services.registry.repository_names import RepositoryNames
 from shared.metadata.feed import VersionRecord
 from shared.metadata.images import RepositoryRecord
-from shared.metadata.store import MetadataStore
+from shared.metadata.ports import FeedMetadata
 from shared.oci.names import RepositoryName
 
 
@@ -33,7 +33,7 @@ class RepositoryPage:
 
 
 class Feed:
-    def __init__(self, metadata: MetadataStore, names: RepositoryNames) -> None:
+    def __init__(self, metadata: FeedMetadata, names: RepositoryNames) -> None:
         self.metadata = metadata
         self.names = names
 

@@ -31,7 +31,7 @@ from services.registry.management.sdi_check import ScanLimits, SdiRefused, SdiSc
 from services.registry.registry import BlobHandle, Registry
 from services.registry.uploads import Uploads
 from shared.events.envelope import image_reference
-from shared.metadata.store import MetadataStore
+from shared.metadata.ports import Metadata
 from shared.oci import errors
 from shared.oci import media_types as mt
 from shared.oci.digest import Digest
@@ -104,7 +104,7 @@ class PackageDownload:
 class Packages:
     def __init__(
         self,
-        metadata: MetadataStore,
+        metadata: Metadata,
         registry: Registry,
         uploads: Uploads,
         *,

@@ -13,7 +13,7 @@ from services.registry.repository_names import RepositoryNames
 from shared.metadata.connection import Session
 from shared.metadata.errors import SpaceMissing, unavailable
 from shared.metadata.images import ManifestPush, MissingReferences, StoredManifest
-from shared.metadata.store import MetadataStore
+from shared.metadata.ports import Metadata
 from shared.oci import errors
 from shared.oci.digest import Digest
 from shared.oci.manifest import ParsedManifest, parse_manifest
@@ -52,7 +52,7 @@ class TagListing:
 
 class Registry:
     def __init__(
-        self, metadata: MetadataStore, store: BlobStore, cache_ttl: float, events: ImageEvents
+        self, metadata: Metadata, store: BlobStore, cache_ttl: float, events: ImageEvents
     ) -> None:
         self.metadata = metadata
         self.store = store

@@ -18,7 +18,7 @@ from collections.abc import Iterable
 
 from services.registry.cache import SingleFlight, TtlCache
 from shared.metadata.images import RepositoryRecord
-from shared.metadata.store import MetadataStore
+from shared.metadata.ports import Metadata
 
 # What the remembered names may take in all, over every space (roughly, in bytes).
 BYTES_REMEMBERED = 128 * 1024 * 1024
@@ -53,7 +53,7 @@ class SpaceRepositories:
 
 
 class RepositoryNames:
-    def __init__(self, metadata: MetadataStore) -> None:
+    def __init__(self, metadata: Metadata) -> None:
         self.metadata = metadata
         self._spaces: TtlCache[str, SpaceRepositories] = TtlCache(
             REMEMBERED_SECONDS, BYTES_REMEMBERED, weigh=lambda listed: listed.weight

@@ -15,8 +15,8 @@ from services.registry.identity.access import AccessControl, Principal
 from services.registry.management.errors import Conflict, NotFound
 from services.registry.registry import Registry
 from shared.metadata.errors import AlreadyExists, SpaceNotEmpty
+from shared.metadata.ports import Metadata
 from shared.metadata.spaces import SpaceRecord
-from shared.metadata.store import MetadataStore
 
 GENERATED_PREFIX = "spaces-"
 # Two creates racing for the same number is rare; ten in a row means something else is wrong.
@@ -32,7 +32,7 @@ def next_generated_id(taken: list[str]) -> str:
 
 
 class Spaces:
-    def __init__(self, metadata: MetadataStore, registry: Registry, access: AccessControl) -> None:
+    def __init__(self, metadata: Metadata, registry: Registry, access: AccessControl) -> None:
         self.metadata = metadata
         self.registry = registry
         self.access = access

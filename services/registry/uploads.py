@@ -27,7 +27,7 @@ import structlog
 
 from shared.metadata.blobs import BlobBeingDeleted
 from shared.metadata.errors import SpaceMissing
-from shared.metadata.store import MetadataStore
+from shared.metadata.ports import Metadata
 from shared.metadata.uploads import Upload
 from shared.oci import errors
 from shared.oci.digest import Digest
@@ -45,7 +45,7 @@ COLLECTION_WAIT_SECONDS = 10.0
 
 
 class Uploads:
-    def __init__(self, metadata: MetadataStore, store: BlobStore) -> None:
+    def __init__(self, metadata: Metadata, store: BlobStore) -> None:
         self.metadata = metadata
         self.store = store
         self._hashers: OrderedDict[str, tuple[int, hashlib._Hash]] = OrderedDict()

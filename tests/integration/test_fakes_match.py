@@ -17,9 +17,9 @@ import pytest
 from shared.metadata.blobs import BlobBeingDeleted
 from shared.metadata.errors import SpaceMissing
 from shared.metadata.images import ManifestPush, MissingReferences
+from shared.metadata.ports import BlobLinks, ImageRecords, UploadSessions
 from shared.metadata.store import MetadataStore
 from tests.support.fakes.metadata import InMemoryMetadata
-from tests.support.fakes.metadata_ports import BlobLinks, Images, UploadSessions
 from tests.support.oci import (
     OCI_CONFIG,
     OCI_INDEX,
@@ -45,7 +45,7 @@ class Backend:
 
     uploads: UploadSessions
     blobs: BlobLinks
-    images: Images
+    images: ImageRecords
     # The ids of the events recorded, in order.
     event_ids: Callable[[], Awaitable[list[str]]]
     # Put the blob in the state a collector's claim leaves it in, until the given moment.

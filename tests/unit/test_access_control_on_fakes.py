@@ -49,7 +49,7 @@ class Site:
         self.metadata = InMemoryMetadata()
         self.accounts = self.metadata.accounts
         self.access = AccessControl(
-            self.metadata.account_store(),
+            self.metadata.accounts,
             TokenSigner(b"s" * 32),
             public_url="https://registry.test",
             cache_ttl=300.0,

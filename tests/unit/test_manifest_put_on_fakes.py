@@ -67,8 +67,8 @@ class Site:
         self.storage = InMemoryBlobStore()
         self.nudges = 0
         events = ImageEvents("https://registry.test", "registry.test", self._nudge)
-        self.registry = Registry(self.metadata.store(), self.storage, 30.0, events)
-        self.uploads = Uploads(self.metadata.store(), self.storage)
+        self.registry = Registry(self.metadata, self.storage, 30.0, events)
+        self.uploads = Uploads(self.metadata, self.storage)
 
     def _nudge(self) -> None:
         self.nudges += 1
@@ -207,7 +207,7 @@ async def test_concurrent_pushes_share_commits_and_each_gets_its_own_outcome(
 
     monkeypatch.setattr(site.metadata.images, "commit_pushes", counted)
     # The registry took its commit function when it was made: a new one takes the counted one.
-    site.registry = Registry(site.metadata.store(), site.storage, 30.0, site.registry.events)
+    site.registry = Registry(site.metadata, site.storage, 30.0, site.registry.events)
     accepted = [image(annotations={"n": str(n)}) for n in range(4)]
     refused = image(layers=[b"never uploaded"])
 

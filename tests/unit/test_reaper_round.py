@@ -19,7 +19,7 @@ from shared.retention import RetentionPolicy
 from shared.retention_run import RetentionReport
 from shared.settings import Settings
 from tests.support.fakes.clock import FakeClock
-from tests.support.fakes.metadata import InMemoryMetadata
+from tests.support.fakes.metadata import InMemoryMetadata, reaper_view
 from tests.support.fakes.storage import InMemoryBlobStore
 
 EVERY_SECONDS = 3600
@@ -71,7 +71,7 @@ def reaper_on(metadata: InMemoryMetadata, store: InMemoryBlobStore, owner: str) 
             "SPACEDOCK_RETENTION_DEBOUNCE_SECONDS": str(DEBOUNCE_SECONDS),
         }
     )
-    return Reaper(metadata.store(), store, settings, owner)
+    return Reaper(reaper_view(metadata), store, settings, owner)
 
 
 async def spaces(metadata: InMemoryMetadata, *ids: str) -> None:

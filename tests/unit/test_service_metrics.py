@@ -34,7 +34,7 @@ from shared.settings import Settings, SettingsError
 from tests.support.fakes.builder import failing, succeeding
 from tests.support.fakes.builds import InMemoryBuildMetadata
 from tests.support.fakes.clock import FakeClock
-from tests.support.fakes.metadata import InMemoryMetadata
+from tests.support.fakes.metadata import InMemoryMetadata, reaper_view
 from tests.support.fakes.storage import InMemoryBlobStore
 
 BUILT = BuildOutcome(
@@ -260,7 +260,7 @@ async def test_retention_runs_are_counted_by_outcome_with_what_they_removed(
     await metadata.spaces.set_retention("spaces-3", {"deployment_tags": {"pattern": "("}})
     registry = CollectorRegistry()
     reaper = Reaper(
-        metadata.store(),
+        reaper_view(metadata),
         InMemoryBlobStore(),
         Settings.from_env({}),
         "reaper-1",

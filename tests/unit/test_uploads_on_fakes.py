@@ -48,7 +48,7 @@ class Site:
         self.store = store or InMemoryBlobStore()
 
     def instance(self) -> Uploads:
-        return Uploads(self.metadata.store(), self.store)
+        return Uploads(self.metadata, self.store)
 
     async def linked(self, digest: Digest = DIGEST) -> int | None:
         return await self.metadata.blobs.link_size(REPO.full, str(digest))

@@ -36,7 +36,8 @@ from services.registry.identity.tokens import (
     TokenInvalid,
     TokenSigner,
 )
-from shared.metadata.accounts import Account, AccountStore
+from shared.metadata.accounts import Account
+from shared.metadata.ports import AccountReads
 from shared.oci import errors
 from shared.oci.names import RepositoryName
 
@@ -123,7 +124,7 @@ def key_credential(key_id: str) -> str:
 class AccessControl:
     def __init__(
         self,
-        accounts: AccountStore,
+        accounts: AccountReads,
         signer: TokenSigner,
         *,
         public_url: str,

@@ -2,7 +2,7 @@
 one module per repository, composed here.
 
 ``InMemoryMetadata`` stands where ``MetadataStore`` does for uploads, manifest PUTs and access
-control: ``spaces``, ``images``, ``uploads``, ``blobs`` (the link side only: garbage
+control: ``spaces``, ``images``, ``feed``, ``uploads``, ``blobs`` (the link side only: garbage
 collection's claim is not faked), ``accounts``, an ``outbox`` and ``transaction(work)``. Each
 method copies the conditions of the real query it stands for (its filter, the fields it sets,
 what it answers), as one step with no await in between, as each real conditional update is
@@ -16,17 +16,22 @@ while one is under way and then fails would be undone with it; the tests never d
 Times come from ``now`` (a ``tests.support.fakes.clock.FakeClock`` lets a lease lapse
 without waiting).
 
-The product types its metadata as the concrete ``MetadataStore`` (and ``AccountStore``), so a
-test hands the fakes over with ``store()`` and ``account_store()``, casts in one place.
+Retention's reads (``RetentionRecords``) and the collector's side of the blobs
+(``CollectableBlobs``) are not faked: a reaper round reaches them only through
+``run_retention`` and ``collect_blobs``, which the reaper's unit tests replace
+(``reaper_view``).
+
+The domain takes the Protocols of ``shared.metadata.ports``, not the concrete ``MetadataStore``:
+a test hands ``InMemoryMetadata`` (a ``Metadata``) or one of its repositories over as it is,
+and mypy holds each fake to the Protocol it stands in for, as it holds the real repository.
 """
 
 from __future__ import annotations
 
 from typing import cast
 
-from shared.metadata.accounts import AccountStore
 from shared.metadata.connection import EPOCH
-from shared.metadata.store import MetadataStore
+from shared.metadata.ports import ReaperMetadata, RoundMetadata
 from tests.support.fakes.metadata.accounts import InMemoryAccounts
 from tests.support.fakes.metadata.blobs import InMemoryBlobs
 from tests.support.fakes.metadata.documents import (
@@ -36,6 +41,7 @@ from tests.support.fakes.metadata.documents import (
     Transactions,
     system_clock,
 )
+from tests.support.fakes.metadata.feed import InMemoryFeed
 from tests.support.fakes.metadata.images import InMemoryImages
 from tests.support.fakes.metadata.runs import InMemoryRuns
 from tests.support.fakes.metadata.spaces import InMemorySpaces
@@ -52,6 +58,7 @@ class InMemoryMetadata:
         self.outbox = InMemoryEventOutbox(self.data)
         self.spaces = InMemorySpaces(self.data, self.transaction, now)
         self.images = InMemoryImages(self.data, self.transaction, self.outbox, now)
+        self.feed = InMemoryFeed(self.data)
         self.uploads = InMemoryUploads(self.data, now)
         self.blobs = InMemoryBlobs(self.data, self.transaction, now)
         self.accounts = InMemoryAccounts(self.data, now)
@@ -64,10 +71,9 @@ class InMemoryMetadata:
             {"_id": space_id, "name": space_id, "anonymous_pull": False, "created_at": EPOCH},
         )
 
-    def store(self) -> MetadataStore:
-        """These fakes where the product asks for a ``MetadataStore``."""
-        return cast(MetadataStore, self)
 
-    def account_store(self) -> AccountStore:
-        """The accounts fake where the product asks for an ``AccountStore``."""
-        return cast(AccountStore, self.accounts)
+def reaper_view(metadata: RoundMetadata) -> ReaperMetadata:
+    """The fakes where a reaper asks for its metadata, for tests that replace ``run_retention``
+    and ``collect_blobs``. What the round uses itself is checked (``RoundMetadata``); the
+    retention and collection parts are not faked and never reached there, hence the cast."""
+    return cast(ReaperMetadata, metadata)

@@ -13,7 +13,7 @@ from tests.support.fakes.metadata.documents import Clock, Collections
 
 class InMemoryAccounts:
     """``AccountStore``: users, memberships by ``<space>/<username>``, API keys by id; a
-    password change moves the user's epoch."""
+    password change moves the user's epoch, and a user goes with their keys and memberships."""
 
     def __init__(self, data: Collections, now: Clock) -> None:
         self._data = data
@@ -34,6 +34,9 @@ class InMemoryAccounts:
         }
         keys = frozenset(k for k, doc in self._data.api_keys.items() if doc["username"] == username)
         return Account(user, memberships, keys)
+
+    async def list_users(self) -> list[Document]:
+        return [copy.deepcopy(user) for _, user in sorted(self._data.users.items())]
 
     async def create_user(
         self,
@@ -72,6 +75,13 @@ class InMemoryAccounts:
         user["epoch"] = user["epoch"] + 1
         return True
 
+    async def delete_user(self, username: str) -> bool:
+        found = self._data.users.pop(username, None) is not None
+        for keys in (self._data.api_keys, self._data.memberships):
+            for key in [k for k, doc in keys.items() if doc["username"] == username]:
+                del keys[key]
+        return found
+
     async def set_membership(self, space: str, username: str, role: str) -> bool:
         key = f"{space}/{username}"
         before = self._data.memberships.get(key)
@@ -86,6 +96,10 @@ class InMemoryAccounts:
 
     async def delete_membership(self, space: str, username: str) -> bool:
         return self._data.memberships.pop(f"{space}/{username}", None) is not None
+
+    async def list_memberships(self, space: str) -> list[Document]:
+        members = [m for m in self._data.memberships.values() if m["space"] == space]
+        return copy.deepcopy(sorted(members, key=lambda m: str(m["username"])))
 
     async def create_api_key(
         self, key_id: str, username: str, name: str, secret_hash: str
@@ -104,6 +118,18 @@ class InMemoryAccounts:
 
     async def get_api_key(self, key_id: str) -> Document | None:
         return copy.deepcopy(self._data.api_keys.get(key_id))
+
+    async def list_api_keys(self, username: str) -> list[Document]:
+        """Without their hashes, oldest first."""
+        keys = [
+            {field: value for field, value in doc.items() if field != "hash"}
+            for doc in self._data.api_keys.values()
+            if doc["username"] == username
+        ]
+        return copy.deepcopy(sorted(keys, key=lambda doc: doc["created_at"]))
+
+    async def count_api_keys(self, username: str) -> int:
+        return sum(doc["username"] == username for doc in self._data.api_keys.values())
 
     async def delete_api_key(self, username: str, key_id: str) -> bool:
         doc = self._data.api_keys.get(key_id)

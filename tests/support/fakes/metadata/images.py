@@ -35,7 +35,8 @@ class InMemoryImages:
     then nothing of it written) when a blob link or a listed manifest of its repository is
     missing; tags moved in the order given; each repository's ``tags_stamp`` moving with its
     tags and its space's ``repositories_stamp`` with each repository listed. The feed's
-    fields (``feed_key``, ``feed_top``) are not kept."""
+    fields (``feed_key``, ``feed_top``) are not kept: ``InMemoryFeed`` reads the key off the
+    tag and its push time."""
 
     def __init__(
         self,
