@@ -31,13 +31,22 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
 from shared.events.envelope import EVENTS_EXCHANGE, CloudEvent
+from shared.metadata.connection import Transaction, earlier
 
 Document = dict[str, Any]
 NEVER = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+# Ids per ``$in`` read: the embedded server checks each document it fetches against the whole
+# list, so one long list costs its length squared.
+READ_CHUNK = 100
 
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+def _aware(moment: dt.datetime) -> dt.datetime:
+    """A stored time read by a client that is not ``tz_aware``, as the UTC it is."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,13 +86,17 @@ class OutboxEntry:
 
 
 class Outbox:
-    def __init__(self, db: AsyncDatabase[Document]) -> None:
+    def __init__(self, db: AsyncDatabase[Document], transaction: Transaction[Any]) -> None:
         self.collection = db.outbox
+        self._transaction = transaction
 
     async def ensure_indexes(self) -> None:
         await self.collection.create_index([("claimed_until", ASCENDING)])
-        await self.collection.create_index([("claimed_by", ASCENDING)])
+        await self.collection.create_index([("claimed_by", ASCENDING), ("_id", ASCENDING)])
         await self.collection.create_index([("created_at", ASCENDING)])
+        # Served nothing the compound index above does not (its first field).
+        if "claimed_by_1" in await self.collection.index_information():
+            await self.collection.drop_index("claimed_by_1")
 
     async def add(
         self,
@@ -123,51 +136,80 @@ class Outbox:
         )
 
     async def claim(self, owner: str, lease: dt.timedelta, limit: int) -> list[OutboxEntry]:
-        """Up to ``limit`` entries, oldest first, now held by ``owner`` for ``lease``."""
+        """Up to ``limit`` entries, oldest first, now held by ``owner`` for ``lease``.
+
+        The candidates are read outside the transaction, by two indexed queries; the claim
+        reads each candidate again by ``_id`` inside it and writes those still claimable.
+        Two relays claiming one entry both write its document, so only one of them commits;
+        the other runs again and finds it held."""
         now = _now()
-        claimable: Document = {"$or": [{"claimed_until": {"$lt": now}}, {"claimed_by": owner}]}
-        candidates = [
-            doc["_id"]
-            async for doc in self.collection.find(claimable, {"_id": 1})
-            .sort("created_at", ASCENDING)
-            .limit(limit)
-        ]
+        # index: claimed_until_1 (lapsed leases, and entries never claimed: NEVER)
+        lapsed = self.collection.find({"claimed_until": {"$lt": now}}, {"created_at": 1})
+        # index: claimed_by_1__id_1 (equality on its first field)
+        own = self.collection.find({"claimed_by": owner}, {"created_at": 1})
+        found = {doc["_id"]: doc["created_at"] async for doc in lapsed}
+        found.update({doc["_id"]: doc["created_at"] async for doc in own})
+        candidates = sorted(found, key=lambda key: (found[key], key))[:limit]
         if not candidates:
             return []
-        claim = uuid.uuid4().hex
-        await self.collection.update_many(
-            {"_id": {"$in": candidates}, **claimable},
-            {
-                "$set": {"claimed_by": owner, "claim": claim, "claimed_until": now + lease},
-                "$inc": {"attempts": 1},
-            },
-        )
-        cursor = self.collection.find({"claim": claim}).sort("created_at", ASCENDING)
-        return [OutboxEntry.from_document(doc) async for doc in cursor]
+
+        async def work(session: AsyncClientSession) -> list[Document]:
+            now = _now()
+            claimed: list[Document] = []
+            for start in range(0, len(candidates), READ_CHUNK):
+                # index: _id_
+                cursor = self.collection.find(
+                    {"_id": {"$in": candidates[start : start + READ_CHUNK]}}, session=session
+                )
+                claimed += [
+                    doc
+                    async for doc in cursor
+                    if earlier(doc.get("claimed_until"), now) or doc.get("claimed_by") == owner
+                ]
+            if not claimed:
+                return []
+            change = {"claimed_by": owner, "claim": uuid.uuid4().hex, "claimed_until": now + lease}
+            # index: _id_ (what this transaction read stays true until it commits: a relay
+            # that claimed one of these meanwhile makes this write conflict)
+            await self.collection.update_many(
+                {"_id": {"$in": [doc["_id"] for doc in claimed]}},
+                {"$set": change, "$inc": {"attempts": 1}},
+                session=session,
+            )
+            return claimed
+
+        claimed: list[Document] = await self._transaction(work)
+        claimed.sort(key=lambda doc: (_aware(doc["created_at"]), doc["_id"]))
+        return [OutboxEntry.from_document(doc) for doc in claimed]
 
     async def done(self, owner: str, ids: Sequence[str]) -> None:
+        """Delete ``owner``'s entries whose events the bus confirmed."""
         if ids:
-            await self.collection.delete_many({"_id": {"$in": list(ids)}, "claimed_by": owner})
+            # index: claimed_by_1__id_1
+            await self.collection.delete_many({"claimed_by": owner, "_id": {"$in": list(ids)}})
 
     async def renew(self, owner: str, ids: Sequence[str], lease: dt.timedelta) -> None:
         """Hold ``owner``'s entries for ``lease`` from now (a publish taking long)."""
         if ids:
+            # index: claimed_by_1__id_1
             await self.collection.update_many(
-                {"_id": {"$in": list(ids)}, "claimed_by": owner},
+                {"claimed_by": owner, "_id": {"$in": list(ids)}},
                 {"$set": {"claimed_until": _now() + lease}},
             )
 
     async def release(self, owner: str, ids: Sequence[str]) -> None:
         """Give entries back at once (their publish failed) rather than at lease end."""
         if ids:
+            # index: claimed_by_1__id_1
             await self.collection.update_many(
-                {"_id": {"$in": list(ids)}, "claimed_by": owner},
+                {"claimed_by": owner, "_id": {"$in": list(ids)}},
                 {"$set": {"claimed_by": None, "claimed_until": NEVER}},
             )
 
     async def pending(self) -> int:
         """Entries not yet published (each holds one or more events)."""
-        return await self.collection.count_documents({})
+        # The collection's count, kept by the server, not a scan of it
+        return await self.collection.estimated_document_count()
 
     async def oldest(self) -> dt.datetime | None:
         """When the oldest entry not yet published was recorded; None when there is none."""
@@ -175,5 +217,4 @@ class Outbox:
         doc = await self.collection.find_one({}, {"created_at": 1}, sort=[("created_at", 1)])
         if doc is None:
             return None
-        created: dt.datetime = doc["created_at"]
-        return created if created.tzinfo is not None else created.replace(tzinfo=dt.UTC)
+        return _aware(doc["created_at"])

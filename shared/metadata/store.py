@@ -46,7 +46,7 @@ class MetadataStore:
         self.connection = Connection(client, database)
         self.client = client
         self.db = db = self.connection.db
-        self.outbox = Outbox(db)
+        self.outbox = Outbox(db, self.transaction)
         self.spaces = SpaceRepository(db, self.transaction)
         self.images = ImageRepository(db, self.transaction, self.outbox)
         self.feed = FeedRepository(db, self.transaction)

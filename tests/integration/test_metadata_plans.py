@@ -24,6 +24,7 @@ from pymongo.monitoring import (
 )
 
 from shared.builds.lifecycle import BuildStatus, Built, succeeded
+from shared.events.envelope import CloudEvent
 from shared.metadata.blobs import Claim
 from shared.metadata.builds import new_build
 from shared.metadata.store import MetadataStore
@@ -626,3 +627,37 @@ async def test_a_space_builds_are_listed_through_their_index(
         ("builds", "space_1_listing_key_1"),
         ("builds", "space_1_status_1_listing_key_1"),
     }
+
+
+async def test_the_outbox_relay_reads_and_writes_by_index(
+    metadata: tuple[MetadataStore, Recorder],
+) -> None:
+    """Every step of a relay's round (claim, renew, release, delete, the oldest entry's age)
+    on an index: the outbox is read once per pushed batch, and grows while a broker is away."""
+    store, recorder = metadata
+    outbox = store.outbox
+    lease = dt.timedelta(minutes=1)
+    while seeded := await outbox.claim("seed", lease, 100):  # the seed's events, published
+        await outbox.done("seed", [entry.id for entry in seeded])
+    for n in range(3):
+        await outbox.add([CloudEvent("image.pushed", "test", f"subject-{n}", {"n": n})])
+
+    async def claim() -> None:
+        claimed = await outbox.claim("relay", lease, 2)
+        assert len(claimed) == 2
+        ids = [entry.id for entry in claimed]
+        await outbox.renew("relay", ids, lease)
+        await outbox.release("relay", ids[1:])
+        await outbox.done("relay", ids[:1])
+        assert await outbox.oldest() is not None
+
+    assert await plans(store, recorder, claim) == [
+        ("outbox", "claimed_until_1"),  # lapsed leases and entries never claimed
+        ("outbox", "claimed_by_1__id_1"),  # the relay's own, from before a restart
+        ("outbox", "_id_"),  # the candidates again, in the claim's transaction
+        ("outbox", "_id_"),  # and claimed
+        ("outbox", "claimed_by_1__id_1"),  # renewed
+        ("outbox", "claimed_by_1__id_1"),  # released
+        ("outbox", "claimed_by_1__id_1"),  # deleted once published
+        ("outbox", "created_at_1"),  # the oldest, for the outbox's age metric
+    ]

@@ -94,7 +94,7 @@ async def test_the_relay_deletes_confirmed_entries_and_keeps_the_rest(
         await flaky.relay_once()
     assert await metadata.outbox.pending() == 5
     # What failed was released, not left to its lease: another relay takes it at once.
-    assert len(await Outbox(metadata.db).claim("other", LEASE, 10)) == 5
+    assert len(await Outbox(metadata.db, metadata.transaction).claim("other", LEASE, 10)) == 5
 
 
 async def test_an_event_written_in_an_aborted_transaction_is_never_published(
