@@ -31,13 +31,10 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
 from shared.events.envelope import EVENTS_EXCHANGE, CloudEvent
-from shared.metadata.connection import Transaction, earlier
+from shared.metadata.connection import Transaction
 
 Document = dict[str, Any]
 NEVER = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-# Ids per ``$in`` read: the embedded server checks each document it fetches against the whole
-# list, so one long list costs its length squared.
-READ_CHUNK = 100
 
 
 def _now() -> dt.datetime:
@@ -89,6 +86,7 @@ class Outbox:
     def __init__(self, db: AsyncDatabase[Document], transaction: Transaction[Any]) -> None:
         self.collection = db.outbox
         self._transaction = transaction
+        self._resumed: set[str] = set()
 
     async def ensure_indexes(self) -> None:
         await self.collection.create_index([("claimed_until", ASCENDING)])
@@ -138,48 +136,37 @@ class Outbox:
     async def claim(self, owner: str, lease: dt.timedelta, limit: int) -> list[OutboxEntry]:
         """Up to ``limit`` entries, oldest first, now held by ``owner`` for ``lease``.
 
-        The candidates are read outside the transaction, by two indexed queries; the claim
-        reads each candidate again by ``_id`` inside it and writes those still claimable.
-        Two relays claiming one entry both write its document, so only one of them commits;
-        the other runs again and finds it held."""
-        now = _now()
-        # index: claimed_until_1 (lapsed leases, and entries never claimed: NEVER)
-        lapsed = self.collection.find({"claimed_until": {"$lt": now}}, {"created_at": 1})
-        # index: claimed_by_1__id_1 (equality on its first field)
-        own = self.collection.find({"claimed_by": owner}, {"created_at": 1})
-        found = {doc["_id"]: doc["created_at"] async for doc in lapsed}
-        found.update({doc["_id"]: doc["created_at"] async for doc in own})
-        candidates = sorted(found, key=lambda key: (found[key], key))[:limit]
-        if not candidates:
-            return []
+        One transaction reads the claimable entries and writes the oldest: two relays
+        claiming one entry both write its document, so only one of them commits and the other
+        runs again on what the first left. An owner's own entries are claimable only in its
+        first claim through this outbox (a restarted instance resumes what its previous life
+        held): later, every entry it holds is one it is publishing."""
+        resuming = owner not in self._resumed
 
         async def work(session: AsyncClientSession) -> list[Document]:
-            now = _now()
-            claimed: list[Document] = []
-            for start in range(0, len(candidates), READ_CHUNK):
-                # index: _id_
-                cursor = self.collection.find(
-                    {"_id": {"$in": candidates[start : start + READ_CHUNK]}}, session=session
-                )
-                claimed += [
-                    doc
-                    async for doc in cursor
-                    if earlier(doc.get("claimed_until"), now) or doc.get("claimed_by") == owner
-                ]
-            if not claimed:
-                return []
-            change = {"claimed_by": owner, "claim": uuid.uuid4().hex, "claimed_until": now + lease}
-            # index: _id_ (what this transaction read stays true until it commits: a relay
-            # that claimed one of these meanwhile makes this write conflict)
-            await self.collection.update_many(
-                {"_id": {"$in": [doc["_id"] for doc in claimed]}},
-                {"$set": change, "$inc": {"attempts": 1}},
-                session=session,
+            # index: claimed_until_1 (lapsed leases, and entries never claimed: NEVER)
+            lapsed = self.collection.find({"claimed_until": {"$lt": _now()}}, session=session).sort(
+                "created_at", ASCENDING
             )
+            found = {doc["_id"]: doc async for doc in lapsed.limit(limit)}
+            if resuming:
+                # index: claimed_by_1__id_1 (equality on its first field)
+                own = self.collection.find({"claimed_by": owner}, session=session)
+                found.update({doc["_id"]: doc async for doc in own})
+            oldest = sorted(found.values(), key=lambda doc: (_aware(doc["created_at"]), doc["_id"]))
+            claimed = oldest[:limit]
+            if claimed:
+                change = {"claimed_by": owner, "claim": uuid.uuid4().hex}
+                # index: _id_
+                await self.collection.update_many(
+                    {"_id": {"$in": [doc["_id"] for doc in claimed]}},
+                    {"$set": {**change, "claimed_until": _now() + lease}, "$inc": {"attempts": 1}},
+                    session=session,
+                )
             return claimed
 
         claimed: list[Document] = await self._transaction(work)
-        claimed.sort(key=lambda doc: (_aware(doc["created_at"]), doc["_id"]))
+        self._resumed.add(owner)
         return [OutboxEntry.from_document(doc) for doc in claimed]
 
     async def done(self, owner: str, ids: Sequence[str]) -> None:

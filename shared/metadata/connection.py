@@ -55,6 +55,14 @@ def earlier(moment: object, bound: dt.datetime) -> bool:
     return _as_utc(moment) < _as_utc(bound)
 
 
+def same_moment(moment: object, other: dt.datetime) -> bool:
+    """Whether a stored ``moment`` is ``other``, as the filter ``{"$eq": other}`` matches it
+    (MongoDB keeps milliseconds; a side without a zone is taken as UTC)."""
+    if not isinstance(moment, dt.datetime):
+        return False
+    return _as_utc(moment) == _as_utc(other)
+
+
 def _as_utc(moment: dt.datetime) -> dt.datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
 

@@ -475,7 +475,8 @@ async def test_garbage_collection_reads_and_writes(
         ("manifests", "blobs_1"),
         ("blobs", "_id_"),  # the claim reads the blobs nothing refers to
         ("blobs", "_id_"),  # and claims them
-        ("blobs", "_id_1_deleting_until_1"),
+        ("blobs", "_id_"),  # forgetting reads them again, in its transaction
+        ("blobs", "_id_"),  # and deletes those still claimed
     ]
 
 
@@ -495,7 +496,8 @@ async def test_blob_writes_guarded_by_a_second_field(
         assert await store.blobs.forget(claim, digests) == 0
 
     used = await plans(store, recorder, writes)
-    assert used == [("blobs", "_id_1_deleting_until_1")] * 5
+    # Forgetting reads the two blobs by _id and, the claim holding neither, deletes nothing.
+    assert used == [("blobs", "_id_1_deleting_until_1")] * 3 + [("blobs", "_id_")]
 
 
 async def test_tags_of_a_manifest_and_referrers(metadata: tuple[MetadataStore, Recorder]) -> None:
@@ -653,11 +655,13 @@ async def test_the_outbox_relay_reads_and_writes_by_index(
 
     assert await plans(store, recorder, claim) == [
         ("outbox", "claimed_until_1"),  # lapsed leases and entries never claimed
-        ("outbox", "claimed_by_1__id_1"),  # the relay's own, from before a restart
-        ("outbox", "_id_"),  # the candidates again, in the claim's transaction
-        ("outbox", "_id_"),  # and claimed
+        ("outbox", "claimed_by_1__id_1"),  # the relay's own, at its first claim (a restart)
+        ("outbox", "_id_"),  # claimed
         ("outbox", "claimed_by_1__id_1"),  # renewed
         ("outbox", "claimed_by_1__id_1"),  # released
         ("outbox", "claimed_by_1__id_1"),  # deleted once published
         ("outbox", "created_at_1"),  # the oldest, for the outbox's age metric
     ]
+    recorder.queries.clear()
+    await outbox.claim("relay", lease, 2)
+    assert [query[0] for query in recorder.queries] == ["outbox", "outbox"]  # no resume again
