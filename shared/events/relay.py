@@ -27,8 +27,10 @@ DEFAULT_LEASE = dt.timedelta(seconds=60)
 IDLE_POLL_SECONDS = 1.0
 # While entries keep coming, the relay lets them gather this long between rounds: a round
 # costs its claim and delete round trips whatever it carries, and under a stream of pushes
-# one round per commit would cost the metadata server as much as the pushes themselves.
-LINGER_SECONDS = 0.02
+# one round per commit would cost the metadata server as much as the pushes themselves
+# (measured with 8 clients pushing: 20 ms between rounds left the embedded server 4.9 ms of
+# its time per push, 100 ms 4.0 ms, and 250 ms no less). A lone commit is relayed at once.
+LINGER_SECONDS = 0.1
 MAX_BACKOFF_SECONDS = 5.0
 
 
