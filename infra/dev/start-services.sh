@@ -19,35 +19,51 @@ fi
 # own, started on an empty data directory: a node left behind by an earlier run (hundreds of
 # test vhosts to recover, a store cut off mid-write) has been seen to hang in its boot for
 # good, and a broker this script starts must not depend on what an earlier one left.
-rabbit_state=${SPACEDOCK_RABBITMQ_STATE:-/var/lib/rabbitmq/spacedock-tests}
+rabbit_state=${SPACEDOCK_RABBITMQ_STATE:-/var/lib/rabbitmq/spacedock-test-broker}
+marker=.spacedock-tests  # written into the directory this script made: the only kind it empties
+node='beam.smp.* -s rabbit boot'  # a broker, whoever runs it; not a CLI command's own runtime
 
-rabbit_ready() {
-  timeout 30 rabbitmqctl -q await_startup --timeout 20 >/dev/null 2>&1
+rabbit_ready() {  # $1: the seconds a node may take to say it has started
+  timeout $(($1 + 10)) rabbitmqctl -q await_startup --timeout "$1" >/dev/null 2>&1
 }
 
-node='beam.smp.* -s rabbit boot'  # the broker, not a CLI command's own runtime
-if ! rabbit_ready; then
-  if pgrep -u rabbitmq -f "$node" >/dev/null; then
+gone_within() {  # $1: seconds
+  for _ in $(seq 1 $(($1 * 2))); do pgrep -f "$node" >/dev/null || return 0; sleep 0.5; done
+  ! pgrep -f "$node" >/dev/null
+}
+
+if ! rabbit_ready 20; then
+  if pgrep -f "$node" >/dev/null; then
     echo "stopping a RabbitMQ node that does not answer"
     timeout 30 rabbitmqctl -q stop >/dev/null 2>&1 || true
-    pkill -u rabbitmq -f "$node" || true
-    for _ in $(seq 1 20); do pgrep -u rabbitmq -f "$node" >/dev/null || break; sleep 0.5; done
-    pkill -9 -u rabbitmq -f "$node" || true
+    pkill -f "$node" || true
+    gone_within 10 || { pkill -9 -f "$node" || true; }
+    gone_within 10 || { echo "a RabbitMQ node that does not answer could not be stopped"; exit 1; }
+  fi
+  case "$rabbit_state" in
+    /*) ;;
+    *) echo "SPACEDOCK_RABBITMQ_STATE must be an absolute path"; exit 1 ;;
+  esac
+  if [ -e "$rabbit_state" ] && [ ! -e "$rabbit_state/$marker" ]; then
+    echo "$rabbit_state is not a directory this script made: it is left as it is"
+    exit 1
   fi
   echo "starting rabbitmq-server on an empty data directory ($rabbit_state)"
   rm -rf "$rabbit_state"
   mkdir -p "$rabbit_state/mnesia" "$rabbit_state/log"
+  touch "$rabbit_state/$marker"
   chown -R rabbitmq:rabbitmq "$rabbit_state"
   RABBITMQ_MNESIA_BASE="$rabbit_state/mnesia" RABBITMQ_LOG_BASE="$rabbit_state/log" \
     rabbitmq-server -detached </dev/null >/dev/null 2>&1 || true
-  # await_startup fails at once until the node has registered with epmd: poll until it answers.
-  for _ in $(seq 1 60); do
-    rabbit_ready && break
+  # await_startup fails at once until the node has registered with epmd: poll until it
+  # answers, three minutes at most in all.
+  deadline=$((SECONDS + 180))
+  until rabbit_ready 5; do
+    if ((SECONDS >= deadline)); then
+      echo "rabbitmq-server did not start within 3 minutes; the end of its log:"
+      tail -n 30 "$rabbit_state"/log/*.log 2>/dev/null || true
+      exit 1
+    fi
     sleep 1
   done
-  rabbit_ready || {
-    echo "rabbitmq-server did not start; the end of its log:"
-    tail -n 30 "$rabbit_state"/log/*.log 2>/dev/null || true
-    exit 1
-  }
 fi

@@ -138,9 +138,11 @@ class Outbox:
 
         One transaction reads the claimable entries and writes the oldest: two relays
         claiming one entry both write its document, so only one of them commits and the other
-        runs again on what the first left. An owner's own entries are claimable only in its
-        first claim through this outbox (a restarted instance resumes what its previous life
-        held): later, every entry it holds is one it is publishing."""
+        runs again on what the first left. An owner's own entries are claimable only while it
+        resumes: at its first claim through this outbox (a restarted instance takes back what
+        its previous life held), after a round of its relay was cut short (``resume``), and on
+        until such a claim takes back less than ``limit``. Otherwise every entry it holds is
+        one its relay is publishing."""
         resuming = owner not in self._resumed
 
         async def work(session: AsyncClientSession) -> list[Document]:
@@ -166,8 +168,14 @@ class Outbox:
             return claimed
 
         claimed: list[Document] = await self._transaction(work)
-        self._resumed.add(owner)
+        if len(claimed) < limit:  # all it held was taken back (else the next claim goes on)
+            self._resumed.add(owner)
         return [OutboxEntry.from_document(doc) for doc in claimed]
+
+    def resume(self, owner: str) -> None:
+        """Let ``owner``'s next claim take back what it holds: a round of its relay was cut
+        short, and may have left entries claimed."""
+        self._resumed.discard(owner)
 
     async def done(self, owner: str, ids: Sequence[str]) -> None:
         """Delete ``owner``'s entries whose events the bus confirmed."""

@@ -61,8 +61,11 @@ class OutboxMetrics:
 
     async def sample(self, outbox: Outbox) -> None:
         """Read the backlog now (at a scrape)."""
-        self.pending.set(await outbox.pending())
+        pending = await outbox.pending()
         oldest = await outbox.oldest()
+        # The count is MongoDB's own, which may lag (after an unclean shutdown): none is
+        # pending when there is no oldest entry.
+        self.pending.set(pending if oldest is not None else 0)
         age = 0.0 if oldest is None else (dt.datetime.now(dt.UTC) - oldest).total_seconds()
         self.oldest_age.set(max(age, 0.0))
 
@@ -127,9 +130,19 @@ class OutboxRelay:
 
     async def _relay_batch(self) -> int:
         """Publish one batch of entries; the number of entries it claimed."""
-        entries = await self.outbox.claim(self.owner, self.lease, self.batch)
-        if not entries:
-            return 0
+        try:
+            entries = await self.outbox.claim(self.owner, self.lease, self.batch)
+            if not entries:
+                return 0
+            return await self._publish_claimed(entries)
+        except BaseException:
+            # A round cut short (a delete or release that failed, a claim whose commit the
+            # server may have made) can leave entries held by this relay: its next claim takes
+            # them back, instead of their lease lapsing first.
+            self.outbox.resume(self.owner)
+            raise
+
+    async def _publish_claimed(self, entries: list[OutboxEntry]) -> int:
         # A slow broker may take longer than the lease to confirm a batch (an entry can hold
         # many events): the claim is renewed meanwhile, so no other relay takes the entries
         # over and publishes them a second time.
@@ -145,13 +158,16 @@ class OutboxRelay:
             await asyncio.gather(keeper, return_exceptions=True)
         confirmed = [e for e, r in zip(entries, results, strict=True) if r is None]
         failed = [e.id for e, r in zip(entries, results, strict=True) if r is not None]
-        await self.outbox.done(self.owner, [e.id for e in confirmed])
+        try:
+            await self.outbox.done(self.owner, [e.id for e in confirmed])
+        finally:  # what was not confirmed goes back even when the delete failed
+            if failed:
+                await self.outbox.release(self.owner, failed)
         published = sum(len(e.messages) for e in confirmed)
         self.published += published
         self.metrics.published.inc(published)
         if failed:
             self.metrics.publish_failures.inc(len(failed))
-            await self.outbox.release(self.owner, failed)
             first = next(r for r in results if r is not None)
             raise BusUnavailable(f"{len(failed)} of {len(entries)} not confirmed: {first}")
         return len(entries)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 import pytest
 
@@ -54,6 +54,52 @@ async def test_a_lapsed_lease_frees_entries_and_an_owner_resumes_its_own(
     restarted = Outbox(metadata.db, metadata.transaction)  # "a" again, under the same name
     assert len(await restarted.claim("a", dt.timedelta(seconds=-1), 10)) == 5  # lapsed at once
     assert len(await outbox.claim("b", LEASE, 10)) == 5
+
+
+async def test_what_a_failed_round_left_held_goes_out_in_the_next_round_not_at_lease_end(
+    metadata: MetadataStore,
+) -> None:
+    """A round's delete fails (the metadata server went away) after some of its events went
+    out and others were refused: the refused ones are released all the same, the confirmed
+    ones stay held by the relay, and its next round takes both back (the confirmed published
+    again: at-least-once) instead of leaving them until the lease lapses."""
+    refused_once: set[str] = set()
+    delivered: list[str] = []
+
+    class RefusingOddOnce:
+        async def publish(self, message: Outgoing) -> None:
+            if message.message_id.endswith("odd") and message.message_id not in refused_once:
+                refused_once.add(message.message_id)
+                raise BusUnavailable("broker gone")
+            delivered.append(message.message_id)
+
+        async def close(self) -> None:
+            pass
+
+    class DeleteFailsOnce(Outbox):
+        failures = 1
+
+        async def done(self, owner: str, ids: Sequence[str]) -> None:
+            if self.failures:
+                self.failures -= 1
+                raise ConnectionError("metadata server gone")
+            await super().done(owner, ids)
+
+    outbox = DeleteFailsOnce(metadata.db, metadata.transaction)
+    events = [
+        CloudEvent("image.pushed", "test", f"subject-{n}", {}, id=f"event-{n}-{kind}")
+        for n, kind in enumerate(["even", "odd", "even", "odd"])
+    ]
+    for event in events:
+        await outbox.add([event])
+    relay = OutboxRelay(outbox, RefusingOddOnce(), "relay", lease=dt.timedelta(minutes=10))
+    with pytest.raises(ConnectionError):
+        await relay.relay_once()
+    assert await metadata.db.outbox.count_documents({"claimed_by": None}) == 2  # released
+    assert await metadata.db.outbox.count_documents({"claimed_by": "relay"}) == 2  # held
+    assert await relay.relay_once() == 4
+    assert sorted(set(delivered)) == sorted(event.id for event in events)
+    assert await metadata.db.outbox.count_documents({}) == 0
 
 
 async def test_the_relay_deletes_confirmed_entries_and_keeps_the_rest(

@@ -37,6 +37,9 @@ class SlowRenewals:
     async def release(self, owner: str, ids: Sequence[str]) -> None:
         pass
 
+    def resume(self, owner: str) -> None:
+        pass
+
 
 class SlowBus:
     async def publish(self, message: Outgoing) -> None:
