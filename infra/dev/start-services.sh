@@ -2,8 +2,8 @@
 # Starts the engines the tests talk to when they are not running: the Docker engine and
 # RabbitMQ. SecantusDB and the moto S3 server are started by the tests themselves.
 #
-# Every wait is bounded: an engine that does not come up fails this script within minutes,
-# with the tail of its log, instead of holding a CI run until its limit.
+# Every wait is bounded (about five minutes in all at worst): an engine that does not come up
+# fails this script with the tail of its log, instead of holding a CI run until its limit.
 set -euo pipefail
 logs=${SPACEDOCK_SERVICE_LOGS:-/tmp/spacedock-services}
 mkdir -p "$logs"
@@ -21,25 +21,20 @@ fi
 # good, and a broker this script starts must not depend on what an earlier one left.
 rabbit_state=${SPACEDOCK_RABBITMQ_STATE:-/var/lib/rabbitmq/spacedock-test-broker}
 marker=.spacedock-tests  # written into the directory this script made: the only kind it empties
-node='beam.smp.* -s rabbit boot'  # a broker, whoever runs it; not a CLI command's own runtime
+# The machine's broker, run by Debian's rabbitmq user (not a CLI command's own runtime, not a
+# broker of another user's, such as one in a container).
+node='beam.smp.* -s rabbit boot'
 
 rabbit_ready() {  # $1: the seconds a node may take to say it has started
   timeout $(($1 + 10)) rabbitmqctl -q await_startup --timeout "$1" >/dev/null 2>&1
 }
 
 gone_within() {  # $1: seconds
-  for _ in $(seq 1 $(($1 * 2))); do pgrep -f "$node" >/dev/null || return 0; sleep 0.5; done
-  ! pgrep -f "$node" >/dev/null
+  for _ in $(seq 1 $(($1 * 2))); do pgrep -u rabbitmq -f "$node" >/dev/null || return 0; sleep 0.5; done
+  ! pgrep -u rabbitmq -f "$node" >/dev/null
 }
 
 if ! rabbit_ready 20; then
-  if pgrep -f "$node" >/dev/null; then
-    echo "stopping a RabbitMQ node that does not answer"
-    timeout 30 rabbitmqctl -q stop >/dev/null 2>&1 || true
-    pkill -f "$node" || true
-    gone_within 10 || { pkill -9 -f "$node" || true; }
-    gone_within 10 || { echo "a RabbitMQ node that does not answer could not be stopped"; exit 1; }
-  fi
   case "$rabbit_state" in
     /*) ;;
     *) echo "SPACEDOCK_RABBITMQ_STATE must be an absolute path"; exit 1 ;;
@@ -47,6 +42,13 @@ if ! rabbit_ready 20; then
   if [ -e "$rabbit_state" ] && [ ! -e "$rabbit_state/$marker" ]; then
     echo "$rabbit_state is not a directory this script made: it is left as it is"
     exit 1
+  fi
+  if pgrep -u rabbitmq -f "$node" >/dev/null; then
+    echo "stopping a RabbitMQ node that does not answer"
+    timeout 30 rabbitmqctl -q stop >/dev/null 2>&1 || true
+    pkill -u rabbitmq -f "$node" || true
+    gone_within 10 || { pkill -9 -u rabbitmq -f "$node" || true; }
+    gone_within 10 || { echo "a RabbitMQ node that does not answer could not be stopped"; exit 1; }
   fi
   echo "starting rabbitmq-server on an empty data directory ($rabbit_state)"
   rm -rf "$rabbit_state"
@@ -56,7 +58,7 @@ if ! rabbit_ready 20; then
   RABBITMQ_MNESIA_BASE="$rabbit_state/mnesia" RABBITMQ_LOG_BASE="$rabbit_state/log" \
     rabbitmq-server -detached </dev/null >/dev/null 2>&1 || true
   # await_startup fails at once until the node has registered with epmd: poll until it
-  # answers, three minutes at most in all.
+  # answers, for three minutes at most from here.
   deadline=$((SECONDS + 180))
   until rabbit_ready 5; do
     if ((SECONDS >= deadline)); then

@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import structlog
 from bson import Binary
 from pymongo import ASCENDING
 from pymongo.asynchronous.client_session import AsyncClientSession
@@ -32,6 +33,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from shared.events.envelope import EVENTS_EXCHANGE, CloudEvent
 from shared.metadata.connection import Transaction
+
+log = structlog.get_logger("spacedock.events")
 
 Document = dict[str, Any]
 NEVER = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -141,9 +144,10 @@ class Outbox:
         runs again on what the first left. An owner's own entries are claimable only while it
         resumes: at its first claim through this outbox (a restarted instance takes back what
         its previous life held), after a round of its relay was cut short (``resume``), and on
-        until such a claim takes back less than ``limit``. Otherwise every entry it holds is
-        one its relay is publishing."""
+        until such a claim took back every entry the owner held. Otherwise every entry it
+        holds is one its relay is publishing."""
         resuming = owner not in self._resumed
+        took_back_all = False  # of the entries it held, when resuming
 
         async def work(session: AsyncClientSession) -> list[Document]:
             # index: claimed_until_1 (lapsed leases, and entries never claimed: NEVER)
@@ -151,10 +155,12 @@ class Outbox:
                 "created_at", ASCENDING
             )
             found = {doc["_id"]: doc async for doc in lapsed.limit(limit)}
+            own: set[str] = set()
             if resuming:
                 # index: claimed_by_1__id_1 (equality on its first field)
-                own = self.collection.find({"claimed_by": owner}, session=session)
-                found.update({doc["_id"]: doc async for doc in own})
+                held = self.collection.find({"claimed_by": owner}, session=session)
+                found.update({doc["_id"]: doc async for doc in held})
+                own = {key for key, doc in found.items() if doc.get("claimed_by") == owner}
             oldest = sorted(found.values(), key=lambda doc: (_aware(doc["created_at"]), doc["_id"]))
             claimed = oldest[:limit]
             if claimed:
@@ -165,12 +171,21 @@ class Outbox:
                     {"$set": {**change, "claimed_until": _now() + lease}, "$inc": {"attempts": 1}},
                     session=session,
                 )
+            nonlocal took_back_all
+            took_back_all = own <= {doc["_id"] for doc in claimed}
             return claimed
 
         claimed: list[Document] = await self._transaction(work)
-        if len(claimed) < limit:  # all it held was taken back (else the next claim goes on)
+        if resuming and took_back_all:  # else the next claim goes on taking them back
             self._resumed.add(owner)
-        return [OutboxEntry.from_document(doc) for doc in claimed]
+        entries = []
+        for doc in claimed:
+            try:
+                entries.append(OutboxEntry.from_document(doc))
+            except (KeyError, TypeError, ValueError) as exc:
+                # Left held until its lease lapses (then tried again): the others go on.
+                log.error("outbox_entry_unreadable", entry=str(doc.get("_id")), error=repr(exc))
+        return entries
 
     def resume(self, owner: str) -> None:
         """Let ``owner``'s next claim take back what it holds: a round of its relay was cut

@@ -132,15 +132,12 @@ class OutboxRelay:
         """Publish one batch of entries; the number of entries it claimed."""
         try:
             entries = await self.outbox.claim(self.owner, self.lease, self.batch)
-            if not entries:
-                return 0
-            return await self._publish_claimed(entries)
         except BaseException:
-            # A round cut short (a delete or release that failed, a claim whose commit the
-            # server may have made) can leave entries held by this relay: its next claim takes
-            # them back, instead of their lease lapsing first.
-            self.outbox.resume(self.owner)
+            self.outbox.resume(self.owner)  # the server may have committed the claim
             raise
+        if not entries:
+            return 0
+        return await self._publish_claimed(entries)
 
     async def _publish_claimed(self, entries: list[OutboxEntry]) -> int:
         # A slow broker may take longer than the lease to confirm a batch (an entry can hold
@@ -160,9 +157,18 @@ class OutboxRelay:
         failed = [e.id for e, r in zip(entries, results, strict=True) if r is not None]
         try:
             await self.outbox.done(self.owner, [e.id for e in confirmed])
-        finally:  # what was not confirmed goes back even when the delete failed
             if failed:
                 await self.outbox.release(self.owner, failed)
+        except Exception:
+            # Entries this relay still holds: its next claim takes them back instead of their
+            # lease lapsing first, and what the bus refused goes back even though the delete
+            # failed (a failure of that is the one already on its way out). A cancel (a
+            # shutdown) is let through as it is: the lease, or the next start, covers them.
+            self.outbox.resume(self.owner)
+            if failed:
+                with contextlib.suppress(Exception):
+                    await self.outbox.release(self.owner, failed)
+            raise
         published = sum(len(e.messages) for e in confirmed)
         self.published += published
         self.metrics.published.inc(published)

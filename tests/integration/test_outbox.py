@@ -11,7 +11,7 @@ import pytest
 
 from shared.events.bus import BusUnavailable, InProcessBus, Outgoing
 from shared.events.envelope import EVENTS_EXCHANGE, CloudEvent
-from shared.events.outbox import Outbox
+from shared.events.outbox import NEVER, Outbox
 from shared.events.relay import OutboxRelay
 from shared.metadata.store import MetadataStore
 
@@ -100,6 +100,55 @@ async def test_what_a_failed_round_left_held_goes_out_in_the_next_round_not_at_l
     assert await relay.relay_once() == 4
     assert sorted(set(delivered)) == sorted(event.id for event in events)
     assert await metadata.db.outbox.count_documents({}) == 0
+
+
+async def test_an_unreadable_entry_is_left_held_and_the_others_go_out(
+    metadata: MetadataStore,
+) -> None:
+    """An entry no relay can read (written by hand, or by a version that wrote it otherwise)
+    stays in the outbox under its lease; the entries around it are published."""
+    delivered: list[Outgoing] = []
+    bus = InProcessBus()
+
+    async def collect(message: Outgoing) -> None:
+        delivered.append(message)
+
+    bus.subscribe(EVENTS_EXCHANGE, "image.*", collect)
+    events = _events(2)
+    await metadata.outbox.add([events[0]])
+    await metadata.db.outbox.insert_one(
+        {
+            "_id": "unreadable",
+            "created_at": dt.datetime.now(dt.UTC),
+            "claimed_by": None,
+            "claimed_until": NEVER,
+            "attempts": 0,
+        }
+    )
+    await metadata.outbox.add([events[1]])
+    relay = OutboxRelay(metadata.outbox, bus, "relay")
+    assert await relay.relay_once() == 2
+    assert await relay.relay_once() == 0  # held by its claim, not tried at every round
+    await asyncio.sleep(0.05)
+    assert sorted(m.message_id for m in delivered) == sorted(e.id for e in events)
+    remaining = await metadata.db.outbox.find({}, {"claimed_by": 1}).to_list()
+    assert remaining == [{"_id": "unreadable", "claimed_by": "relay"}]
+
+
+async def test_a_restarted_owner_takes_back_all_it_held_a_batch_at_a_time(
+    metadata: MetadataStore,
+) -> None:
+    outbox = metadata.outbox
+    for event in _events(5):
+        await outbox.add([event])
+    assert len(await outbox.claim("a", LEASE, 10)) == 5
+    restarted = Outbox(metadata.db, metadata.transaction)  # "a" again, under the same name
+    taken = []
+    for _ in range(4):
+        batch = await restarted.claim("a", LEASE, 2)
+        taken.append(len(batch))
+        await restarted.done("a", [entry.id for entry in batch])  # published
+    assert taken == [2, 2, 1, 0]
 
 
 async def test_the_relay_deletes_confirmed_entries_and_keeps_the_rest(
