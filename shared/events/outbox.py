@@ -49,6 +49,13 @@ def _aware(moment: dt.datetime) -> dt.datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
 
 
+def _age_order(doc: Document) -> tuple[dt.datetime, str]:
+    """Oldest first; an entry without a time of its own (written by hand) goes first, rather
+    than stopping every claim."""
+    created = doc.get("created_at")
+    return (_aware(created) if isinstance(created, dt.datetime) else NEVER, str(doc["_id"]))
+
+
 @dataclass(frozen=True, slots=True)
 class OutboxMessage:
     id: str
@@ -161,7 +168,7 @@ class Outbox:
                 held = self.collection.find({"claimed_by": owner}, session=session)
                 found.update({doc["_id"]: doc async for doc in held})
                 own = {key for key, doc in found.items() if doc.get("claimed_by") == owner}
-            oldest = sorted(found.values(), key=lambda doc: (_aware(doc["created_at"]), doc["_id"]))
+            oldest = sorted(found.values(), key=_age_order)
             claimed = oldest[:limit]
             if claimed:
                 change = {"claimed_by": owner, "claim": uuid.uuid4().hex}
