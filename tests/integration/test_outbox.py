@@ -26,6 +26,18 @@ async def metadata(mongo_url: str) -> AsyncIterator[MetadataStore]:
     await store.close()
 
 
+def _collecting_bus() -> tuple[InProcessBus, list[Outgoing]]:
+    """A bus that keeps every image event published on it, in a list."""
+    delivered: list[Outgoing] = []
+    bus = InProcessBus()
+
+    async def collect(message: Outgoing) -> None:
+        delivered.append(message)
+
+    bus.subscribe(EVENTS_EXCHANGE, "image.*", collect)
+    return bus, delivered
+
+
 def _events(count: int) -> list[CloudEvent]:
     return [CloudEvent("image.pushed", "test", f"subject-{i}", {"i": i}) for i in range(count)]
 
@@ -107,13 +119,7 @@ async def test_an_unreadable_entry_is_left_held_and_the_others_go_out(
 ) -> None:
     """An entry no relay can read (written by hand, or by a version that wrote it otherwise)
     stays in the outbox under its lease; the entries around it are published."""
-    delivered: list[Outgoing] = []
-    bus = InProcessBus()
-
-    async def collect(message: Outgoing) -> None:
-        delivered.append(message)
-
-    bus.subscribe(EVENTS_EXCHANGE, "image.*", collect)
+    bus, delivered = _collecting_bus()
     events = _events(2)
     await metadata.outbox.add([events[0]])
     await metadata.db.outbox.insert_one(  # no time, no message
@@ -148,13 +154,7 @@ async def test_a_restarted_owner_takes_back_all_it_held_a_batch_at_a_time(
 async def test_the_relay_deletes_confirmed_entries_and_keeps_the_rest(
     metadata: MetadataStore,
 ) -> None:
-    delivered: list[Outgoing] = []
-    bus = InProcessBus()
-
-    async def collect(message: Outgoing) -> None:
-        delivered.append(message)
-
-    bus.subscribe(EVENTS_EXCHANGE, "image.*", collect)
+    bus, delivered = _collecting_bus()
     events = _events(30)
     await metadata.outbox.add(events[:20])  # one entry of 20, as a group commit writes
     for event in events[20:]:
