@@ -554,7 +554,9 @@ class BlobRecords:
 
         async def work(session: AsyncClientSession) -> int:
             docs = await self._blob_docs(digests, {"deleting_until": 1}, session)
-            held = [doc["_id"] for doc in docs if same_moment(doc["deleting_until"], claim.until)]
+            held = [
+                doc["_id"] for doc in docs if same_moment(doc.get("deleting_until"), claim.until)
+            ]
             deleted = 0
             for start in range(0, len(held), WRITE_CHUNK):
                 # index: _id_
