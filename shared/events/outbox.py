@@ -32,7 +32,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
 from shared.events.envelope import EVENTS_EXCHANGE, CloudEvent
-from shared.metadata.connection import Transaction
+from shared.metadata.connection import Transaction, as_utc
 
 log = structlog.get_logger("spacedock.events")
 
@@ -44,16 +44,23 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def _aware(moment: dt.datetime) -> dt.datetime:
-    """A stored time read by a client that is not ``tz_aware``, as the UTC it is."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
+def _created(doc: Document) -> dt.datetime:
+    """When an entry was recorded; NEVER for one without a time (written by hand), so that it
+    goes first rather than stopping every claim or sample."""
+    created = doc.get("created_at")
+    return as_utc(created) if isinstance(created, dt.datetime) else NEVER
 
 
 def _age_order(doc: Document) -> tuple[dt.datetime, str]:
-    """Oldest first; an entry without a time of its own (written by hand) goes first, rather
-    than stopping every claim."""
-    created = doc.get("created_at")
-    return (_aware(created) if isinstance(created, dt.datetime) else NEVER, str(doc["_id"]))
+    """Oldest first."""
+    return (_created(doc), str(doc["_id"]))
+
+
+def _body(value: object) -> bytes:
+    """A message's stored body: bytes only (``bytes`` of a number would be that many zeros)."""
+    if not isinstance(value, bytes):
+        raise TypeError(f"an outbox body is bytes, not {type(value).__name__}")
+    return bytes(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +80,7 @@ class OutboxMessage:
             doc["exchange"],
             doc["routing_key"],
             doc["type"],
-            bytes(doc["body"]),
+            _body(doc["body"]),
             doc.get("correlation_id"),
             doc.get("reply_to"),
         )
@@ -154,9 +161,9 @@ class Outbox:
         until such a claim took back every entry the owner held. Otherwise every entry it
         holds is one its relay is publishing."""
         resuming = owner not in self._resumed
-        took_back_all = False  # of the entries it held, when resuming
 
-        async def work(session: AsyncClientSession) -> list[Document]:
+        async def work(session: AsyncClientSession) -> tuple[list[Document], bool]:
+            """The entries claimed, and whether they hold every one the owner held."""
             # index: claimed_until_1 (lapsed leases, and entries never claimed: NEVER)
             lapsed = self.collection.find({"claimed_until": {"$lt": _now()}}, session=session).sort(
                 "created_at", ASCENDING
@@ -178,11 +185,9 @@ class Outbox:
                     {"$set": {**change, "claimed_until": _now() + lease}, "$inc": {"attempts": 1}},
                     session=session,
                 )
-            nonlocal took_back_all
-            took_back_all = own <= {doc["_id"] for doc in claimed}
-            return claimed
+            return claimed, own <= {doc["_id"] for doc in claimed}
 
-        claimed: list[Document] = await self._transaction(work)
+        claimed, took_back_all = await self._transaction(work)
         if resuming and took_back_all:  # else the next claim goes on taking them back
             self._resumed.add(owner)
         entries = []
@@ -234,4 +239,4 @@ class Outbox:
         doc = await self.collection.find_one({}, {"created_at": 1}, sort=[("created_at", 1)])
         if doc is None:
             return None
-        return _aware(doc["created_at"])
+        return _created(doc)

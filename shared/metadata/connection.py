@@ -52,7 +52,7 @@ def earlier(moment: object, bound: dt.datetime) -> bool:
     client not ``tz_aware``) is taken as UTC, which is what MongoDB stores."""
     if not isinstance(moment, dt.datetime):
         return False
-    return _as_utc(moment) < _as_utc(bound)
+    return as_utc(moment) < as_utc(bound)
 
 
 def same_moment(moment: object, other: dt.datetime) -> bool:
@@ -60,10 +60,11 @@ def same_moment(moment: object, other: dt.datetime) -> bool:
     (MongoDB keeps milliseconds; a side without a zone is taken as UTC)."""
     if not isinstance(moment, dt.datetime):
         return False
-    return _as_utc(moment) == _as_utc(other)
+    return as_utc(moment) == as_utc(other)
 
 
-def _as_utc(moment: dt.datetime) -> dt.datetime:
+def as_utc(moment: dt.datetime) -> dt.datetime:
+    """A stored time, as the UTC it is (a client that is not ``tz_aware`` reads it naive)."""
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
 
 

@@ -17,7 +17,7 @@ import pytest
 from shared.metadata.blobs import BlobBeingDeleted
 from shared.metadata.errors import SpaceMissing
 from shared.metadata.images import ManifestPush, MissingReferences
-from shared.metadata.ports import BlobLinks, ImageRecords, UploadSessions
+from shared.metadata.ports import BlobLinks, ImageRecords, UploadSessions, VersionFeed
 from shared.metadata.store import MetadataStore
 from tests.support.fakes.metadata import InMemoryMetadata
 from tests.support.oci import (
@@ -46,6 +46,7 @@ class Backend:
     uploads: UploadSessions
     blobs: BlobLinks
     images: ImageRecords
+    feed: VersionFeed
     # The ids of the events recorded, in order.
     event_ids: Callable[[], Awaitable[list[str]]]
     # Put the blob in the state a collector's claim leaves it in, until the given moment.
@@ -62,7 +63,9 @@ def fake_backend() -> Backend:
     async def collector_holds(digest: str, until: dt.datetime) -> None:
         metadata.blobs.collector_holds(digest, until)
 
-    return Backend(metadata.uploads, metadata.blobs, metadata.images, event_ids, collector_holds)
+    return Backend(
+        metadata.uploads, metadata.blobs, metadata.images, metadata.feed, event_ids, collector_holds
+    )
 
 
 def real_backend(store: MetadataStore) -> Backend:
@@ -77,7 +80,7 @@ def real_backend(store: MetadataStore) -> Backend:
             {"$set": {"deleting_token": "collector", "deleting_until": until, "writers": []}},
         )
 
-    return Backend(store.uploads, store.blobs, store.images, event_ids, collector_holds)
+    return Backend(store.uploads, store.blobs, store.images, store.feed, event_ids, collector_holds)
 
 
 @pytest.fixture(params=["fake", "real"])
@@ -275,3 +278,26 @@ async def test_a_push_into_a_space_that_is_gone_fails_and_lists_nothing(backend:
         await backend.images.commit_pushes([push("spaces-404/app", content, "1")])
     assert not await backend.images.repository_exists("spaces-404/app")
     assert await backend.event_ids() == []
+
+
+async def test_the_feed_pages_versions_newest_first_in_octopus_order(backend: Backend) -> None:
+    """Versions in Octopus order (not the order pushed, not lexical; ``latest`` is a version
+    below every number), prereleases only when asked for, a tag that is no version (a number
+    beyond 32 bits) left out, and a page continuing after its cursor."""
+    await link(backend, REPO, CONFIG, LAYER)
+    tags = ["1.10.0", "1.2.0", "1.2.0-deployments-7", "latest", "99999999999", "2.0", "1.9.9"]
+    for n, tag in enumerate(tags):
+        await backend.images.commit_pushes([push(REPO, image(LAYER, str(n)), tag)])
+
+    async def page(prerelease: bool, before: str | None, limit: int) -> list[str]:
+        versions = await backend.feed.newest_versions(
+            REPO, include_prerelease=prerelease, before=before, limit=limit
+        )
+        return [version.tag for version in versions]
+
+    every = ["2.0", "1.10.0", "1.9.9", "1.2.0", "1.2.0-deployments-7", "latest"]
+    assert await page(True, None, 10) == every
+    assert await page(False, None, 10) == ["2.0", "1.10.0", "1.9.9", "1.2.0", "latest"]
+    first = await backend.feed.newest_versions(REPO, include_prerelease=True, before=None, limit=2)
+    assert [version.tag for version in first] == ["2.0", "1.10.0"]
+    assert await page(True, first[-1].cursor, 2) == ["1.9.9", "1.2.0"]

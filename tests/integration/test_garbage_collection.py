@@ -17,7 +17,7 @@ import pytest
 
 from shared import garbage
 from shared.garbage import collect_blobs
-from shared.metadata.blobs import BlobBeingDeleted
+from shared.metadata.blobs import WRITE_CHUNK, BlobBeingDeleted
 from tests.support.accounts import Admin
 from tests.support.oci import Client, canonical, digest_of, error_codes
 from tests.support.processes import Registry
@@ -382,6 +382,17 @@ async def test_many_batches_go_while_a_failed_one_is_left_for_the_next_run(
                 assert doc is None
     present = await located(registry, digests)
     assert [d for d in digests if present[d]] == refused
+
+
+async def test_a_claim_larger_than_one_write_is_forgotten_whole(registry: Registry) -> None:
+    """A claim is written, and forgotten, some ids at a time: every one of its blobs goes,
+    not only the first writes' worth."""
+    digests = await _unlinked_blobs(registry, WRITE_CHUNK * 2 + 5)
+    async with stores_of(registry) as (metadata, _store):
+        claim = await metadata.blobs.claim(digests, "collector", dt.timedelta(minutes=5))
+        assert sorted(claim.sizes) == sorted(digests)
+        assert await metadata.blobs.forget(claim, digests) == len(digests)
+        assert [d for d in digests if await metadata.blobs.get(d) is not None] == []
 
 
 async def test_indexes_no_collection_query_uses_are_dropped(registry: Registry) -> None:

@@ -11,7 +11,7 @@ import pytest
 
 from shared.events.bus import BusUnavailable, InProcessBus, Outgoing
 from shared.events.envelope import EVENTS_EXCHANGE, CloudEvent
-from shared.events.outbox import NEVER, Outbox
+from shared.events.outbox import NEVER, Outbox, OutboxEntry
 from shared.events.relay import OutboxRelay
 from shared.metadata.store import MetadataStore
 
@@ -38,6 +38,15 @@ def _collecting_bus() -> tuple[InProcessBus, list[Outgoing]]:
     return bus, delivered
 
 
+async def _five_held_by_a(metadata: MetadataStore) -> Outbox:
+    """Five entries, claimed by owner "a" through the store's outbox (returned)."""
+    outbox = metadata.outbox
+    for event in _events(5):
+        await outbox.add([event])
+    assert len(await outbox.claim("a", LEASE, 10)) == 5
+    return outbox
+
+
 def _events(count: int) -> list[CloudEvent]:
     return [CloudEvent("image.pushed", "test", f"subject-{i}", {"i": i}) for i in range(count)]
 
@@ -57,10 +66,7 @@ async def test_concurrent_claims_never_share_an_entry(metadata: MetadataStore) -
 async def test_a_lapsed_lease_frees_entries_and_an_owner_resumes_its_own(
     metadata: MetadataStore,
 ) -> None:
-    outbox = metadata.outbox
-    for event in _events(5):
-        await outbox.add([event])
-    assert len(await outbox.claim("a", LEASE, 10)) == 5
+    outbox = await _five_held_by_a(metadata)
     assert await outbox.claim("b", LEASE, 10) == []
     assert await outbox.claim("a", LEASE, 10) == []  # held, by a relay publishing them
     restarted = Outbox(metadata.db, metadata.transaction)  # "a" again, under the same name
@@ -122,26 +128,76 @@ async def test_an_unreadable_entry_is_left_held_and_the_others_go_out(
     bus, delivered = _collecting_bus()
     events = _events(2)
     await metadata.outbox.add([events[0]])
-    await metadata.db.outbox.insert_one(  # no time, no message
-        {"_id": "unreadable", "claimed_by": None, "claimed_until": NEVER, "attempts": 0}
+    unclaimed = {"claimed_by": None, "claimed_until": NEVER, "attempts": 0}
+    await metadata.db.outbox.insert_many(
+        [
+            {"_id": "no-time-no-message", **unclaimed},
+            {  # a number, which bytes() would turn into that many zeros
+                "_id": "body-a-number",
+                "created_at": dt.datetime.now(dt.UTC),
+                **{"id": "m", "exchange": EVENTS_EXCHANGE, "routing_key": "r", "type": "t"},
+                "body": 50_000_000,
+                **unclaimed,
+            },
+        ]
     )
     await metadata.outbox.add([events[1]])
     relay = OutboxRelay(metadata.outbox, bus, "relay")
     assert await relay.relay_once() == 2
-    assert await relay.relay_once() == 0  # held by its claim, not tried at every round
+    assert await relay.relay_once() == 0
     await asyncio.sleep(0.05)
     assert sorted(m.message_id for m in delivered) == sorted(e.id for e in events)
-    remaining = await metadata.db.outbox.find({}, {"claimed_by": 1}).to_list()
-    assert remaining == [{"_id": "unreadable", "claimed_by": "relay"}]
+    remaining = await metadata.db.outbox.find({}, {"claimed_by": 1, "attempts": 1}).to_list()
+    assert sorted(remaining, key=lambda doc: doc["_id"]) == [  # claimed once: not every round
+        {"_id": "body-a-number", "claimed_by": "relay", "attempts": 1},
+        {"_id": "no-time-no-message", "claimed_by": "relay", "attempts": 1},
+    ]
+    # The outbox's age reads the entry without a time as the oldest of all, not as an error.
+    assert await metadata.outbox.oldest() == NEVER
+
+
+async def test_a_claim_the_server_made_but_the_relay_never_heard_of_goes_out_next_round(
+    metadata: MetadataStore,
+) -> None:
+    class AnswerLost(Outbox):
+        lost = 1
+
+        async def claim(self, owner: str, lease: dt.timedelta, limit: int) -> list[OutboxEntry]:
+            claimed = await super().claim(owner, lease, limit)
+            if self.lost:
+                self.lost -= 1
+                raise ConnectionError("connection reset after the commit")
+            return claimed
+
+    outbox = AnswerLost(metadata.db, metadata.transaction)
+    for event in _events(3):
+        await outbox.add([event])
+    bus, delivered = _collecting_bus()
+    relay = OutboxRelay(outbox, bus, "relay", lease=dt.timedelta(minutes=10))
+    with pytest.raises(ConnectionError):
+        await relay.relay_once()
+    assert await relay.relay_once() == 3  # taken back at once, not after ten minutes
+    await asyncio.sleep(0.05)
+    assert len(delivered) == 3
+
+
+async def test_a_resuming_owner_takes_what_it_held_and_what_lapsed_oldest_first(
+    metadata: MetadataStore,
+) -> None:
+    outbox = metadata.outbox
+    older, newer = _events(2)
+    await outbox.add([older])
+    assert len(await outbox.claim("a", LEASE, 10)) == 1  # "a" holds the older entry
+    await outbox.add([newer])
+    restarted = Outbox(metadata.db, metadata.transaction)  # "a" again, under the same name
+    [first] = await restarted.claim("a", LEASE, 1)
+    assert [message.id for message in first.messages] == [older.id]
 
 
 async def test_a_restarted_owner_takes_back_all_it_held_a_batch_at_a_time(
     metadata: MetadataStore,
 ) -> None:
-    outbox = metadata.outbox
-    for event in _events(5):
-        await outbox.add([event])
-    assert len(await outbox.claim("a", LEASE, 10)) == 5
+    await _five_held_by_a(metadata)
     restarted = Outbox(metadata.db, metadata.transaction)  # "a" again, under the same name
     taken = []
     for _ in range(4):
