@@ -87,7 +87,9 @@ async def run_retention(
     report = RetentionReport(space, dry_run)
     # The manifests are the longest read: the server answers it while the tags are weighed.
     async with asyncio.TaskGroup() as reads:
-        manifests_read = reads.create_task(metadata.retention.space_manifests(space))
+        manifests_read = reads.create_task(
+            metadata.retention.space_manifests(space, with_event_fields=not dry_run)
+        )
         tags, pins = await asyncio.gather(
             metadata.retention.space_tags(space), metadata.retention.space_pins(space)
         )
@@ -108,7 +110,7 @@ async def run_retention(
         }
     manifests = manifests_read.result()
     young_since = now - dt.timedelta(hours=policy.untagged_retain_hours)
-    keep = tagged | {key for key, m in manifests.items() if _pushed_at(m) > young_since}
+    keep = tagged | {key for key, m in manifests.items() if m["touched_at"] > young_since}
     keep = with_what_they_need(keep, manifests)
     removable = parents_first(set(manifests) - keep, manifests)
     report.removed = [_tag_entry(t) for t in going]
@@ -146,11 +148,6 @@ def _tag_entry(tag: TagState) -> dict[str, str]:
 
 def _batches(items: list[Item], size: int) -> list[list[Item]]:
     return [items[start : start + size] for start in range(0, len(items), size)]
-
-
-def _pushed_at(manifest: dict[str, Any]) -> dt.datetime:
-    moment: dt.datetime = manifest.get("touched_at") or manifest["created_at"]
-    return moment
 
 
 def _event(

@@ -13,6 +13,11 @@ from pymongo.asynchronous.database import AsyncDatabase
 from shared.metadata.connection import Document, Session, prefix_range
 from shared.metadata.images import ImageRepository
 
+# What weighing a manifest reads (every manifest has ``touched_at``: the images' upgrade
+# gives it to those written before), and what a run that removes it also reads.
+_WEIGHED_FIELDS = {"touched_at": 1, "manifests": 1, "subject": 1}
+_EVENT_FIELDS = {**_WEIGHED_FIELDS, "media_type": 1, "size": 1}
+
 
 class RetentionRepository:
     def __init__(self, db: AsyncDatabase[Document], images: ImageRepository) -> None:
@@ -49,25 +54,20 @@ class RetentionRepository:
         cursor = self.db.pins.find({"space": space_id}, {"repository": 1, "tag": 1})
         return {(doc["repository"], doc["tag"]) async for doc in cursor}
 
-    async def space_manifests(self, space_id: str) -> dict[tuple[str, str], Document]:
+    async def space_manifests(
+        self, space_id: str, *, with_event_fields: bool
+    ) -> dict[tuple[str, str], Document]:
         """Every manifest of the space by (repository, digest), as retention weighs it: when
-        it was last pushed (``touched_at``, else ``created_at``), what it lists and refers to,
-        and what its ``image.deleted`` event says. Nothing more: the embedded server copies
-        each field it returns, and a space holds as many manifests as tags (the key is read
-        from ``_id``, ``<repository>@<digest>``: neither part may contain an ``@``)."""
+        it was last pushed (``touched_at``) and what it lists and refers to, and with
+        ``with_event_fields`` what its ``image.deleted`` event says (a dry run writes none).
+        Nothing more: the embedded server copies each field it returns, and a space holds as
+        many manifests as tags (the key is read from ``_id``, ``<repository>@<digest>``:
+        neither part may contain an ``@``)."""
+        fields = _EVENT_FIELDS if with_event_fields else _WEIGHED_FIELDS
         # index: manifests repository_1_subject_1 (a range on its first field), named: a
         # planner may pick repository_1_blobs_1, which holds an entry per blob, not per manifest
         cursor = self.db.manifests.find(
-            self._in_space(space_id),
-            {
-                "touched_at": 1,
-                "created_at": 1,
-                "manifests": 1,
-                "subject": 1,
-                "media_type": 1,
-                "size": 1,
-            },
-            hint=[("repository", 1), ("subject", 1)],
+            self._in_space(space_id), fields, hint=[("repository", 1), ("subject", 1)]
         )
         manifests: dict[tuple[str, str], Document] = {}
         async for doc in cursor:

@@ -374,7 +374,7 @@ async def test_retention_reads_of_a_space(metadata: tuple[MetadataStore, Recorde
     async def reads() -> None:
         assert len(await store.retention.space_tags("spaces-1")) == 5
         assert await store.retention.space_pins("spaces-1") == {(REPOSITORY, "1.0.0")}
-        manifests = await store.retention.space_manifests("spaces-1")
+        manifests = await store.retention.space_manifests("spaces-1", with_event_fields=True)
         assert len(manifests) == 5
         assert await store.pins.of_repository(REPOSITORY) == {"1.0.0"}
         references = await store.retention.space_blobs("spaces-1")
@@ -405,6 +405,49 @@ async def test_retention_reads_of_a_space(metadata: tuple[MetadataStore, Recorde
     assert used[5:] == [("blob_links", "digest_1"), ("blobs", "_id_")]
 
 
+async def test_a_dry_run_reads_of_each_manifest_only_what_weighs_it(
+    metadata: tuple[MetadataStore, Recorder],
+) -> None:
+    """The embedded server copies every field a query returns, and a space holds as many
+    manifests as tags: a dry run reads when each was pushed and what it lists or refers to; a
+    run that removes them reads what their events say too."""
+    store, _recorder = metadata
+    weighed = await store.retention.space_manifests("spaces-1", with_event_fields=False)
+    assert {frozenset(doc) for doc in weighed.values()} == {
+        frozenset({"_id", "touched_at", "manifests", "subject"})
+    }
+    removed = await store.retention.space_manifests("spaces-1", with_event_fields=True)
+    assert removed.keys() == weighed.keys()
+    for key, doc in removed.items():
+        assert doc == {**weighed[key], "media_type": doc["media_type"], "size": doc["size"]}
+        assert doc["media_type"] and doc["size"] > 0
+
+
+async def test_manifests_written_before_every_push_touched_them_are_upgraded(
+    metadata: tuple[MetadataStore, Recorder],
+) -> None:
+    """Retention weighs a manifest by ``touched_at``: one written without it gets its creation
+    time at the next start, once; one that has it keeps it."""
+    store, _recorder = metadata
+    long_ago = dt.datetime(2020, 5, 17, 8, 30, tzinfo=dt.UTC)
+    kept = dt.datetime(2021, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
+    docs = [doc async for doc in store.db.manifests.find({}, {"_id": 1}).sort("_id", 1)]
+    older, newer = docs[0]["_id"], docs[1]["_id"]
+    await store.db.manifests.update_one(
+        {"_id": older}, {"$set": {"created_at": long_ago}, "$unset": {"touched_at": ""}}
+    )
+    await store.db.manifests.update_one({"_id": newer}, {"$set": {"touched_at": kept}})
+    assert await store.images.upgrade() == 1
+    assert await store.images.upgrade() == 0
+    weighed = {
+        f"{repository}@{digest}": doc["touched_at"]
+        for (repository, digest), doc in (
+            await store.retention.space_manifests("spaces-1", with_event_fields=False)
+        ).items()
+    }
+    assert weighed[older] == long_ago and weighed[newer] == kept
+
+
 async def test_retention_removals_read_and_write_by_index(
     metadata: tuple[MetadataStore, Recorder],
 ) -> None:
@@ -413,7 +456,7 @@ async def test_retention_removals_read_and_write_by_index(
     their indexes, one delete by _id."""
     store, recorder = metadata
     tags = {doc["tag"]: doc for doc in await store.retention.space_tags("spaces-1")}
-    seen = await store.retention.space_manifests("spaces-1")
+    seen = await store.retention.space_manifests("spaces-1", with_event_fields=True)
     manifests = {d: doc for (_r, d), doc in seen.items()}
     going = [tags["latest"], tags["2.0"]]
 

@@ -58,9 +58,11 @@ class RacedRetention(RetentionRepository):
         self._tags_seen.set()
         return seen
 
-    async def space_manifests(self, space_id: str) -> dict[tuple[str, str], dict[str, Any]]:
+    async def space_manifests(
+        self, space_id: str, *, with_event_fields: bool
+    ) -> dict[tuple[str, str], dict[str, Any]]:
         await self._tags_seen.wait()
-        seen = await super().space_manifests(space_id)
+        seen = await super().space_manifests(space_id, with_event_fields=with_event_fields)
         for content, tag in self.after_manifests:
             await push(self.store, content, tag)
         return seen
