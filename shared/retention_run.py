@@ -110,7 +110,7 @@ async def run_retention(
         }
     manifests = manifests_read.result()
     young_since = now - dt.timedelta(hours=policy.untagged_retain_hours)
-    keep = tagged | {key for key, m in manifests.items() if m["touched_at"] > young_since}
+    keep = tagged | {key for key, m in manifests.items() if _young(m, young_since)}
     keep = with_what_they_need(keep, manifests)
     removable = parents_first(set(manifests) - keep, manifests)
     report.removed = [_tag_entry(t) for t in going]
@@ -148,6 +148,14 @@ def _tag_entry(tag: TagState) -> dict[str, str]:
 
 def _batches(items: list[Item], size: int) -> list[list[Item]]:
     return [items[start : start + size] for start in range(0, len(items), size)]
+
+
+def _young(manifest: dict[str, Any], since: dt.datetime) -> bool:
+    """Pushed after ``since``. A manifest without a push time (written by an earlier version
+    still running after this one's start upgraded the others) counts as young, so it stays
+    until the next start gives it one."""
+    pushed: dt.datetime | None = manifest.get("touched_at")
+    return pushed is None or pushed > since
 
 
 def _event(

@@ -238,3 +238,29 @@ async def test_what_the_look_missed_is_checked_again_before_removal(
     assert await manifests_left(store) == {index, *platforms}
     assert await tags_left(store) == ["bundle"]
     assert await deleted_events(store) == [(None, loose)]
+
+
+async def test_a_manifest_an_older_version_wrote_without_a_push_time_stays(
+    store: RacedStore, tmp_path: Path
+) -> None:
+    """A start gives every manifest a push time; one an older instance still running wrote
+    afterwards has none, and is kept (the next start gives it one) while its old neighbours
+    go, in a dry run and in a real one."""
+    unknown = await push(store, image(11), None)
+    old = await push(store, image(12), None)
+    await backdate(store, 3)
+    await store.db.manifests.update_one({"digest": unknown}, {"$unset": {"touched_at": ""}})
+
+    dry = await run_retention(
+        store,
+        FilesystemBlobStore(tmp_path / "blobs"),
+        SPACE,
+        POLICY,
+        now=dt.datetime.now(dt.UTC),
+        dry_run=True,
+        events=EVENTS,
+    )
+    report = await run(store, tmp_path)
+
+    assert [m["digest"] for m in dry.manifests] == [m["digest"] for m in report.manifests] == [old]
+    assert await manifests_left(store) == {unknown}
