@@ -16,7 +16,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from pymongo.errors import PyMongoError
 
 from shared.events.bus import BusUnavailable, EventBus, Outgoing
-from shared.events.outbox import Outbox, OutboxEntry, OutboxMessage
+from shared.events.outbox import OutboxEntry, OutboxMessage
+from shared.metadata.ports import OutboxBacklog, OutboxQueue
 
 log = structlog.get_logger("spacedock.events")
 
@@ -59,7 +60,7 @@ class OutboxMetrics:
             registry=registry,
         )
 
-    async def sample(self, outbox: Outbox) -> None:
+    async def sample(self, outbox: OutboxBacklog) -> None:
         """Read the backlog now (at a scrape)."""
         pending = await outbox.pending()
         oldest = await outbox.oldest()
@@ -73,7 +74,7 @@ class OutboxMetrics:
 class OutboxRelay:
     def __init__(
         self,
-        outbox: Outbox,
+        outbox: OutboxQueue,
         bus: EventBus,
         owner: str,
         *,

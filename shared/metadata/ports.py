@@ -21,6 +21,7 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Seque
 from typing import Protocol, TypeVar
 
 from shared.events.envelope import EVENTS_EXCHANGE, CloudEvent
+from shared.events.outbox import OutboxEntry
 from shared.metadata.accounts import Account
 from shared.metadata.blobs import Claim
 from shared.metadata.connection import Document, Session
@@ -274,6 +275,29 @@ class EventOutbox(Protocol):
         exchange: str = EVENTS_EXCHANGE,
         routing_key: str | None = None,
     ) -> None: ...
+
+
+class OutboxQueue(Protocol):
+    """``shared.events.outbox.Outbox`` as its relay (``shared.events.relay``) drains it:
+    entries claimed by one owner for a lease, then deleted once published, or given back."""
+
+    async def claim(self, owner: str, lease: dt.timedelta, limit: int) -> list[OutboxEntry]: ...
+
+    def resume(self, owner: str) -> None: ...
+
+    async def done(self, owner: str, ids: Sequence[str]) -> None: ...
+
+    async def renew(self, owner: str, ids: Sequence[str], lease: dt.timedelta) -> None: ...
+
+    async def release(self, owner: str, ids: Sequence[str]) -> None: ...
+
+
+class OutboxBacklog(Protocol):
+    """``shared.events.outbox.Outbox`` as the relay's metrics read it at a scrape."""
+
+    async def pending(self) -> int: ...
+
+    async def oldest(self) -> dt.datetime | None: ...
 
 
 class Transactional(Protocol):

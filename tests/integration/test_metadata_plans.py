@@ -437,8 +437,8 @@ async def test_manifests_written_before_every_push_touched_them_are_upgraded(
         {"_id": older}, {"$set": {"created_at": long_ago}, "$unset": {"touched_at": ""}}
     )
     await store.db.manifests.update_one({"_id": newer}, {"$set": {"touched_at": kept}})
-    assert await store.images.upgrade() == 1
-    assert await store.images.upgrade() == 0
+    await store.ensure_indexes()  # a start
+    assert await store.images.upgrade() == 0  # done, once
     weighed = {
         f"{repository}@{digest}": doc["touched_at"]
         for (repository, digest), doc in (

@@ -361,3 +361,19 @@ async def test_a_claim_is_held_while_a_slow_broker_confirms_the_entry(
     assert (published, taken_over) == (8, 0)
     assert sent == [event.id for event in events]
     assert await metadata.outbox.pending() == 0
+
+
+async def test_an_upgrade_drops_the_index_the_claims_no_longer_read(
+    metadata: MetadataStore,
+) -> None:
+    """An earlier version indexed ``claimed_by`` alone; every write pays for an index, and the
+    compound one serves all its reads: the next start drops it, and a start after that has
+    nothing to do."""
+    collection = metadata.db.outbox
+    await collection.create_index("claimed_by")
+    assert "claimed_by_1" in await collection.index_information()
+    await metadata.outbox.ensure_indexes()
+    indexes = await collection.index_information()
+    assert "claimed_by_1" not in indexes and "claimed_by_1__id_1" in indexes
+    await metadata.outbox.ensure_indexes()
+    assert (await collection.index_information()).keys() == indexes.keys()

@@ -55,7 +55,7 @@ class SlowBus:
 async def test_a_cancel_while_the_renewal_ends_stops_the_relay() -> None:
     outbox = SlowRenewals()
     relay = OutboxRelay(
-        outbox,  # type: ignore[arg-type]  # the part of Outbox the relay uses
+        outbox,
         SlowBus(),
         "relay",
         lease=dt.timedelta(seconds=3),
@@ -112,7 +112,7 @@ async def test_a_cancel_while_the_delete_waits_stops_the_relay_even_if_release_f
     """A release that fails in the shutdown's path must not turn the cancel into an error the
     relay waits out and goes on from."""
     outbox = DeleteHangsReleaseFails()
-    relay = OutboxRelay(outbox, RefusingBus(), "relay", linger=0)  # type: ignore[arg-type]
+    relay = OutboxRelay(outbox, RefusingBus(), "relay", linger=0)
     running = asyncio.create_task(relay.run())
     try:
         await asyncio.wait_for(outbox.deleting.wait(), 3)
