@@ -13,8 +13,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 from shared.metadata.connection import Document, Session, prefix_range
 from shared.metadata.images import ImageRepository
 
-# What weighing a manifest reads (every manifest has ``touched_at``: the images' upgrade
-# gives it to those written before), and what a run that removes it also reads.
+# What weighing a manifest reads (``touched_at``: a start gives it to manifests written
+# without it, and retention keeps one still without it), and what a removal also reads.
 _WEIGHED_FIELDS = {"touched_at": 1, "manifests": 1, "subject": 1}
 _EVENT_FIELDS = {**_WEIGHED_FIELDS, "media_type": 1, "size": 1}
 
