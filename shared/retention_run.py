@@ -151,10 +151,10 @@ def _batches(items: list[Item], size: int) -> list[list[Item]]:
 
 
 def _young(manifest: dict[str, Any], since: dt.datetime) -> bool:
-    """Pushed after ``since``. A manifest without a push time (written by an earlier version
-    still running after this one's start upgraded the others) counts as young, so it stays
-    until the next start gives it one."""
-    pushed: dt.datetime | None = manifest.get("touched_at")
+    """Pushed after ``since``. A manifest whose push time is unknown (neither pushed nor
+    created at a time the metadata holds) counts as young: it stays rather than going on a
+    guess."""
+    pushed: dt.datetime | None = manifest["pushed_at"]
     return pushed is None or pushed > since
 
 

@@ -170,14 +170,6 @@ class ImageRepository:
             [("repository", ASCENDING), ("prerelease", ASCENDING), ("feed_key", ASCENDING)]
         )
 
-    async def upgrade(self) -> int:
-        """Give manifests written before every push set ``touched_at`` their push time, which
-        retention weighs them by. A no-op once done; the number of manifests upgraded."""
-        result = await self.db.manifests.update_many(
-            {"touched_at": {"$exists": False}}, [{"$set": {"touched_at": "$created_at"}}]
-        )
-        return result.modified_count
-
     async def touch_repository(self, repository: str) -> None:
         """Make sure the repository is listed (an upload or a mount into it). Repositories
         are never removed, so one this process has seen listed needs no round trip again."""

@@ -13,10 +13,13 @@ from pymongo.asynchronous.database import AsyncDatabase
 from shared.metadata.connection import Document, Session, prefix_range
 from shared.metadata.images import ImageRepository
 
-# What weighing a manifest reads (``touched_at``: a start gives it to manifests written
-# without it, and retention keeps one still without it), and what a removal also reads.
+# What weighing a manifest reads, and what a run that removes it also reads.
 _WEIGHED_FIELDS = {"touched_at": 1, "manifests": 1, "subject": 1}
 _EVENT_FIELDS = {**_WEIGHED_FIELDS, "media_type": 1, "size": 1}
+
+
+def _moment(value: object) -> dt.datetime | None:
+    return value if isinstance(value, dt.datetime) else None
 
 
 class RetentionRepository:
@@ -58,7 +61,9 @@ class RetentionRepository:
         self, space_id: str, *, with_event_fields: bool
     ) -> dict[tuple[str, str], Document]:
         """Every manifest of the space by (repository, digest), as retention weighs it: when
-        it was last pushed (``touched_at``) and what it lists and refers to, and with
+        it was last pushed (``pushed_at``: ``touched_at``, else for a manifest written before
+        every push set that its ``created_at``, else None), its ``touched_at`` as stored (a
+        removal checks it did not move), what it lists and refers to, and with
         ``with_event_fields`` what its ``image.deleted`` event says (a dry run writes none).
         Nothing more: the embedded server copies each field it returns, and a space holds as
         many manifests as tags (the key is read from ``_id``, ``<repository>@<digest>``:
@@ -70,9 +75,21 @@ class RetentionRepository:
             self._in_space(space_id), fields, hint=[("repository", 1), ("subject", 1)]
         )
         manifests: dict[tuple[str, str], Document] = {}
+        untouched: list[str] = []
         async for doc in cursor:
             repository, _at, digest = doc["_id"].partition("@")
             manifests[(repository, digest)] = doc
+            doc["pushed_at"] = _moment(doc.get("touched_at"))
+            if doc["pushed_at"] is None:
+                untouched.append(doc["_id"])
+        for ids in self._batches(untouched):
+            # Written before every push set touched_at, and not pushed since: pushed when
+            # created. Read for those alone, so a space of current manifests pays nothing.
+            # index: _id_
+            async for doc in self.db.manifests.find({"_id": {"$in": ids}}, {"created_at": 1}):
+                repository, _at, digest = doc["_id"].partition("@")
+                if (repository, digest) in manifests:
+                    manifests[(repository, digest)]["pushed_at"] = _moment(doc.get("created_at"))
         return manifests
 
     async def space_blobs(self, space_id: str) -> dict[tuple[str, str], list[str]]:

@@ -88,6 +88,5 @@ class MetadataStore:
         await self.builds.ensure_indexes()
         await self.blobs.ensure_indexes()
         await self.sessions.ensure_indexes()
-        await self.images.upgrade()
         await self.blobs.upgrade()
         await self.feed.upgrade_tags()

@@ -414,7 +414,7 @@ async def test_a_dry_run_reads_of_each_manifest_only_what_weighs_it(
     store, _recorder = metadata
     weighed = await store.retention.space_manifests("spaces-1", with_event_fields=False)
     assert {frozenset(doc) for doc in weighed.values()} == {
-        frozenset({"_id", "touched_at", "manifests", "subject"})
+        frozenset({"_id", "touched_at", "pushed_at", "manifests", "subject"})
     }
     removed = await store.retention.space_manifests("spaces-1", with_event_fields=True)
     assert removed.keys() == weighed.keys()
@@ -423,29 +423,45 @@ async def test_a_dry_run_reads_of_each_manifest_only_what_weighs_it(
         assert doc["media_type"] and doc["size"] > 0
 
 
-async def test_manifests_written_before_every_push_touched_them_are_upgraded(
+async def test_a_manifest_written_before_every_push_touched_it_is_weighed_by_its_creation(
     metadata: tuple[MetadataStore, Recorder],
 ) -> None:
-    """Retention weighs a manifest by ``touched_at``: one written without it gets its creation
-    time at the next start, once; one that has it keeps it."""
-    store, _recorder = metadata
+    """Retention weighs a manifest by when it was pushed, ``touched_at``. One written without
+    it was pushed when created (``created_at``, read by ``_id`` for those alone); one with
+    neither (or not a time) has no push time; a space whose manifests all have one is read
+    once. ``touched_at`` itself is handed on as stored: a removal checks it did not move."""
+    store, recorder = metadata
     long_ago = dt.datetime(2020, 5, 17, 8, 30, tzinfo=dt.UTC)
     kept = dt.datetime(2021, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
-    docs = [doc async for doc in store.db.manifests.find({}, {"_id": 1}).sort("_id", 1)]
-    older, newer = docs[0]["_id"], docs[1]["_id"]
+    ids = [doc["_id"] async for doc in store.db.manifests.find({}, {"_id": 1}).sort("_id", 1)]
+    created_only, nothing, not_a_time, touched = ids[:4]
     await store.db.manifests.update_one(
-        {"_id": older}, {"$set": {"created_at": long_ago}, "$unset": {"touched_at": ""}}
+        {"_id": created_only}, {"$set": {"created_at": long_ago}, "$unset": {"touched_at": ""}}
     )
-    await store.db.manifests.update_one({"_id": newer}, {"$set": {"touched_at": kept}})
-    await store.ensure_indexes()  # a start
-    assert await store.images.upgrade() == 0  # done, once
-    weighed = {
-        f"{repository}@{digest}": doc["touched_at"]
-        for (repository, digest), doc in (
-            await store.retention.space_manifests("spaces-1", with_event_fields=False)
-        ).items()
-    }
-    assert weighed[older] == long_ago and weighed[newer] == kept
+    await store.db.manifests.update_one(
+        {"_id": nothing}, {"$unset": {"touched_at": "", "created_at": ""}}
+    )
+    await store.db.manifests.update_one(
+        {"_id": not_a_time}, {"$set": {"touched_at": None, "created_at": "2020-05-17"}}
+    )
+    await store.db.manifests.update_one({"_id": touched}, {"$set": {"touched_at": kept}})
+
+    async def weigh() -> dict[str, Any]:
+        weighed = await store.retention.space_manifests("spaces-1", with_event_fields=False)
+        return {
+            f"{r}@{d}": (doc["pushed_at"], doc.get("touched_at")) for (r, d), doc in weighed.items()
+        }
+
+    recorder.queries.clear()
+    found = await weigh()
+    assert found[created_only] == (long_ago, None) and found[touched] == (kept, kept)
+    assert found[nothing] == (None, None) and found[not_a_time] == (None, None)
+    assert [query[0] for query in recorder.queries] == ["manifests", "manifests"]
+    assert recorder.queries[1][1] == {"_id": {"$in": sorted([created_only, nothing, not_a_time])}}
+    await store.db.manifests.update_many({}, {"$set": {"touched_at": kept}})
+    recorder.queries.clear()
+    await weigh()
+    assert len(recorder.queries) == 1
 
 
 async def test_retention_removals_read_and_write_by_index(

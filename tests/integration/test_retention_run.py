@@ -240,16 +240,20 @@ async def test_what_the_look_missed_is_checked_again_before_removal(
     assert await deleted_events(store) == [(None, loose)]
 
 
-async def test_a_manifest_an_older_version_wrote_without_a_push_time_stays(
-    store: RacedStore, tmp_path: Path
-) -> None:
-    """A start gives every manifest a push time; one an older instance still running wrote
-    afterwards has none, and is kept (the next start gives it one) while its old neighbours
-    go, in a dry run and in a real one."""
+async def test_a_manifest_without_a_push_time_stays(store: RacedStore, tmp_path: Path) -> None:
+    """A manifest whose push time the metadata does not hold (neither touched nor created at
+    a time) stays, in a dry run and in a real one, while its old neighbour goes; one written
+    before every push touched it is weighed by its creation."""
     unknown = await push(store, image(11), None)
     old = await push(store, image(12), None)
+    created_long_ago = await push(store, image(13), None)
     await backdate(store, 3)
-    await store.db.manifests.update_one({"digest": unknown}, {"$unset": {"touched_at": ""}})
+    await store.db.manifests.update_one(
+        {"digest": unknown}, {"$unset": {"touched_at": "", "created_at": ""}}
+    )
+    await store.db.manifests.update_one(
+        {"digest": created_long_ago}, {"$unset": {"touched_at": ""}}
+    )
 
     dry = await run_retention(
         store,
@@ -262,5 +266,7 @@ async def test_a_manifest_an_older_version_wrote_without_a_push_time_stays(
     )
     report = await run(store, tmp_path)
 
-    assert [m["digest"] for m in dry.manifests] == [m["digest"] for m in report.manifests] == [old]
+    going = sorted([old, created_long_ago])
+    assert sorted(m["digest"] for m in dry.manifests) == going
+    assert sorted(m["digest"] for m in report.manifests) == going
     assert await manifests_left(store) == {unknown}
