@@ -13,8 +13,9 @@ from pymongo.asynchronous.database import AsyncDatabase
 from shared.metadata.connection import Document, Session, prefix_range
 from shared.metadata.images import ImageRepository
 
-# What weighing a manifest reads, and what a run that removes it also reads.
-_WEIGHED_FIELDS = {"touched_at": 1, "manifests": 1, "subject": 1}
+# What weighing a manifest reads (``created_at`` for one written before every push set
+# ``touched_at``, and not pushed since), and what a run that removes it also reads.
+_WEIGHED_FIELDS = {"touched_at": 1, "created_at": 1, "manifests": 1, "subject": 1}
 _EVENT_FIELDS = {**_WEIGHED_FIELDS, "media_type": 1, "size": 1}
 
 
@@ -75,21 +76,10 @@ class RetentionRepository:
             self._in_space(space_id), fields, hint=[("repository", 1), ("subject", 1)]
         )
         manifests: dict[tuple[str, str], Document] = {}
-        untouched: list[str] = []
         async for doc in cursor:
             repository, _at, digest = doc["_id"].partition("@")
+            doc["pushed_at"] = _moment(doc.get("touched_at")) or _moment(doc.get("created_at"))
             manifests[(repository, digest)] = doc
-            doc["pushed_at"] = _moment(doc.get("touched_at"))
-            if doc["pushed_at"] is None:
-                untouched.append(doc["_id"])
-        for ids in self._batches(untouched):
-            # Written before every push set touched_at, and not pushed since: pushed when
-            # created. Read for those alone, so a space of current manifests pays nothing.
-            # index: _id_
-            async for doc in self.db.manifests.find({"_id": {"$in": ids}}, {"created_at": 1}):
-                repository, _at, digest = doc["_id"].partition("@")
-                if (repository, digest) in manifests:
-                    manifests[(repository, digest)]["pushed_at"] = _moment(doc.get("created_at"))
         return manifests
 
     async def space_blobs(self, space_id: str) -> dict[tuple[str, str], list[str]]:
