@@ -16,12 +16,12 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import uuid
-from collections.abc import Iterator
 from contextlib import aclosing
 from dataclasses import dataclass
 
 import structlog
 
+from shared.batches import batched
 from shared.metadata.blobs import Claim
 from shared.metadata.ports import GarbageMetadata
 from shared.storage.port import BlobStore
@@ -55,7 +55,7 @@ async def expire_links(
     cutoff = now - grace
     unlinked: list[str] = []
     for repository, digests in (await metadata.blobs.stale_links(space, cutoff)).items():
-        for batch in _batches(digests, BATCH):
+        for batch in batched(digests, BATCH):
             unlinked += await metadata.blobs.expire_links(repository, batch, cutoff)
     return unlinked
 
@@ -106,8 +106,3 @@ async def _delete(metadata: GarbageMetadata, store: BlobStore, claim: Claim) -> 
         await metadata.blobs.unclaim(claim, sorted(failed))
         log.warning("gc_storage_delete_failed", blobs=len(failed))
     return Collected(len(gone), sum(claim.sizes[digest] for digest in gone), len(failed))
-
-
-def _batches(items: list[str], size: int) -> Iterator[list[str]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]

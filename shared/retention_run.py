@@ -23,10 +23,11 @@ import asyncio
 import datetime as dt
 import functools
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 from pymongo.asynchronous.client_session import AsyncClientSession
 
+from shared.batches import batched
 from shared.events.envelope import CloudEvent, image_event
 from shared.garbage import collect_blobs, expire_links
 from shared.metadata.ports import RetentionMetadata
@@ -43,7 +44,6 @@ from shared.storage.port import BlobStore
 # Removals per transaction: each batch is re-checked in one read, and written at once.
 TAG_BATCH = 100
 MANIFEST_BATCH = 100
-Item = TypeVar("Item")
 
 
 @dataclass(slots=True)
@@ -123,13 +123,13 @@ async def run_retention(
         report.blobs_removed, report.bytes_freed = len(orphans), sum(orphans.values())
         return report
     removed_tags: list[TagState] = []
-    for tag_batch in _batches(going, TAG_BATCH):
+    for tag_batch in batched(going, TAG_BATCH):
         removed_tags += await metadata.transaction(
             functools.partial(_remove_tags, metadata, tag_batch, events, manifests, now)
         )
     report.removed = [_tag_entry(t) for t in removed_tags]
     done: list[Key] = []
-    for manifest_batch in _batches(removable, MANIFEST_BATCH):
+    for manifest_batch in batched(removable, MANIFEST_BATCH):
         done += await metadata.transaction(
             functools.partial(_remove_manifests, metadata, manifest_batch, events, manifests, now)
         )
@@ -144,10 +144,6 @@ async def run_retention(
 
 def _tag_entry(tag: TagState) -> dict[str, str]:
     return {"repository": tag.repository, "tag": tag.tag, "digest": tag.digest}
-
-
-def _batches(items: list[Item], size: int) -> list[list[Item]]:
-    return [items[start : start + size] for start in range(0, len(items), size)]
 
 
 def _young(manifest: dict[str, Any], since: dt.datetime) -> bool:

@@ -178,11 +178,15 @@ class Outbox:
             oldest = sorted(found.values(), key=_age_order)
             claimed = oldest[:limit]
             if claimed:
-                change = {"claimed_by": owner, "claim": uuid.uuid4().hex}
+                held_by_owner = {
+                    "claimed_by": owner,
+                    "claim": uuid.uuid4().hex,
+                    "claimed_until": _now() + lease,
+                }
                 # index: _id_
                 await self.collection.update_many(
                     {"_id": {"$in": [doc["_id"] for doc in claimed]}},
-                    {"$set": {**change, "claimed_until": _now() + lease}, "$inc": {"attempts": 1}},
+                    {"$set": held_by_owner, "$inc": {"attempts": 1}},
                     session=session,
                 )
             return claimed, own <= {doc["_id"] for doc in claimed}

@@ -67,6 +67,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from shared.batches import batched
 from shared.metadata.connection import (
     Document,
     Transaction,
@@ -157,8 +158,7 @@ class BlobRecords:
         )
         cursor = self.db.blobs.find({"deleting_until": {"$exists": False}}, {"_id": 1})
         old = [doc["_id"] async for doc in cursor]
-        for start in range(0, len(old), 1000):
-            batch = old[start : start + 1000]
+        for batch in batched(old, 1000):
             counting = await self.db.blob_links.aggregate(
                 [
                     {"$match": {"digest": {"$in": batch}}},
@@ -449,8 +449,8 @@ class BlobRecords:
     async def _unlinked_among(
         self, batch: int, digests: list[str]
     ) -> AsyncGenerator[list[str], None]:
-        for start in range(0, len(digests), batch):
-            docs = await self._blob_docs(digests[start : start + batch], _COLLECTABLE_FIELDS)
+        for piece in batched(digests, batch):
+            docs = await self._blob_docs(piece, _COLLECTABLE_FIELDS)
             now = _now()
             found = sorted(doc["_id"] for doc in docs if _collectable(doc, now))
             if found:
@@ -461,11 +461,9 @@ class BlobRecords:
     ) -> list[Document]:
         """The documents of those of ``digests`` that have one."""
         docs: list[Document] = []
-        for start in range(0, len(digests), READ_CHUNK):
+        for chunk in batched(digests, READ_CHUNK):
             # index: _id_
-            cursor = self.db.blobs.find(
-                {"_id": {"$in": digests[start : start + READ_CHUNK]}}, fields, session=session
-            )
+            cursor = self.db.blobs.find({"_id": {"$in": chunk}}, fields, session=session)
             docs += [doc async for doc in cursor]
         return docs
 
@@ -502,11 +500,10 @@ class BlobRecords:
                 # What this transaction read stays true until it commits: a push that changed
                 # one of these documents meanwhile makes this write conflict. So the write
                 # needs no guard of its own, and finds each blob by _id alone.
-                claimed = list(sizes)
-                for start in range(0, len(claimed), WRITE_CHUNK):
+                for chunk in batched(list(sizes), WRITE_CHUNK):
                     # index: _id_
                     await self.db.blobs.update_many(
-                        {"_id": {"$in": claimed[start : start + WRITE_CHUNK]}},
+                        {"_id": {"$in": chunk}},
                         # Every writer had lapsed: none of them may link the blob any more.
                         {"$set": {"deleting_token": token, "deleting_until": until, "writers": []}},
                         session=session,
@@ -558,11 +555,9 @@ class BlobRecords:
                 doc["_id"] for doc in docs if same_moment(doc.get("deleting_until"), claim.until)
             ]
             deleted = 0
-            for start in range(0, len(held), WRITE_CHUNK):
+            for chunk in batched(held, WRITE_CHUNK):
                 # index: _id_
-                result = await self.db.blobs.delete_many(
-                    {"_id": {"$in": held[start : start + WRITE_CHUNK]}}, session=session
-                )
+                result = await self.db.blobs.delete_many({"_id": {"$in": chunk}}, session=session)
                 deleted += result.deleted_count
             return deleted
 

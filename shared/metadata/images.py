@@ -36,6 +36,7 @@ from pymongo import ASCENDING, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
+from shared.batches import batched
 from shared.events.envelope import CloudEvent
 from shared.events.outbox import Outbox
 from shared.metadata.connection import Document, Session, Transaction, to_millis, utcnow
@@ -129,9 +130,7 @@ async def _touch_existing(
     write per ``IN_CHUNK`` ids when all exist, the usual case."""
     missing: set[str] = set()
     now = utcnow()
-    ordered = sorted(ids)
-    for start in range(0, len(ordered), IN_CHUNK):
-        chunk = ordered[start : start + IN_CHUNK]
+    for chunk in batched(sorted(ids), IN_CHUNK):
         # index: _id_
         result = await collection.update_many(
             {"_id": {"$in": chunk}}, {"$set": {"touched_at": now}}, session=session

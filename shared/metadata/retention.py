@@ -10,8 +10,13 @@ import datetime as dt
 
 from pymongo.asynchronous.database import AsyncDatabase
 
+from shared.batches import batched
 from shared.metadata.connection import Document, Session, prefix_range
 from shared.metadata.images import ImageRepository
+
+# Documents read per ``$in`` of ids or digests: the embedded server checks a document against
+# such a list element by element, so one long list costs documents times length.
+IN_BATCH = 100
 
 # What weighing a manifest reads (``created_at`` for one written before every push set
 # ``touched_at``, and not pushed since), and what a run that removes it also reads.
@@ -27,15 +32,6 @@ class RetentionRepository:
     def __init__(self, db: AsyncDatabase[Document], images: ImageRepository) -> None:
         self.db = db
         self._images = images
-
-    # Documents read per ``$in`` of ids or digests: the embedded server checks a document
-    # against such a list element by element, so one long list costs documents times length.
-    RETENTION_BATCH = 100
-
-    @classmethod
-    def _batches(cls, items: list[str]) -> list[list[str]]:
-        size = cls.RETENTION_BATCH
-        return [items[start : start + size] for start in range(0, len(items), size)]
 
     def _in_space(self, space_id: str) -> Document:
         return {"repository": prefix_range(f"{space_id}/")}
@@ -117,7 +113,7 @@ class RetentionRepository:
                 candidates.difference_update(blobs)
         repositories = {repository for repository, _digest in going}
         elsewhere: set[str] = set()
-        for blobs in self._batches(sorted(candidates)):
+        for blobs in batched(sorted(candidates), IN_BATCH):
             # The filter names only the indexed field; the rest is checked here, so that every
             # server bounds the scan by the index.
             # index: blob_links digest_1
@@ -127,7 +123,7 @@ class RetentionRepository:
                 if doc["repository"] not in repositories:
                     elsewhere.add(doc["digest"])
         sizes: dict[str, int] = {}
-        for blobs in self._batches(sorted(candidates - elsewhere)):
+        for blobs in batched(sorted(candidates - elsewhere), IN_BATCH):
             # index: _id_
             async for doc in self.db.blobs.find({"_id": {"$in": blobs}}, {"size": 1}):
                 sizes[doc["_id"]] = int(doc["size"])
@@ -142,7 +138,7 @@ class RetentionRepository:
         delete: a push that moves one of them after this read conflicts with the delete."""
         seen = {f"{repository}:{tag}": (digest, at) for repository, tag, digest, at in tags}
         unchanged: list[str] = []
-        for ids in self._batches(sorted(seen)):
+        for ids in batched(sorted(seen), IN_BATCH):
             # index: _id_
             cursor = self.db.tags.find(
                 {"_id": {"$in": ids}}, {"digest": 1, "updated_at": 1}, session=session
@@ -154,7 +150,7 @@ class RetentionRepository:
             ]
         if not unchanged:
             return set()
-        for ids in self._batches(unchanged):
+        for ids in batched(unchanged, IN_BATCH):
             # index: _id_
             await self.db.tags.delete_many({"_id": {"$in": ids}}, session=session)
         deleted = set(unchanged)
@@ -177,7 +173,7 @@ class RetentionRepository:
             by_repository.setdefault(repository, []).append(digest)
         unchanged: set[str] = set()
         needed_by: dict[str, set[str]] = {}  # a manifest id -> the ids of those that need it
-        for batch in self._batches(sorted(ids)):
+        for batch in batched(sorted(ids), IN_BATCH):
             # index: _id_
             async for doc in self.db.manifests.find(
                 {"_id": {"$in": batch}}, {"touched_at": 1}, session=session
@@ -185,7 +181,7 @@ class RetentionRepository:
                 if doc.get("touched_at") == ids[doc["_id"]]:
                     unchanged.add(doc["_id"])
         for repository, digests in by_repository.items():
-            for batch in self._batches(digests):
+            for batch in batched(digests, IN_BATCH):
                 # index: tags repository_1_digest_1
                 async for doc in self.db.tags.find(
                     {"repository": repository, "digest": {"$in": batch}},
@@ -213,7 +209,7 @@ class RetentionRepository:
         for manifest_id in ids:  # parents first: whether a parent goes is settled already
             if manifest_id in unchanged and needed_by.get(manifest_id, set()) <= going:
                 going.add(manifest_id)
-        for batch in self._batches(sorted(going)):
+        for batch in batched(sorted(going), IN_BATCH):
             # index: _id_
             await self.db.manifests.delete_many({"_id": {"$in": batch}}, session=session)
         return {(r, d) for r, d, _touched in manifests if f"{r}@{d}" in going}
